@@ -1,0 +1,97 @@
+"""Dramatiq actors: thin wrappers that take ids, open a session and call a service.
+
+Importing this module sets the broker from DIGEST_BROKER_URL, as `dramatiq digest.actors`
+expects.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import dramatiq
+
+from digest import runs
+from digest.broker import build_broker
+from digest.db import session_scope
+from digest.periods import latest_period, schedule_of
+from digest.settings import load_settings
+from digest.watch.collect import collect_by_id, lease_due_sources
+from subscribers.base import utcnow
+from subscribers.models import Frequency
+
+log = logging.getLogger(__name__)
+
+settings = load_settings()
+broker = build_broker(settings.broker_url)
+dramatiq.set_broker(broker)
+
+
+class RetryLater(Exception):
+    """Some deliveries of a chunk failed for now; Dramatiq retries the chunk with backoff."""
+
+
+@dramatiq.actor(max_retries=0, time_limit=5 * 60_000)
+def collect_source(source_id: int, at: str | None = None) -> None:
+    when = datetime.fromisoformat(at) if at else utcnow()
+    outcome = collect_by_id(settings, source_id, when)
+    if outcome is not None:
+        log.info("collected %s", outcome.describe())
+
+
+@dramatiq.actor(max_retries=0)
+def collect_due() -> None:
+    with session_scope(settings.database_url) as session:
+        ids = lease_due_sources(session, utcnow())
+    for source_id in ids:  # after commit
+        collect_source.send(source_id)
+
+
+def enqueue_chunks(started: runs.StartedRun) -> None:
+    for chunk in started.chunks:
+        deliver_chunk.send(started.run_id, chunk)
+
+
+@dramatiq.actor(max_retries=3)
+def start_run(frequency: str, period_end: str) -> None:
+    end = datetime.fromisoformat(period_end).astimezone(UTC)
+    period = latest_period(Frequency(frequency), end, schedule_of(settings))
+    with session_scope(settings.database_url) as session:
+        started = runs.start_run(session, period)
+    enqueue_chunks(started)
+
+
+@dramatiq.actor(max_retries=8, min_backoff=30_000, max_backoff=3_600_000)
+def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
+    report = runs.deliver_chunk(settings, run_id, subscriber_ids)
+    log.info(
+        "run %s: %s sent, %s skipped, %s failed, %s to retry",
+        run_id,
+        report.sent,
+        report.skipped,
+        report.failed,
+        report.retry,
+    )
+    if report.retry:
+        raise RetryLater(f"{report.retry} deliveries of run {run_id} failed for now")
+
+
+@dramatiq.actor(max_retries=0)
+def recover() -> None:
+    with session_scope(settings.database_url) as session:
+        chunks = runs.unfinished_chunks(session, utcnow())
+    for run_id, chunk in chunks:
+        deliver_chunk.send(run_id, chunk)
+
+
+class ActorEnqueuer:
+    """The scheduler's way of handing work to the workers."""
+
+    def collect_due(self) -> None:
+        collect_due.send()
+
+    def start_run(self, period) -> None:  # type: ignore[no-untyped-def]
+        start_run.send(period.frequency.value, period.end.isoformat())
+
+    def recover(self) -> None:
+        recover.send()

@@ -1,0 +1,97 @@
+"""Editors' announcements: adding them, their publish window and topics, and who still gets them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from digest.compose import AnnouncementView
+from digest.models import Announcement, AnnouncementReceipt
+from subscribers.base import utcnow
+
+
+class AnnouncementError(ValueError):
+    """An announcement that cannot be stored as given; the message says why."""
+
+
+def add_announcement(
+    session: Session,
+    *,
+    title: str,
+    body: str = "",
+    link: str | None = None,
+    topics: Iterable[str] = (),
+    publish_from: datetime | None = None,
+    publish_until: datetime | None = None,
+    draft: bool = False,
+) -> Announcement:
+    title = " ".join(title.split())
+    if not title:
+        raise AnnouncementError("the title is empty")
+    if len(title) > 300:
+        raise AnnouncementError("the title is longer than 300 characters")
+    if len(body) > 20_000:
+        raise AnnouncementError("the body is longer than 20,000 characters")
+    if link:
+        parts = urlsplit(link.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AnnouncementError("the link must be an http:// or https:// URL")
+        link = link.strip()
+    start = publish_from or utcnow()
+    if publish_until is not None and publish_until <= start:
+        raise AnnouncementError("the publish window ends before it starts")
+    announcement = Announcement(
+        title=title,
+        body=body.strip(),
+        link=link or None,
+        topics=sorted({t.strip().lower() for t in topics if t.strip()}),
+        publish_from=start,
+        publish_until=publish_until,
+        draft=draft,
+        created_at=utcnow(),
+    )
+    session.add(announcement)
+    session.flush()
+    return announcement
+
+
+def list_announcements(session: Session) -> Sequence[Announcement]:
+    return session.scalars(select(Announcement).order_by(Announcement.publish_from.desc())).all()
+
+
+def published_at(session: Session, moment: datetime) -> list[AnnouncementView]:
+    """Announcements whose publish window includes `moment`."""
+    query = select(Announcement).where(
+        Announcement.draft.is_(False),
+        Announcement.publish_from <= moment,
+        or_(Announcement.publish_until.is_(None), Announcement.publish_until > moment),
+    )
+    return [
+        AnnouncementView(a.id, a.title, a.body, a.link, tuple(a.topics), a.publish_from)
+        for a in session.scalars(query)
+    ]
+
+
+def received_by(session: Session, subscriber_id: int) -> set[int]:
+    query = select(AnnouncementReceipt.announcement_id).where(
+        AnnouncementReceipt.subscriber_id == subscriber_id
+    )
+    return set(session.scalars(query))
+
+
+def record_receipts(
+    session: Session, subscriber_id: int, delivery_id: int, announcement_ids: Iterable[int]
+) -> None:
+    known = received_by(session, subscriber_id)
+    for announcement_id in set(announcement_ids) - known:
+        session.add(
+            AnnouncementReceipt(
+                announcement_id=announcement_id,
+                subscriber_id=subscriber_id,
+                delivery_id=delivery_id,
+            )
+        )

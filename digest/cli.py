@@ -1,0 +1,504 @@
+"""The `digest` command: run the service, manage sources, subscribers and announcements, send."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import click
+from sqlalchemy import func, select
+
+from digest.settings import Settings, load_settings
+from subscribers.addresses import InvalidAddress
+from subscribers.models import Frequency, Status
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _parse_at(value: str | None, tz: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time such as 2026-11-26T08:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Veiledervarsel: watches guidance sites and mails digests of what changed."""
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (DIGEST_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (DIGEST_PORT).")
+def run(host: str | None, port: int | None) -> None:
+    """Run web app, scheduler and a worker in one process (the embedded default)."""
+    import dramatiq
+    import uvicorn
+
+    from digest.migrate import upgrade
+    from digest.scheduler import Scheduler
+    from digest.web.app import create_app
+
+    settings = _settings()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    upgrade(settings.database_url)
+    _sync_sources(settings)
+    from digest import actors
+
+    worker = dramatiq.Worker(actors.broker, worker_threads=2)
+    worker.start()
+    scheduler = Scheduler(settings, actors.ActorEnqueuer())
+    thread = threading.Thread(target=scheduler.run_forever, name="scheduler", daemon=True)
+    thread.start()
+    mail = (
+        settings.smtp_url.split("@")[-1] if settings.smtp_url else f"outbox {settings.outbox_dir}"
+    )
+    click.echo(
+        f"Veiledervarsel on http://{host or settings.host}:{port or settings.port} "
+        f"(database {settings.database_url.split('://')[0]}, mail to {mail}); Ctrl-C stops"
+    )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+        )
+    finally:
+        scheduler.stop()
+        thread.join(timeout=5)
+        worker.stop(timeout=10_000)
+        click.echo("stopped")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (DIGEST_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (DIGEST_PORT or $PORT).")
+def web(host: str | None, port: int | None) -> None:
+    """Serve the web app only (the Procfile's web process)."""
+    import uvicorn
+
+    from digest.web.app import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        proxy_headers=True,
+    )
+
+
+@main.command()
+def scheduler() -> None:
+    """Enqueue due collections and digest runs for the workers (the Procfile's scheduler)."""
+    from digest import actors
+    from digest.scheduler import Scheduler
+
+    settings = _settings()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.broker_url.startswith("memory"):
+        _fail(
+            "the scheduler needs a shared broker (DIGEST_BROKER_URL=redis://… or amqp://…); "
+            "on the embedded default use `digest run`"
+        )
+    loop = Scheduler(settings, actors.ActorEnqueuer())
+    signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    try:
+        loop.run_forever()
+    except KeyboardInterrupt:
+        loop.stop()
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from digest.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+# --- sources --------------------------------------------------------------------------------
+
+
+@main.group()
+def sources() -> None:
+    """The watched sites."""
+
+
+def _sync_sources(settings: Settings) -> None:
+    from digest.db import session_scope
+    from digest.watch.sources import SourcesFileError, load_sources, sync_sources
+
+    try:
+        catalogue = load_sources(settings.sources_file)
+    except SourcesFileError as exc:
+        _fail(str(exc))
+    with session_scope(settings.database_url) as session:
+        report = sync_sources(session, catalogue.sources)
+    click.echo(
+        f"sources: {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.disabled)} disabled, {len(report.unchanged)} unchanged"
+    )
+    for key in report.disabled:
+        click.echo(f"  disabled {key} (no longer in {settings.sources_file})")
+
+
+@sources.command("sync")
+def sources_sync() -> None:
+    """Load the sources file into the database."""
+    _sync_sources(_settings())
+
+
+@sources.command("list")
+def sources_list() -> None:
+    """Each source with its health."""
+    from digest.db import session_scope
+    from digest.models import Item, Source
+
+    settings = _settings()
+    tz = settings.tz
+    with session_scope(settings.database_url) as session:
+        counts = dict(
+            session.execute(select(Item.source_id, func.count()).group_by(Item.source_id)).all()
+        )
+        rows = session.scalars(select(Source).order_by(Source.key)).all()
+        if not rows:
+            click.echo("no sources; run `digest sources sync`")
+            return
+        click.echo(
+            f"{'KEY':28} {'KIND':8} {'STATUS':9} {'HTTP':4} {'LAST CHECK':16} "
+            f"{'LAST SUCCESS':16} {'FAILS':5} {'ITEMS':5} {'NEXT CHECK':16} ERROR"
+        )
+        for s in rows:
+            status = s.status if s.enabled else "disabled"
+            click.echo(
+                f"{s.key:28} {s.kind:8} {status:9} {s.http_status or '-'!s:4} "
+                f"{_local(s.last_checked_at, tz):16} {_local(s.last_success_at, tz):16} "
+                f"{s.consecutive_failures:<5} {counts.get(s.id, 0):<5} "
+                f"{_local(s.next_check_at, tz) if s.enabled else '-':16} {s.error or ''}"
+            )
+
+
+# --- collect --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--source", "source_key", help="Collect only this source (its key).")
+@click.option("--at", help="Record what is found as detected at this ISO time.")
+def collect(source_key: str | None, at: str | None) -> None:
+    """Collect sources now, in this process (all enabled ones, or one)."""
+    from digest.db import session_scope
+    from digest.models import Source
+    from digest.watch.collect import collect_by_id, make_fetcher
+    from subscribers.base import utcnow
+
+    settings = _settings()
+    when = _parse_at(at, settings.tz) or utcnow()
+    with session_scope(settings.database_url) as session:
+        query = select(Source.id).where(Source.enabled.is_(True)).order_by(Source.key)
+        if source_key:
+            query = select(Source.id).where(Source.key == source_key)
+        ids = list(session.scalars(query))
+    if source_key and not ids:
+        _fail(f"no source with key {source_key!r}; see `digest sources list`")
+    failures = 0
+    with make_fetcher(settings) as fetcher:
+        for source_id in ids:
+            outcome = collect_by_id(settings, source_id, when, fetcher)
+            if outcome is None:
+                continue
+            failures += not outcome.ok
+            click.echo(outcome.describe())
+    if failures:
+        click.echo(f"{failures} source(s) failed; see `digest sources list`", err=True)
+
+
+# --- subscribers ----------------------------------------------------------------------------
+
+
+@main.group()
+def subscribers() -> None:
+    """The people who get digests."""
+
+
+def _known_topics(settings: Settings) -> set[str]:
+    from digest.watch.sources import SourcesFileError, load_sources
+
+    try:
+        return set(load_sources(settings.sources_file).topics)
+    except SourcesFileError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers content
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--municipality", default="")
+@click.option("--role", default="")
+@click.option(
+    "--frequency",
+    default="daily",
+    show_default=True,
+    type=click.Choice([f.value for f in Frequency]),
+)
+@click.option("--topic", "topics", multiple=True, help="A topic key; repeat for more. None = all.")
+@click.option("--confirmed", is_flag=True, help="Active at once (consent obtained elsewhere).")
+def subscribers_add(
+    email: str,
+    name: str,
+    municipality: str,
+    role: str,
+    frequency: str,
+    topics: tuple[str, ...],
+    confirmed: bool,
+) -> None:
+    """Add a subscriber."""
+    from digest.db import session_scope
+    from subscribers.service import SubscriberError, add_subscriber
+
+    settings = _settings()
+    try:
+        with session_scope(settings.database_url) as session:
+            subscriber = add_subscriber(
+                session,
+                email,
+                name=name,
+                municipality=municipality,
+                role=role,
+                frequency=frequency,
+                topics=topics,
+                known_topics=_known_topics(settings),
+                confirmed=confirmed,
+            )
+            click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
+    except InvalidAddress as exc:
+        _fail(f"invalid address {email!r}: {exc}")
+    except SubscriberError as exc:
+        _fail(str(exc))
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice([s.value for s in Status]))
+def subscribers_list(status: str | None) -> None:
+    """List subscribers."""
+    from digest.db import session_scope
+    from subscribers.service import list_subscribers
+
+    settings = _settings()
+    with session_scope(settings.database_url) as session:
+        rows = list_subscribers(session, status)
+        for s in rows:
+            topics = ",".join(s.topics) or "all topics"
+            click.echo(f"{s.email:40} {s.status:13} {s.frequency:10} {topics:30} {s.name}")
+        click.echo(f"{len(rows)} subscriber(s)")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+def subscribers_remove(email: str) -> None:
+    """Delete a subscriber and their deliveries."""
+    from digest.db import session_scope
+    from subscribers.service import remove_subscriber
+
+    settings = _settings()
+    try:
+        with session_scope(settings.database_url) as session:
+            removed = remove_subscriber(session, email)
+    except InvalidAddress as exc:
+        _fail(f"invalid address {email!r}: {exc}")
+    if not removed:
+        _fail(f"no subscriber {email}")
+    click.echo(f"removed {email}")
+
+
+# --- send -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("frequency", type=click.Choice([f.value for f in Frequency]))
+@click.option("--at", help="Send the latest period that ended at or before this ISO time.")
+@click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
+@click.option("--wait", is_flag=True, help="With a shared broker: wait until the run is done.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits at most.")
+def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: int) -> None:
+    """Start the digest run for the latest ended period of FREQUENCY."""
+    from digest import runs
+    from digest.db import session_scope
+    from digest.periods import latest_period, schedule_of
+    from subscribers.base import utcnow
+
+    settings = _settings()
+    tz = settings.tz
+    period = latest_period(
+        Frequency(frequency), _parse_at(at, tz) or utcnow(), schedule_of(settings)
+    )
+    label = f"{frequency} period {_local(period.start, tz)} – {_local(period.end, tz)} ({tz.key})"
+    if dry_run:
+        with session_scope(settings.database_url) as session:
+            digests = runs.preview(session, settings, period)
+        click.echo(f"dry run, {label}:")
+        for d in digests:
+            what = (
+                "nothing new, no mail"
+                if d.is_empty
+                else f"{d.item_count} article(s), {len(d.announcements)} announcement(s)"
+            )
+            click.echo(f"  {d.recipient.email}: {what}")
+            for group in d.groups:
+                for item in group.items:
+                    click.echo(
+                        f"    [{'new' if item.is_new else 'updated'}] {group.name}: {item.title}"
+                    )
+        click.echo(f"{sum(not d.is_empty for d in digests)} of {len(digests)} would get a mail")
+        return
+    with session_scope(settings.database_url) as session:
+        started = runs.start_run(session, period)
+    click.echo(
+        f"run {started.run_id}, {label}: " + ("started" if started.created else "already started")
+    )
+    if settings.broker_url.startswith("memory"):
+        # No shared workers: deliver here and now.
+        for chunk in started.chunks:
+            report = runs.deliver_chunk(settings, started.run_id, chunk)
+            for error in report.errors:
+                click.echo(f"  not sent: {error}", err=True)
+    else:
+        from digest import actors
+
+        if started.created:
+            actors.enqueue_chunks(started)  # after the commit above
+        if wait:
+            deadline = time.monotonic() + timeout
+            while True:
+                with session_scope(settings.database_url) as session:
+                    done = runs.complete_if_done(session, started.run_id)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    _fail(f"run {started.run_id} not complete after {timeout} s")
+                time.sleep(0.5)
+        else:
+            click.echo("enqueued for the workers")
+            return
+    with session_scope(settings.database_url) as session:
+        counts = runs.run_counts(session, started.run_id)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no subscribers"
+    click.echo(f"run {started.run_id}: {summary}")
+
+
+# --- announcements --------------------------------------------------------------------------
+
+
+@main.group()
+def announce() -> None:
+    """Editors' announcements that go on top of digests."""
+
+
+@announce.command("add")
+@click.option("--title", required=True)
+@click.option("--body", default="", help="Markdown.")
+@click.option("--link", default=None)
+@click.option("--topic", "topics", multiple=True, help="A topic key; repeat for more. None = all.")
+@click.option("--from", "start", default=None, help="Publish from this ISO time (default now).")
+@click.option("--until", default=None, help="Publish until this ISO time.")
+@click.option("--draft", is_flag=True, help="Store it without publishing.")
+def announce_add(
+    title: str,
+    body: str,
+    link: str | None,
+    topics: tuple[str, ...],
+    start: str | None,
+    until: str | None,
+    draft: bool,
+) -> None:
+    """Add an announcement."""
+    from digest.announcements import AnnouncementError, add_announcement
+    from digest.db import session_scope
+
+    settings = _settings()
+    known = _known_topics(settings)
+    unknown = sorted({t.strip().lower() for t in topics} - known)
+    if unknown:
+        _fail(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    try:
+        with session_scope(settings.database_url) as session:
+            item = add_announcement(
+                session,
+                title=title,
+                body=body,
+                link=link,
+                topics=topics,
+                publish_from=_parse_at(start, settings.tz),
+                publish_until=_parse_at(until, settings.tz),
+                draft=draft,
+            )
+            click.echo(
+                f"announcement {item.id} added"
+                + (
+                    " as a draft"
+                    if draft
+                    else f", published from {_local(item.publish_from, settings.tz)}"
+                )
+            )
+    except AnnouncementError as exc:
+        _fail(str(exc))
+
+
+@announce.command("list")
+def announce_list() -> None:
+    """List announcements, newest first."""
+    from digest.announcements import list_announcements
+    from digest.db import session_scope
+
+    settings = _settings()
+    tz = settings.tz
+    with session_scope(settings.database_url) as session:
+        for a in list_announcements(session):
+            state = "draft" if a.draft else "published"
+            topics = ",".join(a.topics) or "all topics"
+            click.echo(
+                f"{a.id:4} {state:9} {_local(a.publish_from, tz)} → "
+                f"{_local(a.publish_until, tz):16} {topics:20} {a.title}"
+            )
+
+
+if __name__ == "__main__":
+    main()

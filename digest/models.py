@@ -1,0 +1,185 @@
+"""The tables that `digest` owns: sources, items and changes, announcements, runs, deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from subscribers.base import Base, UTCDateTime, utcnow
+from subscribers.models import Subscriber
+
+__all__ = [
+    "Announcement",
+    "AnnouncementReceipt",
+    "Base",
+    "Change",
+    "Delivery",
+    "DeliveryStatus",
+    "DigestRun",
+    "Item",
+    "Source",
+    "SourceStatus",
+    "Subscriber",
+]
+
+
+class SourceStatus(StrEnum):
+    NEW = "new"
+    OK = "ok"
+    FAILING = "failing"
+    BROKEN = "broken"
+    DISABLED = "disabled"
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(String(2000))
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    audiences: Mapped[list[str]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(8), default="nb")
+    # Reader options of the kinds that need them (patterns, selectors).
+    options: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    interval_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Conditional GET state.
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    # Health.
+    status: Mapped[str] = mapped_column(String(16), default=SourceStatus.NEW.value)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Set by the first successful collection; before it, everything found is back catalogue.
+    baseline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Item(Base):
+    """One article (or section) of a source, in its latest known state."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("source_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(2000))
+    url: Mapped[str] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(String(500))
+    summary_html: Mapped[str] = mapped_column(Text, default="")
+    summary_text: Mapped[str] = mapped_column(Text, default="")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChangeKind(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+
+
+class Change(Base):
+    """A new or changed item, as detected at one time; a snapshot of what was seen then."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(2000))
+    summary_text: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A short human summary of what changed (filled by readers that can tell).
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Announcement(Base):
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")  # Markdown
+    link: Mapped[str | None] = mapped_column(String(2000))
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    publish_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    publish_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AnnouncementReceipt(Base):
+    """That a subscriber has been sent an announcement, so it is sent once."""
+
+    __tablename__ = "announcement_receipts"
+    __table_args__ = (UniqueConstraint("announcement_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
+    )
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL")
+    )
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+
+
+class DigestRun(Base):
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("frequency", "period_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    frequency: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    SKIPPED_EMPTY = "skipped_empty"
+    FAILED = "failed"
+
+
+FINISHED = (DeliveryStatus.SENT, DeliveryStatus.SKIPPED_EMPTY, DeliveryStatus.FAILED)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("run_id", "subscriber_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("digest_runs.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), default=DeliveryStatus.PENDING.value, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,105 @@
+"""What is due when, and the loop that enqueues it: collections, digest runs, recovery sweeps.
+
+The decision is pure (`due_runs`); the loop only reads the last run of each frequency
+from the database and hands due work to an `Enqueuer`, so a missed period is started
+once when the scheduler comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import func, select
+
+from digest.db import session_scope
+from digest.models import DigestRun
+from digest.periods import Period, Schedule, missed_periods, schedule_of
+from digest.settings import Settings
+from subscribers.base import utcnow
+from subscribers.models import Frequency
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 30.0
+RECOVER_EVERY = timedelta(minutes=10)
+# A start_run enqueued this recently is not enqueued again while its run row is missing.
+REENQUEUE_AFTER = timedelta(minutes=10)
+
+
+class Enqueuer(Protocol):
+    def collect_due(self) -> None: ...
+    def start_run(self, period: Period) -> None: ...
+    def recover(self) -> None: ...
+
+
+def due_runs(
+    last_ends: Mapping[Frequency, datetime | None], at: datetime, schedule: Schedule
+) -> list[Period]:
+    periods: list[Period] = []
+    for frequency in Frequency:
+        periods.extend(missed_periods(frequency, last_ends.get(frequency), at, schedule))
+    return sorted(periods, key=lambda p: p.end)
+
+
+def last_run_ends(settings: Settings) -> dict[Frequency, datetime | None]:
+    with session_scope(settings.database_url) as session:
+        rows = session.execute(
+            select(DigestRun.frequency, func.max(DigestRun.period_end)).group_by(
+                DigestRun.frequency
+            )
+        ).all()
+    ends: dict[Frequency, datetime | None] = dict.fromkeys(Frequency)
+    for frequency, end in rows:
+        ends[Frequency(frequency)] = end
+    return ends
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, enqueuer: Enqueuer) -> None:
+        self.settings = settings
+        self.schedule = schedule_of(settings)
+        self.enqueuer = enqueuer
+        self.stopping = threading.Event()
+        self._enqueued: dict[Period, datetime] = {}
+        self._last_recover: datetime | None = None
+
+    def tick(self, now: datetime | None = None) -> list[Period]:
+        now = now or utcnow()
+        self.enqueuer.collect_due()
+        started = []
+        for period in due_runs(last_run_ends(self.settings), now, self.schedule):
+            sent = self._enqueued.get(period)
+            if sent is not None and now - sent < REENQUEUE_AFTER:
+                continue
+            self.enqueuer.start_run(period)
+            self._enqueued[period] = now
+            started.append(period)
+        # Forget what is long done, so the memory stays small.
+        self._enqueued = {p: t for p, t in self._enqueued.items() if now - t < timedelta(days=9)}
+        if self._last_recover is None or now - self._last_recover >= RECOVER_EVERY:
+            self.enqueuer.recover()
+            self._last_recover = now
+        return started
+
+    def run_forever(self) -> None:
+        log.info("scheduler started")
+        while not self.stopping.is_set():
+            try:
+                for period in self.tick():
+                    log.info(
+                        "started %s run for %s – %s",
+                        period.frequency.value,
+                        period.start.isoformat(),
+                        period.end.isoformat(),
+                    )
+            except Exception:
+                # A database or broker outage must not end the scheduler; try next tick.
+                log.exception("scheduler tick failed")
+            self.stopping.wait(TICK_SECONDS)
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -1,0 +1,224 @@
+"""The one Settings object, read from DIGEST_* environment variables and an optional .env.
+
+A bad value stops start-up with a message naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from datetime import time
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from subscribers.addresses import InvalidAddress, normalise_email
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+WEEKDAYS = {
+    "monday": 0,
+    "mandag": 0,
+    "tuesday": 1,
+    "tirsdag": 1,
+    "wednesday": 2,
+    "onsdag": 2,
+    "thursday": 3,
+    "torsdag": 3,
+    "friday": 4,
+    "fredag": 4,
+    "saturday": 5,
+    "lørdag": 5,
+    "sunday": 6,
+    "søndag": 6,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = "memory://"
+    smtp_url: str = ""
+    from_address: str = "veiledervarsel@localhost"
+    from_name: str = "Veiledervarsel"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    timezone: str = "Europe/Oslo"
+    daily_at: str = "08:00"
+    weekly_on: str = "monday"
+    immediate_every_minutes: int = Field(15, ge=1, le=1440)
+    sources_file: Path = PACKAGE_DIR / "watch" / "sources.toml"
+    backfill_days: int = Field(7, ge=0, le=3650)
+    fetch_max_bytes: int = Field(5_000_000, ge=1_000, le=100_000_000)
+    fetch_timeout_seconds: float = Field(20.0, gt=0, le=300)
+    user_agent_contact: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        # Operators write the URLs their hosting gives them; we pick the driver.
+        if scheme in ("postgres", "postgresql"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        if scheme.startswith("postgresql+") or scheme == "sqlite":
+            return value
+        raise ValueError("must be a postgresql://, postgres:// or sqlite:/// URL")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        scheme = urlsplit(value.strip()).scheme.lower()
+        if scheme not in ("memory", "redis", "rediss", "amqp", "amqps"):
+            raise ValueError("must be memory://, redis://, rediss://, amqp:// or amqps://")
+        return value.strip()
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("must look like smtp://user:pass@host:port or smtps://host")
+            try:
+                parts.port  # noqa: B018 - raises on a non-numeric port
+            except ValueError:
+                raise ValueError("has an invalid port") from None
+        return value
+
+    @field_validator("from_address")
+    @classmethod
+    def _from_address(cls, value: str) -> str:
+        try:
+            return normalise_email(value) if "@localhost" not in value else value.strip()
+        except InvalidAddress as exc:
+            raise ValueError(f"is not a valid address: {exc}") from None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip().rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("daily_at")
+    @classmethod
+    def _daily_at(cls, value: str) -> str:
+        match = re.fullmatch(r"\s*(\d{1,2})[:.](\d{2})\s*", value)
+        if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError("must be a time of day as HH:MM, e.g. 08:00")
+        return f"{int(match[1]):02d}:{match[2]}"
+
+    @field_validator("weekly_on")
+    @classmethod
+    def _weekly_on(cls, value: str) -> str:
+        if value.strip().lower() not in WEEKDAYS:
+            raise ValueError("must be a weekday name, e.g. monday")
+        return value.strip().lower()
+
+    @field_validator("sources_file")
+    @classmethod
+    def _sources_file(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'digest.db'}"
+        if not self.secret_key:
+            if not self.is_embedded:
+                raise ValueError(
+                    "DIGEST_SECRET_KEY is required when the database or broker is not the "
+                    "embedded default"
+                )
+            self.secret_key = _kept_secret(self.data_dir)
+        elif len(self.secret_key) < 16:
+            raise ValueError("DIGEST_SECRET_KEY must be at least 16 characters")
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite") and self.broker_url.startswith("memory")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def daily_time(self) -> time:
+        hour, minute = self.daily_at.split(":")
+        return time(int(hour), int(minute))
+
+    @property
+    def weekly_weekday(self) -> int:
+        return WEEKDAYS[self.weekly_on]
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def mail_domain(self) -> str:
+        return self.from_address.rsplit("@", 1)[1]
+
+
+def _kept_secret(data_dir: Path) -> str:
+    """The embedded default's secret: made once, kept under the data folder."""
+    path = data_dir / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+def describe_error(error: ValidationError) -> str:
+    lines = ["Invalid settings:"]
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        name = f"DIGEST_{field.upper()}" if field else "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}")
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def load_settings() -> Settings:
+    """Settings for a program's start: a bad value prints its variable and exits with 2."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        print(describe_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,36 @@
+"""Entry: what a reader makes of one article, as plain, already-sanitised data."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: str  # stable identity within its source: guid, or canonical URL
+    url: str
+    title: str
+    summary_html: str = ""  # allow-listed HTML only
+    summary_text: str = ""
+    content_text: str = ""  # normalised text of the whole article, for change detection
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    content_hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(f"{self.title}\n{self.content_text}".encode()).hexdigest()
+        object.__setattr__(self, "content_hash", digest)
+
+
+@dataclass(slots=True)
+class ReadResult:
+    entries: list[Entry]
+    # Further pages the reader wants fetched (used by the site readers).
+    follow: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class ReadError(Exception):
+    """The body could not be read as the source's kind; the message says why."""

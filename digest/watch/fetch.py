@@ -1,0 +1,143 @@
+"""Fetching a URL within limits: timeouts, a wall-clock deadline, a size cap, conditional GET.
+
+The HTTP transport is swappable (httpx), so tests can run the real client against an
+in-process server.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+MAX_REDIRECTS = 5
+PERMANENT_REDIRECTS = (301, 308)
+
+
+class FetchError(Exception):
+    """A fetch that gave no usable body; `reason` is for people, `status` the HTTP status."""
+
+    def __init__(self, reason: str, status: int | None = None, final_url: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.final_url = final_url
+
+
+@dataclass(slots=True)
+class FetchResult:
+    url: str  # the final URL, after redirects
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    # The target of a permanent redirect from the requested URL, if there was one.
+    moved_to: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(slots=True)
+class FetchLimits:
+    timeout: float = 20.0  # connect and read, each
+    deadline: float = 60.0  # wall clock for the whole fetch
+    max_bytes: int = 5_000_000
+
+
+class Fetcher:
+    def __init__(
+        self,
+        user_agent: str,
+        limits: FetchLimits | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.limits = limits or FetchLimits()
+        self._client = httpx.Client(
+            headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(self.limits.timeout),
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def get(
+        self, url: str, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise FetchError(f"only http and https URLs are fetched, not {url!r}")
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        started = time.monotonic()
+        try:
+            with self._client.stream("GET", url, headers=headers) as response:
+                moved_to = _permanent_target(url, response)
+                if response.status_code == 304:
+                    return FetchResult(
+                        str(response.url), 304, moved_to=moved_to, headers=dict(response.headers)
+                    )
+                if response.status_code >= 400:
+                    raise FetchError(
+                        f"HTTP {response.status_code} {response.reason_phrase}".strip(),
+                        status=response.status_code,
+                        final_url=str(response.url),
+                    )
+                body = self._read_capped(response, started)
+                return FetchResult(
+                    url=str(response.url),
+                    status=response.status_code,
+                    body=body,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                    moved_to=moved_to,
+                )
+        except httpx.TooManyRedirects:
+            raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
+        except httpx.TimeoutException as exc:
+            raise FetchError(f"timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise FetchError(f"{type(exc).__name__}: {exc}") from None
+
+    def _read_capped(self, response: httpx.Response, started: float) -> bytes:
+        cap = self.limits.max_bytes
+        declared = response.headers.get("content-length", "")
+        if (
+            declared.isdigit()
+            and int(declared) > cap
+            and not response.headers.get("content-encoding")
+        ):
+            raise FetchError(f"response larger than {cap} bytes", status=response.status_code)
+        chunks: list[bytes] = []
+        size = 0
+        # iter_bytes yields decompressed data, so the cap holds after gzip too.
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise FetchError(f"response larger than {cap} bytes", status=response.status_code)
+            if time.monotonic() - started > self.limits.deadline:
+                raise FetchError(
+                    f"took longer than {self.limits.deadline:g} s", status=response.status_code
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _permanent_target(requested: str, response: httpx.Response) -> str | None:
+    """The final URL when every hop from the requested one was a permanent redirect."""
+    if response.history and all(r.status_code in PERMANENT_REDIRECTS for r in response.history):
+        final = str(response.url)
+        return final if final != requested else None
+    return None

@@ -1,0 +1,144 @@
+"""The sources file: reading and checking `[[source]]` tables, and syncing them to Source rows."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.models import Source, SourceStatus
+from digest.watch.readers import READERS
+
+_SPEC_FIELDS = ("name", "kind", "url", "topics", "audiences", "language", "interval_minutes")
+
+
+class SourcesFileError(ValueError):
+    """The sources file cannot be used; the message lists every problem found."""
+
+
+class SourceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: str
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    topics: list[str] = Field(default_factory=list)
+    audiences: list[str] = Field(default_factory=list)
+    language: str = Field("nb", pattern=r"^(nb|nn|en|se|smj|sma)$")
+    interval_minutes: int = Field(60, ge=5, le=10080)
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in READERS:
+            raise ValueError(f"unknown kind {value!r} (known: {', '.join(sorted(READERS))})")
+        return value
+
+    @field_validator("topics", "audiences")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return sorted({v.strip().lower() for v in value if v.strip()})
+
+
+@dataclass(slots=True)
+class Catalogue:
+    """What the sources file declares: topic keys with their Norwegian labels, and sources."""
+
+    topics: dict[str, str]
+    sources: list[SourceSpec]
+
+
+def load_sources(path: Path) -> Catalogue:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourcesFileError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SourcesFileError(f"{path}: not valid TOML: {exc}") from None
+    topics = data.get("topics", {})
+    if not isinstance(topics, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in topics.items()
+    ):
+        raise SourcesFileError(f"{path}: [topics] must map topic keys to labels")
+    tables = data.get("source", [])
+    if not isinstance(tables, list):
+        raise SourcesFileError(f"{path}: 'source' must be an array of tables ([[source]])")
+    problems: list[str] = []
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    for number, table in enumerate(tables, start=1):
+        label = f"source #{number}" + (f" ({table.get('key')})" if isinstance(table, dict) else "")
+        try:
+            spec = SourceSpec.model_validate(table)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"]) or "table"
+                problems.append(f"{label}: {where}: {err['msg']}")
+            continue
+        undeclared = [t for t in spec.topics if t not in topics]
+        if undeclared:
+            problems.append(f"{label}: topics not declared in [topics]: {', '.join(undeclared)}")
+            continue
+        if spec.key in seen:
+            problems.append(f"{label}: key {spec.key!r} is used twice")
+            continue
+        seen.add(spec.key)
+        specs.append(spec)
+    if problems:
+        raise SourcesFileError(f"{path}:\n  " + "\n  ".join(problems))
+    return Catalogue(topics=dict(topics), sources=specs)
+
+
+@dataclass(slots=True)
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def sync_sources(session: Session, specs: Sequence[SourceSpec]) -> SyncReport:
+    """Make the Source rows match the specs; a removed source is disabled, keeping its state."""
+    report = SyncReport()
+    existing = {s.key: s for s in session.scalars(select(Source))}
+    for spec in specs:
+        source = existing.pop(spec.key, None)
+        if source is None:
+            session.add(
+                Source(
+                    key=spec.key,
+                    options=spec.options,
+                    enabled=spec.enabled,
+                    status=SourceStatus.NEW.value,
+                    **{f: getattr(spec, f) for f in _SPEC_FIELDS},
+                )
+            )
+            report.added.append(spec.key)
+            continue
+        if source.url != spec.url:
+            # Validators belong to the old URL.
+            source.etag = source.last_modified = None
+        changed = False
+        for name in (*_SPEC_FIELDS, "options", "enabled"):
+            if getattr(source, name) != getattr(spec, name):
+                setattr(source, name, getattr(spec, name))
+                changed = True
+        if spec.enabled and source.status == SourceStatus.DISABLED.value:
+            source.status = SourceStatus.NEW.value
+            changed = True
+        (report.updated if changed else report.unchanged).append(spec.key)
+    for key, source in existing.items():
+        if source.enabled:
+            source.enabled = False
+            report.disabled.append(key)
+    session.flush()
+    return report

@@ -1,0 +1,1 @@
+"""The web app: public pages reached from mails, health and metrics."""
