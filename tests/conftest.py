@@ -1,0 +1,106 @@
+"""Shared fixtures: a clean environment per test, a fixture site, an SMTP server, databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from digest.migrate import upgrade
+from digest.settings import Settings, get_settings
+from tests.support.site import FixtureSite
+from tests.support.smtp import SMTPServer
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DIGEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("DIGEST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+AMQP_URL = os.environ.get("DIGEST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+SOURCES_TOML = """
+[topics]
+vold = "Vold i nære relasjoner"
+barn = "Barn og unge"
+krisesenter = "Krisesentertilbudet"
+
+[[source]]
+key = "rvts-test"
+name = "RVTS Test"
+kind = "feed"
+url = "{feed_url}"
+topics = ["vold"]
+
+[[source]]
+key = "barn-test"
+name = "Barnesiden"
+kind = "feed"
+url = "{other_url}"
+topics = ["barn"]
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """A clean DIGEST_* environment in a fresh working folder."""
+    for name in list(os.environ):
+        if name.startswith("DIGEST_") and not name.startswith("DIGEST_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_DATA_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def site() -> Iterator[FixtureSite]:
+    server = FixtureSite().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPServer]:
+    server = SMTPServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sources_file(tmp_path: Path, site: FixtureSite) -> Path:
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        SOURCES_TOML.format(feed_url=site.url("/feed/"), other_url=site.url("/barn/feed/")),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def settings(env: pytest.MonkeyPatch, sources_file: Path, smtp: SMTPServer) -> Settings:
+    """Embedded-default settings on a migrated SQLite database, mailing the test SMTP server."""
+    env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
+    env.setenv("DIGEST_SMTP_URL", smtp.url)
+    env.setenv("DIGEST_FROM_ADDRESS", "varsel@veiledervarsel.no")
+    settings = get_settings()
+    upgrade(settings.database_url)
+    return settings
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"digest_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    from digest.db import get_engine
+
+    get_engine.cache_clear()
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,97 @@
+"""A real HTTP server for fixture sites: serves what a test puts in its routes, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/rss+xml; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    gzip: bool = False
+    drip_seconds: float = 0.0  # send one byte per this many seconds
+    etag: bool = True
+
+
+class FixtureSite:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                site.requests.append((self.path, dict(self.headers.items())))
+                route = site.routes.get(self.path)
+                if route is None:
+                    self._send(404, b"not found", {"Content-Type": "text/plain"})
+                    return
+                body = gzip.compress(route.body) if route.gzip else route.body
+                headers = {"Content-Type": route.content_type, **route.headers}
+                if route.gzip:
+                    headers["Content-Encoding"] = "gzip"
+                if route.etag and route.status == 200:
+                    tag = '"' + hashlib.sha256(route.body).hexdigest()[:16] + '"'
+                    headers["ETag"] = tag
+                    if self.headers.get("If-None-Match") == tag:
+                        self._send(304, b"", {"ETag": tag})
+                        return
+                if route.drip_seconds:
+                    self._drip(route, body, headers)
+                    return
+                self._send(route.status, body, headers)
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _drip(self, route: Route, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(route.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(route.drip_seconds)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def start(self) -> FixtureSite:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
