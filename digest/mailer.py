@@ -6,6 +6,7 @@ import mailbox
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -16,6 +17,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from digest.render import RenderedMail
+
+# Python's header folder leaves a doubled space before a folded encoded word
+# ("1  kunngjøring"); folding only past the RFC 5322 hard limit avoids that.
+MAIL_POLICY = policy.default.clone(max_line_length=998)
+WIRE_POLICY = MAIL_POLICY.clone(linesep="\r\n")
 
 
 class SendError(Exception):
@@ -45,7 +51,7 @@ def _address(name: str, address: str) -> Address:
 
 def build_message(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
     """A multipart/alternative message; the email package encodes æøå in headers."""
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = _address(envelope.from_name, envelope.from_address)
     message["To"] = _address(envelope.to_name, envelope.to_address)
     message["Subject"] = mail.subject
@@ -123,8 +129,11 @@ class SMTPTransport:
         if self._client is None or not self._client.is_connected:
             await self.open()
         assert self._client is not None
+        sender = message["From"].addresses[0].addr_spec
+        recipients = [a.addr_spec for a in message["To"].addresses]
         try:
-            await self._client.send_message(message)
+            # Flattened here: send_message would re-fold headers with its own policy.
+            await self._client.sendmail(sender, recipients, message.as_bytes(policy=WIRE_POLICY))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             raise SendError(

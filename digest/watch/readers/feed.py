@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import xml.sax
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from time import struct_time
@@ -28,9 +29,13 @@ def read(
         sanitize_html=False,
         resolve_relative_uris=True,
     )
-    if not parsed.entries and (parsed.get("bozo") or not parsed.get("version")):
-        reason = parsed.get("bozo_exception") or "no RSS or Atom document found"
-        raise ReadError(f"not a readable feed: {reason}")
+    problem = parsed.get("bozo_exception")
+    if isinstance(problem, xml.sax.SAXException):
+        # A feed cut off in transfer parses "loosely" into partial entries whose changed
+        # text would be reported as revisions: refuse it and keep what is stored.
+        raise ReadError(f"not a readable feed: not well-formed XML ({problem})")
+    if not parsed.entries and (problem or not parsed.get("version")):
+        raise ReadError(f"not a readable feed: {problem or 'no RSS or Atom document found'}")
     entries: list[Entry] = []
     seen: set[str] = set()
     for raw in parsed.entries[:MAX_ENTRIES]:
@@ -64,8 +69,9 @@ def _entry(raw: Any, feed_url: str) -> Entry | None:
         summary_html=summary_html,
         summary_text=summary_text,
         content_text=html_to_text(content_source),
-        published_at=_when(raw.get("published_parsed")),
-        updated_at=_when(raw.get("updated_parsed")),
+        # dict.get: feedparser's own get maps a missing updated_parsed to published_parsed.
+        published_at=_when(dict.get(raw, "published_parsed")),
+        updated_at=_when(dict.get(raw, "updated_parsed")),
     )
 
 

@@ -1,0 +1,79 @@
+"""Compose: each article once in its latest state, by topic, and no empty digest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from digest.compose import AnnouncementView, ChangeView, Recipient, compose
+from digest.periods import Period
+from subscribers.models import Frequency
+
+START = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+PERIOD = Period(Frequency.DAILY, START, START + timedelta(days=1))
+
+
+def change(
+    cid: int, item: int, kind: str, hours: float, title: str, topics=("vold",), source: str = "rvts"
+) -> ChangeView:
+    return ChangeView(
+        cid,
+        item,
+        kind,
+        START + timedelta(hours=hours),
+        title,
+        f"https://x.no/{item}",
+        "",
+        None,
+        "",
+        source,
+        source.upper(),
+        tuple(topics),
+    )
+
+
+def recipient(topics=()) -> Recipient:
+    return Recipient(1, "kari@kommune.no", "Kari", "daily", tuple(topics))
+
+
+def test_an_article_changed_several_times_appears_once_in_its_latest_state() -> None:
+    changes = [
+        change(1, 10, "new", 1, "Utkast"),
+        change(2, 10, "updated", 3, "Endelig tittel"),
+        change(3, 11, "updated", 2, "Revidert kapittel"),
+    ]
+    digest = compose(recipient(), changes, [], PERIOD)
+    items = digest.groups[0].items
+    assert [(i.title, i.is_new) for i in items] == [
+        ("Endelig tittel", True),
+        ("Revidert kapittel", False),
+    ]
+    assert digest.item_count == 2 and digest.new_count == 1
+
+
+def test_changes_outside_the_period_are_left_out() -> None:
+    changes = [change(1, 10, "new", -1, "Før"), change(2, 11, "new", 24, "Etter")]
+    assert compose(recipient(), changes, [], PERIOD).is_empty
+
+
+def test_topics_choose_what_a_subscriber_gets() -> None:
+    changes = [change(1, 10, "new", 1, "Om vold"), change(2, 11, "new", 1, "Om barn", ("barn",))]
+    digest = compose(recipient(["barn"]), changes, [], PERIOD)
+    assert [i.title for g in digest.groups for i in g.items] == ["Om barn"]
+    everything = compose(recipient(), changes, [], PERIOD)
+    assert everything.item_count == 2
+
+
+def test_groups_are_per_source_sorted_by_name() -> None:
+    changes = [
+        change(1, 10, "new", 1, "A", source="snakke"),
+        change(2, 11, "new", 1, "B", source="bufdir"),
+    ]
+    digest = compose(recipient(), changes, [], PERIOD)
+    assert [g.name for g in digest.groups] == ["BUFDIR", "SNAKKE"]
+
+
+def test_announcements_alone_make_a_digest_and_follow_topics() -> None:
+    ann = AnnouncementView(1, "Kurs", "Meld deg på", None, ("krisesenter",), START)
+    assert compose(recipient(["vold"]), [], [ann], PERIOD).is_empty
+    digest = compose(recipient(["krisesenter"]), [], [ann], PERIOD)
+    assert not digest.is_empty and digest.announcements == (ann,)

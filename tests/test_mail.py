@@ -1,0 +1,177 @@
+"""Rendering and sending: templates, headers, encoding, and what SMTP failures mean."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest.compose import AnnouncementView, ChangeView, Recipient, compose
+from digest.mailer import Envelope, OutboxTransport, SendError, SMTPTransport, build_message
+from digest.periods import Period
+from digest.render import MailLinks, render
+from subscribers.models import Frequency
+from tests.support.smtp import SMTPServer
+
+OSLO = ZoneInfo("Europe/Oslo")
+START = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+PERIOD = Period(Frequency.DAILY, START, START + timedelta(days=1))
+LINKS = MailLinks("https://varsel.no/avmelding/TOKEN", "https://varsel.no/innstillinger/TOKEN")
+GOLDEN = Path(__file__).parent / "fixtures" / "digest_daily.txt"
+
+
+def sample_digest():
+    changes = [
+        ChangeView(
+            1,
+            10,
+            "new",
+            START + timedelta(hours=2),
+            "Ny veileder: «Trygghet først»",
+            "https://bufdir.no/a",
+            "Kapittelet om fysisk sikkerhet er skrevet om.",
+            datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
+            "",
+            "bufdir",
+            "Bufdir",
+            ("vold",),
+        ),
+        ChangeView(
+            2,
+            11,
+            "updated",
+            START + timedelta(hours=5),
+            "<script>alert(1)</script> Æøå",
+            "https://rvtsvest.no/b",
+            "Endra tekst.",
+            None,
+            "Endret tekst under «Samtalen»",
+            "rvts-vest",
+            "RVTS Vest",
+            ("vold",),
+        ),
+    ]
+    ann = AnnouncementView(
+        7, "Kurs i desember", "Meld deg på **innen fredag**.", "https://bufdir.no/kurs", (), START
+    )
+    recipient = Recipient(3, "kari@kommune.no", "Kari Ødegård", "daily", ("vold",))
+    return compose(recipient, changes, [ann], PERIOD)
+
+
+def envelope(to: str = "kari@kommune.no") -> Envelope:
+    return Envelope(
+        "varsel@veiledervarsel.no",
+        "Veiledervarsel",
+        to,
+        "Kari Ødegård",
+        "digest-run1-sub3@veiledervarsel.no",
+        "Veiledervarsel <digest.veiledervarsel.no>",
+        LINKS.unsubscribe,
+        datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+    )
+
+
+def test_text_part_matches_the_golden_file() -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    if not GOLDEN.exists():
+        GOLDEN.write_text(mail.text, encoding="utf-8")
+        pytest.fail(f"{GOLDEN} was missing and has been written: review it and commit it")
+    assert mail.text == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_subject_html_and_escaping() -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    assert mail.subject == (
+        "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjøring"
+    )
+    assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
+    assert "<strong>innen fredag</strong>" in mail.html  # Markdown, sanitised
+    assert "<style" not in mail.html and 'style="' in mail.html  # CSS inlined
+    assert mail.html.index("Kurs i desember") < mail.html.index("Ny veileder")
+    assert LINKS.unsubscribe in mail.html and LINKS.manage in mail.html
+    assert 'lang="nb"' in mail.html and "width=device-width" in mail.html
+
+
+def test_message_headers_and_encoding() -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    raw = build_message(mail, envelope()).as_bytes()
+    assert max(len(line) for line in raw.splitlines()) <= 998
+    header_block = raw.split(b"\n\n", 1)[0]
+    assert header_block.isascii()  # æøå travel encoded (RFC 2047)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["To"] == "Kari Ødegård <kari@kommune.no>"
+    assert parsed["Subject"] == mail.subject
+    assert parsed["Message-ID"] == "<digest-run1-sub3@veiledervarsel.no>"
+    assert parsed["List-Unsubscribe"] == f"<{LINKS.unsubscribe}>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_one_smtp_connection_sends_a_batch(smtp: SMTPServer) -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+
+    async def send_three() -> None:
+        transport = SMTPTransport(smtp.url)
+        for n in range(3):
+            await transport.send(build_message(mail, envelope(f"k{n}@kommune.no")))
+        await transport.close()
+
+    asyncio.run(send_three())
+    assert len(smtp.inbox.messages) == 3
+    assert smtp.inbox.messages[0]["Subject"] == mail.subject
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent"), [("550 5.1.1 No such user", True), ("451 4.3.0 Try later", False)]
+)
+def test_refused_recipient_is_permanent_or_temporary(
+    smtp: SMTPServer, reply: str, permanent: bool
+) -> None:
+    smtp.inbox.refuse["nei@kommune.no"] = reply
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+
+    async def send() -> None:
+        transport = SMTPTransport(smtp.url)
+        try:
+            await transport.send(build_message(mail, envelope("nei@kommune.no")))
+        finally:
+            await transport.close()
+
+    with pytest.raises(SendError) as info:
+        asyncio.run(send())
+    assert info.value.permanent is permanent
+
+
+def test_unreachable_smtp_server_is_a_temporary_failure() -> None:
+    from tests.support.smtp import free_port
+
+    transport = SMTPTransport(f"smtp://127.0.0.1:{free_port()}")
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    with pytest.raises(SendError) as info:
+        asyncio.run(transport.send(build_message(mail, envelope())))
+    assert info.value.permanent is False
+
+
+def test_outbox_writes_a_maildir(tmp_path: Path) -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    asyncio.run(OutboxTransport(tmp_path / "outbox").send(build_message(mail, envelope())))
+    files = list((tmp_path / "outbox" / "new").iterdir())
+    assert len(files) == 1 and b"List-Unsubscribe-Post" in files[0].read_bytes()
+
+
+def test_smtp_url_forms() -> None:
+    plain = SMTPTransport("smtp://user%40x:p%3Ass@mail.kommune.no:2525")
+    assert (plain.hostname, plain.port, plain.username, plain.password) == (
+        "mail.kommune.no",
+        2525,
+        "user@x",
+        "p:ss",
+    )
+    assert SMTPTransport("smtp://relay?starttls=true").port == 587
+    tls = SMTPTransport("smtps://relay")
+    assert tls.implicit_tls and tls.port == 465
