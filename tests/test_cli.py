@@ -1,0 +1,140 @@
+"""The `digest` command as operators use it, including `digest run` on the embedded default."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.feeds import rss
+from tests.support.site import FixtureSite, Route
+from tests.support.smtp import free_port
+
+
+def digest(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "digest", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_invalid_address_is_refused_clearly(settings) -> None:
+    result = digest("subscribers", "add", "kari@@kommune.no")
+    assert result.returncode == 1
+    assert (
+        "invalid address 'kari@@kommune.no'" in result.stderr and "Traceback" not in result.stderr
+    )
+    result = digest("subscribers", "add", "kari@kommune.no\r\nBcc: x@y.no")
+    assert result.returncode == 1 and "line break" in result.stderr
+
+
+def test_subscriber_add_list_remove(settings) -> None:
+    assert digest("subscribers", "add", "Kari@Kommune.no", "--topic", "vold").returncode == 0
+    again = digest("subscribers", "add", "kari@kommune.no")
+    assert again.returncode == 1 and "already a subscriber" in again.stderr
+    unknown = digest("subscribers", "add", "ola@kommune.no", "--topic", "fotball")
+    assert unknown.returncode == 1 and "unknown topic" in unknown.stderr
+    listed = digest("subscribers", "list").stdout
+    assert "kari@kommune.no" in listed and "pending" in listed
+    assert digest("subscribers", "remove", "kari@kommune.no").returncode == 0
+    assert "0 subscriber(s)" in digest("subscribers", "list").stdout
+
+
+def test_announce_refuses_a_script_link(settings) -> None:
+    result = digest("announce", "add", "--title", "Kurs", "--link", "javascript:alert(1)")
+    assert result.returncode == 1 and "http:// or https://" in result.stderr
+    ok = digest(
+        "announce",
+        "add",
+        "--title",
+        "Kurs",
+        "--topic",
+        "vold",
+        "--from",
+        "2026-11-20T09:00",
+        "--until",
+        "2026-12-20T09:00",
+    )
+    assert ok.returncode == 0
+    assert "Kurs" in digest("announce", "list").stdout
+
+
+def test_dry_run_sends_and_stores_nothing(settings, site: FixtureSite, smtp) -> None:
+    from datetime import UTC, datetime
+
+    site.routes["/feed/"] = Route(
+        rss(
+            "T",
+            site.url("/"),
+            [
+                {
+                    "title": "Nyhet",
+                    "link": site.url("/n/"),
+                    "published": datetime(2026, 11, 25, 9, tzinfo=UTC),
+                }
+            ],
+        )
+    )
+    site.routes["/barn/feed/"] = Route(rss("B", site.url("/"), []))
+    digest("sources", "sync")
+    digest("subscribers", "add", "kari@kommune.no", "--confirmed")
+    digest("collect", "--at", "2026-11-25T12:00")
+    out = digest("send", "daily", "--at", "2026-11-26T08:30", "--dry-run").stdout
+    assert "kari@kommune.no: 1 article(s)" in out and "Nyhet" in out
+    assert smtp.inbox.messages == []
+    real = digest("send", "daily", "--at", "2026-11-26T08:30").stdout
+    assert "started" in real and "1 sent" in real  # the dry run did not use up the run
+
+
+@pytest.mark.timeout(90)
+def test_run_serves_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, site: FixtureSite, sources_file: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update(
+        {
+            "DIGEST_PORT": str(port),
+            "DIGEST_SOURCES_FILE": str(sources_file),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    site.routes["/feed/"] = Route(rss("T", site.url("/"), []))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "digest run did not come up"
+                time.sleep(0.2)
+        assert health.json()["status"] == "ok"
+        # The scheduler's first tick collects through the in-process worker.
+        while not any(path == "/feed/" for path, _ in site.requests):
+            assert time.monotonic() < deadline + 30, "the embedded worker collected nothing"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert "stopped" in output and "Traceback" not in output
+    assert (tmp_path / "var" / "digest.db").exists()

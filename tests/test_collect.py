@@ -1,0 +1,140 @@
+"""Collecting over real HTTP: conditional GET, limits, broken feeds, and source health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from digest.db import session_scope
+from digest.models import Item, Source
+from digest.settings import Settings, get_settings
+from digest.watch.collect import collect_by_id
+from digest.watch.sources import load_sources, sync_sources
+from tests.support.feeds import rss
+from tests.support.site import FixtureSite, Route
+
+AT = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def feed(site: FixtureSite, n: int = 2) -> bytes:
+    return rss(
+        "RVTS Test",
+        site.url("/"),
+        [
+            {
+                "title": f"Sak {i}",
+                "link": site.url(f"/aktuelt/{i}/"),
+                "published": AT - timedelta(hours=i),
+            }
+            for i in range(n)
+        ],
+    )
+
+
+@pytest.fixture
+def synced(settings: Settings) -> dict[str, int]:
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, load_sources(settings.sources_file).sources)
+        return {s.key: s.id for s in session.scalars(select(Source))}
+
+
+def source(settings: Settings, source_id: int) -> Source:
+    with session_scope(settings.database_url) as session:
+        return session.get_one(Source, source_id)
+
+
+def items(settings: Settings, source_id: int) -> int:
+    with session_scope(settings.database_url) as session:
+        return session.scalar(
+            select(func.count()).select_from(Item).where(Item.source_id == source_id)
+        )
+
+
+def test_a_broken_feed_marks_only_its_source(settings, synced, site: FixtureSite) -> None:
+    site.routes["/feed/"] = Route(feed(site))
+    site.routes["/barn/feed/"] = Route(b"<rss><channel><item><title>avbrutt", status=200)
+    good = collect_by_id(settings, synced["rvts-test"], AT)
+    bad = collect_by_id(settings, synced["barn-test"], AT)
+    assert good.ok and good.report.new == 2
+    assert not bad.ok and "not well-formed" in bad.error
+    broken = source(settings, synced["barn-test"])
+    assert broken.status == "failing" and broken.consecutive_failures == 1
+    assert source(settings, synced["rvts-test"]).status == "ok"
+
+
+def test_conditional_get_costs_no_parsing(settings, synced, site: FixtureSite) -> None:
+    site.routes["/feed/"] = Route(feed(site))
+    collect_by_id(settings, synced["rvts-test"], AT)
+    again = collect_by_id(settings, synced["rvts-test"], AT + timedelta(hours=1))
+    assert again.ok and again.not_modified
+    assert site.requests[-1][1].get("If-None-Match", "").startswith('"')
+
+
+def test_a_failure_keeps_what_was_stored_and_backs_off(settings, synced, site: FixtureSite) -> None:
+    site.routes["/feed/"] = Route(feed(site, 3))
+    collect_by_id(settings, synced["rvts-test"], AT)
+    site.routes["/feed/"] = Route(b"Internal error", status=500, content_type="text/plain")
+    delays = []
+    for n in range(3):
+        at = AT + timedelta(hours=n + 1)
+        outcome = collect_by_id(settings, synced["rvts-test"], at)
+        assert not outcome.ok and "HTTP 500" in outcome.error
+        delays.append(source(settings, synced["rvts-test"]).next_check_at - at)
+    assert delays[0] < delays[1] < delays[2] <= timedelta(days=1)
+    assert items(settings, synced["rvts-test"]) == 3
+    site.routes["/feed/"] = Route(feed(site, 3))
+    recovered = collect_by_id(settings, synced["rvts-test"], AT + timedelta(days=1))
+    assert recovered.ok and recovered.not_modified  # the ETag survived the failures
+    assert source(settings, synced["rvts-test"]).consecutive_failures == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "enabled"), [(404, "broken", True), (410, "disabled", False)]
+)
+def test_gone_feeds(settings, synced, site: FixtureSite, status, state, enabled) -> None:
+    site.routes["/feed/"] = Route(b"", status=status, content_type="text/plain")
+    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    row = source(settings, synced["rvts-test"])
+    assert not outcome.ok and row.status == state and row.enabled is enabled
+    assert row.http_status == status
+
+
+def test_permanent_redirect_updates_the_url(settings, synced, site: FixtureSite) -> None:
+    site.routes["/feed/"] = Route(status=301, headers={"Location": site.url("/ny-feed/")})
+    site.routes["/ny-feed/"] = Route(feed(site))
+    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    row = source(settings, synced["rvts-test"])
+    assert outcome.ok and row.url == site.url("/ny-feed/")
+    assert "moved permanently" in row.error
+
+
+def test_redirect_loop_is_cut(settings, synced, site: FixtureSite) -> None:
+    site.routes["/feed/"] = Route(status=302, headers={"Location": site.url("/feed2/")})
+    site.routes["/feed2/"] = Route(status=302, headers={"Location": site.url("/feed/")})
+    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    assert not outcome.ok and "redirects" in outcome.error
+
+
+@pytest.fixture
+def small_limits(env: pytest.MonkeyPatch, settings: Settings) -> Settings:
+    env.setenv("DIGEST_FETCH_MAX_BYTES", "50000")
+    env.setenv("DIGEST_FETCH_TIMEOUT_SECONDS", "0.5")
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def test_oversized_and_gzip_bomb_bodies_are_cut(small_limits, synced, site: FixtureSite) -> None:
+    site.routes["/feed/"] = Route(b"<rss>" + b"x" * 200_000)
+    outcome = collect_by_id(small_limits, synced["rvts-test"], AT)
+    assert not outcome.ok and "larger than 50000 bytes" in outcome.error
+    site.routes["/barn/feed/"] = Route(b"<rss>" + b"\0" * 5_000_000, gzip=True)
+    outcome = collect_by_id(small_limits, synced["barn-test"], AT)
+    assert not outcome.ok and "larger than 50000 bytes" in outcome.error
+
+
+def test_a_dripping_server_is_cut_off(small_limits, synced, site: FixtureSite) -> None:
+    site.routes["/feed/"] = Route(feed(site), drip_seconds=0.2)
+    outcome = collect_by_id(small_limits, synced["rvts-test"], AT)
+    assert not outcome.ok and ("took longer" in outcome.error or "timed out" in outcome.error)

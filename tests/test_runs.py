@@ -1,0 +1,178 @@
+"""Runs and deliveries: one digest per subscriber per run, retries, recovery, announcements once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from digest import runs
+from digest.announcements import add_announcement
+from digest.db import session_scope
+from digest.migrate import upgrade
+from digest.models import Change, Delivery, DigestRun, Item, Source
+from digest.periods import latest_period, schedule_of
+from digest.settings import Settings, get_settings
+from subscribers.models import Frequency, Status, Subscriber
+from subscribers.service import add_subscriber
+from tests.support.smtp import SMTPServer
+
+RUN_AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def seed(settings: Settings, emails: list[str], changes_at: datetime | None = None) -> None:
+    period = latest_period(Frequency.DAILY, RUN_AT, schedule_of(settings))
+    detected = changes_at or period.start + timedelta(hours=1)
+    with session_scope(settings.database_url) as session:
+        source = Source(
+            key="s",
+            name="Bufdir",
+            kind="feed",
+            url="https://x.no/f",
+            topics=["vold"],
+            audiences=[],
+            options={},
+        )
+        session.add(source)
+        session.flush()
+        item = Item(
+            source_id=source.id,
+            key="a",
+            url="https://x.no/a",
+            title="Ny veileder",
+            content_hash="h",
+            first_seen_at=detected,
+            last_seen_at=detected,
+        )
+        session.add(item)
+        session.flush()
+        session.add(
+            Change(
+                item_id=item.id,
+                kind="new",
+                detected_at=detected,
+                title="Ny veileder",
+                url="https://x.no/a",
+            )
+        )
+        for email in emails:
+            add_subscriber(session, email, confirmed=True)
+
+
+def start(settings: Settings, at: datetime = RUN_AT) -> runs.StartedRun:
+    with session_scope(settings.database_url) as session:
+        return runs.start_run(session, latest_period(Frequency.DAILY, at, schedule_of(settings)))
+
+
+def statuses(settings: Settings, run_id: int) -> dict[str, int]:
+    with session_scope(settings.database_url) as session:
+        return dict(runs.run_counts(session, run_id))
+
+
+def test_the_same_period_is_one_run(settings: Settings, smtp: SMTPServer) -> None:
+    seed(settings, ["a@kommune.no"])
+    first = start(settings)
+    second = start(settings, RUN_AT + timedelta(hours=3))
+    assert first.created and not second.created and first.run_id == second.run_id
+
+
+@pytest.fixture
+def pg_settings(env: pytest.MonkeyPatch, settings: Settings, pg_url: str) -> Settings:
+    env.setenv("DIGEST_DATABASE_URL", pg_url)
+    env.setenv("DIGEST_SECRET_KEY", "a-test-secret-key-long-enough")
+    get_settings.cache_clear()
+    pg = get_settings()
+    upgrade(pg.database_url)
+    return pg
+
+
+def test_two_workers_on_one_chunk_send_each_digest_once(pg_settings, smtp: SMTPServer) -> None:
+    emails = [f"k{n}@kommune.no" for n in range(20)]
+    seed(pg_settings, emails)
+    started = start(pg_settings)
+    threads = [
+        threading.Thread(
+            target=runs.deliver_chunk, args=(pg_settings, started.run_id, started.chunks[0])
+        )
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(e[1][0] for e in smtp.inbox.envelopes) == sorted(emails)
+    assert statuses(pg_settings, started.run_id) == {"sent": 20}
+    with session_scope(pg_settings.database_url) as session:
+        assert session.scalar(select(DigestRun.status)) == "complete"
+
+
+def test_temporary_failure_stays_pending_and_permanent_fails(settings, smtp: SMTPServer) -> None:
+    seed(settings, ["ok@kommune.no", "full@kommune.no", "gone@kommune.no"])
+    smtp.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
+    smtp.inbox.refuse["gone@kommune.no"] = "550 5.1.1 No such user"
+    started = start(settings)
+    report = runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert (report.sent, report.retry, report.failed) == (1, 1, 1)
+    assert statuses(settings, started.run_id) == {"sent": 1, "pending": 1, "failed": 1}
+    del smtp.inbox.refuse["full@kommune.no"]
+    again = runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert again.sent == 1
+    assert statuses(settings, started.run_id) == {"sent": 2, "failed": 1}
+    assert len(smtp.inbox.to("ok@kommune.no")) == 1
+
+
+def test_recovery_resends_a_lost_claim_with_the_same_message_id(settings, smtp) -> None:
+    seed(settings, ["a@kommune.no"])
+    started = start(settings)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    with session_scope(settings.database_url) as session:
+        # A worker claimed it and died before recording the send.
+        session.execute(update(Delivery).values(status="sending", claimed_at=long_ago))
+        session.execute(update(DigestRun).values(created_at=long_ago))
+    with session_scope(settings.database_url) as session:
+        assert runs.unfinished_chunks(session, datetime.now(UTC)) == [
+            (started.run_id, started.chunks[0])
+        ]
+    runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    message = smtp.inbox.messages[0]
+    assert message["Message-ID"] == f"<digest-run{started.run_id}-sub1@veiledervarsel.no>"
+    with session_scope(settings.database_url) as session:
+        assert runs.unfinished_chunks(session, datetime.now(UTC)) == []
+
+
+def test_unsubscribed_after_the_start_is_skipped(settings, smtp: SMTPServer) -> None:
+    seed(settings, ["a@kommune.no"])
+    started = start(settings)
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Subscriber).values(status=Status.UNSUBSCRIBED.value))
+    runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert smtp.inbox.messages == []
+    assert statuses(settings, started.run_id) == {"skipped_inactive": 1}
+
+
+def test_an_announcement_goes_once_and_on_top(settings, smtp: SMTPServer) -> None:
+    seed(settings, ["a@kommune.no"])
+    with session_scope(settings.database_url) as session:
+        add_announcement(
+            session,
+            title="Fagdag om vold",
+            body="Velkommen",
+            publish_from=RUN_AT - timedelta(days=2),
+        )
+    first = start(settings)
+    runs.deliver_chunk(settings, first.run_id, first.chunks[0])
+    text = smtp.inbox.messages[0].get_body(("plain",)).get_content()
+    assert text.index("Fagdag om vold") < text.index("Ny veileder")
+    second = start(settings, RUN_AT + timedelta(days=1))
+    runs.deliver_chunk(settings, second.run_id, second.chunks[0])
+    assert len(smtp.inbox.messages) == 1  # nothing new and the announcement was had
+    assert statuses(settings, second.run_id) == {"skipped_empty": 1}
+
+
+def test_a_run_with_no_subscribers_is_complete_at_once(settings, smtp) -> None:
+    started = start(settings)
+    assert started.chunks == []
+    with session_scope(settings.database_url) as session:
+        assert session.get_one(DigestRun, started.run_id).status == "complete"

@@ -1,0 +1,64 @@
+"""The scheduler: what it enqueues, and that a missed period is started once after downtime."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from digest.db import session_scope
+from digest.periods import Period
+from digest.runs import start_run
+from digest.scheduler import Scheduler
+from digest.settings import Settings
+from subscribers.models import Frequency
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+class RecordingEnqueuer:
+    """Stands in for the broker: keeps what the scheduler hands over."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+        self.runs: list[Period] = []
+        self.collections = 0
+        self.recoveries = 0
+
+    def collect_due(self) -> None:
+        self.collections += 1
+
+    def start_run(self, period: Period) -> None:
+        self.runs.append(period)
+        if self.settings is not None:  # behave like the worker: create the run
+            with session_scope(self.settings.database_url) as session:
+                start_run(session, period)
+
+    def recover(self) -> None:
+        self.recoveries += 1
+
+
+def daily(enqueuer: RecordingEnqueuer) -> list[datetime]:
+    return [p.end.astimezone(OSLO) for p in enqueuer.runs if p.frequency is Frequency.DAILY]
+
+
+def test_missed_daily_periods_start_once_each(settings: Settings) -> None:
+    enqueuer = RecordingEnqueuer(settings)
+    scheduler = Scheduler(settings, enqueuer)
+    scheduler.tick(datetime(2026, 11, 23, 9, 0, tzinfo=OSLO))
+    assert daily(enqueuer) == [datetime(2026, 11, 23, 8, 0, tzinfo=OSLO)]
+    # Down for two days; a new process comes back.
+    back = Scheduler(settings, enqueuer)
+    back.tick(datetime(2026, 11, 25, 10, 0, tzinfo=OSLO))
+    back.tick(datetime(2026, 11, 25, 10, 1, tzinfo=OSLO))
+    assert daily(enqueuer) == [datetime(2026, 11, d, 8, 0, tzinfo=OSLO) for d in (23, 24, 25)]
+    assert enqueuer.collections == 3 and enqueuer.recoveries == 2
+
+
+def test_a_lost_start_message_is_enqueued_again_later(settings: Settings) -> None:
+    enqueuer = RecordingEnqueuer()  # the runs are never created: the messages were lost
+    scheduler = Scheduler(settings, enqueuer)
+    scheduler.tick(datetime(2026, 11, 25, 9, 0, tzinfo=OSLO))
+    scheduler.tick(datetime(2026, 11, 25, 9, 5, tzinfo=OSLO))
+    assert len(daily(enqueuer)) == 1
+    scheduler.tick(datetime(2026, 11, 25, 9, 20, tzinfo=OSLO))
+    assert len(daily(enqueuer)) == 2

@@ -1,0 +1,109 @@
+"""The web app: health, unsubscribe (page and RFC 8058 one-click), and managing preferences."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from digest.db import session_scope
+from digest.settings import Settings
+from digest.web.app import create_app
+from subscribers.models import Subscriber
+from subscribers.service import add_subscriber
+from subscribers.tokens import make_token
+from tests.support.server import LiveServer
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[httpx.Client]:
+    server = LiveServer(create_app(settings)).start()
+    with server.client() as client:
+        yield client
+    server.stop()
+
+
+@pytest.fixture
+def kari(settings: Settings) -> Subscriber:
+    with session_scope(settings.database_url) as session:
+        return add_subscriber(session, "kari@kommune.no", confirmed=True, topics=["vold"])
+
+
+def status_of(settings: Settings, subscriber_id: int) -> Subscriber:
+    with session_scope(settings.database_url) as session:
+        return session.get_one(Subscriber, subscriber_id)
+
+
+def test_healthz_checks_the_database(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_healthz_reports_a_dead_broker(settings: Settings) -> None:
+    from tests.support.smtp import free_port
+
+    broken = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
+    server = LiveServer(create_app(broken)).start()
+    try:
+        response = server.client().get("/healthz")
+    finally:
+        server.stop()
+    assert response.status_code == 503 and response.json()["broker"] != "ok"
+
+
+def test_get_shows_a_button_and_changes_nothing(client, settings, kari) -> None:
+    token = make_token(settings.secret_key, "unsubscribe", kari.id, kari.email)
+    page = client.get(f"/avmelding/{token}")
+    assert page.status_code == 200
+    assert '<form method="post">' in page.text and "Meld meg av" in page.text
+    assert status_of(settings, kari.id).status == "active"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer"
+
+
+def test_one_click_post_unsubscribes_and_is_idempotent(client, settings, kari) -> None:
+    token = make_token(settings.secret_key, "unsubscribe", kari.id, kari.email)
+    for _ in range(2):
+        response = client.post(f"/avmelding/{token}", data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 200 and "Du er meldt av" in response.text
+    row = status_of(settings, kari.id)
+    assert row.status == "unsubscribed" and row.unsubscribed_at is not None
+
+
+@pytest.mark.parametrize("purpose", ["manage", "forged"])
+def test_wrong_or_forged_tokens_get_400_and_change_nothing(client, settings, kari, purpose) -> None:
+    token = (
+        make_token(settings.secret_key, "manage", kari.id, kari.email)
+        if purpose == "manage"
+        else make_token("not-the-secret-key-at-all", "unsubscribe", kari.id, kari.email)
+    )
+    response = client.post(f"/avmelding/{token}")
+    assert response.status_code == 400 and "Lenken virker ikke" in response.text
+    assert status_of(settings, kari.id).status == "active"
+
+
+def test_manage_page_changes_frequency_and_topics(client, settings, kari) -> None:
+    token = make_token(settings.secret_key, "manage", kari.id, kari.email)
+    page = client.get(f"/innstillinger/{token}")
+    assert page.status_code == 200 and "Barn og unge" in page.text
+    saved = client.post(
+        f"/innstillinger/{token}", data={"frequency": "weekly", "topic": ["barn", "krisesenter"]}
+    )
+    assert saved.status_code == 200 and "Endringene er lagret" in saved.text
+    row = status_of(settings, kari.id)
+    assert row.frequency == "weekly" and row.topics == ["barn", "krisesenter"]
+    refused = client.post(f"/innstillinger/{token}", data={"frequency": "hourly"})
+    assert refused.status_code == 400
+    assert status_of(settings, kari.id).frequency == "weekly"
+
+
+def test_input_is_escaped_on_pages(client, settings) -> None:
+    with session_scope(settings.database_url) as session:
+        sub = add_subscriber(
+            session, "x@kommune.no", name="<script>alert(1)</script>", confirmed=True
+        )
+    token = make_token(settings.secret_key, "manage", sub.id, sub.email)
+    page = client.get(f"/innstillinger/{token}")
+    assert "<script>alert(1)</script>" not in page.text
