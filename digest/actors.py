@@ -36,7 +36,8 @@ def collect_source(source_id: int, at: str | None = None) -> None:
     when = datetime.fromisoformat(at) if at else utcnow()
     outcome = collect_by_id(settings, source_id, when)
     if outcome is not None:
-        log.info("collected %s", outcome.describe())
+        level = logging.INFO if outcome.ok else logging.WARNING
+        log.log(level, "collected %s", outcome.describe())
 
 
 @dramatiq.actor(max_retries=0)

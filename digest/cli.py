@@ -367,9 +367,12 @@ def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: int
 
     settings = _settings()
     tz = settings.tz
-    period = latest_period(
-        Frequency(frequency), _parse_at(at, tz) or utcnow(), schedule_of(settings)
-    )
+    now = utcnow()
+    when = _parse_at(at, tz) or now
+    if when > now:
+        # A run started early would be unique for its period and miss what comes later.
+        _fail("--at is in the future: only a period that has ended can be sent")
+    period = latest_period(Frequency(frequency), when, schedule_of(settings))
     label = f"{frequency} period {_local(period.start, tz)} – {_local(period.end, tz)} ({tz.key})"
     if dry_run:
         with session_scope(settings.database_url) as session:

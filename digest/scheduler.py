@@ -91,7 +91,7 @@ class Scheduler:
             try:
                 for period in self.tick():
                     log.info(
-                        "started %s run for %s – %s",
+                        "enqueued the %s run for %s – %s",
                         period.frequency.value,
                         period.start.isoformat(),
                         period.end.isoformat(),

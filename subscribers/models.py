@@ -39,7 +39,3 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    def wants(self, topics: list[str] | set[str]) -> bool:
-        """True when something tagged with `topics` concerns this subscriber."""
-        return not self.topics or not topics or bool(set(self.topics) & set(topics))

@@ -61,7 +61,7 @@ def test_announce_refuses_a_script_link(settings) -> None:
         "--topic",
         "vold",
         "--from",
-        "2026-11-20T09:00",
+        "2025-11-20T09:00",
         "--until",
         "2026-12-20T09:00",
     )
@@ -80,7 +80,7 @@ def test_dry_run_sends_and_stores_nothing(settings, site: FixtureSite, smtp) -> 
                 {
                     "title": "Nyhet",
                     "link": site.url("/n/"),
-                    "published": datetime(2026, 11, 25, 9, tzinfo=UTC),
+                    "published": datetime(2025, 11, 25, 9, tzinfo=UTC),
                 }
             ],
         )
@@ -88,11 +88,11 @@ def test_dry_run_sends_and_stores_nothing(settings, site: FixtureSite, smtp) -> 
     site.routes["/barn/feed/"] = Route(rss("B", site.url("/"), []))
     digest("sources", "sync")
     digest("subscribers", "add", "kari@kommune.no", "--confirmed")
-    digest("collect", "--at", "2026-11-25T12:00")
-    out = digest("send", "daily", "--at", "2026-11-26T08:30", "--dry-run").stdout
+    digest("collect", "--at", "2025-11-25T12:00")
+    out = digest("send", "daily", "--at", "2025-11-26T08:30", "--dry-run").stdout
     assert "kari@kommune.no: 1 article(s)" in out and "Nyhet" in out
     assert smtp.inbox.messages == []
-    real = digest("send", "daily", "--at", "2026-11-26T08:30").stdout
+    real = digest("send", "daily", "--at", "2025-11-26T08:30").stdout
     assert "started" in real and "1 sent" in real  # the dry run did not use up the run
 
 
@@ -138,3 +138,15 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(
     assert process.returncode == 0, output
     assert "stopped" in output and "Traceback" not in output
     assert (tmp_path / "var" / "digest.db").exists()
+
+
+def test_send_refuses_a_period_that_has_not_ended(settings) -> None:
+    from sqlalchemy import func, select
+
+    from digest.db import session_scope
+    from digest.models import DigestRun
+
+    result = digest("send", "daily", "--at", "2099-01-01T08:00")
+    assert result.returncode == 1 and "in the future" in result.stderr
+    with session_scope(settings.database_url) as session:
+        assert session.scalar(select(func.count()).select_from(DigestRun)) == 0

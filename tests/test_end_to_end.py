@@ -22,9 +22,9 @@ from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 from tests.support.smtp import SMTPServer, free_port
 
-T1 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # first collection
-T2 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # second collection, next day
-T3 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+T1 = datetime(2025, 11, 25, 10, 0, tzinfo=UTC)  # first collection
+T2 = datetime(2025, 11, 26, 10, 0, tzinfo=UTC)  # second collection, next day
+T3 = datetime(2025, 11, 27, 10, 0, tzinfo=UTC)
 
 
 class Service:
@@ -226,7 +226,7 @@ def test_digest_end_to_end(service, site: FixtureSite, smtp: SMTPServer) -> None
     svc.digest("subscribers", "add", "ola@kommune.no", "--name", "Ola", "--confirmed")
 
     _collect(kind, svc, T1)
-    out = _send_daily(kind, svc, "2026-11-26T08:00")
+    out = _send_daily(kind, svc, "2025-11-26T08:00")
     assert "2 sent" in out, out
 
     kari = inbox.to("kari@kommune.no")
@@ -236,14 +236,14 @@ def test_digest_end_to_end(service, site: FixtureSite, smtp: SMTPServer) -> None
         assert "Ny veileder om trygghetsarbeid" in part
         assert "Samtaler med barn" not in part  # not her topic
         assert "Gammel nyhet" not in part  # back catalogue at the baseline
-    assert kari[0]["Subject"].startswith("Veiledervarsel 26. november 2026: 1 ny artikkel")
+    assert kari[0]["Subject"].startswith("Veiledervarsel 26. november 2025: 1 ny artikkel")
     assert "Ødegård" in str(kari[0]["To"])
     assert kari[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     ola = inbox.to("ola@kommune.no")
     assert len(ola) == 1 and "Samtaler med barn" in _text_and_html(ola[0])[0]
 
     # The same run again sends nothing.
-    out = _send_daily(kind, svc, "2026-11-26T08:00")
+    out = _send_daily(kind, svc, "2025-11-26T08:00")
     assert "already started" in out
     assert len(inbox.messages) == 2
 
@@ -266,7 +266,7 @@ def test_digest_end_to_end(service, site: FixtureSite, smtp: SMTPServer) -> None
         ],
     )
     _collect(kind, svc, T2)
-    out = _send_daily(kind, svc, "2026-11-27T08:00")
+    out = _send_daily(kind, svc, "2025-11-27T08:00")
     assert "2 sent" in out, out
     ola = inbox.to("ola@kommune.no")
     assert len(ola) == 2 and "Samtaler med barn" not in _text_and_html(ola[1])[0]
@@ -310,7 +310,7 @@ def test_digest_end_to_end(service, site: FixtureSite, smtp: SMTPServer) -> None
         )
     )
     _collect(kind, svc, T3)
-    out = _send_daily(kind, svc, "2026-11-28T08:00")
+    out = _send_daily(kind, svc, "2025-11-28T08:00")
     assert "1 sent" in out, out
     assert len(inbox.to("kari@kommune.no")) == 2
     assert len(inbox.to("ola@kommune.no")) == 3
