@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -92,8 +93,15 @@ def _environment() -> Environment:
     return env
 
 
-def render(digest: Digest, links: MailLinks, tz: ZoneInfo, service_name: str) -> RenderedMail:
+def render(
+    digest: Digest,
+    links: MailLinks,
+    tz: ZoneInfo,
+    service_name: str,
+    topic_labels: Mapping[str, str] | None = None,
+) -> RenderedMail:
     env = _environment()
+    labels = topic_labels or {}
     period_start = digest.period.start.astimezone(tz)
     context = {
         "digest": digest,
@@ -106,6 +114,7 @@ def render(digest: Digest, links: MailLinks, tz: ZoneInfo, service_name: str) ->
             f"{digest.period.end.astimezone(tz):%H:%M}"
         ),
         "date": lambda moment: format_date(moment, tz),
+        "topics": [labels.get(t, t) for t in digest.topics],
     }
     subject = subject_for(digest, tz, service_name)
     html = env.get_template("email/digest.html").render(subject=subject, **context)

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from digest import SERVICE_NAME
 from digest.announcements import published_at, received_by, record_receipts
-from digest.compose import ChangeView, Digest, Recipient, compose
+from digest.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
 from digest.db import session_scope
 from digest.mailer import Envelope, SendError, Transport, build_message, make_transport
 from digest.models import Change, Delivery, DeliveryStatus, DigestRun, Item, RunStatus, Source
 from digest.periods import Period
 from digest.render import MailLinks, render
 from digest.settings import Settings
+from digest.watch.sources import SourcesFileError, load_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
 from subscribers.tokens import make_token
@@ -251,18 +252,44 @@ def deliver_chunk(
     return asyncio.run(_deliver_chunk(settings, run_id, list(subscriber_ids), transport))
 
 
+@dataclass(frozen=True, slots=True)
+class _ChunkContext:
+    """What every delivery of one chunk shares, loaded once."""
+
+    settings: Settings
+    period: Period
+    changes: list[ChangeView]
+    announcements: list[AnnouncementView]
+    topic_labels: dict[str, str]
+    transport: Transport
+    report: ChunkReport
+
+
+def _topic_labels(settings: Settings) -> dict[str, str]:
+    try:
+        return load_sources(settings.sources_file).topics
+    except SourcesFileError:
+        return {}  # the mail then names topics by their keys; a broken file is reported elsewhere
+
+
 async def _deliver_chunk(
     settings: Settings, run_id: int, subscriber_ids: list[int], transport: Transport
 ) -> ChunkReport:
     report = ChunkReport()
-    url = settings.database_url
-    with session_scope(url) as session:
+    with session_scope(settings.database_url) as session:
         run = session.get(DigestRun, run_id)
         if run is None:
             return report
         period = Period(Frequency(run.frequency), run.period_start, run.period_end)
-        changes = changes_in(session, period)
-        announcements = published_at(session, period.end)
+        context = _ChunkContext(
+            settings,
+            period,
+            changes_in(session, period),
+            published_at(session, period.end),
+            _topic_labels(settings),
+            transport,
+            report,
+        )
         delivery_ids = session.scalars(
             select(Delivery.id)
             .where(Delivery.run_id == run_id, Delivery.subscriber_id.in_(subscriber_ids))
@@ -270,17 +297,17 @@ async def _deliver_chunk(
         ).all()
     try:
         for delivery_id in delivery_ids:
-            await _deliver_one(
-                settings, delivery_id, period, changes, announcements, transport, report
-            )
+            await _deliver_one(context, delivery_id)
     finally:
         await transport.close()
-    with session_scope(url) as session:
+    with session_scope(settings.database_url) as session:
         complete_if_done(session, run_id)
     return report
 
 
-async def _deliver_one(settings, delivery_id, period, changes, announcements, transport, report):  # type: ignore[no-untyped-def]
+async def _deliver_one(context: _ChunkContext, delivery_id: int) -> None:
+    settings, period, report = context.settings, context.period, context.report
+    changes, announcements, transport = context.changes, context.announcements, context.transport
     url = settings.database_url
     with session_scope(url) as session:
         now = utcnow()
@@ -312,7 +339,7 @@ async def _deliver_one(settings, delivery_id, period, changes, announcements, tr
             report.skipped += 1
             return
         links = links_for(settings, subscriber)
-        mail = render(digest, links, settings.tz, SERVICE_NAME)
+        mail = render(digest, links, settings.tz, SERVICE_NAME, context.topic_labels)
         envelope = Envelope(
             from_address=settings.from_address,
             from_name=settings.from_name,

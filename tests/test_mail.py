@@ -76,7 +76,9 @@ def envelope(to: str = "kari@kommune.no") -> Envelope:
 
 
 def test_text_part_matches_the_golden_file() -> None:
-    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    mail = render(
+        sample_digest(), LINKS, OSLO, "Veiledervarsel", {"vold": "Vold i nære relasjoner"}
+    )
     if not GOLDEN.exists():
         GOLDEN.write_text(mail.text, encoding="utf-8")
         pytest.fail(f"{GOLDEN} was missing and has been written: review it and commit it")
