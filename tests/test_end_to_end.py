@@ -314,3 +314,30 @@ def test_digest_end_to_end(service, site: FixtureSite, smtp: SMTPServer) -> None
     assert "1 sent" in out, out
     assert len(inbox.to("kari@kommune.no")) == 2
     assert len(inbox.to("ola@kommune.no")) == 3
+
+
+@pytest.mark.parametrize("service", ["redis+postgresql", "rabbitmq+postgresql"], indirect=True)
+def test_procfile_scheduler_drives_the_workers(service, site: FixtureSite) -> None:
+    """`digest scheduler` enqueues collections and runs; the worker process does them."""
+    _, svc = service
+    _feed(site, [{"title": "Sak", "link": site.url("/sak/"), "published": T1}])
+    site.routes["/barn/feed/"] = Route(rss("Barnesiden", site.url("/barn/"), []))
+    svc.start(sys.executable, "-m", "digest", "scheduler")
+    engine = create_engine(
+        svc.env["DIGEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    )
+    try:
+
+        def worked() -> bool:
+            with engine.connect() as conn:
+                checked = conn.execute(
+                    text("SELECT count(*) FROM sources WHERE last_success_at IS NOT NULL")
+                ).scalar()
+                runs = conn.execute(
+                    text("SELECT count(DISTINCT frequency) FROM digest_runs")
+                ).scalar()
+            return checked == 2 and runs == 3
+
+        _wait_for(worked, 60, "the scheduler's work to be done by the worker")
+    finally:
+        engine.dispose()
