@@ -107,3 +107,15 @@ def test_input_is_escaped_on_pages(client, settings) -> None:
     token = make_token(settings.secret_key, "manage", sub.id, sub.email)
     page = client.get(f"/innstillinger/{token}")
     assert "<script>alert(1)</script>" not in page.text
+
+
+def test_metrics_count_subscribers_and_sources(client, settings, kari) -> None:
+    from digest.watch.sources import load_sources, sync_sources
+
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, load_sources(settings.sources_file).sources)
+    body = client.get("/metrics").text
+    assert 'digest_subscribers{status="active"} 1' in body
+    assert 'digest_sources{status="new"} 2' in body
+    assert 'digest_source_consecutive_failures{source="rvts-test"} 0' in body
+    assert "# TYPE digest_runs_unfinished gauge" in body

@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from digest.paths import templates_dir
 from digest.settings import Settings, load_settings
-from digest.web import health, preferences
+from digest.web import health, metrics, preferences
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Veiledervarsel", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(preferences.router)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
 

@@ -1,0 +1,59 @@
+"""Figures about the service's state for operators: sources, subscribers, runs, deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.models import Change, Delivery, DigestRun, Item, RunStatus, Source
+from subscribers.models import Subscriber
+
+
+@dataclass(slots=True)
+class ServiceStatus:
+    sources_by_status: dict[str, int] = field(default_factory=dict)
+    source_failures: dict[str, int] = field(default_factory=dict)
+    subscribers_by_status: dict[str, int] = field(default_factory=dict)
+    deliveries_by_status: dict[str, int] = field(default_factory=dict)
+    runs_unfinished: int = 0
+    last_run_end: dict[str, datetime] = field(default_factory=dict)
+    items: int = 0
+    changes: int = 0
+
+
+def current_status(session: Session) -> ServiceStatus:
+    def grouped(column) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        return {k: n for k, n in session.execute(select(column, func.count()).group_by(column))}
+
+    enabled = session.execute(
+        select(Source.key, Source.status, Source.consecutive_failures).where(
+            Source.enabled.is_(True)
+        )
+    ).all()
+    by_status: dict[str, int] = {}
+    for _key, status, _failures in enabled:
+        by_status[status] = by_status.get(status, 0) + 1
+    return ServiceStatus(
+        sources_by_status=by_status,
+        source_failures={key: failures for key, _status, failures in enabled},
+        subscribers_by_status=grouped(Subscriber.status),
+        deliveries_by_status=grouped(Delivery.status),
+        runs_unfinished=session.scalar(
+            select(func.count())
+            .select_from(DigestRun)
+            .where(DigestRun.status == RunStatus.RUNNING.value)
+        )
+        or 0,
+        last_run_end=dict(
+            session.execute(
+                select(DigestRun.frequency, func.max(DigestRun.period_end))
+                .where(DigestRun.status == RunStatus.COMPLETE.value)
+                .group_by(DigestRun.frequency)
+            ).all()
+        ),
+        items=session.scalar(select(func.count()).select_from(Item)) or 0,
+        changes=session.scalar(select(func.count()).select_from(Change)) or 0,
+    )
