@@ -56,6 +56,8 @@ class Source(Base):
     status: Mapped[str] = mapped_column(String(16), default=SourceStatus.NEW.value)
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # Something odd that did not fail the collection (a selector that matched nothing).
+    warning: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -77,11 +79,20 @@ class Item(Base):
     title: Mapped[str] = mapped_column(String(500))
     summary_html: Mapped[str] = mapped_column(Text, default="")
     summary_text: Mapped[str] = mapped_column(Text, default="")
-    content_hash: Mapped[str] = mapped_column(String(64))
+    # None while the item is only listed (in a sitemap or index) and not yet read.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # (nearest heading, paragraph) pairs of the last version read, to say what changed.
+    blocks: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    declared: Mapped[str] = mapped_column(String(300), default="")
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # For article pages: the listing's lastmod, when to read the page again, conditional GET.
+    lastmod: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
 
 
 class ChangeKind(StrEnum):

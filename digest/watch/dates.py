@@ -15,17 +15,44 @@ from zoneinfo import ZoneInfo
 OSLO = ZoneInfo("Europe/Oslo")
 
 MONTHS = {
-    "januar": 1, "jan": 1, "februar": 2, "feb": 2, "mars": 3, "mar": 3, "april": 4, "apr": 4,
-    "mai": 5, "juni": 6, "jun": 6, "juli": 7, "jul": 7, "august": 8, "aug": 8,
-    "september": 9, "sep": 9, "sept": 9, "oktober": 10, "okt": 10, "november": 11, "nov": 11,
-    "desember": 12, "des": 12,
+    "januar": 1,
+    "jan": 1,
+    "februar": 2,
+    "feb": 2,
+    "mars": 3,
+    "mar": 3,
+    "april": 4,
+    "apr": 4,
+    "mai": 5,
+    "juni": 6,
+    "jun": 6,
+    "juli": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sep": 9,
+    "sept": 9,
+    "oktober": 10,
+    "okt": 10,
+    "november": 11,
+    "nov": 11,
+    "desember": 12,
+    "des": 12,
 }
-WEEKDAYS = ("mandag|måndag|tirsdag|tysdag|onsdag|torsdag|fredag|lørdag|laurdag|søndag|sundag")
+WEEKDAYS = "mandag|måndag|tirsdag|tysdag|onsdag|torsdag|fredag|lørdag|laurdag|søndag|sundag"
 
 PUBLISHED_LABELS = ("først publisert", "publisert på", "publisert", "publisert dato")
 UPDATED_LABELS = (
-    "sist faglig oppdatert", "siste faglige endring", "sist oppdatert", "sist endret",
-    "sist endra", "sist revidert", "oppdatert", "endret", "endra",
+    "sist faglig oppdatert",
+    "siste faglige endring",
+    "sist oppdatert",
+    "sist endret",
+    "sist endra",
+    "sist revidert",
+    "oppdatert",
+    "endret",
+    "endra",
 )
 
 _MONTH_NAMES = "|".join(sorted(MONTHS, key=len, reverse=True))
@@ -44,13 +71,17 @@ _ISO = re.compile(
     r"(?P<tz>Z|[+-]\d{2}:?\d{2})?)?"
 )
 _LABEL = re.compile(
-    "(?P<label>" + "|".join(re.escape(x) for x in sorted(
-        PUBLISHED_LABELS + UPDATED_LABELS, key=len, reverse=True)) + r")\s*:?\s*",
+    "(?P<label>"
+    + "|".join(
+        re.escape(x) for x in sorted(PUBLISHED_LABELS + UPDATED_LABELS, key=len, reverse=True)
+    )
+    + r")\s*:?\s*",
     re.IGNORECASE,
 )
 # «Lest 21.11.2018.» in reference lists is an access date, never the article's.
-ACCESS_DATE = re.compile(r"\b(?:lest|lasta ned|besøkt|hentet)\s+\d{1,2}\.\s*\w+\.?\s*\d{4}\.?",
-                         re.IGNORECASE)
+ACCESS_DATE = re.compile(
+    r"\b(?:lest|lasta ned|besøkt|hentet)\s+\d{1,2}\.\s*\w+\.?\s*\d{4}\.?", re.IGNORECASE
+)
 
 
 def _build(match: re.Match[str], month: int, tz: ZoneInfo) -> datetime | None:
@@ -89,8 +120,12 @@ def parse_date(text: str, tz: ZoneInfo = OSLO) -> datetime | None:
 def _iso(match: re.Match[str], tz: ZoneInfo) -> datetime | None:
     try:
         moment = datetime(
-            int(match["year"]), int(match["month"]), int(match["day"]),
-            int(match["hour"] or 0), int(match["minute"] or 0), int(match["second"] or 0),
+            int(match["year"]),
+            int(match["month"]),
+            int(match["day"]),
+            int(match["hour"] or 0),
+            int(match["minute"] or 0),
+            int(match["second"] or 0),
         )
     except ValueError:
         return None
@@ -101,9 +136,7 @@ def _iso(match: re.Match[str], tz: ZoneInfo) -> datetime | None:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-        return datetime.fromtimestamp(
-            moment.replace(tzinfo=UTC).timestamp() - offset * 60, UTC
-        )
+        return datetime.fromtimestamp(moment.replace(tzinfo=UTC).timestamp() - offset * 60, UTC)
     return moment.replace(tzinfo=tz).astimezone(UTC)
 
 
@@ -120,7 +153,7 @@ def labelled_dates(text: str, tz: ZoneInfo = OSLO) -> LabelledDates:
     published = updated = None
     updated_text = ""
     for label in _LABEL.finditer(text):
-        window = text[label.end(): label.end() + 60]
+        window = text[label.end() : label.end() + 60]
         moment = parse_date(window, tz)
         if moment is None:
             continue
@@ -130,7 +163,7 @@ def labelled_dates(text: str, tz: ZoneInfo = OSLO) -> LabelledDates:
                 updated = moment
                 written = _TEXTUAL.search(window) or _NUMERIC.search(window) or _ISO.search(window)
                 end = label.end() + (written.end() if written else 0)
-                updated_text = " ".join(text[label.start(): end].split())
+                updated_text = " ".join(text[label.start() : end].split())
         elif published is None:
             published = moment
     return LabelledDates(published, updated, updated_text)

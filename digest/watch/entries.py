@@ -17,6 +17,9 @@ class Entry:
     content_text: str = ""  # normalised text of the whole article, for change detection
     published_at: datetime | None = None
     updated_at: datetime | None = None
+    # (nearest heading, paragraph) pairs, for naming what changed; empty for feeds.
+    blocks: tuple[tuple[str, str], ...] = ()
+    declared: str = ""  # the page's own updated line, e.g. «Sist faglig oppdatert 14. mars 2024»
     content_hash: str = field(init=False)
 
     def __post_init__(self) -> None:

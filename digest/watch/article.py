@@ -1,0 +1,97 @@
+"""Article details from an HTML page (pure): title, dates, summary, main text and its blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from digest.watch.clean import canonical_url, html_to_text, normalise_text, shorten
+from digest.watch.dates import labelled_dates, parse_date
+from digest.watch.entries import Entry
+from digest.watch.html import json_ld, main_node, meta, parse, pieces
+
+SUMMARY_LENGTH = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    url: str
+    title: str
+    published: datetime | None
+    updated: datetime | None
+    declared: str  # the updated date as the page writes it, for change notes
+    summary: str
+    text: str
+    blocks: tuple[tuple[str, str], ...]  # (nearest heading, paragraph text)
+
+    def entry(self, key: str | None = None) -> Entry:
+        return Entry(
+            key=key or self.url,
+            url=self.url,
+            title=self.title,
+            summary_text=self.summary,
+            content_text=self.text,
+            published_at=self.published,
+            updated_at=self.updated,
+            blocks=self.blocks,
+            declared=self.declared,
+        )
+
+
+def _ld_value(objects: list[dict[str, object]], *keys: str) -> str:
+    for obj in objects:
+        for key in keys:
+            value = obj.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return ""
+
+
+def read_article(html: str, url: str) -> Article:
+    tree = parse(html)
+    ld = json_ld(tree)
+    h1 = tree.css_first("h1")
+    title_node = tree.css_first("title")
+    title = normalise_text(
+        html_to_text(meta(tree, "og:title"))
+        or (h1.text(deep=True) if h1 is not None else "")
+        or _ld_value(ld, "headline", "name")
+        or (title_node.text(deep=True) if title_node is not None else "")
+    )[:500]
+    description = html_to_text(meta(tree, "description", "og:description"))
+    time_node = tree.css_first("time[datetime]")
+    first_time = parse_date(time_node.attributes.get("datetime") or "") if time_node else None
+    published = parse_date(meta(tree, "article:published_time", "datePublished")) or parse_date(
+        _ld_value(ld, "datePublished")
+    )
+    updated = parse_date(meta(tree, "article:modified_time", "dateModified")) or parse_date(
+        _ld_value(ld, "dateModified")
+    )
+
+    main = main_node(tree)
+    parts = list(pieces(main)) if main is not None else []
+    blocks: list[tuple[str, str]] = []
+    heading = ""
+    for piece in parts:
+        if piece.is_heading:
+            heading = piece.text
+        else:
+            blocks.append((heading, piece.text))
+    text = " ".join(p.text for p in parts)
+    labelled = labelled_dates(text)
+    published = published or labelled.published or first_time
+    if published is None:
+        # Bylines without a label («10.04.2018, kl. 11:15», «fredag 8. januar 2021»)
+        # stand near the top.
+        published = parse_date(text[:400])
+    updated = labelled.updated or updated
+    return Article(
+        url=canonical_url(url),
+        title=title or shorten(text, 80) or url,
+        published=published,
+        updated=updated,
+        declared=labelled.updated_text,
+        summary=shorten(description or (blocks[0][1] if blocks else ""), SUMMARY_LENGTH),
+        text=text,
+        blocks=tuple(blocks),
+    )
