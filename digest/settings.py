@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     backfill_days: int = Field(7, ge=0, le=3650)
     fetch_max_bytes: int = Field(5_000_000, ge=1_000, le=100_000_000)
     fetch_timeout_seconds: float = Field(20.0, gt=0, le=300)
+    fetch_host_delay_seconds: float = Field(1.0, ge=0, le=60)
+    allow_private_hosts: bool = False
     user_agent_contact: str = ""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -86,6 +86,9 @@ def settings(env: pytest.MonkeyPatch, sources_file: Path, smtp: SMTPServer) -> S
     env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
     env.setenv("DIGEST_SMTP_URL", smtp.url)
     env.setenv("DIGEST_FROM_ADDRESS", "varsel@veiledervarsel.no")
+    # The fixture site is on 127.0.0.1, and tests need not wait between requests.
+    env.setenv("DIGEST_ALLOW_PRIVATE_HOSTS", "true")
+    env.setenv("DIGEST_FETCH_HOST_DELAY_SECONDS", "0")
     settings = get_settings()
     upgrade(settings.database_url)
     return settings

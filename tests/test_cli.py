@@ -106,6 +106,7 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(
         {
             "DIGEST_PORT": str(port),
             "DIGEST_SOURCES_FILE": str(sources_file),
+            "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
             "PYTHONUNBUFFERED": "1",
         }
     )

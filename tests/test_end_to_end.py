@@ -107,6 +107,8 @@ def service(
             "DIGEST_SOURCES_FILE": str(sources_file),
             "DIGEST_SMTP_URL": smtp.url,
             "DIGEST_FROM_ADDRESS": "varsel@veiledervarsel.no",
+            "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
+            "DIGEST_FETCH_HOST_DELAY_SECONDS": "0",
             "DIGEST_BASE_URL": f"http://127.0.0.1:{port}",
             "DIGEST_PORT": str(port),
             "PYTHONUNBUFFERED": "1",

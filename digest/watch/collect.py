@@ -119,6 +119,8 @@ def make_fetcher(settings: Settings) -> Fetcher:
             timeout=settings.fetch_timeout_seconds,
             deadline=settings.fetch_timeout_seconds * 3,
             max_bytes=settings.fetch_max_bytes,
+            host_delay=settings.fetch_host_delay_seconds,
+            allow_private=settings.allow_private_hosts,
         ),
     )
 

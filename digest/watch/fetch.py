@@ -12,7 +12,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from digest.watch.polite import PACER, HostRefused, RobotsCache, check_public_host, parse_robots
+
 MAX_REDIRECTS = 5
+ROBOTS = RobotsCache()
 PERMANENT_REDIRECTS = (301, 308)
 
 
@@ -45,6 +48,9 @@ class FetchLimits:
     timeout: float = 20.0  # connect and read, each
     deadline: float = 60.0  # wall clock for the whole fetch
     max_bytes: int = 5_000_000
+    host_delay: float = 1.0  # seconds between two requests to one host
+    allow_private: bool = False  # only for tests and closed networks
+    respect_robots: bool = True
 
 
 class Fetcher:
@@ -55,13 +61,29 @@ class Fetcher:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.limits = limits or FetchLimits()
+        self.user_agent = user_agent
         self._client = httpx.Client(
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(self.limits.timeout),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
             transport=transport,
+            # Checked for every request, redirect targets included.
+            event_hooks={"request": [self._check_request]},
         )
+        self._robots = ROBOTS
+
+    def _check_request(self, request: httpx.Request) -> None:
+        if request.url.scheme not in ("http", "https"):
+            raise FetchError(f"only http and https URLs are fetched, not {request.url}")
+        if not self.limits.allow_private:
+            try:
+                check_public_host(
+                    request.url.host,
+                    request.url.port or (443 if request.url.scheme == "https" else 80),
+                )
+            except HostRefused as exc:
+                raise FetchError(f"refused: {exc}") from None
 
     def close(self) -> None:
         self._client.close()
@@ -75,8 +97,41 @@ class Fetcher:
     def get(
         self, url: str, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
-        if urlsplit(url).scheme not in ("http", "https"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(f"only http and https URLs are fetched, not {url!r}")
+        if self.limits.respect_robots and not self.allowed(url):
+            raise FetchError("disallowed by robots.txt")
+        result = PACER.run(
+            parts.hostname, self.limits.host_delay, lambda: self._get(url, etag, last_modified)
+        )
+        assert isinstance(result, FetchResult)
+        return result
+
+    def allowed(self, url: str) -> bool:
+        """Whether robots.txt lets this service fetch `url` (read once per host per hour)."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        known, rules = self._robots.get(origin)
+        if not known:
+            try:
+                response = PACER.run(
+                    parts.hostname or "",
+                    self.limits.host_delay,
+                    lambda: self._get(origin + "/robots.txt", None, None),
+                )
+                assert isinstance(response, FetchResult)
+                rules = parse_robots(response.status, response.body)
+            except FetchError as exc:
+                if exc.status is None:
+                    # No answer at all: the fetch itself will fail and say why.
+                    return True
+                rules = parse_robots(exc.status, b"")
+            self._robots.put(origin, rules)
+        assert rules is not None
+        return bool(rules.can_fetch(url, self.user_agent))
+
+    def _get(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -104,6 +159,8 @@ class Fetcher:
                     headers={k.lower(): v for k, v in response.headers.items()},
                     moved_to=moved_to,
                 )
+        except FetchError:
+            raise
         except httpx.TooManyRedirects:
             raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
         except httpx.TimeoutException as exc:
