@@ -27,11 +27,20 @@ class Entry:
         object.__setattr__(self, "content_hash", digest)
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An article page a listing (sitemap or index) points to."""
+
+    url: str
+    lastmod: datetime | None = None
+
+
 @dataclass(slots=True)
 class ReadResult:
-    entries: list[Entry]
-    # Further pages the reader wants fetched (used by the site readers).
-    follow: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    # Article pages to read (sitemaps, index pages) and further sitemaps (sitemap indexes).
+    links: list[Link] = field(default_factory=list)
+    sitemaps: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 

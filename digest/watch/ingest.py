@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.models import Change, ChangeKind, Item, Source
+from digest.watch.changes import summarise_change
 from digest.watch.entries import Entry
 
 
@@ -19,6 +20,7 @@ class Verdict(StrEnum):
     UPDATED = "updated"
     SAME = "same"
     BACK_CATALOGUE = "back_catalogue"  # first sight during the baseline, too old to report
+    FIRST_READ = "first_read"  # a listed item read for the first time, quietly
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +31,18 @@ class Decision:
 
 def decide(
     entries: Iterable[Entry],
-    known_hashes: Mapping[str, str],
+    known_hashes: Mapping[str, str | None],
     *,
     baseline: bool,
     backfill_since: datetime,
+    silent: Set[str] = frozenset(),
 ) -> list[Decision]:
     """What each entry is, given the content hashes already stored per key.
 
     During the baseline (a source's first successful collection) only entries published
-    since `backfill_since` are new, so adding a source does not flood anyone.
+    or updated since `backfill_since` are new, so adding a source does not flood anyone.
+    A stored hash of None is an item only listed so far: reading it is an update, or
+    silent when its key is in `silent` (a first read on the slow re-read cycle).
     """
     decisions: list[Decision] = []
     seen: set[str] = set()
@@ -45,11 +50,13 @@ def decide(
         if entry.key in seen:
             continue
         seen.add(entry.key)
-        stored = known_hashes.get(entry.key)
-        if stored is None:
-            recent = entry.published_at is not None and entry.published_at >= backfill_since
+        if entry.key not in known_hashes:
+            when = entry.published_at or entry.updated_at
+            recent = when is not None and when >= backfill_since
             verdict = Verdict.NEW if not baseline or recent else Verdict.BACK_CATALOGUE
-        elif stored != entry.content_hash:
+        elif known_hashes[entry.key] is None:
+            verdict = Verdict.FIRST_READ if entry.key in silent else Verdict.UPDATED
+        elif known_hashes[entry.key] != entry.content_hash:
             verdict = Verdict.UPDATED
         else:
             verdict = Verdict.SAME
@@ -63,10 +70,16 @@ class IngestReport:
     updated: int = 0
     same: int = 0
     back_catalogue: int = 0
+    first_read: int = 0
 
 
 def ingest(
-    session: Session, source: Source, entries: list[Entry], at: datetime, backfill_days: int
+    session: Session,
+    source: Source,
+    entries: list[Entry],
+    at: datetime,
+    backfill_days: int,
+    silent: Set[str] = frozenset(),
 ) -> IngestReport:
     """Store entries as Items and record Changes detected at `at`."""
     keys = [e.key for e in entries]
@@ -81,14 +94,18 @@ def ingest(
         {key: item.content_hash for key, item in items.items()},
         baseline=baseline,
         backfill_since=at - timedelta(days=backfill_days),
+        silent=silent,
     )
     report = IngestReport()
     for decision in decisions:
         entry = decision.entry
         item = items.get(entry.key)
+        note = ""
         if item is None:
             item = Item(source_id=source.id, key=entry.key, first_seen_at=at)
             session.add(item)
+        elif decision.verdict is Verdict.UPDATED:
+            note = _note(item, entry)
         if decision.verdict is not Verdict.SAME:
             _copy(entry, item)
         item.last_seen_at = at
@@ -105,6 +122,7 @@ def ingest(
                     url=entry.url,
                     summary_text=entry.summary_text,
                     published_at=entry.published_at,
+                    note=note,
                 )
             )
         setattr(report, decision.verdict.value, getattr(report, decision.verdict.value) + 1)
@@ -112,6 +130,20 @@ def ingest(
         source.baseline_at = at
     session.flush()
     return report
+
+
+def _note(item: Item, entry: Entry) -> str:
+    if item.content_hash is None:
+        # Only listed before: there is no earlier text to compare with.
+        return f"{entry.declared}." if entry.declared else ""
+    return summarise_change(
+        item.blocks or [],
+        entry.blocks,
+        old_title=item.title,
+        new_title=entry.title,
+        old_declared=item.declared or "",
+        new_declared=entry.declared,
+    )
 
 
 def _copy(entry: Entry, item: Item) -> None:
@@ -122,3 +154,5 @@ def _copy(entry: Entry, item: Item) -> None:
     item.content_hash = entry.content_hash
     item.published_at = entry.published_at
     item.updated_at = entry.updated_at
+    item.blocks = [list(block) for block in entry.blocks]
+    item.declared = entry.declared[:300]

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +28,57 @@ _SPEC_FIELDS = ("name", "kind", "url", "topics", "audiences", "language", "inter
 
 class SourcesFileError(ValueError):
     """The sources file cannot be used; the message lists every problem found."""
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _LinkingOptions(_Options):
+    max_pages: int = Field(30, ge=1, le=500)
+    recheck_hours: int = Field(168, ge=1, le=8760)
+
+
+class SitemapOptions(_LinkingOptions):
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            _check_regex(pattern)
+        return value
+
+
+class IndexOptions(_LinkingOptions):
+    link_pattern: str
+    link_selector: str = ""
+
+    @field_validator("link_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        return _check_regex(value)
+
+
+class SectionsOptions(_Options):
+    heading: str = "h2"
+
+
+OPTIONS: dict[str, type[_Options]] = {
+    "feed": _Options,
+    "sitemap": SitemapOptions,
+    "index": IndexOptions,
+    "sections": SectionsOptions,
+}
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    return pattern
 
 
 class SourceSpec(BaseModel):
@@ -42,6 +101,14 @@ class SourceSpec(BaseModel):
         if value not in READERS:
             raise ValueError(f"unknown kind {value!r} (known: {', '.join(sorted(READERS))})")
         return value
+
+    @model_validator(mode="after")
+    def _options_of_kind(self) -> SourceSpec:
+        model = OPTIONS.get(self.kind)
+        if model is not None:
+            # Stored with defaults filled in, so the collector can rely on them.
+            self.options = model.model_validate(self.options).model_dump()
+        return self
 
     @field_validator("topics", "audiences")
     @classmethod

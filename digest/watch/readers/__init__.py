@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from digest.watch.entries import ReadResult
-from digest.watch.readers import feed
+from digest.watch.readers import feed, index, sections, sitemap
 
 Reader = Callable[[bytes, Mapping[str, str], str, Mapping[str, object]], ReadResult]
 
 READERS: dict[str, Reader] = {
     "feed": feed.read,
+    "sitemap": sitemap.read,
+    "index": index.read,
+    "sections": sections.read,
 }
 
 

@@ -1,0 +1,133 @@
+"""Reading the article pages a listing points to: which to read this pass (pure), and reading them.
+
+New links come first, then links whose lastmod moved, then known pages due for their slow
+re-read; a pass reads at most `max_pages`. At a source's baseline the pages read are
+judged by their dates (only recent ones are new), and those beyond the budget are only
+listed, to be read quietly over later passes instead of being reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from digest.watch.article import read_article
+from digest.watch.entries import Entry, Link
+from digest.watch.fetch import Fetcher, FetchError
+from digest.watch.html import decode_html
+
+DEFAULT_MAX_PAGES = 30
+DEFAULT_RECHECK_HOURS = 168
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What is stored of a page already known."""
+
+    url: str
+    read: bool  # False while only listed
+    lastmod: datetime | None
+    next_read_at: datetime | None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    link: Link
+    silent: bool  # a first read on the slow cycle: store, report nothing
+
+
+@dataclass(slots=True)
+class Plan:
+    reads: list[Read] = field(default_factory=list)
+    list_only: list[Link] = field(default_factory=list)
+
+
+def plan_reads(
+    links: Sequence[Link],
+    known: Mapping[str, Known],
+    *,
+    at: datetime,
+    baseline: bool,
+    backfill_since: datetime,
+    max_pages: int,
+) -> Plan:
+    plan = Plan()
+    fresh: list[Read] = []
+    moved: list[Read] = []
+    listed = {link.url for link in links}
+    for link in links:
+        state = known.get(link.url)
+        if state is None:
+            fresh.append(Read(link, silent=False))
+        elif link.lastmod is not None and (state.lastmod is None or link.lastmod > state.lastmod):
+            moved.append(Read(link, silent=False))
+    if baseline:
+        # Recently modified pages first; what the budget leaves is listed, read later.
+        fresh.sort(key=lambda r: not (r.link.lastmod and r.link.lastmod >= backfill_since))
+        plan.list_only = [r.link for r in fresh[max_pages:]]
+        fresh = fresh[:max_pages]
+    chosen = {r.link.url for r in fresh + moved}
+    due = sorted(
+        (
+            s
+            for s in known.values()
+            if s.next_read_at is not None and s.next_read_at <= at and s.url not in chosen
+        ),
+        key=lambda s: s.next_read_at or at,
+    )
+    # A due page still in the listing keeps its lastmod; one gone from it is read anyway,
+    # so that a page dropped from a sitemap is still watched on the slow cycle.
+    lastmods = {link.url: link.lastmod for link in links}
+    recheck = [
+        Read(
+            Link(s.url, lastmods.get(s.url, s.lastmod) if s.url in listed else s.lastmod),
+            silent=not s.read,
+        )
+        for s in due
+    ]
+    plan.reads = (fresh + moved + recheck)[:max_pages]
+    return plan
+
+
+@dataclass(slots=True)
+class PageResult:
+    link: Link
+    entry: Entry | None = None  # None when not modified
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(slots=True)
+class ReadPass:
+    pages: list[PageResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def read_pages(fetcher: Fetcher, reads: Sequence[Read], known: Mapping[str, Known]) -> ReadPass:
+    """Fetch and read each planned page; one page's failure does not stop the others."""
+    result = ReadPass()
+    for read in reads:
+        state = known.get(read.link.url)
+        try:
+            response = fetcher.get(
+                read.link.url,
+                state.etag if state else None,
+                state.last_modified if state else None,
+            )
+        except FetchError as exc:
+            result.errors.append(f"{read.link.url}: {exc.reason}")
+            continue
+        page = PageResult(
+            read.link,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+        )
+        if not response.not_modified:
+            article = read_article(decode_html(response.body, response.headers), read.link.url)
+            # Known by the listed URL, whatever redirects the page went through.
+            page.entry = article.entry(key=read.link.url)
+        result.pages.append(page)
+    return result

@@ -1,0 +1,67 @@
+"""The `index` reader: an HTML listing page («Aktuelt»), its article links chosen by pattern.
+
+Options: `link_pattern` (required), a regular expression the absolute URL must match;
+`link_selector` (optional), a CSS selector for the links or the elements holding them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urljoin
+
+from digest.watch.clean import canonical_url
+from digest.watch.entries import Link, ReadError, ReadResult
+from digest.watch.html import decode_html, parse
+
+MAX_LINKS = 500
+
+
+def read(
+    body: bytes, headers: Mapping[str, str], url: str, options: Mapping[str, object]
+) -> ReadResult:
+    pattern_text = options.get("link_pattern")
+    if not isinstance(pattern_text, str) or not pattern_text:
+        raise ReadError("an index source needs the option link_pattern")
+    try:
+        pattern = re.compile(pattern_text)
+    except re.error as exc:
+        raise ReadError(f"link_pattern is not a valid regular expression: {exc}") from None
+    if not body.strip():
+        raise ReadError("the index page is empty")
+    tree = parse(decode_html(body, headers))
+    base = tree.css_first("base[href]")
+    base_url = urljoin(url, base.attributes.get("href") or "") if base is not None else url
+    selector = options.get("link_selector") or "a[href]"
+    try:
+        chosen = tree.css(str(selector))
+    except Exception as exc:  # selectolax raises plain exceptions for bad selectors
+        raise ReadError(f"link_selector is not a valid CSS selector: {exc}") from None
+    anchors = []
+    for node in chosen:
+        if node.tag == "a":
+            anchors.append(node)
+        else:
+            anchors.extend(node.css("a[href]"))
+    result = ReadResult()
+    seen: set[str] = set()
+    for anchor in anchors:
+        href = (anchor.attributes.get("href") or "").strip()
+        if not href or href.startswith(("#", "mailto:", "tel:", "javascript:")):
+            continue
+        absolute = urljoin(base_url, href)
+        if not absolute.startswith(("http://", "https://")):
+            continue
+        canonical = canonical_url(absolute)
+        if canonical in seen or canonical == canonical_url(url) or not pattern.search(canonical):
+            continue
+        seen.add(canonical)
+        result.links.append(Link(canonical))
+        if len(result.links) >= MAX_LINKS:
+            break
+    if not result.links:
+        result.warnings.append(
+            f"no link on the page matched link_pattern {pattern_text!r}"
+            + (f" within {selector!r}" if options.get("link_selector") else "")
+        )
+    return result

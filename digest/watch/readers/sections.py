@@ -1,0 +1,78 @@
+"""The `sections` reader: one long guide page split at its headings, each section an item.
+
+Each section has its own URL (the page's, with the heading's anchor), its own declared
+date («Sist faglig oppdatert 14. november 2023») and its own text, so a revised chapter
+is reported as that chapter. Option `heading`: CSS selector of the headings (default h2).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+
+from digest.watch.clean import canonical_url, shorten
+from digest.watch.dates import labelled_dates
+from digest.watch.entries import Entry, ReadError, ReadResult
+from digest.watch.html import decode_html, main_node, parse, pieces
+
+
+def slug(text: str) -> str:
+    text = text.lower().replace("æ", "ae").replace("ø", "o").replace("å", "a")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:80] or "del"
+
+
+def read(
+    body: bytes, headers: Mapping[str, str], url: str, options: Mapping[str, object]
+) -> ReadResult:
+    if not body.strip():
+        raise ReadError("the page is empty")
+    selector = str(options.get("heading") or "h2")
+    tree = parse(decode_html(body, headers))
+    main = main_node(tree)
+    if main is None:
+        raise ReadError("the page has no body")
+    try:
+        heading_ids = {node.mem_id for node in main.css(selector)}
+    except Exception as exc:  # selectolax raises plain exceptions for bad selectors
+        raise ReadError(f"heading is not a valid CSS selector: {exc}") from None
+    page = canonical_url(url)
+    sections: list[tuple[str, str, list[tuple[str, str]]]] = []  # (title, anchor, blocks)
+    anchors: set[str] = set()
+    sub_heading = ""
+    for piece in pieces(main):
+        if piece.is_heading and piece.node.mem_id in heading_ids:
+            anchor = (piece.node.attributes.get("id") or "").strip() or slug(piece.text)
+            base, n = anchor, 2
+            while anchor in anchors:  # two chapters with the same name
+                anchor, n = f"{base}-{n}", n + 1
+            anchors.add(anchor)
+            sections.append((piece.text, anchor, []))
+            sub_heading = piece.text
+        elif not sections:
+            continue  # text before the first chapter heading belongs to no section
+        elif piece.is_heading:
+            sub_heading = piece.text
+        else:
+            sections[-1][2].append((sub_heading, piece.text))
+    result = ReadResult()
+    for title, anchor, blocks in sections:
+        text = " ".join(t for _, t in blocks)
+        dates = labelled_dates(text)
+        result.entries.append(
+            Entry(
+                key=f"{page}#{anchor}",
+                url=f"{page}#{anchor}",
+                title=title[:500],
+                summary_text=shorten(blocks[0][1] if blocks else "", 400),
+                content_text=f"{title} {text}",
+                published_at=dates.published,
+                updated_at=dates.updated,
+                blocks=tuple(blocks),
+                declared=dates.updated_text,
+            )
+        )
+    if not sections:
+        result.warnings.append(f"no heading on the page matched {selector!r}")
+    return result
