@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digest.watch.clean import canonical_url, html_to_text, normalise_text, shorten
-from digest.watch.dates import labelled_dates, parse_date
+from digest.watch.dates import is_date_line, labelled_dates, parse_date
 from digest.watch.entries import Entry
 from digest.watch.html import json_ld, main_node, meta, parse, pieces
 
@@ -75,7 +75,7 @@ def read_article(html: str, url: str) -> Article:
     for piece in parts:
         if piece.is_heading:
             heading = piece.text
-        else:
+        elif not is_date_line(piece.text):
             blocks.append((heading, piece.text))
     text = " ".join(p.text for p in parts)
     labelled = labelled_dates(text)

@@ -167,3 +167,11 @@ def labelled_dates(text: str, tz: ZoneInfo = OSLO) -> LabelledDates:
         elif published is None:
             published = moment
     return LabelledDates(published, updated, updated_text)
+
+
+def is_date_line(text: str) -> bool:
+    """A block that is only a labelled date («Sist faglig oppdatert 14. november 2023»)."""
+    if len(text) > 100:
+        return False
+    label = _LABEL.match(text.strip())
+    return label is not None and parse_date(text[label.end() :]) is not None

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping
 
 from digest.watch.clean import canonical_url, shorten
-from digest.watch.dates import labelled_dates
+from digest.watch.dates import is_date_line, labelled_dates
 from digest.watch.entries import Entry, ReadError, ReadResult
 from digest.watch.html import decode_html, main_node, parse, pieces
 
@@ -40,6 +40,8 @@ def read(
     page = canonical_url(url)
     sections: list[tuple[str, str, list[tuple[str, str]]]] = []  # (title, anchor, blocks)
     anchors: set[str] = set()
+    # Date lines count for the hash and the declared date, not as paragraphs that changed.
+    dates_of: dict[int, list[str]] = {}
     sub_heading = ""
     for piece in pieces(main):
         if piece.is_heading and piece.node.mem_id in heading_ids:
@@ -49,24 +51,28 @@ def read(
                 anchor, n = f"{base}-{n}", n + 1
             anchors.add(anchor)
             sections.append((piece.text, anchor, []))
+            dates_of[len(sections) - 1] = []
             sub_heading = piece.text
         elif not sections:
             continue  # text before the first chapter heading belongs to no section
         elif piece.is_heading:
             sub_heading = piece.text
+        elif is_date_line(piece.text):
+            dates_of[len(sections) - 1].append(piece.text)
         else:
             sections[-1][2].append((sub_heading, piece.text))
     result = ReadResult()
-    for title, anchor, blocks in sections:
+    for number, (title, anchor, blocks) in enumerate(sections):
+        date_lines = " ".join(dates_of[number])
         text = " ".join(t for _, t in blocks)
-        dates = labelled_dates(text)
+        dates = labelled_dates(f"{date_lines} {text}")
         result.entries.append(
             Entry(
                 key=f"{page}#{anchor}",
                 url=f"{page}#{anchor}",
                 title=title[:500],
                 summary_text=shorten(blocks[0][1] if blocks else "", 400),
-                content_text=f"{title} {text}",
+                content_text=f"{title} {text} {date_lines}".strip(),
                 published_at=dates.published,
                 updated_at=dates.updated,
                 blocks=tuple(blocks),

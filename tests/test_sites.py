@@ -1,0 +1,181 @@
+"""Fixture sites modelled on the real ones, each in a before and an after state: collect,
+switch, collect again, and check exactly which items are new or updated and what the
+change summaries say.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from digest.db import session_scope
+from digest.models import Change, Item, Source
+from digest.settings import Settings
+from digest.watch.collect import collect_by_id
+from digest.watch.sources import load_sources, sync_sources
+from tests.support.site import FixtureSite, Route
+
+SITES = Path(__file__).parent / "fixtures" / "sites"
+T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
+T1 = datetime(2025, 2, 2, 10, 0, tzinfo=UTC)
+
+SOURCES = """
+[topics]
+vold = "Vold"
+
+[[source]]
+key = "guide"
+name = "Krisesenterveileder"
+kind = "sections"
+url = "{base}/fagstotte/krisesenterveileder"
+topics = ["vold"]
+
+[[source]]
+key = "vest"
+name = "RVTS Vest"
+kind = "feed"
+url = "{base}/vest/feed/"
+topics = ["vold"]
+language = "nn"
+
+[[source]]
+key = "sor"
+name = "RVTS Sør"
+kind = "index"
+url = "{base}/aktuelt/"
+topics = ["vold"]
+options = {{ link_pattern = "/aktuelt/\\\\d+/", recheck_hours = 1 }}
+
+[[source]]
+key = "sitemap"
+name = "Fagstøtte"
+kind = "sitemap"
+url = "{base}/sitemap.xml"
+topics = ["vold"]
+options = {{ include = ["/fagstotte/"] }}
+"""
+
+
+def serve(site: FixtureSite, state: str, lastmod: bool = True) -> None:
+    def text(name: str) -> bytes:
+        body = (SITES / name).read_text(encoding="utf-8").replace("{base}", site.base_url)
+        if name.startswith("sitemap") and not lastmod:
+            body = re.sub(r"<lastmod>[^<]*</lastmod>", "", body)
+        return body.encode()
+
+    html = "text/html; charset=utf-8"
+    site.routes.update(
+        {
+            "/fagstotte/krisesenterveileder": Route(text(f"guide_{state}.html"), content_type=html),
+            "/vest/feed/": Route(text(f"vest_feed_{state}.xml")),
+            "/aktuelt/": Route(text(f"sor_index_{state}.html"), content_type=html),
+            "/aktuelt/412/nytt-kurs-om-vold-i-naere-relasjoner/": Route(
+                text(f"sor_412_{state}.html"), content_type=html
+            ),
+            "/aktuelt/398/snakke-lanseres-i-agder/": Route(text("sor_398.html"), content_type=html),
+            "/aktuelt/420/traumebevisst-praksis-i-barnehagen/": Route(
+                text("sor_420.html"), content_type=html
+            ),
+            "/sitemap.xml": Route(text(f"sitemap_{state}.xml"), content_type="application/xml"),
+            "/fagstotte/vold/samtaler-med-barn": Route(
+                text(f"page_samtaler_{state}.html"), content_type=html
+            ),
+            "/fagstotte/vold/trygghetsplan": Route(
+                text("page_trygghetsplan.html"), content_type=html
+            ),
+            "/fagstotte/vold/negativ-sosial-kontroll": Route(
+                text("page_kontroll.html"), content_type=html
+            ),
+        }
+    )
+
+
+@pytest.fixture
+def sources(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, int]:
+    path = tmp_path / "sites.toml"
+    path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, load_sources(path).sources)
+        return {s.key: s.id for s in session.scalars(select(Source))}
+
+
+def collect_all(settings: Settings, sources: dict[str, int], at: datetime) -> None:
+    for source_id in sources.values():
+        outcome = collect_by_id(settings, source_id, at)
+        assert outcome is not None and outcome.ok, outcome
+
+
+def changes_at(settings: Settings, at: datetime) -> dict[tuple[str, str], tuple[str, str]]:
+    """(source key, item title) -> (kind, note) for the changes detected at `at`."""
+    with session_scope(settings.database_url) as session:
+        rows = session.execute(
+            select(Source.key, Change.title, Change.kind, Change.note)
+            .join(Item, Change.item_id == Item.id)
+            .join(Source, Item.source_id == Source.id)
+            .where(Change.detected_at == at)
+        ).all()
+    return {(key, title): (kind, note) for key, title, kind, note in rows}
+
+
+@pytest.mark.parametrize("lastmod", [True, False], ids=["with-lastmod", "without-lastmod"])
+def test_sites_before_and_after(settings, sources, site: FixtureSite, lastmod: bool) -> None:
+    serve(site, "before", lastmod)
+    collect_all(settings, sources, T0)
+    first = changes_at(settings, T0)
+    # The baseline reports only what was published or revised in the week before.
+    # Without lastmod in the sitemap, the page's own JSON-LD date says it is recent.
+    assert first == {
+        ("sor", "Nytt kurs om vold i nære relasjoner"): ("new", ""),
+        ("sitemap", "Trygghetsplan for voldsutsatte"): ("new", ""),
+    }
+
+    serve(site, "after", lastmod)
+    collect_all(settings, sources, T1)
+    assert changes_at(settings, T1) == {
+        ("guide", "Fysisk sikkerhet"): (
+            "updated",
+            "Nytt avsnitt under «Fysisk sikkerhet». Sist faglig oppdatert 25. januar 2024.",
+        ),
+        ("guide", "Den første samtalen"): ("updated", "Endret tekst under «Den første samtalen»."),
+        ("vest", "Ny rettleiar om tryggleiksplanar"): ("new", ""),
+        ("vest", "Korleis snakke med barn om vald i heimen"): ("updated", "Endret tekst."),
+        ("sor", "Traumebevisst praksis i barnehagen"): ("new", ""),
+        ("sor", "Nytt kurs om vold i nære relasjoner"): (
+            "updated",
+            "Endret tekst under «Påmelding».",
+        ),
+        ("sitemap", "Samtaler med barn om vold"): (
+            "updated",
+            "Nytt avsnitt under «Før samtalen». Sist oppdatert 20. januar 2025.",
+        ),
+        ("sitemap", "Negativ sosial kontroll"): ("new", ""),
+    }
+
+
+def test_unchanged_sites_report_nothing(settings, sources, site: FixtureSite) -> None:
+    serve(site, "before")
+    collect_all(settings, sources, T0)
+    later = datetime(2025, 1, 30, 10, 0, tzinfo=UTC)
+    collect_all(settings, sources, later)
+    assert changes_at(settings, later) == {}
+    # The second pass was conditional: the listings answered 304.
+    with session_scope(settings.database_url) as session:
+        assert all(s.http_status in (200, 304) for s in session.scalars(select(Source)))
+
+
+def test_an_item_that_leaves_the_feed_and_returns_is_not_new(settings, sources, site) -> None:
+    serve(site, "after")
+    collect_all(settings, sources, T0)
+    feed = site.routes["/vest/feed/"].body
+    without = re.sub(rb"<item>\s*<title>Ny rettleiar.*?</item>", b"", feed, flags=re.S)
+    assert without != feed
+    site.routes["/vest/feed/"] = Route(without)
+    collect_by_id(settings, sources["vest"], T1)
+    site.routes["/vest/feed/"] = Route(feed)
+    back = datetime(2025, 2, 3, 10, 0, tzinfo=UTC)
+    collect_by_id(settings, sources["vest"], back)
+    assert changes_at(settings, back) == {}
