@@ -50,6 +50,8 @@ def _ld_value(objects: list[dict[str, object]], *keys: str) -> str:
 def read_article(html: str, url: str) -> Article:
     tree = parse(html)
     ld = json_ld(tree)
+    for node in tree.css("script, style, noscript, template"):
+        node.decompose()  # their text is code, never the article's
     h1 = tree.css_first("h1")
     title_node = tree.css_first("title")
     title = normalise_text(
