@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +59,7 @@ class DigestItem:
     is_new: bool
     date: datetime  # published when known, else detected
     note: str
+    also_at: tuple[str, ...] = ()  # other sites that published the same news
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,20 @@ class Digest:
         return not self.groups and not self.announcements
 
 
+_WORDS = re.compile(r"\w+")
+
+
+def same_news_key(change: ChangeView) -> str:
+    """Changes with the same key are one piece of news: same title, word for word.
+
+    Titles too short to tell news apart («Kurs», «Nyheter») only match themselves.
+    """
+    words = _WORDS.findall(change.title.casefold())
+    if len(words) < 3:
+        return f"item:{change.item_id}"
+    return "title:" + " ".join(words)
+
+
 def compose(
     recipient: Recipient,
     changes: Sequence[ChangeView],
@@ -107,18 +123,27 @@ def compose(
             current.change_id,
         ):
             latest[change.item_id] = change
+    # The same national news reposted by several sites is shown once, under the site
+    # whose name sorts first, naming the others.
+    copies: dict[str, list[ChangeView]] = {}
+    for change in sorted(latest.values(), key=lambda c: (c.source_name.casefold(), c.change_id)):
+        copies.setdefault(same_news_key(change), []).append(change)
     by_source: dict[str, list[DigestItem]] = {}
     names: dict[str, str] = {}
-    for change in latest.values():
-        names[change.source_key] = change.source_name
-        by_source.setdefault(change.source_key, []).append(
+    for first, *others in copies.values():
+        names[first.source_key] = first.source_name
+        also = tuple(
+            dict.fromkeys(o.source_name for o in others if o.source_key != first.source_key)
+        )
+        by_source.setdefault(first.source_key, []).append(
             DigestItem(
-                title=change.title,
-                url=change.url,
-                summary=change.summary,
-                is_new=change.item_id in new_items,
-                date=change.published_at or change.detected_at,
-                note=change.note,
+                title=first.title,
+                url=first.url,
+                summary=first.summary,
+                is_new=any(c.item_id in new_items for c in (first, *others)),
+                date=first.published_at or first.detected_at,
+                note=first.note,
+                also_at=also,
             )
         )
     groups = tuple(

@@ -77,3 +77,17 @@ def test_announcements_alone_make_a_digest_and_follow_topics() -> None:
     assert compose(recipient(["vold"]), [], [ann], PERIOD).is_empty
     digest = compose(recipient(["krisesenter"]), [], [ann], PERIOD)
     assert not digest.is_empty and digest.announcements == (ann,)
+
+
+def test_the_same_news_on_several_sites_appears_once_naming_the_others() -> None:
+    changes = [
+        change(1, 10, "new", 1, "SNAKKE lanseres på samisk", source="rvts nord"),
+        change(2, 11, "new", 2, "SNAKKE lanseres på samisk!", source="rvts midt"),
+        change(3, 12, "new", 3, "Snakke lanseres på  samisk", source="rvts vest"),
+        change(4, 13, "new", 1, "Kurs", source="rvts nord"),
+        change(5, 14, "new", 1, "Kurs", source="rvts midt"),
+    ]
+    digest = compose(recipient(), changes, [], PERIOD)
+    titles = [(g.name, i.title, i.also_at) for g in digest.groups for i in g.items]
+    assert ("RVTS MIDT", "SNAKKE lanseres på samisk!", ("RVTS NORD", "RVTS VEST")) in titles
+    assert digest.item_count == 3  # the news once, and the two short «Kurs» titles apart
