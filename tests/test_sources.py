@@ -13,10 +13,32 @@ from digest.settings import PACKAGE_DIR, Settings
 from digest.watch.sources import SourcesFileError, load_sources, sync_sources
 
 
-def test_the_shipped_sources_file_is_valid() -> None:
+def test_the_shipped_sources_file_covers_every_site() -> None:
     catalogue = load_sources(PACKAGE_DIR / "watch" / "sources.toml")
-    assert len(catalogue.sources) >= 5
-    assert all(s.topics for s in catalogue.sources)
+    hosts = {s.url.split("/")[2].removeprefix("www.") for s in catalogue.sources}
+    assert hosts == {
+        "bufdir.no",
+        "voldsveileder.nkvts.no",
+        "komplan.nkvts.no",
+        "jegvet.no",
+        "snakkemedbarn.no",
+        "rvtsost.no",
+        "rvtssor.no",
+        "rvtsvest.no",
+        "rvtsmidt.no",
+        "rvtsnord.no",
+        "helsedirektoratet.no",
+    }
+    bufdir = {s.kind for s in catalogue.sources if "bufdir" in s.url}
+    assert bufdir == {"sections", "sitemap"}
+    assert all(s.topics and s.audiences for s in catalogue.sources)
+    assert {a for s in catalogue.sources for a in s.audiences} == {
+        "kommunal-ledelse",
+        "krisesenter-ansatte",
+        "helse-omsorg",
+        "barnehage-skole",
+        "alle-barn",
+    }
 
 
 @pytest.mark.parametrize(
