@@ -36,10 +36,14 @@ _BLOCK_BOUNDARY = re.compile(
     r"<(/?)(p|div|br|li|h[1-6]|tr|td|th|blockquote|section|article)\b", re.IGNORECASE
 )
 _SPACE = re.compile(r"\s+")
+_TEXT_ONLY = nh3.Cleaner(tags=set(), attributes={}, url_relative="deny")
 
 
-def sanitise_html(fragment: str) -> str:
-    """Allow-listed HTML: no script, style, event handlers, or non-http(s) links."""
+def sanitise_html(fragment: str, base_url: str | None = None) -> str:
+    """Allow-listed HTML: no script, style, event handlers, or non-http(s) links.
+
+    Relative links are resolved against `base_url` when given.
+    """
     if not fragment:
         return ""
     return nh3.clean(
@@ -48,6 +52,7 @@ def sanitise_html(fragment: str) -> str:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
+        url_relative=("rewrite_with_base", base_url) if base_url else "deny",
     ).strip()
 
 
@@ -56,7 +61,7 @@ def html_to_text(fragment: str) -> str:
     if not fragment:
         return ""
     spaced = _BLOCK_BOUNDARY.sub(r" <\1\2", fragment)
-    stripped = nh3.clean(spaced, tags=set(), attributes={})
+    stripped = _TEXT_ONLY.clean(spaced)
     return normalise_text(html.unescape(stripped))
 
 

@@ -97,6 +97,7 @@ def ingest(
         silent=silent,
     )
     report = IngestReport()
+    reported: list[tuple[Decision, Item, str]] = []
     for decision in decisions:
         entry = decision.entry
         item = items.get(entry.key)
@@ -110,22 +111,25 @@ def ingest(
             _copy(entry, item)
         item.last_seen_at = at
         if decision.verdict in (Verdict.NEW, Verdict.UPDATED):
-            session.flush()  # the item needs its id
-            session.add(
-                Change(
-                    item_id=item.id,
-                    kind=ChangeKind.NEW.value
-                    if decision.verdict is Verdict.NEW
-                    else ChangeKind.UPDATED.value,
-                    detected_at=at,
-                    title=entry.title,
-                    url=entry.url,
-                    summary_text=entry.summary_text,
-                    published_at=entry.published_at,
-                    note=note,
-                )
-            )
+            reported.append((decision, item, note))
         setattr(report, decision.verdict.value, getattr(report, decision.verdict.value) + 1)
+    if reported:
+        session.flush()  # one round trip gives every new item its id
+        session.add_all(
+            Change(
+                item_id=item.id,
+                kind=ChangeKind.NEW.value
+                if decision.verdict is Verdict.NEW
+                else ChangeKind.UPDATED.value,
+                detected_at=at,
+                title=decision.entry.title,
+                url=decision.entry.url,
+                summary_text=decision.entry.summary_text,
+                published_at=decision.entry.published_at,
+                note=note,
+            )
+            for decision, item, note in reported
+        )
     if baseline:
         source.baseline_at = at
     session.flush()

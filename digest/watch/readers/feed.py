@@ -32,7 +32,8 @@ def read(
         body,
         response_headers={"content-location": url, **{k.lower(): v for k, v in headers.items()}},
         sanitize_html=False,
-        resolve_relative_uris=True,
+        # Relative links are resolved by nh3 while sanitising, in the same pass.
+        resolve_relative_uris=False,
     )
     problem = parsed.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXException):
@@ -62,7 +63,7 @@ def _entry(raw: Any, feed_url: str) -> Entry | None:
     content_source = (
         " ".join(c.get("value", "") for c in raw.get("content") or []) or summary_source
     )
-    summary_html = sanitise_html(summary_source or content_source)
+    summary_html = sanitise_html(summary_source or content_source, link or feed_url)
     summary_text = shorten(html_to_text(summary_html), 600)
     title = (
         html_to_text(raw.get("title") or "")[:500] or shorten(summary_text, 80) or "(uten tittel)"
