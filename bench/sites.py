@@ -128,16 +128,22 @@ def guide(rng: random.Random, chapters: int = 8) -> bytes:
     ).encode()
 
 
-def build(base: str, counts: dict[str, int], seed: int = 7) -> tuple[dict[str, Route], list[dict]]:
-    """Routes to serve and the [[source]] tables that watch them."""
-    rng = random.Random(seed)
+def build(
+    base: str, counts: dict[str, int], seed: int = 7, share: tuple[int, int] = (0, 1)
+) -> tuple[dict[str, Route], list[dict]]:
+    """Routes to serve and the [[source]] tables that watch them.
+
+    `share` (n, of) builds only every of-th source starting at the n-th, so that several
+    hosts can each serve a part of the same set.
+    """
+    rng = random.Random(seed * 31 + share[0])
     routes: dict[str, Route] = {}
     sources: list[dict] = []
-    for n in range(counts["feed"]):
+    for n in range(share[0], counts["feed"], share[1]):
         path = f"/f{n}/feed/"
         routes[path] = Route(feed(rng, f"{base}/f{n}"))
         sources.append({"key": f"feed-{n}", "kind": "feed", "url": base + path})
-    for n in range(counts["sitemap"]):
+    for n in range(share[0], counts["sitemap"], share[1]):
         urls = []
         for a in range(5):
             path = f"/s{n}/artikkel-{a}"
@@ -155,7 +161,7 @@ def build(base: str, counts: dict[str, int], seed: int = 7) -> tuple[dict[str, R
         sources.append(
             {"key": f"sitemap-{n}", "kind": "sitemap", "url": f"{base}/s{n}/sitemap.xml"}
         )
-    for n in range(counts["index"]):
+    for n in range(share[0], counts["index"], share[1]):
         links = []
         for a in range(5):
             path = f"/i{n}/aktuelt/{100 + a}/sak-{a}/"
@@ -178,7 +184,7 @@ def build(base: str, counts: dict[str, int], seed: int = 7) -> tuple[dict[str, R
                 "options": {"link_pattern": r"/aktuelt/\d+/"},
             }
         )
-    for n in range(counts["sections"]):
+    for n in range(share[0], counts["sections"], share[1]):
         routes[f"/g{n}/veileder"] = Route(guide(rng), content_type=HTML)
         sources.append({"key": f"sections-{n}", "kind": "sections", "url": f"{base}/g{n}/veileder"})
     return routes, sources

@@ -222,30 +222,35 @@ def sources_list() -> None:
 @main.command()
 @click.option("--source", "source_key", help="Collect only this source (its key).")
 @click.option("--at", help="Record what is found as detected at this ISO time.")
-def collect(source_key: str | None, at: str | None) -> None:
-    """Collect sources now, in this process (all enabled ones, or one)."""
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Processes to collect in; the sources of one host share a process.",
+)
+def collect(source_key: str | None, at: str | None, jobs: int) -> None:
+    """Collect sources now and wait for them (all enabled ones, or one)."""
+    from urllib.parse import urlsplit
+
     from digest.db import session_scope
     from digest.models import Source
-    from digest.watch.collect import collect_by_id, make_fetcher
+    from digest.watch.collect import collect_sources
     from subscribers.base import utcnow
 
     settings = _settings()
     when = _parse_at(at, settings.tz) or utcnow()
     with session_scope(settings.database_url) as session:
-        query = select(Source.id).where(Source.enabled.is_(True)).order_by(Source.key)
+        query = select(Source.id, Source.url).where(Source.enabled.is_(True)).order_by(Source.key)
         if source_key:
-            query = select(Source.id).where(Source.key == source_key)
-        ids = list(session.scalars(query))
-    if source_key and not ids:
+            query = select(Source.id, Source.url).where(Source.key == source_key)
+        sources = [(i, urlsplit(url).hostname or "") for i, url in session.execute(query)]
+    if source_key and not sources:
         _fail(f"no source with key {source_key!r}; see `digest sources list`")
     failures = 0
-    with make_fetcher(settings) as fetcher:
-        for source_id in ids:
-            outcome = collect_by_id(settings, source_id, when, fetcher)
-            if outcome is None:
-                continue
-            failures += not outcome.ok
-            click.echo(outcome.describe())
+    for outcome in collect_sources(settings, sources, when, jobs):
+        failures += not outcome.ok
+        click.echo(outcome.describe())
     if failures:
         click.echo(f"{failures} source(s) failed; see `digest sources list`", err=True)
 

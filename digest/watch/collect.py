@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -9,7 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from digest import SERVICE_NAME, __version__
-from digest.db import session_scope
+from digest.db import get_engine, session_scope
 from digest.models import Item, Source, SourceStatus
 from digest.settings import Settings
 from digest.watch.entries import Entry, Link, ReadError, ReadResult
@@ -271,3 +274,38 @@ def collect_by_id(
     finally:
         if own:
             fetcher.close()
+
+
+def _collect_group(args: tuple[Settings, list[int], datetime]) -> list[CollectOutcome]:
+    settings, ids, at = args
+    with make_fetcher(settings) as fetcher:
+        return [o for i in ids if (o := collect_by_id(settings, i, at, fetcher)) is not None]
+
+
+def _fresh_engines() -> None:
+    # A forked worker must not use the connections of its parent.
+    get_engine.cache_clear()
+
+
+def collect_sources(
+    settings: Settings, sources: list[tuple[int, str]], at: datetime, jobs: int = 1
+) -> Iterator[CollectOutcome]:
+    """Collect (source id, host) pairs; with jobs > 1, hosts are spread over processes.
+
+    All sources of one host stay in one process, so pacing per host still holds.
+    """
+    groups: dict[str, list[int]] = {}
+    for source_id, host in sources:
+        groups.setdefault(host, []).append(source_id)
+    work = [(settings, ids, at) for ids in groups.values()]
+    if jobs <= 1 or len(work) <= 1:
+        for item in work:
+            yield from _collect_group(item)
+        return
+    get_engine(settings.database_url).dispose()  # nothing open is inherited
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        min(jobs, len(work)), mp_context=context, initializer=_fresh_engines
+    ) as pool:
+        for outcomes in pool.map(_collect_group, work):
+            yield from outcomes
