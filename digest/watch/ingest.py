@@ -87,7 +87,8 @@ def ingest(
     for start in range(0, len(keys), 500):
         batch = keys[start : start + 500]
         query = select(Item).where(Item.source_id == source.id, Item.key.in_(batch))
-        items.update({item.key: item for item in session.scalars(query)})
+        with session.no_autoflush:  # nothing pending concerns these rows
+            items.update({item.key: item for item in session.scalars(query)})
     baseline = source.baseline_at is None
     decisions = decide(
         entries,
@@ -132,7 +133,6 @@ def ingest(
         )
     if baseline:
         source.baseline_at = at
-    session.flush()
     return report
 
 

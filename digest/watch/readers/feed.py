@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from time import struct_time
 
-import feedparser
-
 from digest.watch.clean import canonical_url, html_to_text, normalise_text, sanitise_html, shorten
 from digest.watch.entries import Entry, ReadError, ReadResult
 from digest.watch.readers.plainfeed import RawItem, read_plain
@@ -44,6 +42,8 @@ def read(
 
 
 def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list[RawItem]:
+    import feedparser  # only feeds off the fast path need it; it is slow to import
+
     # feedparser's own sanitiser is slow and we sanitise with nh3 anyway.
     parsed = feedparser.parse(
         body,
