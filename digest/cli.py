@@ -204,7 +204,7 @@ def sources_list() -> None:
             return
         click.echo(
             f"{'KEY':28} {'KIND':8} {'STATUS':9} {'HTTP':4} {'LAST CHECK':16} "
-            f"{'LAST SUCCESS':16} {'FAILS':5} {'ITEMS':5} {'NEXT CHECK':16} ERROR"
+            f"{'LAST SUCCESS':16} {'FAILS':5} {'ITEMS':5} {'NEXT CHECK':16} ERROR / WARNING"
         )
         for s in rows:
             status = s.status if s.enabled else "disabled"
@@ -212,8 +212,37 @@ def sources_list() -> None:
                 f"{s.key:28} {s.kind:8} {status:9} {s.http_status or '-'!s:4} "
                 f"{_local(s.last_checked_at, tz):16} {_local(s.last_success_at, tz):16} "
                 f"{s.consecutive_failures:<5} {counts.get(s.id, 0):<5} "
-                f"{_local(s.next_check_at, tz) if s.enabled else '-':16} {s.error or ''}"
+                f"{_local(s.next_check_at, tz) if s.enabled else '-':16} "
+                f"{s.error or ''}{'; ' if s.error and s.warning else ''}"
+                f"{'warning: ' + s.warning if s.warning else ''}"
             )
+
+
+@sources.command("discover")
+@click.argument("url")
+def sources_discover(url: str) -> None:
+    """Look at a site and print how it could be watched, with a ready [[source]] entry."""
+    from digest.watch.collect import make_fetcher
+    from digest.watch.discover import discover, suggest
+
+    settings = _settings()
+    if not url.startswith(("http://", "https://")):
+        url = "https://" + url
+    with make_fetcher(settings) as fetcher:
+        found = discover(fetcher, url)
+    click.echo(f"site:      {found.final_url or url}  {found.title}")
+    for note in found.notes:
+        click.echo(f"note:      {note}")
+    click.echo("feeds:     " + (", ".join(found.feeds) or "none found"))
+    click.echo("sitemaps:  " + (", ".join(found.sitemaps) or "none found"))
+    if found.index_pattern:
+        click.echo(f"index:     links matching {found.index_pattern}, e.g.")
+        for example in found.index_examples:
+            click.echo(f"             {example}")
+    else:
+        click.echo("index:     no family of article links found")
+    click.echo(f"headings:  {found.h2_count} h2 heading(s) on the page")
+    click.echo("\n" + suggest(found))
 
 
 # --- collect --------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -138,3 +140,34 @@ def test_a_dripping_server_is_cut_off(small_limits, synced, site: FixtureSite) -
     site.routes["/feed/"] = Route(feed(site), drip_seconds=0.2)
     outcome = collect_by_id(small_limits, synced["rvts-test"], AT)
     assert not outcome.ok and ("took longer" in outcome.error or "timed out" in outcome.error)
+
+
+def test_a_pattern_that_suddenly_matches_nothing_is_a_warning(settings, site, tmp_path) -> None:
+    from digest.watch.sources import load_sources
+
+    path = tmp_path / "index.toml"
+    path.write_text(
+        '[topics]\nt = "T"\n[[source]]\nkey = "sor"\nname = "Sør"\nkind = "index"\n'
+        f'url = "{site.url("/aktuelt/")}"\ntopics = ["t"]\n'
+        'options = { link_pattern = "/aktuelt/\\\\d+/" }\n',
+        encoding="utf-8",
+    )
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, load_sources(path).sources)
+        source_id = session.scalar(select(Source.id).where(Source.key == "sor"))
+    site.routes["/aktuelt/"] = Route(b'<a href="/aktuelt/1/a/">A</a>', content_type="text/html")
+    site.routes["/aktuelt/1/a/"] = Route(b"<h1>A</h1><p>Tekst.</p>", content_type="text/html")
+    assert collect_by_id(settings, source_id, AT).ok
+    assert source(settings, source_id).warning is None
+    # The site is redesigned: its links now look different.
+    site.routes["/aktuelt/"] = Route(b'<a href="/nyheter/a">A</a>', content_type="text/html")
+    outcome = collect_by_id(settings, source_id, AT + timedelta(hours=2))
+    assert outcome.ok
+    assert "no link on the page matched" in source(settings, source_id).warning
+    listed = subprocess.run(
+        [sys.executable, "-m", "digest", "sources", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "warning: no link on the page matched" in listed

@@ -115,7 +115,9 @@ def collect_source(
     except (FetchError, ReadError) as exc:
         _failed(source, at, exc)
         return CollectOutcome(source.key, ok=False, error=source.error)
-    source.warning = "; ".join(warnings)[:2000] or None
+    if warnings or not result.not_modified:
+        # An unchanged page (304) keeps the warning it had.
+        source.warning = "; ".join(warnings)[:2000] or None
     source.status = SourceStatus.OK.value
     source.consecutive_failures = 0
     source.last_success_at = at
