@@ -179,3 +179,19 @@ def test_an_item_that_leaves_the_feed_and_returns_is_not_new(settings, sources, 
     back = datetime(2025, 2, 3, 10, 0, tzinfo=UTC)
     collect_by_id(settings, sources["vest"], back)
     assert changes_at(settings, back) == {}
+
+
+def test_noise_makes_no_change(settings, sources, site: FixtureSite) -> None:
+    serve(site, "before")
+    collect_all(settings, sources, T0)
+    page = site.routes["/fagstotte/krisesenterveileder"].body.decode()
+    noisy = (
+        page.replace('<h2 id="rammer">', '<h2  id="rammer" >')
+        .replace("<p>Kommunen skal", "<p class='ingress' data-x='1'>\n   Kommunen   skal")
+        .replace("kl. 10:11:12", "kl. 23:59:01")
+        .replace("/fagstotte/", "/fagstotte/?utm_source=nyhetsbrev&sessionid=99")
+    )
+    assert noisy != page
+    site.routes["/fagstotte/krisesenterveileder"] = Route(noisy.encode(), content_type="text/html")
+    collect_all(settings, sources, T1)
+    assert changes_at(settings, T1) == {}
