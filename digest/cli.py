@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import func, select
 
-from digest.settings import Settings, load_settings
-from subscribers.addresses import InvalidAddress
-from subscribers.models import Frequency, Status
-
-
-def _settings() -> Settings:
-    return load_settings()
-
-
-def _parse_at(value: str | None, tz: ZoneInfo) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO time such as 2026-11-26T08:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def _local(moment: datetime | None, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else "-"
+from digest.commands.common import current_settings, fail, known_topics, local, parse_at
+from digest.commands.subscribers import subscribers
+from digest.settings import Settings
+from subscribers.models import Frequency
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +36,7 @@ def run(host: str | None, port: int | None) -> None:
     from digest.scheduler import Scheduler
     from digest.web.app import create_app
 
-    settings = _settings()
+    settings = current_settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -104,7 +79,7 @@ def web(host: str | None, port: int | None) -> None:
 
     from digest.web.app import create_app
 
-    settings = _settings()
+    settings = current_settings()
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -119,12 +94,12 @@ def scheduler() -> None:
     from digest import actors
     from digest.scheduler import Scheduler
 
-    settings = _settings()
+    settings = current_settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if settings.broker_url.startswith("memory"):
-        _fail(
+        fail(
             "the scheduler needs a shared broker (DIGEST_BROKER_URL=redis://… or amqp://…); "
             "on the embedded default use `digest run`"
         )
@@ -149,7 +124,7 @@ def db_upgrade() -> None:
     """Apply every pending migration."""
     from digest.migrate import upgrade
 
-    settings = _settings()
+    settings = current_settings()
     upgrade(settings.database_url)
     click.echo("database is up to date")
 
@@ -169,7 +144,7 @@ def _sync_sources(settings: Settings) -> None:
     try:
         catalogue = load_sources(settings.sources_file)
     except SourcesFileError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     with session_scope(settings.database_url) as session:
         report = sync_sources(session, catalogue.sources)
     click.echo(
@@ -183,7 +158,7 @@ def _sync_sources(settings: Settings) -> None:
 @sources.command("sync")
 def sources_sync() -> None:
     """Load the sources file into the database."""
-    _sync_sources(_settings())
+    _sync_sources(current_settings())
 
 
 @sources.command("list")
@@ -192,7 +167,7 @@ def sources_list() -> None:
     from digest.db import session_scope
     from digest.models import Item, Source
 
-    settings = _settings()
+    settings = current_settings()
     tz = settings.tz
     with session_scope(settings.database_url) as session:
         counts = dict(
@@ -210,9 +185,9 @@ def sources_list() -> None:
             status = s.status if s.enabled else "disabled"
             click.echo(
                 f"{s.key:28} {s.kind:8} {status:9} {s.http_status or '-'!s:4} "
-                f"{_local(s.last_checked_at, tz):16} {_local(s.last_success_at, tz):16} "
+                f"{local(s.last_checked_at, tz):16} {local(s.last_success_at, tz):16} "
                 f"{s.consecutive_failures:<5} {counts.get(s.id, 0):<5} "
-                f"{_local(s.next_check_at, tz) if s.enabled else '-':16} "
+                f"{local(s.next_check_at, tz) if s.enabled else '-':16} "
                 f"{s.error or ''}{'; ' if s.error and s.warning else ''}"
                 f"{'warning: ' + s.warning if s.warning else ''}"
             )
@@ -225,7 +200,7 @@ def sources_discover(url: str) -> None:
     from digest.watch.collect import make_fetcher
     from digest.watch.discover import discover, suggest
 
-    settings = _settings()
+    settings = current_settings()
     if not url.startswith(("http://", "https://")):
         url = "https://" + url
     with make_fetcher(settings) as fetcher:
@@ -267,15 +242,15 @@ def collect(source_key: str | None, at: str | None, jobs: int) -> None:
     from digest.watch.collect import collect_sources
     from subscribers.base import utcnow
 
-    settings = _settings()
-    when = _parse_at(at, settings.tz) or utcnow()
+    settings = current_settings()
+    when = parse_at(at, settings.tz) or utcnow()
     with session_scope(settings.database_url) as session:
         query = select(Source.id, Source.url).where(Source.enabled.is_(True)).order_by(Source.key)
         if source_key:
             query = select(Source.id, Source.url).where(Source.key == source_key)
         sources = [(i, urlsplit(url).hostname or "") for i, url in session.execute(query)]
     if source_key and not sources:
-        _fail(f"no source with key {source_key!r}; see `digest sources list`")
+        fail(f"no source with key {source_key!r}; see `digest sources list`")
     failures = 0
     for outcome in collect_sources(settings, sources, when, jobs):
         failures += not outcome.ok
@@ -285,102 +260,6 @@ def collect(source_key: str | None, at: str | None, jobs: int) -> None:
 
 
 # --- subscribers ----------------------------------------------------------------------------
-
-
-@main.group()
-def subscribers() -> None:
-    """The people who get digests."""
-
-
-def _known_topics(settings: Settings) -> set[str]:
-    from digest.watch.sources import SourcesFileError, load_sources
-
-    try:
-        return set(load_sources(settings.sources_file).topics)
-    except SourcesFileError as exc:
-        _fail(str(exc))
-        raise  # unreachable; keeps type checkers content
-
-
-@subscribers.command("add")
-@click.argument("email")
-@click.option("--name", default="")
-@click.option("--municipality", default="")
-@click.option("--role", default="")
-@click.option(
-    "--frequency",
-    default="daily",
-    show_default=True,
-    type=click.Choice([f.value for f in Frequency]),
-)
-@click.option("--topic", "topics", multiple=True, help="A topic key; repeat for more. None = all.")
-@click.option("--confirmed", is_flag=True, help="Active at once (consent obtained elsewhere).")
-def subscribers_add(
-    email: str,
-    name: str,
-    municipality: str,
-    role: str,
-    frequency: str,
-    topics: tuple[str, ...],
-    confirmed: bool,
-) -> None:
-    """Add a subscriber."""
-    from digest.db import session_scope
-    from subscribers.service import SubscriberError, add_subscriber
-
-    settings = _settings()
-    try:
-        with session_scope(settings.database_url) as session:
-            subscriber = add_subscriber(
-                session,
-                email,
-                name=name,
-                municipality=municipality,
-                role=role,
-                frequency=frequency,
-                topics=topics,
-                known_topics=_known_topics(settings),
-                confirmed=confirmed,
-            )
-            click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
-    except InvalidAddress as exc:
-        _fail(f"invalid address {email!r}: {exc}")
-    except SubscriberError as exc:
-        _fail(str(exc))
-
-
-@subscribers.command("list")
-@click.option("--status", type=click.Choice([s.value for s in Status]))
-def subscribers_list(status: str | None) -> None:
-    """List subscribers."""
-    from digest.db import session_scope
-    from subscribers.service import list_subscribers
-
-    settings = _settings()
-    with session_scope(settings.database_url) as session:
-        rows = list_subscribers(session, status)
-        for s in rows:
-            topics = ",".join(s.topics) or "all topics"
-            click.echo(f"{s.email:40} {s.status:13} {s.frequency:10} {topics:30} {s.name}")
-        click.echo(f"{len(rows)} subscriber(s)")
-
-
-@subscribers.command("remove")
-@click.argument("email")
-def subscribers_remove(email: str) -> None:
-    """Delete a subscriber and their deliveries."""
-    from digest.db import session_scope
-    from subscribers.service import remove_subscriber
-
-    settings = _settings()
-    try:
-        with session_scope(settings.database_url) as session:
-            removed = remove_subscriber(session, email)
-    except InvalidAddress as exc:
-        _fail(f"invalid address {email!r}: {exc}")
-    if not removed:
-        _fail(f"no subscriber {email}")
-    click.echo(f"removed {email}")
 
 
 # --- send -----------------------------------------------------------------------------------
@@ -399,15 +278,15 @@ def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: int
     from digest.periods import latest_period, schedule_of
     from subscribers.base import utcnow
 
-    settings = _settings()
+    settings = current_settings()
     tz = settings.tz
     now = utcnow()
-    when = _parse_at(at, tz) or now
+    when = parse_at(at, tz) or now
     if when > now:
         # A run started early would be unique for its period and miss what comes later.
-        _fail("--at is in the future: only a period that has ended can be sent")
+        fail("--at is in the future: only a period that has ended can be sent")
     period = latest_period(Frequency(frequency), when, schedule_of(settings))
-    label = f"{frequency} period {_local(period.start, tz)} – {_local(period.end, tz)} ({tz.key})"
+    label = f"{frequency} period {local(period.start, tz)} – {local(period.end, tz)} ({tz.key})"
     if dry_run:
         with session_scope(settings.database_url) as session:
             digests = runs.preview(session, settings, period)
@@ -450,7 +329,7 @@ def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: int
                 if done:
                     break
                 if time.monotonic() > deadline:
-                    _fail(f"run {started.run_id} not complete after {timeout} s")
+                    fail(f"run {started.run_id} not complete after {timeout} s")
                 time.sleep(0.5)
         else:
             click.echo("enqueued for the workers")
@@ -490,11 +369,11 @@ def announce_add(
     from digest.announcements import AnnouncementError, add_announcement
     from digest.db import session_scope
 
-    settings = _settings()
-    known = _known_topics(settings)
+    settings = current_settings()
+    known = known_topics(settings)
     unknown = sorted({t.strip().lower() for t in topics} - known)
     if unknown:
-        _fail(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        fail(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     try:
         with session_scope(settings.database_url) as session:
             item = add_announcement(
@@ -503,8 +382,8 @@ def announce_add(
                 body=body,
                 link=link,
                 topics=topics,
-                publish_from=_parse_at(start, settings.tz),
-                publish_until=_parse_at(until, settings.tz),
+                publish_from=parse_at(start, settings.tz),
+                publish_until=parse_at(until, settings.tz),
                 draft=draft,
             )
             click.echo(
@@ -512,11 +391,11 @@ def announce_add(
                 + (
                     " as a draft"
                     if draft
-                    else f", published from {_local(item.publish_from, settings.tz)}"
+                    else f", published from {local(item.publish_from, settings.tz)}"
                 )
             )
     except AnnouncementError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @announce.command("list")
@@ -525,17 +404,19 @@ def announce_list() -> None:
     from digest.announcements import list_announcements
     from digest.db import session_scope
 
-    settings = _settings()
+    settings = current_settings()
     tz = settings.tz
     with session_scope(settings.database_url) as session:
         for a in list_announcements(session):
             state = "draft" if a.draft else "published"
             topics = ",".join(a.topics) or "all topics"
             click.echo(
-                f"{a.id:4} {state:9} {_local(a.publish_from, tz)} → "
-                f"{_local(a.publish_until, tz):16} {topics:20} {a.title}"
+                f"{a.id:4} {state:9} {local(a.publish_from, tz)} → "
+                f"{local(a.publish_until, tz):16} {topics:20} {a.title}"
             )
 
+
+main.add_command(subscribers)
 
 if __name__ == "__main__":
     main()

@@ -25,11 +25,14 @@ WIRE_POLICY = MAIL_POLICY.clone(linesep="\r\n")
 
 
 class SendError(Exception):
-    """A message was not accepted; `permanent` says whether trying again can help."""
+    """A message was not accepted; `permanent` says whether trying again can help, and
+    `recipient` whether it was the recipient's address that was refused (a bounce) rather
+    than the server or the connection failing."""
 
-    def __init__(self, reason: str, permanent: bool) -> None:
+    def __init__(self, reason: str, permanent: bool, recipient: bool = False) -> None:
         super().__init__(reason)
         self.permanent = permanent
+        self.recipient = recipient
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ __all__ = [
     "DeliveryStatus",
     "DigestRun",
     "Item",
+    "Notice",
     "Source",
     "SourceStatus",
     "Subscriber",
@@ -145,6 +146,22 @@ class AnnouncementReceipt(Base):
     delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("deliveries.id", ondelete="SET NULL")
     )
+
+
+class Notice(Base):
+    """A mail about the subscription itself (confirm, your link); sent once, soon after commit."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class RunStatus(StrEnum):

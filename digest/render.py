@@ -120,3 +120,30 @@ def render(
     html = env.get_template("email/digest.html").render(subject=subject, **context)
     text = env.get_template("email/digest.txt").render(subject=subject, **context)
     return RenderedMail(subject, css_inline.inline(html), text.strip() + "\n")
+
+
+NOTICE_SUBJECTS = {
+    "confirm": "Bekreft abonnementet ditt på {service}",
+    "link": "Lenken til innstillingene dine i {service}",
+    "already": "Du abonnerer allerede på {service}",
+}
+
+
+def render_notice(
+    kind: str, *, service_name: str, email: str, name: str, confirm_url: str, links: MailLinks
+) -> RenderedMail:
+    """A notice about the subscription itself (see digest.notices)."""
+    env = _environment()
+    subject = NOTICE_SUBJECTS[kind].format(service=service_name)
+    context = {
+        "kind": kind,
+        "subject": subject,
+        "service_name": service_name,
+        "email": email,
+        "name": name,
+        "confirm_url": confirm_url,
+        "links": links,
+    }
+    html = env.get_template("email/notice.html").render(**context)
+    text = env.get_template("email/notice.txt").render(**context)
+    return RenderedMail(subject, css_inline.inline(html), text.strip() + "\n")

@@ -21,15 +21,16 @@ from digest import SERVICE_NAME
 from digest.announcements import published_at, received_by, record_receipts
 from digest.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
 from digest.db import session_scope
+from digest.links import links_for
 from digest.mailer import Envelope, SendError, Transport, build_message, make_transport
 from digest.models import Change, Delivery, DeliveryStatus, DigestRun, Item, RunStatus, Source
 from digest.periods import Period
-from digest.render import MailLinks, render
+from digest.render import render
 from digest.settings import Settings
 from digest.watch.sources import SourcesFileError, load_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.tokens import make_token
+from subscribers.service import delivered, delivery_failed
 
 CHUNK_SIZE = 100
 MAX_ATTEMPTS = 5
@@ -194,15 +195,6 @@ def recipient_of(subscriber: Subscriber) -> Recipient:
     )
 
 
-def links_for(settings: Settings, subscriber: Subscriber) -> MailLinks:
-    unsubscribe = make_token(settings.secret_key, "unsubscribe", subscriber.id, subscriber.email)
-    manage = make_token(settings.secret_key, "manage", subscriber.id, subscriber.email)
-    return MailLinks(
-        unsubscribe=f"{settings.base_url}/avmelding/{unsubscribe}",
-        manage=f"{settings.base_url}/innstillinger/{manage}",
-    )
-
-
 def message_id(settings: Settings, run_id: int, subscriber_id: int) -> str:
     # Derived, not random: a resend after a crash carries the same Message-ID.
     return f"digest-run{run_id}-sub{subscriber_id}@{settings.mail_domain}"
@@ -358,7 +350,18 @@ async def _deliver_one(context: _ChunkContext, delivery_id: int) -> None:
         with session_scope(url) as session:
             delivery = session.get_one(Delivery, delivery_id)
             delivery.error = str(exc)[:2000]
-            if exc.permanent or attempts >= MAX_ATTEMPTS:
+            refused = session.get(Subscriber, subscriber.id)
+            if exc.recipient and refused is not None:
+                # A bounce says something about the address; a dead server does not.
+                delivery_failed(
+                    session,
+                    refused,
+                    str(exc),
+                    permanent=exc.permanent,
+                    soft_limit=settings.soft_bounce_limit,
+                )
+            gone = refused is not None and refused.status == Status.SUPPRESSED.value
+            if exc.permanent or gone or attempts >= MAX_ATTEMPTS:
                 delivery.status = DeliveryStatus.FAILED.value
                 report.failed += 1
             else:
@@ -373,6 +376,9 @@ async def _deliver_one(context: _ChunkContext, delivery_id: int) -> None:
         delivery.message_id = envelope.message_id
         delivery.item_count = digest.item_count
         delivery.error = None
+        reached = session.get(Subscriber, subscriber.id)
+        if reached is not None:
+            delivered(reached)
         record_receipts(
             session, subscriber.id, delivery_id, [a.announcement_id for a in digest.announcements]
         )

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     fetch_host_delay_seconds: float = Field(1.0, ge=0, le=60)
     allow_private_hosts: bool = False
     user_agent_contact: str = ""
+    soft_bounce_limit: int = Field(5, ge=1, le=100)
+    retention_days: int = Field(365, ge=1, le=3650)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

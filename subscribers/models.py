@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, utcnow
@@ -21,6 +21,46 @@ class Status(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
+    SUPPRESSED = "suppressed"
+
+
+class Role(StrEnum):
+    MANAGEMENT = "kommunal-ledelse"
+    CRISIS_CENTRE = "krisesenter"
+    HEALTH = "helse-omsorg"
+    SCHOOL = "barnehage-skole"
+    CHILD_WELFARE = "barnevern"
+    OTHER = "annet"
+
+
+ROLE_LABELS = {
+    Role.MANAGEMENT: "Kommunal ledelse",
+    Role.CRISIS_CENTRE: "Krisesenter",
+    Role.HEALTH: "Helse og omsorg",
+    Role.SCHOOL: "Barnehage eller skole",
+    Role.CHILD_WELFARE: "Barnevern",
+    Role.OTHER: "Annet",
+}
+
+
+class Language(StrEnum):
+    BOKMAL = "nb"
+    NYNORSK = "nn"
+    ENGLISH = "en"
+
+
+LANGUAGE_LABELS = {
+    Language.BOKMAL: "Bokmål",
+    Language.NYNORSK: "Nynorsk",
+    Language.ENGLISH: "English",
+}
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    IMPORT = "import"
+    ADMIN = "admin"
+    SYSTEM = "system"
 
 
 class Subscriber(Base):
@@ -29,7 +69,7 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    municipality: Mapped[str] = mapped_column(String(100), default="")
+    municipality: Mapped[str] = mapped_column(String(100), default="")  # number, e.g. "0301"
     role: Mapped[str] = mapped_column(String(50), default="")
     language: Mapped[str] = mapped_column(String(8), default="nb")
     frequency: Mapped[str] = mapped_column(String(16), default=Frequency.DAILY.value, index=True)
@@ -39,3 +79,35 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suppressed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suppressed_reason: Mapped[str | None] = mapped_column(String(500))
+    # Temporary delivery failures in a row; past a limit the address is suppressed.
+    soft_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Changes whenever a confirm link must stop working (used, or the person left).
+    confirm_nonce: Mapped[str] = mapped_column(String(32), default="")
+
+
+class ConsentEvent(Base):
+    """The history of a subscriber's consent and choices: what, when, through which channel."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(30))
+    channel: Mapped[str] = mapped_column(String(10))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Suppression(Base):
+    """Addresses never to be mailed again, kept only as salted hashes."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,7 +16,7 @@ from digest.models import Change, Delivery, DigestRun, Item, Source
 from digest.periods import latest_period, schedule_of
 from digest.settings import Settings, get_settings
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.service import add_subscriber
+from subscribers.service import add_subscriber, choices
 from tests.support.smtp import SMTPServer
 
 RUN_AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -58,7 +58,7 @@ def seed(settings: Settings, emails: list[str], changes_at: datetime | None = No
             )
         )
         for email in emails:
-            add_subscriber(session, email, confirmed=True)
+            add_subscriber(session, email, choices(), confirmed=True)
 
 
 def start(settings: Settings, at: datetime = RUN_AT) -> runs.StartedRun:

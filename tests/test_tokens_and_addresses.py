@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from subscribers.addresses import InvalidAddress, normalise_email
-from subscribers.tokens import BadToken, make_token, read_token
+from subscribers.tokens import BadToken, TokenData, make_token, read_token
 
 KEY = "a-secret-key-of-sufficient-length"
 
 
 def test_a_token_reads_back_for_its_purpose_only() -> None:
     token = make_token(KEY, "unsubscribe", 42, "kari@kommune.no")
-    assert read_token(KEY, "unsubscribe", token) == (42, "kari@kommune.no")
+    assert read_token(KEY, "unsubscribe", token) == TokenData(42, "kari@kommune.no")
     with pytest.raises(BadToken):
         read_token(KEY, "manage", token)
     with pytest.raises(BadToken):

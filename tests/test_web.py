@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -11,7 +12,7 @@ from digest.db import session_scope
 from digest.settings import Settings
 from digest.web.app import create_app
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber
+from subscribers.service import add_subscriber, choices
 from subscribers.tokens import make_token
 from tests.support.server import LiveServer
 
@@ -27,7 +28,7 @@ def client(settings: Settings) -> Iterator[httpx.Client]:
 @pytest.fixture
 def kari(settings: Settings) -> Subscriber:
     with session_scope(settings.database_url) as session:
-        return add_subscriber(session, "kari@kommune.no", confirmed=True, topics=["vold"])
+        return add_subscriber(session, "kari@kommune.no", choices(topics=["vold"]), confirmed=True)
 
 
 def status_of(settings: Settings, subscriber_id: int) -> Subscriber:
@@ -84,17 +85,37 @@ def test_wrong_or_forged_tokens_get_400_and_change_nothing(client, settings, kar
     assert status_of(settings, kari.id).status == "active"
 
 
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html)[1]
+
+
 def test_manage_page_changes_frequency_and_topics(client, settings, kari) -> None:
     token = make_token(settings.secret_key, "manage", kari.id, kari.email)
     page = client.get(f"/innstillinger/{token}")
     assert page.status_code == 200 and "Barn og unge" in page.text
-    saved = client.post(
-        f"/innstillinger/{token}", data={"frequency": "weekly", "topic": ["barn", "krisesenter"]}
-    )
+    form = {
+        "frequency": "weekly",
+        "topic": ["barn", "krisesenter"],
+        "municipality": "0301",
+        "name": "Kari Nordmann",
+        "language": "nn",
+        "role": "krisesenter",
+    }
+    forged = client.post(f"/innstillinger/{token}", data=form)  # no CSRF field
+    assert forged.status_code == 403
+    assert status_of(settings, kari.id).frequency == "daily"
+    saved = client.post(f"/innstillinger/{token}", data={**form, "csrf": csrf_of(page.text)})
     assert saved.status_code == 200 and "Endringene er lagret" in saved.text
     row = status_of(settings, kari.id)
-    assert row.frequency == "weekly" and row.topics == ["barn", "krisesenter"]
-    refused = client.post(f"/innstillinger/{token}", data={"frequency": "hourly"})
+    assert (row.frequency, row.topics, row.municipality, row.language) == (
+        "weekly",
+        ["barn", "krisesenter"],
+        "0301",
+        "nn",
+    )
+    refused = client.post(
+        f"/innstillinger/{token}", data={"frequency": "hourly", "csrf": csrf_of(page.text)}
+    )
     assert refused.status_code == 400
     assert status_of(settings, kari.id).frequency == "weekly"
 
@@ -102,7 +123,7 @@ def test_manage_page_changes_frequency_and_topics(client, settings, kari) -> Non
 def test_input_is_escaped_on_pages(client, settings) -> None:
     with session_scope(settings.database_url) as session:
         sub = add_subscriber(
-            session, "x@kommune.no", name="<script>alert(1)</script>", confirmed=True
+            session, "x@kommune.no", choices(name="<script>alert(1)</script>"), confirmed=True
         )
     token = make_token(settings.secret_key, "manage", sub.id, sub.email)
     page = client.get(f"/innstillinger/{token}")

@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from digest.paths import templates_dir
 from digest.settings import Settings, load_settings
-from digest.web import health, metrics, preferences
+from digest.web import health, metrics, preferences, signup
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(preferences.router)
+    app.include_router(signup.router)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
 
     @app.middleware("http")

@@ -1,4 +1,4 @@
-"""Pages reached from links in mails: unsubscribe (with RFC 8058 one-click) and manage preferences.
+"""Pages reached from links in mails: managing preferences, and unsubscribing (RFC 8058).
 
 Both are reached by signed tokens; a forged or altered token gets a 400 page and changes
 nothing. GET never changes anything, so link scanners are harmless.
@@ -6,56 +6,28 @@ nothing. GET never changes anything, so link scanners are harmless.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-from urllib.parse import parse_qs
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from digest.db import session_scope
-from digest.paths import templates_dir
-from digest.render import FREQUENCY_LABELS
-from digest.watch.sources import SourcesFileError, load_sources
+from digest.web.common import FormError, choice_lists, page, read_form
+from digest.web.signup import chosen_from
 from subscribers.models import Status, Subscriber
 from subscribers.service import SubscriberError, unsubscribe, update_preferences
 from subscribers.tokens import BadToken, make_token, read_token
 
 router = APIRouter()
-templates = Jinja2Templates(directory=str(templates_dir() / "web"))
-MAX_FORM_BYTES = 10_000
 
 
-@lru_cache(maxsize=4)
-def _topics(path: Path, _mtime: float) -> dict[str, str]:
+def _subscriber(request: Request, purpose: str, token: str, session: Session) -> Subscriber | None:
     try:
-        return load_sources(path).topics
-    except SourcesFileError:
-        return {}
-
-
-def known_topics(request: Request) -> dict[str, str]:
-    path = request.app.state.settings.sources_file
-    return _topics(path, path.stat().st_mtime)
-
-
-def _page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status)
-
-
-def _bad_link(request: Request) -> HTMLResponse:
-    return _page(request, "bad_link.html", status=400)
-
-
-def _subscriber(request: Request, purpose: str, token: str, session) -> Subscriber | None:  # type: ignore[no-untyped-def]
-    try:
-        subscriber_id, email = read_token(request.app.state.settings.secret_key, purpose, token)
+        data = read_token(request.app.state.settings.secret_key, purpose, token)
     except BadToken:
         return None
-    subscriber = session.get(Subscriber, subscriber_id)
-    return subscriber if subscriber is not None and subscriber.email == email else None
+    subscriber = session.get(Subscriber, data.subscriber_id)
+    return subscriber if subscriber is not None and subscriber.email == data.email else None
 
 
 @router.get("/avmelding/{token}", response_class=HTMLResponse)
@@ -63,25 +35,26 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     with session_scope(request.app.state.settings.database_url) as session:
         subscriber = _subscriber(request, "unsubscribe", token, session)
         if subscriber is None:
-            return _bad_link(request)
-        return _page(
+            return page(request, "bad_link.html", status=400)
+        return page(
             request,
             "unsubscribe.html",
             email=subscriber.email,
-            already=subscriber.status == Status.UNSUBSCRIBED.value,
+            already=subscriber.status != Status.ACTIVE.value,
         )
 
 
 @router.post("/avmelding/{token}", response_class=HTMLResponse)
 def unsubscribe_post(request: Request, token: str) -> HTMLResponse:
-    # The one-click POST of RFC 8058 and the page's own button land here alike.
+    # The one-click POST of RFC 8058 and the page's own button land here alike; the
+    # RFC's bare POST carries no CSRF field, and the signed token is the proof.
     settings = request.app.state.settings
     with session_scope(settings.database_url) as session:
         subscriber = _subscriber(request, "unsubscribe", token, session)
         if subscriber is None:
-            return _bad_link(request)
+            return page(request, "bad_link.html", status=400)
         unsubscribe(session, subscriber.id, subscriber.email)
-        return _page(request, "unsubscribed.html", email=subscriber.email)
+        return page(request, "unsubscribed.html", email=subscriber.email)
 
 
 @router.get("/innstillinger/{token}", response_class=HTMLResponse)
@@ -89,7 +62,7 @@ def manage_page(request: Request, token: str) -> HTMLResponse:
     with session_scope(request.app.state.settings.database_url) as session:
         subscriber = _subscriber(request, "manage", token, session)
         if subscriber is None:
-            return _bad_link(request)
+            return page(request, "bad_link.html", status=400)
         return _manage(request, subscriber)
 
 
@@ -104,44 +77,53 @@ def _manage(
     unsubscribe_token = make_token(
         settings.secret_key, "unsubscribe", subscriber.id, subscriber.email
     )
-    return _page(
+    values = {
+        "name": subscriber.name,
+        "municipality": subscriber.municipality,
+        "role": subscriber.role,
+        "frequency": subscriber.frequency,
+        "language": subscriber.language,
+        "topic": list(subscriber.topics or []),
+    }
+    return page(
         request,
         "manage.html",
         status=status,
         subscriber=subscriber,
         saved=saved,
         error=error,
-        topics=known_topics(request),
-        frequencies=FREQUENCY_LABELS,
+        values=values,
+        errors={},
         unsubscribe_path=f"/avmelding/{unsubscribe_token}",
         active=subscriber.status == Status.ACTIVE.value,
+        **choice_lists(request),
     )
 
 
 @router.post("/innstillinger/{token}", response_class=HTMLResponse)
 async def manage_post(request: Request, token: str) -> HTMLResponse:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return _page(request, "bad_link.html", status=413)
-    form = parse_qs(body.decode("utf-8", errors="replace"))
-    return await run_in_threadpool(_save_sync, request, token, form)
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return page(
+            request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
+        )
+    return await run_in_threadpool(_save, request, token, form)
 
 
-def _save_sync(request: Request, token: str, form: dict[str, list[str]]) -> HTMLResponse:
+def _save(request: Request, token: str, form: dict[str, list[str]]) -> HTMLResponse:
     with session_scope(request.app.state.settings.database_url) as session:
         subscriber = _subscriber(request, "manage", token, session)
         if subscriber is None:
-            return _bad_link(request)
+            return page(request, "bad_link.html", status=400)
         try:
-            update_preferences(
-                subscriber,
-                frequency=(form.get("frequency") or [subscriber.frequency])[0],
-                topics=form.get("topic", []),
-                known_topics=set(known_topics(request)),
-            )
+            update_preferences(session, subscriber, chosen_from(form, request))
         except SubscriberError:
             session.rollback()
             return _manage(
-                request, subscriber, error="Valget ble ikke forstått. Prøv igjen.", status=400
+                request,
+                subscriber,
+                status=400,
+                error="Noe i skjemaet ble ikke forstått. Ingenting er endret.",
             )
         return _manage(request, subscriber, saved=True)

@@ -1,0 +1,1 @@
+"""The `digest` command's subcommand groups that outgrew cli.py."""

@@ -1,0 +1,236 @@
+"""`digest subscribers …`: add, list, remove, import and export the roster, and GDPR requests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from digest.commands.common import current_settings, fail, known_topics
+from subscribers.addresses import InvalidAddress
+from subscribers.models import Channel, Frequency, Language, Role, Status
+
+MAX_ROSTER_BYTES = 20_000_000
+
+
+@click.group()
+def subscribers() -> None:
+    """The people who get digests."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--municipality", default="", help="Name or number.")
+@click.option("--role", default="", type=click.Choice(["", *[r.value for r in Role]]))
+@click.option(
+    "--frequency",
+    default="daily",
+    show_default=True,
+    type=click.Choice([f.value for f in Frequency]),
+)
+@click.option("--topic", "topics", multiple=True, help="A topic key; repeat for more. None = all.")
+@click.option("--language", default="nb", type=click.Choice([lang.value for lang in Language]))
+@click.option("--confirmed", is_flag=True, help="Active at once (consent obtained elsewhere).")
+@click.option("--basis", default="", help="The legal basis or how consent was given.")
+def subscribers_add(
+    email: str,
+    name: str,
+    municipality: str,
+    role: str,
+    frequency: str,
+    topics: tuple[str, ...],
+    language: str,
+    confirmed: bool,
+    basis: str,
+) -> None:
+    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    from digest.db import session_scope
+    from subscribers.service import SubscriberError, add_subscriber, choices
+
+    settings = current_settings()
+    try:
+        chosen = choices(
+            name=name,
+            municipality=municipality,
+            role=role,
+            frequency=frequency,
+            topics=topics,
+            language=language,
+            known_topics=known_topics(settings),
+        )
+        with session_scope(settings.database_url) as session:
+            subscriber = add_subscriber(
+                session, email, chosen, confirmed=confirmed, channel=Channel.ADMIN, basis=basis
+            )
+            click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
+    except InvalidAddress as exc:
+        fail(f"invalid address {email!r}: {exc}")
+    except SubscriberError as exc:
+        fail(str(exc))
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice([s.value for s in Status]))
+def subscribers_list(status: str | None) -> None:
+    """List subscribers."""
+    from digest.db import session_scope
+    from subscribers.service import list_subscribers
+
+    settings = current_settings()
+    with session_scope(settings.database_url) as session:
+        rows = list_subscribers(session, status)
+        for s in rows:
+            topics = ",".join(s.topics) or "all topics"
+            click.echo(f"{s.email:40} {s.status:13} {s.frequency:10} {topics:30} {s.name}")
+        click.echo(f"{len(rows)} subscriber(s)")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+def subscribers_remove(email: str) -> None:
+    """Delete a subscriber and their deliveries (see also `erase`)."""
+    from digest.db import session_scope
+    from subscribers.service import remove_subscriber
+
+    settings = current_settings()
+    try:
+        with session_scope(settings.database_url) as session:
+            removed = remove_subscriber(session, email)
+    except InvalidAddress as exc:
+        fail(f"invalid address {email!r}: {exc}")
+    if not removed:
+        fail(f"no subscriber {email}")
+    click.echo(f"removed {email}")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--confirmed",
+    is_flag=True,
+    help="Make them active at once, without a confirmation mail (needs --basis).",
+)
+@click.option("--basis", default="", help="The legal basis for --confirmed, kept as consent.")
+@click.option("--dry-run", is_flag=True, help="Check and report; store and send nothing.")
+def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -> None:
+    """Import a roster CSV (email, name, municipality, role, frequency, topics, language)."""
+    from digest.db import session_scope
+    from digest.notices import queue_notice, send_notices
+    from subscribers.roster import RosterError, import_roster, read_roster
+
+    settings = current_settings()
+    if confirmed and not basis.strip():
+        fail("--confirmed needs --basis: say on what basis these people get mail")
+    if file.stat().st_size > MAX_ROSTER_BYTES:
+        fail(f"{file} is larger than {MAX_ROSTER_BYTES // 1_000_000} MB; split it")
+    try:
+        rows = read_roster(file.read_bytes())
+    except RosterError as exc:
+        fail(f"{file}: {exc}; nothing was imported")
+    notice_ids: list[int] = []
+    with session_scope(settings.database_url) as session:
+        report = import_roster(
+            session,
+            settings.secret_key,
+            rows,
+            known_topics=known_topics(settings),
+            confirmed=confirmed,
+            basis=basis.strip(),
+        )
+        if dry_run:
+            session.rollback()
+        else:
+            for subscriber in report.to_confirm:
+                notice = queue_notice(session, subscriber, "confirm")
+                if notice is not None:
+                    notice_ids.append(notice.id)
+    for row in report.rows:
+        reason = f": {row.reason}" if row.reason else ""
+        click.echo(f"line {row.line}: {row.outcome} {row.email}{reason}")
+    counts = ", ".join(
+        f"{report.count(o)} {o}" for o in ("imported", "updated", "duplicate", "refused")
+    )
+    click.echo(f"{'dry run, nothing stored: ' if dry_run else ''}{counts}")
+    if notice_ids:
+        sent = send_notices(settings, notice_ids)
+        click.echo(f"confirmation mails: {sent.sent} sent, {sent.failed} failed")
+
+
+@subscribers.command("export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def subscribers_export(file: Path | None) -> None:
+    """Write the roster as CSV to FILE, or to standard output."""
+    from digest.db import session_scope
+    from subscribers.roster import export_roster
+    from subscribers.service import list_subscribers
+
+    settings = current_settings()
+    with session_scope(settings.database_url) as session:
+        text = export_roster(list_subscribers(session))
+    if file is None:
+        sys.stdout.write(text)
+    else:
+        file.write_text(text, encoding="utf-8-sig")  # with a BOM, as Excel wants
+        click.echo(f"wrote {file}")
+
+
+@subscribers.command("show")
+@click.argument("email")
+def subscribers_show(email: str) -> None:
+    """Everything stored about one person, as JSON (a GDPR access request)."""
+    from digest.db import session_scope
+    from digest.privacy import person_export
+    from subscribers.service import find_by_email
+
+    settings = current_settings()
+    try:
+        with session_scope(settings.database_url) as session:
+            subscriber = find_by_email(session, email)
+            if subscriber is None:
+                fail(f"no subscriber {email}")
+            data = person_export(session, subscriber)
+    except InvalidAddress as exc:
+        fail(f"invalid address {email!r}: {exc}")
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@subscribers.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask first.")
+def subscribers_erase(email: str, yes: bool) -> None:
+    """Delete all personal data about EMAIL; keep only a salted hash so it is never mailed."""
+    from digest.db import session_scope
+    from subscribers.service import erase
+
+    settings = current_settings()
+    if not yes and not click.confirm(f"Erase everything about {email}?", default=False):
+        fail("nothing erased")
+    try:
+        with session_scope(settings.database_url) as session:
+            existed = erase(session, settings.secret_key, email)
+    except InvalidAddress as exc:
+        fail(f"invalid address {email!r}: {exc}")
+    click.echo(
+        f"erased {email}"
+        if existed
+        else f"no data about {email}; its hash is on the suppression list"
+    )
+
+
+@subscribers.command("purge")
+def subscribers_purge() -> None:
+    """Erase people who unsubscribed longer ago than DIGEST_RETENTION_DAYS."""
+    from digest.db import session_scope
+    from subscribers.base import utcnow
+    from subscribers.service import purge_unsubscribed
+
+    settings = current_settings()
+    with session_scope(settings.database_url) as session:
+        count = purge_unsubscribed(
+            session, settings.secret_key, utcnow() - timedelta(days=settings.retention_days)
+        )
+    click.echo(f"erased {count} person(s) who left more than {settings.retention_days} days ago")

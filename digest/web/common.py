@@ -1,0 +1,149 @@
+"""What the public pages share: templates, the catalogue's topics, forms with CSRF, limits."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from digest.paths import templates_dir
+from digest.render import FREQUENCY_LABELS
+from digest.watch.sources import SourcesFileError, load_sources
+from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS
+from subscribers.municipalities import municipalities
+
+templates = Jinja2Templates(directory=str(templates_dir() / "web"))
+MAX_FORM_BYTES = 20_000
+CSRF_COOKIE = "csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    key: str
+    label: str
+    resources: tuple[str, ...]  # the guidance resources that write about it
+
+
+@lru_cache(maxsize=4)
+def _topics(path: Path, _mtime: float) -> tuple[Topic, ...]:
+    try:
+        catalogue = load_sources(path)
+    except SourcesFileError:
+        return ()
+    resources: dict[str, list[str]] = {key: [] for key in catalogue.topics}
+    for source in catalogue.sources:
+        # «Bufdir – Krisesenterveileder» is Bufdir; «RVTS Øst» is one of the RVTS.
+        resource = source.name.split(" – ")[0].strip()
+        resource = "RVTS" if resource.startswith("RVTS") else resource
+        for key in source.topics:
+            if resource not in resources.setdefault(key, []):
+                resources[key].append(resource)
+    return tuple(
+        Topic(k, label, tuple(resources.get(k, ()))) for k, label in catalogue.topics.items()
+    )
+
+
+def topics(request: Request) -> tuple[Topic, ...]:
+    path = request.app.state.settings.sources_file
+    return _topics(path, path.stat().st_mtime)
+
+
+def choice_lists(request: Request) -> dict[str, object]:
+    """What the forms offer to choose from."""
+    return {
+        "topics": topics(request),
+        "frequencies": FREQUENCY_LABELS,
+        "roles": {k.value: v for k, v in ROLE_LABELS.items()},
+        "languages": {k.value: v for k, v in LANGUAGE_LABELS.items()},
+        "municipalities": municipalities(),
+    }
+
+
+def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
+    token = request.cookies.get(CSRF_COOKIE) or ""
+    fresh = not _valid_csrf(token)
+    if fresh:
+        token = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request, name, {"csrf": token, **context}, status_code=status
+    )
+    if fresh:
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.app.state.settings.base_url.startswith("https://"),
+        )
+    return response
+
+
+def _valid_csrf(token: str) -> bool:
+    return 20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()
+
+
+class FormError(Exception):
+    """A form that cannot be read; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_form(request: Request, *, csrf: bool = True) -> dict[str, list[str]]:
+    """The urlencoded form, read within a size limit and, by default, checked for CSRF."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise FormError(413, "Skjemaet er for stort.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormError(413, "Skjemaet er for stort.")
+    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    if csrf:
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        sent = (form.get("csrf") or [""])[0]
+        if not cookie or not secrets.compare_digest(cookie, sent):
+            raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
+    return form
+
+
+def field(form: dict[str, list[str]], name: str, limit: int = 300) -> str:
+    return (form.get(name) or [""])[0][:limit]
+
+
+class RateLimiter:
+    """At most `limit` events per key within `window` seconds (kept in this process)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            events = self._events.setdefault(key, deque())
+            while events and now - events[0] > self.window:
+                events.popleft()
+            if len(events) >= self.limit:
+                return False
+            events.append(now)
+            if len(self._events) > 10_000:  # forget idle clients
+                self._events = {k: v for k, v in self._events.items() if v}
+            return True
+
+
+def client_key(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
