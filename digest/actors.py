@@ -7,18 +7,20 @@ expects.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dramatiq
 
 from digest import runs
 from digest.broker import build_broker
 from digest.db import session_scope
+from digest.notices import lost_notices, send_notices
 from digest.periods import latest_period, schedule_of
 from digest.settings import load_settings
 from digest.watch.collect import collect_by_id, lease_due_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency
+from subscribers.service import purge_unsubscribed
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,27 @@ def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
 
 @dramatiq.actor(max_retries=0)
 def recover() -> None:
+    """The sweep: unfinished deliveries, notices a crash left behind, expired personal data."""
+    now = utcnow()
     with session_scope(settings.database_url) as session:
-        chunks = runs.unfinished_chunks(session, utcnow())
+        chunks = runs.unfinished_chunks(session, now)
+        notices = lost_notices(session, now)
+        purged = purge_unsubscribed(
+            session, settings.secret_key, now - timedelta(days=settings.retention_days)
+        )
     for run_id, chunk in chunks:
         deliver_chunk.send(run_id, chunk)
+    if notices:
+        send_notice_batch.send(notices)
+    if purged:
+        log.info("erased %s person(s) past the retention period", purged)
+
+
+@dramatiq.actor(max_retries=3, min_backoff=60_000)
+def send_notice_batch(notice_ids: list[int]) -> None:
+    report = send_notices(settings, notice_ids)
+    if report.failed:
+        log.warning("%s notice(s) not sent: %s", report.failed, "; ".join(report.errors[:3]))
 
 
 class ActorEnqueuer:
