@@ -140,7 +140,9 @@ class SMTPTransport:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             raise SendError(
-                f"recipient refused: {exc.recipients}", permanent=all(500 <= c < 600 for c in codes)
+                f"recipient refused: {exc.recipients}",
+                permanent=all(500 <= c < 600 for c in codes),
+                recipient=True,
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
             raise SendError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600) from None

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from digest import runs
 from digest.announcements import add_announcement
@@ -176,3 +176,80 @@ def test_a_run_with_no_subscribers_is_complete_at_once(settings, smtp) -> None:
     assert started.chunks == []
     with session_scope(settings.database_url) as session:
         assert session.get_one(DigestRun, started.run_id).status == "complete"
+
+
+def test_a_hard_bounce_suppresses_and_a_dead_server_does_not(settings, smtp: SMTPServer) -> None:
+    seed(settings, ["ok@kommune.no", "gone@kommune.no"])
+    smtp.inbox.refuse["gone@kommune.no"] = "550 5.1.1 No such user"
+    started = start(settings)
+    runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    with session_scope(settings.database_url) as session:
+        statuses_now = dict(session.execute(select(Subscriber.email, Subscriber.status)).all())
+    assert statuses_now == {"ok@kommune.no": "active", "gone@kommune.no": "suppressed"}
+    # The next run does not even try the suppressed address.
+    later = start(settings, RUN_AT + timedelta(days=1))
+    with session_scope(settings.database_url) as session:
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.run_id == later.run_id)
+            )
+            == 1
+        )
+    # A server that cannot be reached says nothing about the addresses.
+    from tests.support.smtp import free_port
+
+    dead = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})
+    seed_more(settings, "ny@kommune.no")
+    third = start(settings, RUN_AT + timedelta(days=2))
+    for _ in range(6):
+        runs.deliver_chunk(dead, third.run_id, third.chunks[0])
+    with session_scope(settings.database_url) as session:
+        assert (
+            session.scalar(
+                select(Subscriber.soft_failures).where(Subscriber.email == "ok@kommune.no")
+            )
+            == 0
+        )
+        assert (
+            session.scalar(select(Subscriber.status).where(Subscriber.email == "ok@kommune.no"))
+            == "active"
+        )
+
+
+def test_repeated_soft_bounces_suppress(settings, smtp: SMTPServer) -> None:
+    seed(settings, ["full@kommune.no"])
+    smtp.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
+    for day in range(settings.soft_bounce_limit):
+        with session_scope(settings.database_url) as session:
+            item_id = session.scalar(select(Item.id))
+            session.add(
+                Change(
+                    item_id=item_id,
+                    kind="updated",
+                    title="Endret",
+                    url="https://x.no/a",
+                    detected_at=RUN_AT + timedelta(days=day, hours=-2),
+                )
+            )
+        started = start(settings, RUN_AT + timedelta(days=day))
+        runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    with session_scope(settings.database_url) as session:
+        full = session.scalar(select(Subscriber))
+        assert (
+            full.status == "suppressed" and "temporary delivery failures" in full.suppressed_reason
+        )
+
+
+def seed_more(settings: Settings, email: str) -> None:
+    with session_scope(settings.database_url) as session:
+        item_id = session.scalar(select(Item.id))
+        session.add(
+            Change(
+                item_id=item_id,
+                kind="updated",
+                title="Endret igjen",
+                url="https://x.no/a",
+                detected_at=RUN_AT + timedelta(days=1, hours=2),
+            )
+        )
+        add_subscriber(session, email, choices(), confirmed=True)
