@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.collect
+	$(BIN)/python -m bench.import_roster
 
 clean:
 	rm -rf $(VENV) var
