@@ -118,6 +118,27 @@ async def read_form(request: Request, *, csrf: bool = True) -> dict[str, list[st
     return form
 
 
+async def form_or_page(
+    request: Request, limiter: RateLimiter | None = None
+) -> dict[str, list[str]] | HTMLResponse:
+    """The posted form, or the page that says why it cannot be used (size, CSRF, rate)."""
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return page(
+            request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
+        )
+    if limiter is not None and not limiter.allow(client_key(request)):
+        return page(
+            request,
+            "message.html",
+            status=429,
+            title="For mange forsøk",
+            message="Vent litt før du prøver igjen.",
+        )
+    return form
+
+
 def field(form: dict[str, list[str]], name: str, limit: int = 300) -> str:
     return (form.get(name) or [""])[0][:limit]
 

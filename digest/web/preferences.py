@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from digest.db import session_scope
-from digest.web.common import FormError, choice_lists, page, read_form
+from digest.web.common import choice_lists, form_or_page, page
 from digest.web.signup import chosen_from
 from subscribers.models import Status, Subscriber
 from subscribers.service import SubscriberError, unsubscribe, update_preferences
@@ -102,12 +102,9 @@ def _manage(
 
 @router.post("/innstillinger/{token}", response_class=HTMLResponse)
 async def manage_post(request: Request, token: str) -> HTMLResponse:
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return page(
-            request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
-        )
+    form = await form_or_page(request)
+    if isinstance(form, HTMLResponse):
+        return form
     return await run_in_threadpool(_save, request, token, form)
 
 

@@ -12,16 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from digest.db import session_scope
 from digest.notices import queue_notice, send_notices
-from digest.web.common import (
-    FormError,
-    RateLimiter,
-    choice_lists,
-    client_key,
-    field,
-    page,
-    read_form,
-    topics,
-)
+from digest.web.common import RateLimiter, choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import Status
 from subscribers.service import SubscriberError, choices, confirm, find_by_email, sign_up
@@ -56,20 +47,9 @@ def signup_page(request: Request) -> HTMLResponse:
 
 @router.post("/abonner", response_class=HTMLResponse)
 async def signup_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return page(
-            request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
-        )
-    if not LIMIT.allow(client_key(request)):
-        return page(
-            request,
-            "message.html",
-            status=429,
-            title="For mange forsøk",
-            message="Vent litt før du prøver igjen.",
-        )
+    form = await form_or_page(request, LIMIT)
+    if isinstance(form, HTMLResponse):
+        return form
     return await run_in_threadpool(_signup, request, form, tasks)
 
 
@@ -148,13 +128,11 @@ def confirm_page(request: Request, token: str) -> HTMLResponse:
 
 @router.post("/bekreft/{token}", response_class=HTMLResponse)
 async def confirm_post(request: Request, token: str) -> HTMLResponse:
+    form = await form_or_page(request)
+    if isinstance(form, HTMLResponse):
+        return form
     try:
-        await read_form(request)
         data = _confirm_token(request, token)
-    except FormError as exc:
-        return page(
-            request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
-        )
     except ExpiredToken:
         return _expired(request)
     except BadToken:
@@ -215,20 +193,9 @@ def link_page(request: Request) -> HTMLResponse:
 
 @router.post("/lenke", response_class=HTMLResponse)
 async def link_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return page(
-            request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
-        )
-    if not LIMIT.allow(client_key(request)):
-        return page(
-            request,
-            "message.html",
-            status=429,
-            title="For mange forsøk",
-            message="Vent litt før du prøver igjen.",
-        )
+    form = await form_or_page(request, LIMIT)
+    if isinstance(form, HTMLResponse):
+        return form
     raw = field(form, "email", 400)
     try:
         email = normalise_email(raw)
