@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from digest.db import session_scope
 from digest.models import Notice
 from digest.settings import Settings
-from digest.web import signup
 from digest.web.app import create_app
 from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices
@@ -25,7 +24,6 @@ from tests.support.smtp import SMTPServer
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[httpx.Client]:
-    signup.LIMIT._events.clear()
     server = LiveServer(create_app(settings)).start()
     with server.client() as client:
         yield client

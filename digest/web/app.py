@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from digest.paths import templates_dir
 from digest.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
+from digest.web.common import RateLimiter
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -25,6 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     app = FastAPI(title="Veiledervarsel", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
+    # Sign-ups and link requests per client: 10 in 10 minutes, counted in this process.
+    app.state.limiter = RateLimiter(limit=10, window=600)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(preferences.router)

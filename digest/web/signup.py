@@ -12,14 +12,13 @@ from fastapi.responses import HTMLResponse
 
 from digest.db import session_scope
 from digest.notices import queue_notice, send_notices
-from digest.web.common import RateLimiter, choice_lists, field, form_or_page, page, topics
+from digest.web.common import choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import Status
 from subscribers.service import SubscriberError, choices, confirm, find_by_email, sign_up
 from subscribers.tokens import BadToken, ExpiredToken, read_token
 
 router = APIRouter()
-LIMIT = RateLimiter(limit=10, window=600)
 
 
 def chosen_from(form: dict[str, list[str]], request: Request):  # type: ignore[no-untyped-def]
@@ -47,7 +46,7 @@ def signup_page(request: Request) -> HTMLResponse:
 
 @router.post("/abonner", response_class=HTMLResponse)
 async def signup_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
-    form = await form_or_page(request, LIMIT)
+    form = await form_or_page(request, request.app.state.limiter)
     if isinstance(form, HTMLResponse):
         return form
     return await run_in_threadpool(_signup, request, form, tasks)
@@ -193,7 +192,7 @@ def link_page(request: Request) -> HTMLResponse:
 
 @router.post("/lenke", response_class=HTMLResponse)
 async def link_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
-    form = await form_or_page(request, LIMIT)
+    form = await form_or_page(request, request.app.state.limiter)
     if isinstance(form, HTMLResponse):
         return form
     raw = field(form, "email", 400)
