@@ -45,6 +45,7 @@ class Recipient:
     name: str
     frequency: str
     topics: tuple[str, ...]
+    language: str = "nb"
 
     def wants(self, topics: Iterable[str]) -> bool:
         topics = set(topics)

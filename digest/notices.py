@@ -121,6 +121,7 @@ def _message(settings: Settings, notice: Notice, subscriber: Subscriber):  # typ
         name=subscriber.name,
         confirm_url=confirm_url(settings, subscriber) if notice.kind == "confirm" else "",
         links=links,
+        language=subscriber.language or "nb",
     )
     envelope = Envelope(
         from_address=settings.from_address,

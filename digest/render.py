@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -14,24 +13,9 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from digest.compose import Digest
+from digest.locale import counted, format_date, translator
 from digest.paths import templates_dir
 from digest.watch.clean import sanitise_html
-
-MONTHS = (
-    "januar",
-    "februar",
-    "mars",
-    "april",
-    "mai",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "desember",
-)
-FREQUENCY_LABELS = {"immediate": "fortløpende", "daily": "daglig", "weekly": "ukentlig"}
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 
@@ -49,34 +33,26 @@ class RenderedMail:
     text: str
 
 
-def format_date(moment: datetime, tz: ZoneInfo, with_year: bool = True) -> str:
-    local = moment.astimezone(tz)
-    text = f"{local.day}. {MONTHS[local.month - 1]}"
-    return f"{text} {local.year}" if with_year else text
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def subject_for(digest: Digest, tz: ZoneInfo, service_name: str) -> str:
+    language = digest.recipient.language
+    t = translator(language)
     period_end = digest.period.end.astimezone(tz)
     if digest.period.frequency == "daily":
-        label = f"{service_name} {format_date(period_end, tz)}"
+        label = f"{service_name} {format_date(period_end, tz, language)}"
     elif digest.period.frequency == "weekly":
         week = digest.period.start.astimezone(tz).isocalendar().week
-        label = f"{service_name} uke {week}"
+        label = f"{service_name} {t('digest.week', week=week)}"
     else:
         label = service_name
     parts = []
     new = digest.new_count
     updated = digest.item_count - new
     if new:
-        parts.append(_count(new, "ny artikkel", "nye artikler"))
+        parts.append(counted(language, new, "digest.new"))
     if updated:
-        parts.append(_count(updated, "oppdatert", "oppdaterte"))
+        parts.append(counted(language, updated, "digest.updated"))
     if digest.announcements:
-        parts.append(_count(len(digest.announcements), "kunngjøring", "kunngjøringer"))
+        parts.append(counted(language, len(digest.announcements), "digest.announcement"))
     return f"{label}: {', '.join(parts)}"
 
 
@@ -102,18 +78,21 @@ def render(
 ) -> RenderedMail:
     env = _environment()
     labels = topic_labels or {}
-    period_start = digest.period.start.astimezone(tz)
+    language = digest.recipient.language
+    t = translator(language)
+    start, end = digest.period.start.astimezone(tz), digest.period.end.astimezone(tz)
     context = {
         "digest": digest,
         "links": links,
         "service_name": service_name,
-        "frequency_label": FREQUENCY_LABELS.get(digest.recipient.frequency, ""),
+        "t": t,
+        "lang": language,
+        "frequency_label": t(f"frequency.{digest.recipient.frequency}"),
         "period_text": (
-            f"{format_date(period_start, tz, False)} kl. {period_start:%H:%M} – "
-            f"{format_date(digest.period.end, tz)} kl. "
-            f"{digest.period.end.astimezone(tz):%H:%M}"
+            f"{format_date(start, tz, language, False)} {t('at_time', time=f'{start:%H:%M}')} – "
+            f"{format_date(end, tz, language)} {t('at_time', time=f'{end:%H:%M}')}"
         ),
-        "date": lambda moment: format_date(moment, tz),
+        "date": lambda moment: format_date(moment, tz, language),
         "topics": [labels.get(t, t) for t in digest.topics],
     }
     subject = subject_for(digest, tz, service_name)
@@ -122,19 +101,20 @@ def render(
     return RenderedMail(subject, css_inline.inline(html), text.strip() + "\n")
 
 
-NOTICE_SUBJECTS = {
-    "confirm": "Bekreft abonnementet ditt på {service}",
-    "link": "Lenken til innstillingene dine i {service}",
-    "already": "Du abonnerer allerede på {service}",
-}
-
-
 def render_notice(
-    kind: str, *, service_name: str, email: str, name: str, confirm_url: str, links: MailLinks
+    kind: str,
+    *,
+    service_name: str,
+    email: str,
+    name: str,
+    confirm_url: str,
+    links: MailLinks,
+    language: str = "nb",
 ) -> RenderedMail:
     """A notice about the subscription itself (see digest.notices)."""
     env = _environment()
-    subject = NOTICE_SUBJECTS[kind].format(service=service_name)
+    t = translator(language)
+    subject = t(f"notice.subject_{kind}", service=service_name)
     context = {
         "kind": kind,
         "subject": subject,
@@ -143,6 +123,8 @@ def render_notice(
         "name": name,
         "confirm_url": confirm_url,
         "links": links,
+        "t": t,
+        "lang": language,
     }
     html = env.get_template("email/notice.html").render(**context)
     text = env.get_template("email/notice.txt").render(**context)

@@ -192,6 +192,7 @@ def recipient_of(subscriber: Subscriber) -> Recipient:
         subscriber.name,
         subscriber.frequency,
         tuple(subscriber.topics or ()),
+        subscriber.language or "nb",
     )
 
 

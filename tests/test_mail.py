@@ -177,3 +177,75 @@ def test_smtp_url_forms() -> None:
     assert SMTPTransport("smtp://relay?starttls=true").port == 587
     tls = SMTPTransport("smtps://relay")
     assert tls.implicit_tls and tls.port == 465
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "words"),
+    [
+        (
+            "nn",
+            "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjering",
+            [
+                "Nytt og endra i rettleiarane 25. november kl. 08:00",
+                "KUNNGJERINGAR",
+                "Endre innstillingar:",
+                "abonnerer på dagleg oversikt frå Veiledervarsel",
+            ],
+        ),
+        (
+            "en",
+            "Veiledervarsel 26 November 2026: 1 new article, 1 updated, 1 announcement",
+            [
+                "New and changed in the guidance 25 November 08:00 – 26 November 2026 08:00",
+                "ANNOUNCEMENTS",
+                "[New] Ny veileder",
+                "Unsubscribe: https://varsel.no/avmelding/TOKEN",
+                "subscribes to the daily digest from Veiledervarsel",
+            ],
+        ),
+    ],
+)
+def test_mail_in_the_subscribers_language(language: str, subject: str, words) -> None:
+    from dataclasses import replace
+
+    digest = sample_digest()
+    digest = replace(digest, recipient=replace(digest.recipient, language=language))
+    mail = render(digest, LINKS, OSLO, "Veiledervarsel")
+    assert mail.subject == subject
+    for word in words:
+        assert word in mail.text
+    assert f'lang="{language}"' in mail.html
+
+
+def test_notices_in_the_subscribers_language() -> None:
+    from digest.render import render_notice
+
+    mail = render_notice(
+        "confirm",
+        service_name="Veiledervarsel",
+        email="k@kommune.no",
+        name="Kari",
+        confirm_url="https://varsel.no/bekreft/T",
+        links=LINKS,
+        language="en",
+    )
+    assert mail.subject == "Confirm your subscription to Veiledervarsel"
+    assert "Hello Kari!" in mail.text and "https://varsel.no/bekreft/T" in mail.text
+    nynorsk = render_notice(
+        "link",
+        service_name="Veiledervarsel",
+        email="k@kommune.no",
+        name="",
+        confirm_url="",
+        links=LINKS,
+        language="nn",
+    )
+    assert nynorsk.subject == "Lenkja til innstillingane dine i Veiledervarsel"
+    assert "Meld deg av: https://varsel.no/avmelding/TOKEN" in nynorsk.text
+
+
+def test_every_catalogue_has_every_word() -> None:
+    from digest.locale import LANGUAGES, catalogue
+
+    for language in LANGUAGES:
+        assert set(catalogue(language)) == set(catalogue("nb")), language

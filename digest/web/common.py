@@ -15,15 +15,16 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from digest.locale import translator
 from digest.paths import templates_dir
-from digest.render import FREQUENCY_LABELS
 from digest.watch.sources import SourcesFileError, load_sources
-from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS
+from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency
 from subscribers.municipalities import municipalities
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
 MAX_FORM_BYTES = 20_000
 CSRF_COOKIE = "csrf"
+_bokmal = translator("nb")  # the pages are in bokmål
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ def choice_lists(request: Request) -> dict[str, object]:
     """What the forms offer to choose from."""
     return {
         "topics": topics(request),
-        "frequencies": FREQUENCY_LABELS,
+        "frequencies": {f.value: _bokmal(f"frequency.{f.value}") for f in Frequency},
         "roles": {k.value: v for k, v in ROLE_LABELS.items()},
         "languages": {k.value: v for k, v in LANGUAGE_LABELS.items()},
         "municipalities": municipalities(),
