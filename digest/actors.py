@@ -15,7 +15,7 @@ from digest import runs
 from digest.broker import build_broker
 from digest.db import session_scope
 from digest.notices import lost_notices, send_notices
-from digest.periods import latest_period, schedule_of
+from digest.periods import Period, latest_period, schedule_of
 from digest.settings import load_settings
 from digest.watch.collect import collect_by_id, lease_due_sources
 from subscribers.base import utcnow
@@ -110,7 +110,7 @@ class ActorEnqueuer:
     def collect_due(self) -> None:
         collect_due.send()
 
-    def start_run(self, period) -> None:  # type: ignore[no-untyped-def]
+    def start_run(self, period: Period) -> None:
         start_run.send(period.frequency.value, period.end.isoformat())
 
     def recover(self) -> None:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -112,7 +113,7 @@ async def _send(settings: Settings, ids: list[int], transport: Transport) -> Not
     return report
 
 
-def _message(settings: Settings, notice: Notice, subscriber: Subscriber):  # type: ignore[no-untyped-def]
+def _message(settings: Settings, notice: Notice, subscriber: Subscriber) -> EmailMessage:
     links = links_for(settings, subscriber)
     mail = render_notice(
         notice.kind,

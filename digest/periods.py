@@ -8,7 +8,7 @@ last N minutes, aligned on the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from digest.settings import Settings
@@ -42,7 +42,7 @@ class Period:
         return self.start <= moment < self.end
 
 
-def _local(day, at: time, tz: ZoneInfo) -> datetime:  # type: ignore[no-untyped-def]
+def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,7 +95,7 @@ def _chunked(ids: list[int]) -> list[list[int]]:
     return [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
 
 
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(
         Delivery.status == DeliveryStatus.PENDING.value,
         and_(

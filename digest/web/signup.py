@@ -15,13 +15,20 @@ from digest.notices import queue_notice, send_notices
 from digest.web.common import choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import Status
-from subscribers.service import SubscriberError, choices, confirm, find_by_email, sign_up
-from subscribers.tokens import BadToken, ExpiredToken, read_token
+from subscribers.service import (
+    Choices,
+    SubscriberError,
+    choices,
+    confirm,
+    find_by_email,
+    sign_up,
+)
+from subscribers.tokens import BadToken, ExpiredToken, TokenData, read_token
 
 router = APIRouter()
 
 
-def chosen_from(form: dict[str, list[str]], request: Request):  # type: ignore[no-untyped-def]
+def chosen_from(form: dict[str, list[str]], request: Request) -> Choices:
     return choices(
         name=field(form, "name", 250),
         municipality=field(form, "municipality", 10),
@@ -109,7 +116,7 @@ def _message_of(message: str) -> str:
     }.get(_field_of(message), "Noe i skjemaet ble ikke forstått.")
 
 
-def _confirm_token(request: Request, token: str):  # type: ignore[no-untyped-def]
+def _confirm_token(request: Request, token: str) -> TokenData:
     return read_token(request.app.state.settings.secret_key, "confirm", token)
 
 
