@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -108,3 +109,37 @@ def test_a_redirect_to_a_private_address_is_refused() -> None:
         pytest.raises(FetchError, match="non-public address"),
     ):
         fetcher.get("http://8.8.8.8/feed")
+
+
+def _fetch_three(url: str, redis_url: str, prefix: str) -> None:
+    from digest.watch.polite import SharedHostPacer
+
+    limits = FetchLimits(host_delay=0.3, allow_private=True, respect_robots=False)
+    with Fetcher("x", limits, pacer=SharedHostPacer(redis_url, prefix)) as fetcher:
+        for _ in range(3):
+            fetcher.get(url)
+
+
+def test_workers_in_several_processes_pace_a_host_together(site: FixtureSite) -> None:
+    import multiprocessing
+    import uuid
+
+    from tests.conftest import REDIS_URL
+
+    site.routes["/a"] = Route(b"a", content_type="text/plain")
+    prefix = f"test:pace:{uuid.uuid4().hex}:"
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_fetch_three, args=(site.url("/a"), REDIS_URL, prefix))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    arrivals = sorted(site.arrivals)
+    assert len(arrivals) == 6
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    # Sleeping and key expiry only ever make the gaps longer, so this cannot flake.
+    assert min(gaps) >= 0.28, gaps

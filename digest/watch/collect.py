@@ -26,6 +26,7 @@ from digest.watch.follow import (
     read_pages,
 )
 from digest.watch.ingest import IngestReport, ingest
+from digest.watch.polite import SharedHostPacer
 from digest.watch.readers import get_reader
 
 MAX_BACKOFF = timedelta(days=1)
@@ -258,6 +259,10 @@ def make_fetcher(settings: Settings) -> Fetcher:
             host_delay=settings.fetch_host_delay_seconds,
             allow_private=settings.allow_private_hosts,
         ),
+        # With Redis at hand, all workers pace each host together.
+        pacer=SharedHostPacer(settings.broker_url)
+        if settings.broker_url.startswith(("redis://", "rediss://"))
+        else None,
     )
 
 

@@ -7,7 +7,9 @@ in-process server.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -15,6 +17,12 @@ import httpx
 from digest.watch.polite import PACER, HostRefused, RobotsCache, check_public_host, parse_robots
 
 MAX_REDIRECTS = 5
+
+
+class Pacer(Protocol):
+    def run(self, host: str, delay: float, call: Callable[[], object]) -> object: ...
+
+
 ROBOTS = RobotsCache()
 PERMANENT_REDIRECTS = (301, 308)
 
@@ -59,8 +67,10 @@ class Fetcher:
         user_agent: str,
         limits: FetchLimits | None = None,
         transport: httpx.BaseTransport | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.limits = limits or FetchLimits()
+        self.pacer: Pacer = pacer or PACER
         self.user_agent = user_agent
         self._client = httpx.Client(
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
@@ -102,7 +112,7 @@ class Fetcher:
             raise FetchError(f"only http and https URLs are fetched, not {url!r}")
         if self.limits.respect_robots and not self.allowed(url):
             raise FetchError("disallowed by robots.txt")
-        result = PACER.run(
+        result = self.pacer.run(
             parts.hostname, self.limits.host_delay, lambda: self._get(url, etag, last_modified)
         )
         assert isinstance(result, FetchResult)
@@ -115,7 +125,7 @@ class Fetcher:
         known, rules = self._robots.get(origin)
         if not known:
             try:
-                response = PACER.run(
+                response = self.pacer.run(
                     parts.hostname or "",
                     self.limits.host_delay,
                     lambda: self._get(origin + "/robots.txt", None, None),

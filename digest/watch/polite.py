@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from protego import Protego
 
@@ -61,6 +63,50 @@ class HostPacer:
 
 
 PACER = HostPacer()
+
+
+@lru_cache(maxsize=4)
+def _redis_client(url: str):  # type: ignore[no-untyped-def]
+    import redis  # only deployments on Redis need it
+
+    return redis.Redis.from_url(url)
+
+
+class SharedHostPacer:
+    """The same rule across processes and machines, kept in Redis.
+
+    A key per host is held while a request runs and, once it is done, left to expire
+    after `delay`; whoever wants the host next waits until the key is gone. In-process
+    pacing comes first, so threads of one worker do not poll Redis against each other.
+    """
+
+    POLL = 0.05
+
+    def __init__(self, redis_url: str, prefix: str = "digest:pace:") -> None:
+        self._redis = _redis_client(redis_url)
+        self._prefix = prefix
+
+    def run(
+        self, host: str, delay: float, call: Callable[[], object], hold: float = 300.0
+    ) -> object:
+        key = self._prefix + host
+        token = secrets.token_hex(8)
+        return PACER.run(host, 0.0, lambda: self._run(key, token, delay, call, hold))
+
+    def _run(
+        self, key: str, token: str, delay: float, call: Callable[[], object], hold: float
+    ) -> object:
+        # `hold` bounds how long a crashed holder can block the host.
+        while not self._redis.set(key, token, nx=True, px=int(hold * 1000)):
+            time.sleep(self.POLL)
+        try:
+            return call()
+        finally:
+            if self._redis.get(key) == token.encode():
+                if delay > 0:
+                    self._redis.pexpire(key, int(delay * 1000))
+                else:
+                    self._redis.delete(key)
 
 
 @dataclass

@@ -34,6 +34,7 @@ class FixtureSite:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.arrivals: list[float] = []  # time.time() of each request
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +51,7 @@ class FixtureSite:
 
             def do_GET(self) -> None:
                 site.requests.append((self.path, dict(self.headers.items())))
+                site.arrivals.append(time.time())
                 route = site.routes.get(self.path)
                 if route is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})
