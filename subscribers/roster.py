@@ -22,8 +22,8 @@ from subscribers.models import Channel, ConsentEvent, Status, Subscriber, Suppre
 from subscribers.service import (
     Choices,
     SubscriberError,
-    _apply,
     address_hash,
+    apply_choices,
     choices,
     new_subscriber,
 )
@@ -176,7 +176,7 @@ def import_roster(
             )
             continue
         if subscriber is not None:
-            outcome = "updated" if _apply(subscriber, chosen) else "duplicate"
+            outcome = "updated" if apply_choices(subscriber, chosen) else "duplicate"
             if outcome == "updated":
                 session.add(
                     ConsentEvent(

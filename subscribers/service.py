@@ -156,7 +156,8 @@ def choices(
     )
 
 
-def _apply(subscriber: Subscriber, chosen: Choices) -> bool:
+def apply_choices(subscriber: Subscriber, chosen: Choices) -> bool:
+    """Set the chosen preferences on a subscriber; True if anything changed."""
     changed = False
     for field in ("name", "municipality", "role", "frequency", "language"):
         if getattr(subscriber, field) != getattr(chosen, field):
@@ -180,7 +181,7 @@ def new_subscriber(email: str, chosen: Choices, *, confirmed: bool) -> Subscribe
         soft_failures=0,
         topics=[],
     )
-    _apply(subscriber, chosen)
+    apply_choices(subscriber, chosen)
     return subscriber
 
 
@@ -228,7 +229,7 @@ def sign_up(
     if subscriber.status == Status.ACTIVE.value:
         return SignUp(subscriber, "already")
     # Pending, unsubscribed or suppressed: this is a new request for consent.
-    _apply(subscriber, chosen)
+    apply_choices(subscriber, chosen)
     subscriber.status = Status.PENDING.value
     subscriber.confirm_nonce = secrets.token_hex(8)
     record(session, subscriber, "subscribed", channel)
@@ -265,7 +266,7 @@ def confirm(
 def update_preferences(
     session: Session, subscriber: Subscriber, chosen: Choices, channel: Channel = Channel.WEB
 ) -> bool:
-    changed = _apply(subscriber, chosen)
+    changed = apply_choices(subscriber, chosen)
     if changed:
         record(
             session,
