@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, utcnow
-from subscribers.models import Subscriber
+from subscribers.models import SignupRequest, Subscriber
 
 __all__ = [
     "Announcement",
@@ -20,6 +20,7 @@ __all__ = [
     "DeliveryStatus",
     "DigestRun",
     "Item",
+    "MailStatus",
     "Notice",
     "Source",
     "SourceStatus",
@@ -148,6 +149,25 @@ class AnnouncementReceipt(Base):
     )
 
 
+class MailStatus(StrEnum):
+    """Where one outbound mail (a digest delivery or a notice) stands.
+
+    pending -> sending (claimed, with a claim time) -> sent, or skipped_empty,
+    skipped_inactive, failed; a stale `sending` claim goes back to being claimable.
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    SKIPPED_EMPTY = "skipped_empty"  # nothing new for this person in the period
+    SKIPPED_INACTIVE = "skipped_inactive"  # the person left, or was suppressed, meanwhile
+    FAILED = "failed"
+
+
+# The digest-specific name, kept for readers of runs and metrics.
+DeliveryStatus = MailStatus
+
+
 class Notice(Base):
     """A mail about the subscription itself (confirm, your link); sent once, soon after commit."""
 
@@ -158,10 +178,16 @@ class Notice(Base):
         ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=MailStatus.PENDING.value, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A confirmation mail carries the link of this request (and its requested choices).
+    signup_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey(SignupRequest.id, ondelete="CASCADE")
+    )
 
 
 class RunStatus(StrEnum):
@@ -182,17 +208,6 @@ class DigestRun(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    SKIPPED_EMPTY = "skipped_empty"
-    FAILED = "failed"
-
-
-FINISHED = (DeliveryStatus.SENT, DeliveryStatus.SKIPPED_EMPTY, DeliveryStatus.FAILED)
-
-
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("run_id", "subscriber_id"),)
@@ -211,3 +226,5 @@ class Delivery(Base):
     message_id: Mapped[str | None] = mapped_column(String(300))
     item_count: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # A temporary refusal of this recipient counts as one soft bounce at most.
+    bounce_counted: Mapped[bool] = mapped_column(Boolean, default=False)

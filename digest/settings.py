@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subscribers.addresses import InvalidAddress, normalise_email
+from subscribers.text import clean_line
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -111,6 +112,17 @@ class Settings(BaseSettings):
             return normalise_email(value) if "@localhost" not in value else value.strip()
         except InvalidAddress as exc:
             raise ValueError(f"is not a valid address: {exc}") from None
+
+    @field_validator("from_name")
+    @classmethod
+    def _from_name(cls, value: str) -> str:
+        # It goes into every From header: refuse what our cleaning would change.
+        if value != clean_line(value, 200):
+            raise ValueError(
+                "must be one line of plain text (no line breaks, control or bidi "
+                "characters, or encoded words), at most 200 characters"
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

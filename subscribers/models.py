@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from enum import StrEnum
 
@@ -9,6 +10,10 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, utcnow
+
+
+def new_ref() -> str:
+    return secrets.token_urlsafe(16)
 
 
 class Frequency(StrEnum):
@@ -85,6 +90,28 @@ class Subscriber(Base):
     soft_failures: Mapped[int] = mapped_column(Integer, default=0)
     # Changes whenever a confirm link must stop working (used, or the person left).
     confirm_nonce: Mapped[str] = mapped_column(String(32), default="")
+    # A random public reference: what the links in mails name instead of the id or address.
+    ref: Mapped[str] = mapped_column(String(32), unique=True, default=new_ref)
+
+
+class SignupRequest(Base):
+    """A sign-up waiting for the owner of the address to confirm it from their mailbox.
+
+    The choices asked for travel here, not on the subscriber, so that a sign-up for a
+    known address changes nothing stored about that person until it is confirmed.
+    """
+
+    __tablename__ = "signup_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    # The random value the confirm link names; opaque and single-use.
+    nonce: Mapped[str] = mapped_column(String(32), unique=True)
+    choices: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    channel: Mapped[str] = mapped_column(String(10), default="web")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class ConsentEvent(Base):
