@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import deque
@@ -18,12 +17,12 @@ from fastapi.templating import Jinja2Templates
 from digest.locale import translator
 from digest.paths import templates_dir
 from digest.watch.sources import SourcesFileError, load_sources
+from digest.web import csrf as csrf_tokens
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency
 from subscribers.municipalities import municipalities
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
 MAX_FORM_BYTES = 20_000
-CSRF_COOKIE = "csrf"
 _bokmal = translator("nb")  # the pages are in bokmål
 
 
@@ -70,26 +69,27 @@ def choice_lists(request: Request) -> dict[str, object]:
 
 
 def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
-    token = request.cookies.get(CSRF_COOKIE) or ""
-    fresh = not _valid_csrf(token)
+    """A page from its template, with the CSRF field for this client's cookie."""
+    settings = request.app.state.settings
+    cookie = csrf_tokens.cookie_name(settings.base_url)
+    secret = request.cookies.get(cookie, "")
+    fresh = not csrf_tokens.is_secret(secret)
     if fresh:
-        token = secrets.token_urlsafe(24)
+        secret = csrf_tokens.new_secret()
+    field = csrf_tokens.field_for(settings.secret_key, secret)
     response = templates.TemplateResponse(
-        request, name, {"csrf": token, **context}, status_code=status
+        request, name, {"csrf": field, **context}, status_code=status
     )
     if fresh:
         response.set_cookie(
-            CSRF_COOKIE,
-            token,
+            cookie,
+            secret,
+            path="/",
             httponly=True,
             samesite="strict",
-            secure=request.app.state.settings.base_url.startswith("https://"),
+            secure=cookie.startswith("__Host-"),
         )
     return response
-
-
-def _valid_csrf(token: str) -> bool:
-    return 20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()
 
 
 class FormError(Exception):
@@ -112,9 +112,10 @@ async def read_form(request: Request, *, csrf: bool = True) -> dict[str, list[st
             raise FormError(413, "Skjemaet er for stort.")
     form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     if csrf:
-        cookie = request.cookies.get(CSRF_COOKIE, "")
+        settings = request.app.state.settings
+        secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
         sent = (form.get("csrf") or [""])[0]
-        if not cookie or not secrets.compare_digest(cookie, sent):
+        if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
             raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
     return form
 
