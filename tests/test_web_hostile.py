@@ -1,4 +1,5 @@
-"""The web app under hostile requests: forged CSRF pairs."""
+"""The web app under hostile requests: forged CSRF pairs, foreign Host headers, caching of
+personal pages, and HEAD."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from digest.settings import Settings
 from digest.web.app import create_app
 from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices
+from subscribers.tokens import make_token
 from tests.support.server import LiveServer
 
 
@@ -98,3 +100,114 @@ def test_an_https_base_url_uses_a_host_prefixed_secure_cookie(settings: Settings
     assert "secure" in cookie.lower() and "path=/" in cookie.lower()
     assert "domain" not in cookie.lower()
     assert (planted, accepted) == (403, 200)
+
+
+# --- 7. Host header -------------------------------------------------------------------------
+
+
+def paths(settings: Settings, kari: Subscriber) -> list[str]:
+    manage = make_token(settings.secret_key, "manage", kari.id, kari.email)
+    unsubscribe = make_token(settings.secret_key, "unsubscribe", kari.id, kari.email)
+    return [
+        "/",
+        "/lenke",
+        "/lenke/",
+        "/lenke/?x=1",
+        f"/innstillinger/{manage}",
+        f"/innstillinger/{manage}/",
+        f"/avmelding/{unsubscribe}/",
+        "/bekreft/nope/",
+        "/abonner/",
+        "/static/site.css",
+        "/static/",
+        "/healthz/",
+        "/metrics/",
+        "/finnes-ikke/",
+        "//evil.example/",
+    ]
+
+
+def test_a_foreign_host_gets_400_and_never_a_redirect_to_it(client, settings, kari) -> None:
+    for path in paths(settings, kari):
+        for method in ("GET", "HEAD", "POST"):
+            response = client.request(method, path, headers={"Host": "evil.example"})
+            assert response.status_code == 400, (method, path)
+            assert "evil.example" not in response.headers.get("location", "")
+    assert client.get("/lenke", headers={"Host": "127.0.0.1.evil.example"}).status_code == 400
+
+
+def test_redirects_are_built_from_the_base_url(client, settings, kari) -> None:
+    response = client.get("/lenke/")
+    assert response.status_code in (307, 308)
+    assert response.headers["location"] == f"{settings.base_url}/lenke"
+    assert client.get("/lenke/?a=b").headers["location"] == f"{settings.base_url}/lenke?a=b"
+    for path in paths(settings, kari):
+        location = client.get(path).headers.get("location", "")
+        assert location == "" or location.startswith(settings.base_url + "/"), path
+
+
+def test_the_base_urls_host_is_the_one_served(settings: Settings) -> None:
+    public = settings.model_copy(update={"base_url": "https://varsel.example.no"})
+    live = LiveServer(create_app(public)).start()
+    try:
+        with live.client() as client:
+            answers = {
+                host: client.get("/lenke", headers={"Host": host}).status_code
+                for host in ("varsel.example.no", "VARSEL.example.no:443", "127.0.0.1", "localhost")
+            }
+    finally:
+        live.stop()
+    # Loopback names are served only when the base URL is one.
+    assert answers == {
+        "varsel.example.no": 200,
+        "VARSEL.example.no:443": 200,
+        "127.0.0.1": 400,
+        "localhost": 400,
+    }
+
+
+def test_healthz_answers_load_balancers_that_probe_by_address(client: httpx.Client) -> None:
+    # Probes send the instance's address as Host; /healthz builds no URL and shows nothing
+    # personal, so it is exempt from the host check.
+    for method in ("GET", "HEAD"):
+        assert client.request(method, "/healthz", headers={"Host": "10.0.0.7"}).status_code == 200
+
+
+# --- 8. no-store on pages, HEAD wherever GET works ------------------------------------------
+
+
+def personal_pages(settings: Settings, kari: Subscriber) -> list[str]:
+    manage = make_token(settings.secret_key, "manage", kari.id, kari.email)
+    unsubscribe = make_token(settings.secret_key, "unsubscribe", kari.id, kari.email)
+    confirm = make_token(settings.secret_key, "confirm", kari.id, kari.email, "n")
+    return [
+        "/",
+        "/lenke",
+        f"/innstillinger/{manage}",
+        f"/avmelding/{unsubscribe}",
+        f"/bekreft/{confirm}",
+        "/bekreft/ugyldig",
+        "/healthz",
+    ]
+
+
+def test_pages_are_not_stored_by_caches(client, settings, kari) -> None:
+    for path in personal_pages(settings, kari):
+        response = client.get(path)
+        assert response.headers.get("cache-control") == "no-store", path
+    field = csrf_field(client.get("/lenke").text)
+    posted = link_request(client, field)
+    assert posted.status_code == 200 and posted.headers["cache-control"] == "no-store"
+    unsubscribe = make_token(settings.secret_key, "unsubscribe", kari.id, kari.email)
+    left = client.post(f"/avmelding/{unsubscribe}")
+    assert left.status_code == 200 and left.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in left.headers["content-security-policy"]
+
+
+def test_head_works_wherever_get_does(client, settings, kari) -> None:
+    for path in [*personal_pages(settings, kari), "/metrics", "/static/site.css"]:
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+    assert client.head("/abonner").status_code == 405  # POST only, as GET is

@@ -69,7 +69,10 @@ def choice_lists(request: Request) -> dict[str, object]:
 
 
 def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
-    """A page from its template, with the CSRF field for this client's cookie."""
+    """A page from its template, with the CSRF field for this client's cookie.
+
+    Responses are `Cache-Control: no-store` (see `digest.web.guards.SecurityHeaders`).
+    """
     settings = request.app.state.settings
     cookie = csrf_tokens.cookie_name(settings.base_url)
     secret = request.cookies.get(cookie, "")
