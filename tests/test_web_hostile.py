@@ -1,9 +1,11 @@
 """The web app under hostile requests: forged CSRF pairs, foreign Host headers, caching of
-personal pages, and HEAD."""
+personal pages, HEAD, and a per-client rate limit that stays bounded and is shared."""
 
 from __future__ import annotations
 
+import logging
 import re
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -12,10 +14,13 @@ import pytest
 from digest.db import session_scope
 from digest.settings import Settings
 from digest.web.app import create_app
+from digest.web.ratelimit import LocalRateLimiter, RedisRateLimiter, build_limiter
 from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices
 from subscribers.tokens import make_token
+from tests.conftest import REDIS_URL
 from tests.support.server import LiveServer
+from tests.support.smtp import free_port
 
 
 @pytest.fixture
@@ -211,3 +216,121 @@ def test_head_works_wherever_get_does(client, settings, kari) -> None:
         assert head.content == b"", path
         assert head.headers["content-type"] == get.headers["content-type"], path
     assert client.head("/abonner").status_code == 405  # POST only, as GET is
+
+
+# --- 12. the per-client rate limit -----------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_local_limit_allows_ten_in_ten_minutes_per_client() -> None:
+    clock = Clock()
+    limiter = LocalRateLimiter(limit=10, window=600, clock=clock)
+    assert [limiter.allow("a") for _ in range(11)] == [True] * 10 + [False]
+    assert limiter.allow("b")
+    clock.now += 599
+    assert not limiter.allow("a")
+    clock.now += 2
+    assert limiter.allow("a")
+
+
+def test_the_local_table_stays_bounded_and_forgets_idle_clients() -> None:
+    clock = Clock()
+    limiter = LocalRateLimiter(limit=10, window=600, max_keys=1_000, clock=clock)
+    for n in range(5_000):
+        assert limiter.allow(f"10.0.{n // 256}.{n % 256}")
+        assert len(limiter) <= 1_000
+    clock.now += 601
+    limiter.allow("late")
+    assert len(limiter) == 1  # everyone idle for a window is forgotten
+
+
+def test_a_client_at_its_limit_stays_limited_while_others_come_and_go() -> None:
+    clock = Clock()
+    limiter = LocalRateLimiter(limit=10, window=600, max_keys=1_000, clock=clock)
+    assert all(limiter.allow("busy") for _ in range(10))
+    for n in range(500):
+        clock.now += 0.5
+        limiter.allow(f"once-{n}")
+    assert not limiter.allow("busy") and len(limiter) == 501
+    clock.now += 351  # 601 s after busy's ten, 351 to 600.5 s after the others
+    assert limiter.allow("busy")
+    assert len(limiter) == 500  # once-0, 600.5 s idle, is gone
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    import redis
+
+    prefix = f"test:rate:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(prefix + "*"):
+        client.delete(key)
+    client.close()
+
+
+def test_two_web_processes_share_one_count_in_redis(redis_prefix: str) -> None:
+    import redis
+
+    clock = Clock()
+    first = RedisRateLimiter(REDIS_URL, limit=10, window=600, prefix=redis_prefix, clock=clock)
+    second = RedisRateLimiter(REDIS_URL, limit=10, window=600, prefix=redis_prefix, clock=clock)
+    answers = [(first if n % 2 else second).allow("192.0.2.1") for n in range(10)]
+    assert answers == [True] * 10
+    assert not first.allow("192.0.2.1") and not second.allow("192.0.2.1")
+    assert first.allow("192.0.2.2")
+    keys = list(redis.Redis.from_url(REDIS_URL).scan_iter(redis_prefix + "*"))
+    assert len(keys) == 2
+    assert all(0 < redis.Redis.from_url(REDIS_URL).pttl(key) <= 600_000 for key in keys)
+    clock.now += 601
+    assert second.allow("192.0.2.1")
+
+
+def test_a_dead_redis_falls_back_to_the_local_limit(caplog) -> None:
+    dead = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", limit=2, window=600)
+    with caplog.at_level(logging.WARNING, logger="digest.web.ratelimit"):
+        answers = [dead.allow("192.0.2.1") for _ in range(3)]
+    assert answers == [True, True, False]
+    assert "Redis" in caplog.text and len(caplog.records) == 1  # said once, not per request
+
+
+def test_two_web_apps_on_redis_share_the_limit(settings: Settings) -> None:
+    import redis
+
+    from digest.web.ratelimit import PREFIX
+
+    store = redis.Redis.from_url(REDIS_URL)
+    for key in store.scan_iter(PREFIX + "*"):
+        store.delete(key)
+    shared = settings.model_copy(update={"broker_url": REDIS_URL})
+    servers = [LiveServer(create_app(shared)).start() for _ in range(2)]
+    try:
+        clients = [server.client() for server in servers]
+        fields = [csrf_field(c.get("/lenke").text) for c in clients]
+        answers = [link_request(clients[n % 2], fields[n % 2]).status_code for n in range(12)]
+    finally:
+        for server in servers:
+            server.stop()
+        for key in store.scan_iter(PREFIX + "*"):
+            store.delete(key)
+    assert answers == [200] * 10 + [429, 429]
+    assert isinstance(build_limiter("memory://"), LocalRateLimiter)
+    assert isinstance(build_limiter("amqp://guest:guest@127.0.0.1:5672/%2F"), LocalRateLimiter)
+
+
+def test_clients_are_counted_by_address_or_ipv6_64() -> None:
+    from digest.web.ratelimit import client_key
+
+    assert (
+        client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    )
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.1") == client_key("192.0.2.1") == "192.0.2.1"
+    assert client_key(None) == "unknown"

@@ -8,7 +8,6 @@ from fastapi.staticfiles import StaticFiles
 from digest.paths import templates_dir
 from digest.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
-from digest.web.common import RateLimiter
 from digest.web.guards import (
     HeadAsGet,
     SecurityHeaders,
@@ -16,6 +15,7 @@ from digest.web.guards import (
     TrustedHost,
     allowed_hosts,
 )
+from digest.web.ratelimit import build_limiter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,8 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,  # SlashRedirect does it from the base URL, not from Host
     )
     app.state.settings = settings
-    # Sign-ups and link requests per client: 10 in 10 minutes, counted in this process.
-    app.state.limiter = RateLimiter(limit=10, window=600)
+    # Sign-ups and link requests per client: 10 in 10 minutes, shared through Redis when
+    # the broker is Redis, else counted in this process.
+    app.state.limiter = build_limiter(settings.broker_url, limit=10, window=600)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(preferences.router)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
@@ -18,6 +16,7 @@ from digest.locale import translator
 from digest.paths import templates_dir
 from digest.watch.sources import SourcesFileError, load_sources
 from digest.web import csrf as csrf_tokens
+from digest.web import ratelimit
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency
 from subscribers.municipalities import municipalities
 
@@ -124,7 +123,7 @@ async def read_form(request: Request, *, csrf: bool = True) -> dict[str, list[st
 
 
 async def form_or_page(
-    request: Request, limiter: RateLimiter | None = None
+    request: Request, limiter: ratelimit.Limiter | None = None
 ) -> dict[str, list[str]] | HTMLResponse:
     """The posted form, or the page that says why it cannot be used (size, CSRF, rate)."""
     try:
@@ -133,7 +132,8 @@ async def form_or_page(
         return page(
             request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
         )
-    if limiter is not None and not limiter.allow(client_key(request)):
+    # A shared limiter asks Redis: not on the event loop.
+    if limiter is not None and not await run_in_threadpool(limiter.allow, client_key(request)):
         return page(
             request,
             "message.html",
@@ -148,28 +148,5 @@ def field(form: dict[str, list[str]], name: str, limit: int = 300) -> str:
     return (form.get(name) or [""])[0][:limit]
 
 
-class RateLimiter:
-    """At most `limit` events per key within `window` seconds (kept in this process)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and now - events[0] > self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
-            if len(self._events) > 10_000:  # forget idle clients
-                self._events = {k: v for k, v in self._events.items() if v}
-            return True
-
-
 def client_key(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return ratelimit.client_key(request.client.host if request.client else None)
