@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from digest.settings import Settings
+from tests.conftest import REDIS_URL
+
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43,}")
 
 
@@ -109,3 +112,78 @@ def test_a_data_dir_that_is_a_file_is_a_setting_error(
     assert_refused(digest("sources", "list"), 2, "DIGEST_DATA_DIR", "not a folder")
     env.setenv("DIGEST_DATA_DIR", str(a_file / "var"))  # a file on the way to it
     assert_refused(digest("db", "upgrade"), 2, "DIGEST_DATA_DIR")
+
+
+# --- item 19: faults found on the way in are one line with status 1 --------------------------
+
+
+def test_an_unreachable_database_is_one_line(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DIGEST_DATABASE_URL", "postgresql://postgres:hunter2@127.0.0.1:1/x")
+    env.setenv("DIGEST_SECRET_KEY", "k" * 32)
+    for args in (("sources", "list"), ("db", "upgrade"), ("subscribers", "list")):
+        result = digest(*args)
+        assert_refused(result, 1, "cannot connect to the database", "127.0.0.1:1")
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sources", "list"),
+        ("sources", "sync"),
+        ("subscribers", "list"),
+        ("announce", "list"),
+        ("send", "daily", "--dry-run"),
+        ("collect",),
+    ],
+)
+def test_a_command_before_db_upgrade_says_to_run_it(
+    env: pytest.MonkeyPatch, sources_file: Path, args: tuple[str, ...]
+) -> None:
+    env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
+    result = digest(*args)
+    assert_refused(result, 1, "run `digest db upgrade`")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_postgresql_before_db_upgrade_says_to_run_it(env: pytest.MonkeyPatch, pg_url: str) -> None:
+    env.setenv("DIGEST_DATABASE_URL", pg_url)
+    env.setenv("DIGEST_SECRET_KEY", "k" * 32)
+    assert_refused(digest("subscribers", "list"), 1, "run `digest db upgrade`")
+    assert digest("db", "upgrade").returncode == 0
+    assert digest("subscribers", "list").returncode == 0
+
+
+def test_long_running_processes_will_not_start_before_db_upgrade(
+    env: pytest.MonkeyPatch,
+) -> None:
+    assert_refused(digest("web", "--port", "1"), 1, "run `digest db upgrade`")
+    env.setenv("DIGEST_BROKER_URL", REDIS_URL)
+    env.setenv("DIGEST_SECRET_KEY", "k" * 32)
+    assert_refused(digest("scheduler"), 1, "run `digest db upgrade`")
+
+
+# --- item 19: a sources file without sources --------------------------------------------------
+
+
+def test_a_sources_file_without_sources_is_refused_unless_allowed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from digest.db import session_scope
+    from digest.models import Source
+
+    assert digest("sources", "sync").returncode == 0
+    empty = tmp_path / "sources.toml"
+    empty.write_text('[topics]\nvold = "Vold i nære relasjoner"\n', encoding="utf-8")
+    result = digest("sources", "sync")
+    assert_refused(result, 1, str(empty), "no [[source]]", "--allow-empty")
+    with session_scope(settings.database_url) as session:
+        assert session.scalars(select(Source.enabled)).all() == [True, True]
+    allowed = digest("sources", "sync", "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "2 disabled" in allowed.stdout
+    with session_scope(settings.database_url) as session:
+        assert session.scalars(select(Source.enabled)).all() == [False, False]
