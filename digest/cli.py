@@ -10,13 +10,30 @@ import time
 import click
 from sqlalchemy import func, select
 
-from digest.commands.common import current_settings, fail, known_topics, local, parse_at
+from digest.commands.common import (
+    current_settings,
+    database_faults,
+    fail,
+    known_topics,
+    local,
+    migrating,
+    parse_at,
+    require_current_schema,
+)
 from digest.commands.subscribers import subscribers
 from digest.settings import Settings
 from subscribers.models import Frequency
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DigestGroup(click.Group):
+    """The `digest` command group: a database that cannot be used is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        with database_faults(ctx):
+            return super().invoke(ctx)
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Veiledervarsel: watches guidance sites and mails digests of what changed."""
 
@@ -40,8 +57,9 @@ def run(host: str | None, port: int | None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    upgrade(settings.database_url)
-    _sync_sources(settings)
+    with migrating():
+        upgrade(settings.database_url)
+    _sync_sources(settings, allow_empty=False, refused_is_fatal=False)
     from digest import actors
 
     worker = dramatiq.Worker(actors.broker, worker_threads=2)
@@ -80,6 +98,7 @@ def web(host: str | None, port: int | None) -> None:
     from digest.web.app import create_app
 
     settings = current_settings()
+    require_current_schema(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -103,6 +122,7 @@ def scheduler() -> None:
             "the scheduler needs a shared broker (DIGEST_BROKER_URL=redis://… or amqp://…); "
             "on the embedded default use `digest run`"
         )
+    require_current_schema(settings)
     loop = Scheduler(settings, actors.ActorEnqueuer())
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     try:
@@ -125,7 +145,8 @@ def db_upgrade() -> None:
     from digest.migrate import upgrade
 
     settings = current_settings()
-    upgrade(settings.database_url)
+    with migrating():
+        upgrade(settings.database_url)
     click.echo("database is up to date")
 
 
@@ -137,7 +158,7 @@ def sources() -> None:
     """The watched sites."""
 
 
-def _sync_sources(settings: Settings) -> None:
+def _sync_sources(settings: Settings, allow_empty: bool, refused_is_fatal: bool = True) -> None:
     from digest.db import session_scope
     from digest.watch.sources import SourcesFileError, load_sources, sync_sources
 
@@ -145,6 +166,16 @@ def _sync_sources(settings: Settings) -> None:
         catalogue = load_sources(settings.sources_file)
     except SourcesFileError as exc:
         fail(str(exc))
+    if not catalogue.sources and not allow_empty:
+        # Most likely the wrong or a truncated file: syncing it would disable every source.
+        refusal = (
+            f"{settings.sources_file} has no [[source]]: not synced, since that would disable "
+            "every source; `digest sources sync --allow-empty` does it if that is meant"
+        )
+        if refused_is_fatal:
+            fail(refusal)
+        click.echo(f"warning: {refusal}", err=True)
+        return
     with session_scope(settings.database_url) as session:
         report = sync_sources(session, catalogue.sources)
     click.echo(
@@ -156,9 +187,12 @@ def _sync_sources(settings: Settings) -> None:
 
 
 @sources.command("sync")
-def sources_sync() -> None:
+@click.option(
+    "--allow-empty", is_flag=True, help="Sync a file without [[source]] (disables them all)."
+)
+def sources_sync(allow_empty: bool) -> None:
     """Load the sources file into the database."""
-    _sync_sources(current_settings())
+    _sync_sources(current_settings(), allow_empty)
 
 
 @sources.command("list")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from digest.settings import sqlite_path
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be opened at all; the message says why, for an operator."""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -22,12 +28,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _create_private_file(url: str) -> None:
+    """Create a new SQLite file readable by its owner only (SQLite would make it 0644).
+
+    SQLite gives the -wal and -shm files it adds later the database file's permissions.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if path.exists():
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        if path.is_file():  # another process made it first, which is fine
+            return
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = f"{exc.filename} is not a folder"
+        raise DatabaseUnavailable(f"cannot create the database file {path}: {reason}") from None
+
+
 @lru_cache(maxsize=4)
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private_file(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

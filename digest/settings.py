@@ -5,9 +5,12 @@ A bad value stops start-up with a message naming the variable (see `load_setting
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import secrets
 import sys
+import tempfile
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +19,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.text import clean_line
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+# 32 random bytes in urlsafe base64 are 43 characters; anything shorter was not made by us
+# in one piece (a crash between creating the file and writing it leaves it empty).
+KEY_FILE_MIN_CHARS = 32
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 WEEKDAYS = {
     "monday": 0,
@@ -69,6 +79,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is not a folder")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -78,10 +95,11 @@ class Settings(BaseSettings):
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
         # Operators write the URLs their hosting gives them; we pick the driver.
         if scheme in ("postgres", "postgresql"):
-            return "postgresql+psycopg://" + value.split("://", 1)[1]
-        if scheme.startswith("postgresql+") or scheme == "sqlite":
-            return value
-        raise ValueError("must be a postgresql://, postgres:// or sqlite:/// URL")
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        elif not (scheme.startswith("postgresql+") or scheme == "sqlite"):
+            raise ValueError("must be a postgresql://, postgres:// or sqlite:/// URL")
+        _check_driver(value)
+        return value
 
     @field_validator("broker_url")
     @classmethod
@@ -167,6 +185,7 @@ class Settings(BaseSettings):
     def _embedded_defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'digest.db'}"
+        _check_sqlite_file(self.database_url)
         if not self.secret_key:
             if not self.is_embedded:
                 raise ValueError(
@@ -174,7 +193,7 @@ class Settings(BaseSettings):
                     "embedded default"
                 )
             self.secret_key = _kept_secret(self.data_dir)
-        elif len(self.secret_key) < 16:
+        elif len(self.secret_key.strip()) < 16:
             raise ValueError("DIGEST_SECRET_KEY must be at least 16 characters")
         return self
 
@@ -204,15 +223,110 @@ class Settings(BaseSettings):
         return self.from_address.rsplit("@", 1)[1]
 
 
+def _check_driver(url: str) -> None:
+    """Refuse a URL whose SQLAlchemy dialect or driver is unknown, missing or async."""
+    try:
+        dialect = make_url(url).get_dialect()
+        dialect.import_dbapi()
+    except NoSuchModuleError:  # before its base class ArgumentError
+        raise ValueError(f"unknown database driver {url.split('://', 1)[0]!r}") from None
+    except (ArgumentError, ValueError):
+        raise ValueError("is not a valid database URL") from None
+    except ImportError as exc:
+        raise ValueError(f"the database driver is not installed ({exc})") from None
+    if dialect.is_async:
+        raise ValueError(f"{dialect.driver!r} is an async driver; use postgresql://")
+
+
+def _check_sqlite_file(url: str) -> None:
+    """An existing file named by a sqlite URL must be an SQLite database (or still empty)."""
+    path = sqlite_path(url)
+    if path is None or not path.exists():
+        return
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ValueError(
+            f"DIGEST_DATABASE_URL: cannot read {path}: {exc.strerror or exc}"
+        ) from None
+    if header and header != SQLITE_HEADER:
+        raise ValueError(f"DIGEST_DATABASE_URL: {path} is not an SQLite database")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a sqlite URL names; None for other databases, memory and URI filenames."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    name = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or name in ("", ":memory:"):
+        return None
+    if name.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return Path(name)
+
+
 def _kept_secret(data_dir: Path) -> str:
-    """The embedded default's secret: made once, kept under the data folder."""
-    path = data_dir / "secret_key"
-    if path.is_file():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(key + "\n")
+    """The embedded default's secret: made once, kept under the data folder, never half-written."""
+    path = (data_dir / "secret_key").absolute()
+    if not path.exists() and not path.is_symlink():
+        try:
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _write_new_key(path)
+        except OSError as exc:
+            raise ValueError(
+                f"DIGEST_DATA_DIR: cannot keep a secret key in {data_dir}: {exc.strerror or exc}"
+            ) from None
+    return _read_key(path)
+
+
+def _write_new_key(path: Path) -> None:
+    # A private temporary file, written and synced, then linked under the final name: the key
+    # file either does not exist or holds a whole key. Linking (not renaming) keeps the key of
+    # a process that got there first, so two processes starting together agree on one key.
+    descriptor, temporary = tempfile.mkstemp(prefix=".secret_key.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links
+            os.replace(temporary, path)
+        _sync_folder(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _read_key(path: Path) -> str:
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not text"
+        raise ValueError(
+            f"DIGEST_SECRET_KEY is not set, and the key file {path} cannot be read: {reason}"
+        ) from None
+    if len(key) < KEY_FILE_MIN_CHARS:
+        raise ValueError(
+            f"DIGEST_SECRET_KEY is not set and {path} holds no usable key (empty or shorter "
+            f"than {KEY_FILE_MIN_CHARS} characters, perhaps from a crash while it was "
+            "written): delete it to have a new key made (links in mails already sent stop "
+            "working), or set DIGEST_SECRET_KEY"
+        )
     return key
 
 
@@ -220,9 +334,9 @@ def describe_error(error: ValidationError) -> str:
     lines = ["Invalid settings:"]
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"])
-        name = f"DIGEST_{field.upper()}" if field else "settings"
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {name}: {message}")
+        # Checks of the whole object name their variables in the message.
+        lines.append(f"  DIGEST_{field.upper()}: {message}" if field else f"  {message}")
     return "\n".join(lines)
 
 

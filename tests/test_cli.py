@@ -151,3 +151,51 @@ def test_send_refuses_a_period_that_has_not_ended(settings) -> None:
     assert result.returncode == 1 and "in the future" in result.stderr
     with session_scope(settings.database_url) as session:
         assert session.scalar(select(func.count()).select_from(DigestRun)) == 0
+
+
+@pytest.mark.timeout(90)
+def test_run_leaves_sources_alone_when_the_file_has_none(
+    tmp_path: Path, site: FixtureSite, sources_file: Path
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update(
+        {
+            "DIGEST_PORT": str(port),
+            "DIGEST_SOURCES_FILE": str(sources_file),
+            "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    assert digest("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    assert digest("sources", "sync", env=env, cwd=tmp_path).returncode == 0
+    sources_file.write_text('[topics]\nvold = "Vold"\n', encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, "digest run stopped"
+                assert time.monotonic() < deadline, "digest run did not come up"
+                time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0]
+    assert f"{sources_file} has no [[source]]: not synced" in output
+    assert "--allow-empty" in output and "Traceback" not in output
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'digest.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM sources WHERE enabled")).scalar() == 2
+    engine.dispose()

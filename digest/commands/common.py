@@ -1,14 +1,25 @@
-"""Helpers every `digest` subcommand uses: settings, errors, times, topics."""
+"""Helpers every `digest` subcommand uses: settings, errors, times, topics, database faults."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
-from digest.settings import Settings, load_settings
+from digest.settings import Settings, get_settings, load_settings
+
+# Set in click's shared context metadata while migrations run: advice to run them is wrong then.
+MIGRATING = "digest.migrating"
+UPGRADE_ADVICE = {
+    "empty": "the database has no tables yet: run `digest db upgrade`",
+    "behind": "the database is older than this version of digest: run `digest db upgrade`",
+}
 
 
 def current_settings() -> Settings:
@@ -42,3 +53,73 @@ def known_topics(settings: Settings) -> set[str]:
     except SourcesFileError as exc:
         fail(str(exc))
         raise  # unreachable; keeps type checkers content
+
+
+# --- the database ---------------------------------------------------------------------------
+
+
+@contextmanager
+def migrating() -> Iterator[None]:
+    """Mark the migrations' run, so that their own failures are not explained as missing ones."""
+    meta = click.get_current_context().meta
+    meta[MIGRATING] = True
+    try:
+        yield
+    finally:
+        meta[MIGRATING] = False
+
+
+def require_current_schema(settings: Settings) -> None:
+    """For long-running processes: refuse to start on a database that is not migrated."""
+    from digest.migrate import schema_state
+
+    state = schema_state(settings.database_url)
+    if state in UPGRADE_ADVICE:
+        fail(UPGRADE_ADVICE[state])
+
+
+@contextmanager
+def database_faults(ctx: click.Context) -> Iterator[None]:
+    """Turn a database that cannot be used into one line on stderr and status 1.
+
+    The one place where database errors are explained; anything else keeps its traceback.
+    """
+    from digest.db import DatabaseUnavailable
+
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
+    except NoSuchModuleError as exc:
+        fail(f"DIGEST_DATABASE_URL: {exc}")
+    except DBAPIError as exc:
+        message = _explain(exc, migrating=bool(ctx.meta.get(MIGRATING)))
+        if message is None:
+            raise
+        fail(message)
+
+
+def _explain(error: DBAPIError, migrating: bool) -> str | None:
+    """What an operator should hear about a database error, or None when it is not theirs."""
+    from digest.db import get_engine
+    from digest.migrate import schema_state
+
+    url = get_settings().database_url
+    shown = make_url(url).render_as_string(hide_password=True)
+    # Ask the database again: a second failure to connect is the cause, whatever the first was.
+    try:
+        get_engine(url).connect().close()
+    except DBAPIError as again:
+        return f"cannot connect to the database {shown}: {_reason(again)}"
+    if migrating:
+        return None
+    try:
+        state = schema_state(url)
+    except Exception:  # the question failed too: let the first error speak
+        return None
+    return UPGRADE_ADVICE.get(state)
+
+
+def _reason(error: DBAPIError) -> str:
+    lines = str(error.orig).strip().splitlines()
+    return lines[0] if lines else type(error.orig).__name__

@@ -1,9 +1,17 @@
-"""GET /metrics: the service's state in the Prometheus text format, for operators' dashboards."""
+"""GET /metrics: the service's state in the Prometheus text format, for operators' dashboards.
+
+The figures come from the database on each scrape; prometheus_client writes them out, exactly.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from digest.db import session_scope
 from digest.status import ServiceStatus, current_status
@@ -11,54 +19,64 @@ from digest.status import ServiceStatus, current_status
 router = APIRouter()
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class StatusCollector(Collector):
+    """Gauges of one ServiceStatus, read once per scrape."""
+
+    def __init__(self, status: ServiceStatus) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        s = self.status
+        yield _labelled(
+            "digest_sources", "Enabled sources by health status.", "status", s.sources_by_status
+        )
+        yield _labelled(
+            "digest_source_consecutive_failures",
+            "Failed collections in a row, per source.",
+            "source",
+            s.source_failures,
+        )
+        yield _labelled(
+            "digest_subscribers", "Subscribers by status.", "status", s.subscribers_by_status
+        )
+        yield _labelled(
+            "digest_deliveries", "Deliveries by status, all runs.", "status", s.deliveries_by_status
+        )
+        yield GaugeMetricFamily(
+            "digest_runs_unfinished", "Digest runs not yet complete.", value=s.runs_unfinished
+        )
+        yield _labelled(
+            "digest_last_complete_period_end_seconds",
+            "End of the latest completed period, per frequency (Unix time).",
+            "frequency",
+            {frequency: end.timestamp() for frequency, end in s.last_run_end.items()},
+        )
+        yield GaugeMetricFamily(
+            "digest_items", "Items (articles and sections) known.", value=s.items
+        )
+        yield GaugeMetricFamily(
+            "digest_changes", "Changes (new and updated) recorded.", value=s.changes
+        )
 
 
-def exposition(status: ServiceStatus) -> str:
-    lines: list[str] = []
-
-    def family(
-        name: str, help_text: str, samples: dict[str, float] | float, label: str = ""
-    ) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} gauge")
-        if isinstance(samples, dict):
-            for key, value in sorted(samples.items()):
-                lines.append(f'{name}{{{label}="{_label(key)}"}} {value:g}')
-        else:
-            lines.append(f"{name} {samples:g}")
-
-    family(
-        "digest_sources", "Enabled sources by health status.", status.sources_by_status, "status"
-    )
-    family(
-        "digest_source_consecutive_failures",
-        "Failed collections in a row, per source.",
-        {k: float(v) for k, v in status.source_failures.items()},
-        "source",
-    )
-    family("digest_subscribers", "Subscribers by status.", status.subscribers_by_status, "status")
-    family(
-        "digest_deliveries",
-        "Deliveries by status, all runs.",
-        status.deliveries_by_status,
-        "status",
-    )
-    family("digest_runs_unfinished", "Digest runs not yet complete.", status.runs_unfinished)
-    family(
-        "digest_last_complete_period_end_seconds",
-        "End of the latest completed period, per frequency (Unix time).",
-        {k: v.timestamp() for k, v in status.last_run_end.items()},
-        "frequency",
-    )
-    family("digest_items", "Items (articles and sections) known.", status.items)
-    family("digest_changes", "Changes (new and updated) recorded.", status.changes)
-    return "\n".join(lines) + "\n"
+def _labelled(
+    name: str, help_text: str, label: str, values: Mapping[str, float]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> PlainTextResponse:
+def exposition(status: ServiceStatus) -> bytes:
+    # A registry per scrape: nothing of one request's figures outlives it.
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    return generate_latest(registry)
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
     with session_scope(request.app.state.settings.database_url) as session:
         status = current_status(session)
-    return PlainTextResponse(exposition(status), media_type="text/plain; version=0.0.4")
+    return Response(exposition(status), media_type=CONTENT_TYPE_LATEST)
