@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import mailbox
+import re
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -15,13 +18,16 @@ from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 
 from digest.render import RenderedMail
+from subscribers.text import clean_line, is_safe_line
 
 # Python's header folder leaves a doubled space before a folded encoded word
 # ("1  kunngjøring"); folding only past the RFC 5322 hard limit avoids that.
 MAIL_POLICY = policy.default.clone(max_line_length=998)
 WIRE_POLICY = MAIL_POLICY.clone(linesep="\r\n")
+UTF8_WIRE_POLICY = WIRE_POLICY.clone(utf8=True)
 
 
 class SendError(Exception):
@@ -35,8 +41,53 @@ class SendError(Exception):
         self.recipient = recipient
 
 
+class MessageError(ValueError):
+    """A message we refuse to build: a header value that is not one safe line, or an
+    address that cannot be written in a header or an SMTP envelope."""
+
+
+# Names are stored with at most this many characters.
+NAME_LIMIT = 200
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_ASCII_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+
+
+def _decode_word(match: re.Match[str]) -> str:
+    try:
+        return str(make_header(decode_header(match.group())))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return ""  # a word nobody can read is noise, and must not be left for others to try
+
+
+def header_text(text: str, limit: int | None = NAME_LIMIT) -> str:
+    """`text` (a name) reduced to one safe line for a header, by our own code.
+
+    clean_line decodes encoded words and removes line-break, control and bidi
+    characters; a word it could not decode with the rest is decoded alone here (or
+    dropped), since the email package would otherwise decode it, line breaks and all.
+    """
+    cleaned = clean_line(text)
+    if "=?" in cleaned:
+        cleaned = clean_line(_ENCODED_WORD.sub(_decode_word, cleaned)).replace("=?", "= ?")
+    return cleaned[:limit].rstrip() if limit is not None else cleaned
+
+
+def _refuse_unsafe(field: str, value: str) -> str:
+    """`value` if it is one safe line for the `field` header, else MessageError."""
+    if "\r" in value or "\n" in value:
+        raise MessageError(f"{field} refused: it contains a line break")
+    if not is_safe_line(value):
+        raise MessageError(f"{field} refused: it contains a control or invisible character")
+    if "=?" in value:
+        raise MessageError(f"{field} refused: it contains an encoded word")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
+    """Who a message is from and to, and its list headers; the names are cleaned here,
+    so whoever makes an Envelope hands the email package only safe text."""
+
     from_address: str
     from_name: str
     to_address: str
@@ -46,23 +97,51 @@ class Envelope:
     unsubscribe_url: str
     date: datetime
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "from_name", header_text(self.from_name))
+        object.__setattr__(self, "to_name", header_text(self.to_name))
 
-def _address(name: str, address: str) -> Address:
-    local, domain = address.rsplit("@", 1)
-    return Address(display_name=name, username=local, domain=domain)
+
+def _ascii_domain(field: str, domain: str) -> str:
+    """The domain as it goes out: IDNA-encoded (A-labels), in the envelope and headers."""
+    if domain.isascii():
+        if not _ASCII_DOMAIN.fullmatch(domain):
+            raise MessageError(f"{field} refused: {domain!r} is not a mail domain")
+        return domain
+    try:
+        return validate_email(f"x@{domain}", check_deliverability=False).ascii_domain
+    except EmailNotValidError as exc:
+        raise MessageError(f"{field} refused: cannot IDNA-encode {domain!r}: {exc}") from None
+
+
+def _address(field: str, name: str, address: str) -> Address:
+    _refuse_unsafe(field, name)
+    _refuse_unsafe(field, address)
+    local, _, domain = address.rpartition("@")
+    if not local or any(c.isspace() or c in '<>"\\' for c in local):
+        raise MessageError(f"{field} refused: {address!r} is not a mail address")
+    try:
+        return Address(display_name=name, username=local, domain=_ascii_domain(field, domain))
+    except ValueError as exc:
+        raise MessageError(f"{field} refused: {address!r}: {exc}") from None
 
 
 def build_message(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
-    """A multipart/alternative message; the email package encodes æøå in headers."""
+    """A multipart/alternative message; the email package encodes æøå in headers.
+
+    Every header value must already be one safe line (see `header_text`); any other,
+    wherever it came from, is refused with MessageError rather than passed on.
+    """
     message = EmailMessage(policy=MAIL_POLICY)
-    message["From"] = _address(envelope.from_name, envelope.from_address)
-    message["To"] = _address(envelope.to_name, envelope.to_address)
-    message["Subject"] = mail.subject
+    message["From"] = _address("From", envelope.from_name, envelope.from_address)
+    message["To"] = _address("To", envelope.to_name, envelope.to_address)
+    message["Subject"] = _refuse_unsafe("Subject", mail.subject)
     message["Date"] = format_datetime(envelope.date)
-    message["Message-ID"] = f"<{envelope.message_id}>"
-    message["List-Id"] = envelope.list_id
+    message["Message-ID"] = f"<{_refuse_unsafe('Message-ID', envelope.message_id)}>"
+    message["List-Id"] = _refuse_unsafe("List-Id", envelope.list_id)
     # RFC 8058 one-click unsubscribe.
-    message["List-Unsubscribe"] = f"<{envelope.unsubscribe_url}>"
+    unsubscribe = _refuse_unsafe("List-Unsubscribe", envelope.unsubscribe_url)
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(mail.text, subtype="plain", charset="utf-8")
@@ -70,9 +149,23 @@ def build_message(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
     return message
 
 
+def smtp_addresses(message: EmailMessage) -> tuple[str, list[str], bool]:
+    """Sender, recipients, and whether they need SMTPUTF8 (a non-ASCII local part)."""
+    sender = message["From"].addresses[0].addr_spec
+    recipients = [a.addr_spec for a in message["To"].addresses]
+    return sender, recipients, not all(a.isascii() for a in (sender, *recipients))
+
+
+def wire_bytes(message: EmailMessage, utf8: bool) -> bytes:
+    # Flattened here: send_message would re-fold headers with its own policy. With
+    # SMTPUTF8 the headers travel as UTF-8, which a non-ASCII address needs.
+    return message.as_bytes(policy=UTF8_WIRE_POLICY if utf8 else WIRE_POLICY)
+
+
 class Transport(Protocol):
     async def open(self) -> None: ...
     async def send(self, message: EmailMessage) -> None: ...
+    def reset(self) -> None: ...  # drop a connection left in an unknown state
     async def close(self) -> None: ...
 
 
@@ -86,7 +179,13 @@ class OutboxTransport:
         self.path.mkdir(parents=True, exist_ok=True)
 
     async def send(self, message: EmailMessage) -> None:
-        mailbox.Maildir(self.path, create=True).add(message.as_bytes())
+        utf8 = smtp_addresses(message)[2]
+        mailbox.Maildir(self.path, create=True).add(
+            message.as_bytes(policy=MAIL_POLICY.clone(utf8=utf8))
+        )
+
+    def reset(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None
@@ -132,11 +231,14 @@ class SMTPTransport:
         if self._client is None or not self._client.is_connected:
             await self.open()
         assert self._client is not None
-        sender = message["From"].addresses[0].addr_spec
-        recipients = [a.addr_spec for a in message["To"].addresses]
+        sender, recipients, utf8 = smtp_addresses(message)
         try:
-            # Flattened here: send_message would re-fold headers with its own policy.
-            await self._client.sendmail(sender, recipients, message.as_bytes(policy=WIRE_POLICY))
+            await self._client.sendmail(
+                sender,
+                recipients,
+                wire_bytes(message, utf8),
+                mail_options=["SMTPUTF8"] if utf8 else [],
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             raise SendError(
@@ -144,11 +246,24 @@ class SMTPTransport:
                 permanent=all(500 <= c < 600 for c in codes),
                 recipient=True,
             ) from None
+        except aiosmtplib.SMTPNotSupported as exc:
+            # Nothing was sent; the connection is still good for the next message.
+            raise SendError(
+                f"a non-ASCII address ({', '.join([sender, *recipients])}) needs SMTPUTF8, "
+                f"which the relay {self.hostname} does not offer ({exc})",
+                permanent=True,
+            ) from None
         except aiosmtplib.SMTPResponseException as exc:
             raise SendError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600) from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self._client = None
+        except (aiosmtplib.SMTPException, OSError, UnicodeError) as exc:
+            self.reset()
             raise SendError(str(exc) or type(exc).__name__, permanent=False) from None
+
+    def reset(self) -> None:
+        """Drop the connection, in whatever state it is; the next message opens a new one."""
+        if self._client is not None:
+            self._client.close()
+        self._client = None
 
     async def close(self) -> None:
         if self._client is not None and self._client.is_connected:

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from digest import SERVICE_NAME
+from digest import SERVICE_NAME, claims
 from digest.db import session_scope
 from digest.links import confirm_url, links_for
 from digest.mailer import Envelope, SendError, Transport, build_message, make_transport
-from digest.models import Notice
+from digest.models import MailStatus, Notice
 from digest.render import render_notice
 from digest.settings import Settings
 from subscribers.base import utcnow
@@ -28,8 +28,12 @@ from subscribers.models import Status, Subscriber
 
 KINDS = ("confirm", "link", "already")
 MAX_PER_HOUR = 3
-# A notice still pending this long after it was queued was lost with its sender.
+# A notice still pending this long after it was queued was lost with its sender (or
+# failed for now), and the recovery sweep sends it.
 LOST_AFTER = timedelta(minutes=5)
+# A notice still failing for now this long after it was queued fails for good: whoever
+# asked for it has long since asked again or given up.
+LIFETIME = timedelta(days=1)
 
 
 def queue_notice(session: Session, subscriber: Subscriber, kind: str) -> Notice | None:
@@ -57,12 +61,27 @@ class NoticeReport:
     errors: list[str] = field(default_factory=list)
 
 
+def give_up_at(notice: Notice) -> datetime:
+    """When a notice that keeps failing for now fails for good."""
+    return notice.created_at + LIFETIME
+
+
 def lost_notices(session: Session, now: datetime) -> list[int]:
+    """What the sweep sends again: notices pending longer than their sender should have
+    taken (queued and never sent, or left to retry), and claims lost with their worker."""
     return list(
         session.scalars(
-            select(Notice.id).where(
-                Notice.status == "pending", Notice.created_at < now - LOST_AFTER
+            select(Notice.id)
+            .where(
+                or_(
+                    and_(
+                        Notice.status == MailStatus.PENDING.value,
+                        Notice.created_at < now - LOST_AFTER,
+                    ),
+                    claims.stale_claim(Notice, now),
+                )
             )
+            .order_by(Notice.id)
         )
     )
 
@@ -78,39 +97,74 @@ async def _send(settings: Settings, ids: list[int], transport: Transport) -> Not
     report = NoticeReport()
     try:
         for notice_id in ids:
-            with session_scope(settings.database_url) as session:
-                claimed = session.execute(
-                    update(Notice)
-                    .where(Notice.id == notice_id, Notice.status == "pending")
-                    .values(status="sending")
-                ).rowcount
-                if not claimed:
-                    continue
-                notice = session.get_one(Notice, notice_id)
-                subscriber = session.get(Subscriber, notice.subscriber_id)
-                if subscriber is None or (
-                    subscriber.status == Status.SUPPRESSED.value and notice.kind != "confirm"
-                ):
-                    notice.status = "skipped"
-                    continue
-                message = _message(settings, notice, subscriber)
-            try:
-                await transport.send(message)
-            except SendError as exc:
-                with session_scope(settings.database_url) as session:
-                    failed = session.get_one(Notice, notice_id)
-                    failed.status = "failed" if exc.permanent else "pending"
-                    failed.error = str(exc)[:2000]
-                report.failed += 1
-                report.errors.append(str(exc))
-                continue
-            with session_scope(settings.database_url) as session:
-                done = session.get_one(Notice, notice_id)
-                done.status, done.sent_at, done.error = "sent", utcnow(), None
-            report.sent += 1
+            await _send_one(settings, notice_id, transport, report)
     finally:
         await transport.close()
     return report
+
+
+async def _send_one(
+    settings: Settings, notice_id: int, transport: Transport, report: NoticeReport
+) -> None:
+    """Claim, build, send and record one notice; any failure stays with this one mail."""
+    if not _claim(settings, notice_id):
+        return
+    try:
+        message = _build(settings, notice_id)
+    except Exception as exc:  # a corrupt row or a bug fails this notice, with its reason
+        _record_failure(settings, notice_id, claims.build_failure(exc), report)
+        return
+    if message is None:
+        return
+    try:
+        await transport.send(message)
+    except Exception as exc:  # whatever it is, it is this notice's failure
+        _record_failure(settings, notice_id, claims.send_failure(exc, transport), report)
+        return
+    with session_scope(settings.database_url) as session:
+        claims.settle_sent(session.get_one(Notice, notice_id), utcnow())
+    report.sent += 1
+
+
+def _claim(settings: Settings, notice_id: int) -> bool:
+    with session_scope(settings.database_url) as session:
+        now = utcnow()
+        if not claims.claim(session, Notice, notice_id, now):
+            return False  # sent already, or another worker has it
+        notice = session.get_one(Notice, notice_id)
+        if not claims.overdue(notice, now, give_up_at(notice)):
+            return True
+        claims.settle(notice, MailStatus.FAILED, f"gave up; last error: {notice.error}")
+        return False
+
+
+def _build(settings: Settings, notice_id: int) -> EmailMessage | None:
+    """The message of a claimed notice; None when there is nobody to send it to."""
+    with session_scope(settings.database_url) as session:
+        notice = session.get_one(Notice, notice_id)
+        subscriber = session.get(Subscriber, notice.subscriber_id)
+        if subscriber is None or (
+            subscriber.status == Status.SUPPRESSED.value and notice.kind != "confirm"
+        ):
+            claims.settle(notice, MailStatus.SKIPPED_INACTIVE)
+            return None
+        return _message(settings, notice, subscriber)
+
+
+def _record_failure(
+    settings: Settings, notice_id: int, failure: SendError, report: NoticeReport
+) -> None:
+    with session_scope(settings.database_url) as session:
+        notice = session.get_one(Notice, notice_id)
+        claims.settle_failure(
+            notice,
+            str(failure),
+            permanent=failure.permanent,
+            now=utcnow(),
+            give_up_at=give_up_at(notice),
+        )
+    report.failed += 1
+    report.errors.append(str(failure))
 
 
 def _message(settings: Settings, notice: Notice, subscriber: Subscriber) -> EmailMessage:

@@ -16,6 +16,7 @@ from digest.compose import Digest
 from digest.locale import counted, format_date, translator
 from digest.paths import templates_dir
 from digest.watch.clean import sanitise_html
+from subscribers.text import clean_line
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 
@@ -53,7 +54,8 @@ def subject_for(digest: Digest, tz: ZoneInfo, service_name: str) -> str:
         parts.append(counted(language, updated, "digest.updated"))
     if digest.announcements:
         parts.append(counted(language, len(digest.announcements), "digest.announcement"))
-    return f"{label}: {', '.join(parts)}"
+    # A header: reduced to one safe line here, whatever the catalogue or service name holds.
+    return clean_line(f"{label}: {', '.join(parts)}")
 
 
 @lru_cache(maxsize=1)
@@ -114,7 +116,7 @@ def render_notice(
     """A notice about the subscription itself (see digest.notices)."""
     env = _environment()
     t = translator(language)
-    subject = t(f"notice.subject_{kind}", service=service_name)
+    subject = clean_line(t(f"notice.subject_{kind}", service=service_name))
     context = {
         "kind": kind,
         "subject": subject,

@@ -11,19 +11,20 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
+from email.message import EmailMessage
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digest import SERVICE_NAME
+from digest import SERVICE_NAME, claims
 from digest.announcements import published_at, received_by, record_receipts
 from digest.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
 from digest.db import session_scope
 from digest.links import links_for
 from digest.mailer import Envelope, SendError, Transport, build_message, make_transport
-from digest.models import Change, Delivery, DeliveryStatus, DigestRun, Item, RunStatus, Source
+from digest.models import Change, Delivery, DigestRun, Item, MailStatus, RunStatus, Source
 from digest.periods import Period
 from digest.render import render
 from digest.settings import Settings
@@ -33,10 +34,6 @@ from subscribers.models import Frequency, Status, Subscriber
 from subscribers.service import delivered, delivery_failed
 
 CHUNK_SIZE = 100
-MAX_ATTEMPTS = 5
-# A delivery left in `sending` this long was lost with its worker and is tried again.
-STALE_CLAIM = timedelta(minutes=10)
-SKIPPED_INACTIVE = "skipped_inactive"
 
 
 @dataclass(slots=True)
@@ -64,9 +61,9 @@ def start_run(session: Session, period: Period) -> StartedRun:
             session.flush()
     except IntegrityError:
         # Another process started the same run first; theirs is the one.
-        run = _find_run(session, period)
-        assert run is not None
-        return StartedRun(run.id, False, pending_chunks(session, run.id, utcnow()))
+        theirs = _find_run(session, period)
+        assert theirs is not None
+        return StartedRun(theirs.id, False, pending_chunks(session, theirs.id, utcnow()))
     subscriber_ids = session.scalars(
         select(Subscriber.id)
         .where(
@@ -95,19 +92,10 @@ def _chunked(ids: list[int]) -> list[list[int]]:
     return [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        Delivery.status == DeliveryStatus.PENDING.value,
-        and_(
-            Delivery.status == DeliveryStatus.SENDING.value, Delivery.claimed_at < now - STALE_CLAIM
-        ),
-    )
-
-
 def pending_chunks(session: Session, run_id: int, now: datetime) -> list[list[int]]:
     ids = session.scalars(
         select(Delivery.subscriber_id)
-        .where(Delivery.run_id == run_id, _claimable(now))
+        .where(Delivery.run_id == run_id, claims.claimable(Delivery, now))
         .order_by(Delivery.subscriber_id)
     ).all()
     return _chunked(list(ids))
@@ -117,10 +105,11 @@ def unfinished_chunks(session: Session, now: datetime) -> list[tuple[int, list[i
     """What the recovery sweep re-enqueues: claimable deliveries of runs not just started."""
     run_ids = session.scalars(
         select(DigestRun.id).where(
-            DigestRun.status == RunStatus.RUNNING.value, DigestRun.created_at < now - STALE_CLAIM
+            DigestRun.status == RunStatus.RUNNING.value,
+            DigestRun.created_at < now - claims.STALE_CLAIM,
         )
     ).all()
-    result = []
+    result: list[tuple[int, list[int]]] = []
     for run_id in run_ids:
         chunks = pending_chunks(session, run_id, now)
         if chunks:
@@ -136,7 +125,7 @@ def complete_if_done(session: Session, run_id: int) -> bool:
         .select_from(Delivery)
         .where(
             Delivery.run_id == run_id,
-            Delivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]),
+            Delivery.status.in_([MailStatus.PENDING.value, MailStatus.SENDING.value]),
         )
     )
     if open_count:
@@ -234,6 +223,13 @@ class ChunkReport:
     retry: int = 0  # temporary failures left pending for another try
     errors: list[str] = field(default_factory=list)
 
+    def count_failure(self, status: MailStatus, error: str) -> None:
+        if status == MailStatus.FAILED:
+            self.failed += 1
+        else:
+            self.retry += 1
+        self.errors.append(error)
+
 
 def deliver_chunk(
     settings: Settings,
@@ -245,17 +241,38 @@ def deliver_chunk(
     return asyncio.run(_deliver_chunk(settings, run_id, list(subscriber_ids), transport))
 
 
+def give_up_at(run: DigestRun) -> datetime:
+    """When a delivery of `run` that keeps failing for now fails for good: when the next
+    period's digest goes out (counted from the run's start when it was started late)."""
+    return max(run.period_end, run.created_at) + (run.period_end - run.period_start)
+
+
 @dataclass(frozen=True, slots=True)
 class _ChunkContext:
-    """What every delivery of one chunk shares, loaded once."""
+    """What every delivery of one chunk shares, loaded once, and what the pass found."""
 
     settings: Settings
     period: Period
+    give_up_at: datetime
     changes: list[ChangeView]
     announcements: list[AnnouncementView]
     topic_labels: dict[str, str]
     transport: Transport
     report: ChunkReport
+    # Deliveries whose recipient the relay refused for now in this pass (see _count_soft_bounces).
+    refused_for_now: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """One digest ready to go: built in a short transaction, sent with none open."""
+
+    delivery_id: int
+    subscriber_id: int
+    message: EmailMessage
+    message_id: str
+    item_count: int
+    announcement_ids: list[int]
 
 
 def _topic_labels(settings: Settings) -> dict[str, str]:
@@ -277,6 +294,7 @@ async def _deliver_chunk(
         context = _ChunkContext(
             settings,
             period,
+            give_up_at(run),
             changes_in(session, period),
             published_at(session, period.end),
             _topic_labels(settings),
@@ -293,94 +311,165 @@ async def _deliver_chunk(
             await _deliver_one(context, delivery_id)
     finally:
         await transport.close()
+    _count_soft_bounces(context)
     with session_scope(settings.database_url) as session:
         complete_if_done(session, run_id)
     return report
 
 
 async def _deliver_one(context: _ChunkContext, delivery_id: int) -> None:
-    settings, period, report = context.settings, context.period, context.report
-    changes, announcements, transport = context.changes, context.announcements, context.transport
-    url = settings.database_url
-    with session_scope(url) as session:
+    """Claim, build, send and record one digest; any failure stays with this one mail."""
+    if not _claim(context, delivery_id):
+        return
+    outgoing = _prepare(context, delivery_id)
+    if outgoing is None:
+        return
+    try:
+        await context.transport.send(outgoing.message)
+    except Exception as exc:  # whatever it is, it is this mail's failure, not the chunk's
+        _record_failure(context, delivery_id, claims.send_failure(exc, context.transport))
+        return
+    _record_sent(context, outgoing)
+
+
+def _claim(context: _ChunkContext, delivery_id: int) -> bool:
+    with session_scope(context.settings.database_url) as session:
         now = utcnow()
-        claimed = session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, _claimable(now))
-            .values(
-                status=DeliveryStatus.SENDING.value, claimed_at=now, attempts=Delivery.attempts + 1
-            )
-        ).rowcount
-    if not claimed:
-        return  # finished already, or another worker has it
-    with session_scope(url) as session:
+        if not claims.claim(session, Delivery, delivery_id, now):
+            return False  # finished already, or another worker has it
+        delivery = session.get_one(Delivery, delivery_id)
+        if not claims.overdue(delivery, now, context.give_up_at):
+            return True
+        claims.settle(
+            delivery,
+            MailStatus.FAILED,
+            f"gave up after {delivery.attempts - 1} attempt(s), when the next period's "
+            f"digest went out; last error: {delivery.error or 'none (its worker was lost)'}",
+        )
+        context.report.count_failure(
+            MailStatus.FAILED, f"subscriber {delivery.subscriber_id}: {delivery.error}"
+        )
+        return False
+
+
+def _prepare(context: _ChunkContext, delivery_id: int) -> _Outgoing | None:
+    """The message for a claimed delivery, or None when it was skipped or failed here."""
+    try:
+        with session_scope(context.settings.database_url) as session:
+            return _compose_message(context, session, session.get_one(Delivery, delivery_id))
+    except Exception as exc:  # a corrupt row or a bug fails this one mail, with its reason
+        _record_failure(context, delivery_id, claims.build_failure(exc))
+        return None
+
+
+def _compose_message(
+    context: _ChunkContext, session: Session, delivery: Delivery
+) -> _Outgoing | None:
+    settings, report = context.settings, context.report
+    subscriber = session.get(Subscriber, delivery.subscriber_id)
+    if subscriber is None or subscriber.status != Status.ACTIVE.value:
+        claims.settle(delivery, MailStatus.SKIPPED_INACTIVE)
+        report.skipped += 1
+        return None
+    received = received_by(session, subscriber.id)
+    digest = compose(
+        recipient_of(subscriber),
+        context.changes,
+        [a for a in context.announcements if a.announcement_id not in received],
+        context.period,
+    )
+    if digest.is_empty:
+        claims.settle(delivery, MailStatus.SKIPPED_EMPTY)
+        report.skipped += 1
+        return None
+    links = links_for(settings, subscriber)
+    mail = render(digest, links, settings.tz, SERVICE_NAME, context.topic_labels)
+    envelope = Envelope(
+        from_address=settings.from_address,
+        from_name=settings.from_name,
+        to_address=subscriber.email,
+        to_name=subscriber.name,
+        message_id=message_id(settings, delivery.run_id, subscriber.id),
+        list_id=f"{SERVICE_NAME} <digest.{settings.mail_domain}>",
+        unsubscribe_url=links.unsubscribe,
+        date=utcnow(),
+    )
+    return _Outgoing(
+        delivery.id,
+        subscriber.id,
+        build_message(mail, envelope),
+        envelope.message_id,
+        digest.item_count,
+        [a.announcement_id for a in digest.announcements],
+    )
+
+
+def _record_failure(context: _ChunkContext, delivery_id: int, failure: SendError) -> None:
+    settings = context.settings
+    with session_scope(settings.database_url) as session:
         delivery = session.get_one(Delivery, delivery_id)
         subscriber = session.get(Subscriber, delivery.subscriber_id)
-        if subscriber is None or subscriber.status != Status.ACTIVE.value:
-            delivery.status = SKIPPED_INACTIVE
-            report.skipped += 1
-            return
-        received = received_by(session, subscriber.id)
-        digest = compose(
-            recipient_of(subscriber),
-            changes,
-            [a for a in announcements if a.announcement_id not in received],
-            period,
+        if failure.recipient and failure.permanent and subscriber is not None:
+            delivery_failed(
+                session,
+                subscriber,
+                str(failure),
+                permanent=True,
+                soft_limit=settings.soft_bounce_limit,
+            )
+        elif failure.recipient and not delivery.bounce_counted:
+            context.refused_for_now.append(delivery_id)
+        gone = subscriber is None or subscriber.status == Status.SUPPRESSED.value
+        status = claims.settle_failure(
+            delivery,
+            str(failure),
+            permanent=failure.permanent or gone,
+            now=utcnow(),
+            give_up_at=context.give_up_at,
         )
-        if digest.is_empty:
-            delivery.status = DeliveryStatus.SKIPPED_EMPTY.value
-            report.skipped += 1
-            return
-        links = links_for(settings, subscriber)
-        mail = render(digest, links, settings.tz, SERVICE_NAME, context.topic_labels)
-        envelope = Envelope(
-            from_address=settings.from_address,
-            from_name=settings.from_name,
-            to_address=subscriber.email,
-            to_name=subscriber.name,
-            message_id=message_id(settings, delivery.run_id, subscriber.id),
-            list_id=f"{SERVICE_NAME} <digest.{settings.mail_domain}>",
-            unsubscribe_url=links.unsubscribe,
-            date=utcnow(),
-        )
-        message = build_message(mail, envelope)
-        attempts = delivery.attempts
-    try:
-        await transport.send(message)
-    except SendError as exc:
-        with session_scope(url) as session:
-            delivery = session.get_one(Delivery, delivery_id)
-            delivery.error = str(exc)[:2000]
-            refused = session.get(Subscriber, subscriber.id)
-            if exc.recipient and refused is not None:
-                # A bounce says something about the address; a dead server does not.
-                delivery_failed(
-                    session,
-                    refused,
-                    str(exc),
-                    permanent=exc.permanent,
-                    soft_limit=settings.soft_bounce_limit,
-                )
-            gone = refused is not None and refused.status == Status.SUPPRESSED.value
-            if exc.permanent or gone or attempts >= MAX_ATTEMPTS:
-                delivery.status = DeliveryStatus.FAILED.value
-                report.failed += 1
-            else:
-                delivery.status = DeliveryStatus.PENDING.value
-                report.retry += 1
-            report.errors.append(f"{subscriber.email}: {exc}")
-        return
-    with session_scope(url) as session:
-        delivery = session.get_one(Delivery, delivery_id)
-        delivery.status = DeliveryStatus.SENT.value
-        delivery.sent_at = utcnow()
-        delivery.message_id = envelope.message_id
-        delivery.item_count = digest.item_count
-        delivery.error = None
-        reached = session.get(Subscriber, subscriber.id)
+        who = subscriber.email if subscriber is not None else f"subscriber {delivery.subscriber_id}"
+    context.report.count_failure(status, f"{who}: {failure}")
+
+
+def _record_sent(context: _ChunkContext, outgoing: _Outgoing) -> None:
+    with session_scope(context.settings.database_url) as session:
+        delivery = session.get_one(Delivery, outgoing.delivery_id)
+        claims.settle_sent(delivery, utcnow())
+        delivery.message_id = outgoing.message_id
+        delivery.item_count = outgoing.item_count
+        reached = session.get(Subscriber, outgoing.subscriber_id)
         if reached is not None:
             delivered(reached)
         record_receipts(
-            session, subscriber.id, delivery_id, [a.announcement_id for a in digest.announcements]
+            session, outgoing.subscriber_id, outgoing.delivery_id, outgoing.announcement_ids
         )
-    report.sent += 1
+    context.report.sent += 1
+
+
+def _count_soft_bounces(context: _ChunkContext) -> None:
+    """Count this pass's temporary refusals as soft bounces: once per delivery, and only
+    when the relay accepted someone else in the pass. A relay that refuses everyone alike
+    (greylisting, rate limits, maintenance) says nothing about the recipients."""
+    if not context.refused_for_now or context.report.sent == 0:
+        return
+    report = context.report
+    with session_scope(context.settings.database_url) as session:
+        for delivery_id in context.refused_for_now:
+            delivery = session.get_one(Delivery, delivery_id)
+            subscriber = session.get(Subscriber, delivery.subscriber_id)
+            if delivery.bounce_counted or subscriber is None:
+                continue
+            delivery.bounce_counted = True
+            delivery_failed(
+                session,
+                subscriber,
+                delivery.error or "temporary refusal",
+                permanent=False,
+                soft_limit=context.settings.soft_bounce_limit,
+            )
+            if (
+                subscriber.status == Status.SUPPRESSED.value
+                and delivery.status == MailStatus.PENDING
+            ):
+                claims.settle(delivery, MailStatus.FAILED, f"address suppressed: {delivery.error}")
+                report.retry, report.failed = report.retry - 1, report.failed + 1

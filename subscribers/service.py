@@ -325,7 +325,9 @@ def suppress(session: Session, subscriber: Subscriber, reason: str) -> None:
 def delivery_failed(
     session: Session, subscriber: Subscriber, reason: str, *, permanent: bool, soft_limit: int
 ) -> None:
-    """Count a failed delivery; a permanent one, or too many soft ones, suppresses."""
+    """Count one failed delivery; a permanent one, or `soft_limit` soft ones in a row,
+    suppresses. The caller counts a temporary refusal once per delivery, not per attempt,
+    and only when it is the recipient's (the relay accepted others)."""
     if permanent:
         suppress(session, subscriber, f"permanent delivery failure: {reason}")
         return
@@ -339,6 +341,7 @@ def delivery_failed(
 
 
 def delivered(subscriber: Subscriber) -> None:
+    """A mail reached the person: the soft bounces in a row start again from zero."""
     subscriber.soft_failures = 0
 
 

@@ -249,3 +249,110 @@ def test_every_catalogue_has_every_word() -> None:
 
     for language in LANGUAGES:
         assert set(catalogue(language)) == set(catalogue("nb")), language
+
+
+# --- Header safety (issue 7, item 1) and non-ASCII addresses (item 15) ----------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("subject", "Hei\r\nBcc: x@evil.example", "line break"),
+        ("subject", "Hei\nBcc: x@evil.example", "line break"),
+        ("subject", "=?utf-8?q?Hei=0D=0ABcc:_x@evil.example?=", "encoded word"),
+        ("subject", "Faktura \u202efdp.exe", "control or invisible"),
+        ("list_id", "Varsel <digest.x.no>\r\nBcc: x@evil.example", "line break"),
+        ("message_id", "a@b\rBcc: x", "line break"),
+        ("unsubscribe_url", "https://x.no/a\nBcc: x", "line break"),
+        ("to_address", "kari@kommune.no\r\nBcc: x@evil.example", "line break"),
+        ("to_address", "kari@kommune.no>, x@evil.example", "not a mail address"),
+        ("to_address", "kari@kommune.no>", "not a mail domain"),
+        ("from_address", "varsel@x.no\x00", "control or invisible"),
+    ],
+)
+def test_build_message_refuses_an_unsafe_header_value(field: str, value: str, reason: str) -> None:
+    from dataclasses import replace
+
+    from digest.mailer import MessageError
+
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    if field == "subject":
+        mail, env = replace(mail, subject=value), envelope()
+    else:
+        mail, env = mail, replace(envelope(), **{field: value})
+    with pytest.raises(MessageError, match=reason):
+        build_message(mail, env)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("=?utf-8?q?Kari=0D=0AReply-To:_x@evil.example?=", "Kari Reply-To: x@evil.example"),
+        (
+            "=?utf-8?q?Kari=0D=0AReply-To:_x@evil.example?= =?bogus?q?z?=",
+            "Kari Reply-To: x@evil.example",
+        ),
+        ("Kari\r\nBcc: x@evil.example", "Kari Bcc: x@evil.example"),
+        ("Kari \u202eØdegård\u200b", "Kari Ødegård"),
+        ("=?x?q?a?= =?y?q?b?=", ""),
+        ("Ola =?", "Ola = ?"),
+    ],
+)
+def test_names_are_reduced_to_one_safe_line_before_the_email_package(raw: str, clean: str) -> None:
+    from dataclasses import replace
+
+    safe = replace(envelope(), to_name=raw, from_name=raw)
+    assert safe.to_name == clean and safe.from_name == clean
+    raw_message = build_message(render(sample_digest(), LINKS, OSLO, "V"), safe).as_bytes()
+    parsed = message_from_bytes(raw_message, policy=policy.default)
+    assert parsed["To"].addresses[0].display_name == clean
+    assert "Reply-To" not in parsed and "Bcc" not in parsed
+
+
+def test_a_subject_is_one_safe_line_whatever_the_service_name() -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Varsel\r\nBcc: x@evil.example")
+    assert mail.subject.startswith("Varsel Bcc: x@evil.example 26. november 2026:")
+
+
+def test_domains_go_out_idna_encoded() -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    raw = build_message(mail, envelope("test@bærum.kommune.no")).as_bytes()
+    assert raw.split(b"\n\n", 1)[0].isascii()
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["To"].addresses[0].addr_spec == "test@xn--brum-voa.kommune.no"
+
+
+def test_the_outbox_keeps_a_non_ascii_address_readable(tmp_path: Path) -> None:
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    asyncio.run(OutboxTransport(tmp_path / "o").send(build_message(mail, envelope("æøå@x.no"))))
+    (path,) = (tmp_path / "o" / "new").iterdir()
+    parsed = message_from_bytes(path.read_bytes(), policy=policy.SMTPUTF8)
+    assert "æøå@x.no".encode() in path.read_bytes() and "=?" not in str(parsed["To"])
+
+
+def test_a_relay_without_smtputf8_refuses_one_address_not_the_connection() -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.support.smtp import Inbox, free_port
+
+    inbox, port = Inbox(), free_port()
+    relay = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+
+    async def send_two() -> SendError:
+        transport = SMTPTransport(f"smtp://127.0.0.1:{port}")
+        try:
+            with pytest.raises(SendError) as info:
+                await transport.send(build_message(mail, envelope("æøå@kommune.no")))
+            await transport.send(build_message(mail, envelope("ok@kommune.no")))
+            return info.value
+        finally:
+            await transport.close()
+
+    relay.start()
+    try:
+        refused = asyncio.run(send_two())
+    finally:
+        relay.stop()
+    assert refused.permanent and not refused.recipient and "SMTPUTF8" in str(refused)
+    assert [e[1] for e in inbox.envelopes] == [["ok@kommune.no"]]
