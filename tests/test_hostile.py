@@ -18,6 +18,7 @@ from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
+from tests.support.trickle import SLOW_HEADERS, TrickleServer
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 HTML = "text/html; charset=utf-8"
@@ -245,3 +246,22 @@ def test_wrongly_declared_feed_encoding(hostile: Settings, site) -> None:
     site.routes["/feed"] = Route(body.decode("utf-8").encode("utf-8"))
     assert collect(hostile, "feed").ok
     assert "Blåbær" in stored_text(hostile)
+
+
+def test_a_server_trickling_its_headers_fails_only_its_source(hostile: Settings) -> None:
+    server = TrickleServer(SLOW_HEADERS, pause=0.05).start()
+    try:
+        with session_scope(hostile.database_url) as session:
+            row = session.scalar(select(Source).where(Source.key == "feed"))
+            row.url = server.url("/feed")
+        outcome = collect(hostile, "feed")
+        assert not outcome.ok
+        assert outcome.error == "took longer than 1.5 s"  # 3 x the 0.5 s timeout
+        assert server.cut_off.wait(timeout=60)
+        assert not server.finished.is_set()
+    finally:
+        server.stop()
+    with session_scope(hostile.database_url) as session:
+        row = session.scalar(select(Source).where(Source.key == "feed"))
+        assert row.error == "took longer than 1.5 s"
+    assert collect(hostile, "good").ok
