@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.models import Source, SourceStatus
+from digest.watch.html import parse
+from digest.watch.patterns import compile_pattern
 from digest.watch.readers import READERS
 
 _SPEC_FIELDS = ("name", "kind", "url", "topics", "audiences", "language", "interval_minutes")
@@ -47,7 +48,7 @@ class SitemapOptions(_LinkingOptions):
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            _check_regex(pattern)
+            compile_pattern(pattern)
         return value
 
 
@@ -58,11 +59,22 @@ class IndexOptions(_LinkingOptions):
     @field_validator("link_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        return _check_regex(value)
+        compile_pattern(value)
+        return value
+
+    @field_validator("link_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        return _check_selector(value) if value else value
 
 
 class SectionsOptions(_Options):
     heading: str = "h2"
+
+    @field_validator("heading")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        return _check_selector(value) if value else value
 
 
 OPTIONS: dict[str, type[_Options]] = {
@@ -73,12 +85,16 @@ OPTIONS: dict[str, type[_Options]] = {
 }
 
 
-def _check_regex(pattern: str) -> str:
+# Enough elements for a selector to be tried on; selectolax parses it before matching.
+_SAMPLE = "<main><article><h2 id='a'>T</h2><p><a href='/a'>A</a></p></article></main>"
+
+
+def _check_selector(selector: str) -> str:
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
-    return pattern
+        parse(_SAMPLE).css(selector)
+    except Exception as exc:  # selectolax raises plain exceptions for bad selectors
+        raise ValueError(f"{selector!r} is not a usable CSS selector: {exc}") from None
+    return selector
 
 
 class SourceSpec(BaseModel):
