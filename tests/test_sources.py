@@ -87,6 +87,11 @@ TABLE = "[topics]\nt = 'T'\n\n[[source]]\nkey = 'rvts-x'\nname = 'X'\n"
 @pytest.mark.parametrize(
     ("table", "problem"),
     [
+        ("kind = 'feed'\nurl = 'http://example.org:abc/x'", "url: .*cannot be parsed as a URL"),
+        ("kind = 'feed'\nurl = 'http://[::1/x'", "url: .*cannot be parsed as a URL"),
+        ("kind = 'feed'\nurl = 'http://example.org:99999/x'", "url: .*Port out of range"),
+        ("kind = 'feed'\nurl = 'http:///x'", "url: .*has no host"),
+        ("kind = 'feed'\nurl = 'http://example.org:0/x'", "url: .*port 0"),
         (
             "kind = 'index'\nurl = 'https://x.no/'\noptions = { link_pattern = '/(a)\\1/' }",
             "link_pattern: .*cannot be used as a URL pattern",

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -97,6 +99,23 @@ def _check_selector(selector: str) -> str:
     return selector
 
 
+def check_url(url: str) -> str:
+    """`url` if the fetcher can use it: http(s), a host, a port that is a number in range."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ValueError(f"{url!r} cannot be parsed as a URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{url!r} is not an http or https URL")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} has no host")
+    if port == 0:
+        raise ValueError(f"{url!r} has port 0")
+    return url
+
+
 class SourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -110,6 +129,11 @@ class SourceSpec(BaseModel):
     interval_minutes: int = Field(60, ge=5, le=10080)
     enabled: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: str) -> str:
+        return check_url(value)
 
     @field_validator("kind")
     @classmethod
