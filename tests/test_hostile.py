@@ -16,8 +16,10 @@ from digest.models import Item, Source
 from digest.settings import Settings, get_settings
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
+from digest.watch.xmlguard import declares_entities
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
+from tests.support.trickle import SLOW_HEADERS, TrickleServer
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 HTML = "text/html; charset=utf-8"
@@ -35,6 +37,27 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 """
+
+# A DOCTYPE may follow comments: entities declared past the first 64 KB, and entities in
+# UTF-16, where "<!ENTITY" is not the ASCII bytes, must be found all the same.
+LATE_ENTITIES = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<!-- ' + "padding " * 13_000 + "-->\n"
+    '<!DOCTYPE rss [\n<!ENTITY e "root:x:0:0">\n]>\n'
+    '<rss version="2.0"><channel><title>&e;</title><link>http://example.org/</link>'
+    "<item><title>&e;</title><link>http://example.org/x/</link><guid>x</guid>"
+    "<description>&e;</description></item></channel></rss>"
+)
+LATE_SITEMAP = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<!-- ' + "padding " * 13_000 + "-->\n"
+    '<!DOCTYPE urlset [\n<!ENTITY e "root:x:0:0">\n]>\n'
+    '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+    "<url><loc>http://example.org/&e;</loc></url></urlset>"
+)
+
+
+def utf16(text: str) -> bytes:
+    return text.replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16")
+
 
 SOURCES = """
 [topics]
@@ -129,6 +152,33 @@ CASES = {
         "feed",
         lambda s: Route(XXE + b"<rss><channel><title>&xxe;</title></channel></rss>"),
         "declares entities",
+    ),
+    "entities after 100 KB of comment": (
+        "feed",
+        lambda s: Route(LATE_ENTITIES.encode()),
+        "declares entities",
+    ),
+    "entities in a UTF-16 feed": (
+        "feed",
+        lambda s: Route(utf16(LATE_ENTITIES), content_type="application/rss+xml"),
+        "declares entities",
+    ),
+    "entities in a UTF-16 feed without a byte-order mark": (
+        "feed",
+        lambda s: Route(
+            utf16(LATE_ENTITIES)[2:], content_type="application/rss+xml; charset=utf-16le"
+        ),
+        "declares entities",
+    ),
+    "entities after 100 KB of comment in a sitemap": (
+        "sitemap",
+        lambda s: Route(LATE_SITEMAP.encode(), content_type="application/xml"),
+        "unsafe XML",
+    ),
+    "entities in a UTF-16 sitemap": (
+        "sitemap",
+        lambda s: Route(utf16(LATE_SITEMAP), content_type="application/xml"),
+        "unsafe XML",
     ),
     "billion laughs sitemap": (
         "sitemap",
@@ -245,3 +295,57 @@ def test_wrongly_declared_feed_encoding(hostile: Settings, site) -> None:
     site.routes["/feed"] = Route(body.decode("utf-8").encode("utf-8"))
     assert collect(hostile, "feed").ok
     assert "Blåbær" in stored_text(hostile)
+
+
+def test_a_server_trickling_its_headers_fails_only_its_source(hostile: Settings) -> None:
+    server = TrickleServer(SLOW_HEADERS, pause=0.05).start()
+    try:
+        with session_scope(hostile.database_url) as session:
+            row = session.scalar(select(Source).where(Source.key == "feed"))
+            row.url = server.url("/feed")
+        outcome = collect(hostile, "feed")
+        assert not outcome.ok
+        assert outcome.error == "took longer than 1.5 s"  # 3 x the 0.5 s timeout
+        assert server.cut_off.wait(timeout=60)
+        assert not server.finished.is_set()
+    finally:
+        server.stop()
+    with session_scope(hostile.database_url) as session:
+        row = session.scalar(select(Source).where(Source.key == "feed"))
+        assert row.error == "took longer than 1.5 s"
+    assert collect(hostile, "good").ok
+
+
+ENTITY_DOC = (
+    '<?xml version="1.0" encoding="{enc}"?>\n<!DOCTYPE r [\n<!ENTITY e "x">\n]>\n<r>&e;</r>'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (ENTITY_DOC.format(enc="utf-8").encode(), ""),
+        (ENTITY_DOC.format(enc="utf-8").replace("ENTITY", "entity").encode(), ""),
+        (ENTITY_DOC.format(enc="utf-16").encode("utf-16-be"), ""),
+        (ENTITY_DOC.format(enc="utf-32").encode("utf-32"), ""),
+        (b"\xef\xbb\xbf" + ENTITY_DOC.format(enc="utf-16le").encode("utf-16-le"), ""),
+        (ENTITY_DOC.format(enc="cp037").encode("cp037"), ""),
+        (ENTITY_DOC.format(enc="utf-7").encode("utf-7").replace(b"<!", b"+ADwAIQ-"), ""),
+        (b"<?xml version='1.0'?>\\u003c!ENTITY e 'x'>", "text/xml; charset=unicode_escape"),
+    ],
+    ids=["utf-8", "lower-case", "utf-16-be", "utf-32", "misaligned", "ebcdic", "utf-7", "escape"],
+)
+def test_entity_declarations_are_found_in_any_encoding(body: bytes, content_type: str) -> None:
+    assert declares_entities(body, content_type)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0"?><rss><channel><title>&lt;!ENTITY&gt; &amp; co</title></channel></rss>',
+        '<?xml version="1.0" encoding="utf-16"?><rss><channel/></rss>'.encode("utf-16"),
+        b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" "x"><rss/>',
+    ],
+)
+def test_documents_without_entity_declarations_pass(body: bytes) -> None:
+    assert not declares_entities(body, "application/rss+xml")

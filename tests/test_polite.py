@@ -93,24 +93,6 @@ def test_one_host_is_paced(site: FixtureSite) -> None:
         assert time.monotonic() - started >= 0.6
 
 
-def test_a_redirect_to_a_private_address_is_refused() -> None:
-    import httpx
-
-    # httpx's own in-memory transport plays a public server that redirects inward; the
-    # Fetcher under test is the real one.
-    def public_site(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "8.8.8.8":
-            return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/"})
-        return httpx.Response(200, text="metadata secrets")
-
-    limits = FetchLimits(host_delay=0, respect_robots=False)
-    with (
-        Fetcher("x", limits, transport=httpx.MockTransport(public_site)) as fetcher,
-        pytest.raises(FetchError, match="non-public address"),
-    ):
-        fetcher.get("http://8.8.8.8/feed")
-
-
 def _fetch_three(url: str, redis_url: str, prefix: str) -> None:
     from digest.watch.polite import SharedHostPacer
 

@@ -79,3 +79,87 @@ def test_sync_adds_updates_and_disables_keeping_state(settings: Settings) -> Non
         assert row.name == "RVTS Ny" and row.etag == '"abc"' and row.consecutive_failures == 2
         gone = session.scalar(select(Source).where(Source.key == "barn-test"))
         assert gone.enabled is False
+
+
+TABLE = "[topics]\nt = 'T'\n\n[[source]]\nkey = 'rvts-x'\nname = 'X'\n"
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ("kind = 'feed'\nurl = 'http://example.org:abc/x'", "url: .*cannot be parsed as a URL"),
+        ("kind = 'feed'\nurl = 'http://[::1/x'", "url: .*cannot be parsed as a URL"),
+        ("kind = 'feed'\nurl = 'http://example.org:99999/x'", "url: .*Port out of range"),
+        ("kind = 'feed'\nurl = 'http:///x'", "url: .*has no host"),
+        ("kind = 'feed'\nurl = 'http://example.org:0/x'", "url: .*port 0"),
+        (
+            "kind = 'index'\nurl = 'https://x.no/'\noptions = { link_pattern = '/(a)\\1/' }",
+            "link_pattern: .*cannot be used as a URL pattern",
+        ),
+        (
+            "kind = 'index'\nurl = 'https://x.no/'\noptions = { link_pattern = '/a/(?!b)' }",
+            "link_pattern: .*lookaround",
+        ),
+        (
+            "kind = 'sitemap'\nurl = 'https://x.no/s.xml'\noptions = { include = ['^(?<=x)'] }",
+            "include: .*cannot be used as a URL pattern",
+        ),
+        (
+            "kind = 'sitemap'\nurl = 'https://x.no/s.xml'\noptions = { exclude = ['[a-'] }",
+            "exclude: .*cannot be used as a URL pattern",
+        ),
+        (
+            "kind = 'index'\nurl = 'https://x.no/'\n"
+            "options = { link_pattern = '/a/', link_selector = 'div >' }",
+            "link_selector: .*not a usable CSS selector",
+        ),
+        (
+            "kind = 'sections'\nurl = 'https://x.no/'\noptions = { heading = 'h2:contains(x)' }",
+            "heading: .*not a usable CSS selector",
+        ),
+    ],
+)
+def test_unusable_values_are_refused_with_the_source_key(
+    tmp_path: Path, table: str, problem: str
+) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(TABLE + table)
+    with pytest.raises(SourcesFileError, match=r"source #1 \(rvts-x\): " + problem):
+        load_sources(path)
+
+
+def test_usable_patterns_and_selectors_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        TABLE + "kind = 'index'\nurl = 'https://x.no:8443/aktuelt'\n"
+        "options = { link_pattern = '^https://x\\.no/(?P<y>\\d+)/[^?#]+$', "
+        "link_selector = 'main article h2 > a' }"
+    )
+    assert load_sources(path).sources[0].options["link_selector"] == "main article h2 > a"
+
+
+LONG = "https://x.no/" + "a" * 50_000 + "b"
+
+
+# Python's re would need about 2**50000 steps for this; RE2 needs one pass. The timeout
+# is only the harness's safety net: the point is that the call returns at all.
+@pytest.mark.timeout(60)
+def test_a_pathological_link_pattern_cannot_hang_the_index_reader() -> None:
+    from digest.watch.readers import index
+
+    page = f'<html><body><a href="{LONG}">x</a><a href="/aaa">y</a></body></html>'
+    result = index.read(page.encode(), {}, "https://x.no/", {"link_pattern": "(a+)+$"})
+    assert [link.url for link in result.links] == ["https://x.no/aaa"]
+
+
+@pytest.mark.timeout(60)
+def test_a_pathological_sitemap_pattern_cannot_hang_the_sitemap_reader() -> None:
+    from digest.watch.readers import sitemap
+
+    body = (
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<url><loc>{LONG}</loc></url><url><loc>https://x.no/aaa</loc></url></urlset>"
+    ).encode()
+    options = {"include": ["(a+)+$"], "exclude": ["(x+x+)+y"]}
+    result = sitemap.read(body, {}, "https://x.no/sitemap.xml", options)
+    assert [link.url for link in result.links] == ["https://x.no/aaa"]

@@ -1,7 +1,8 @@
 """Fetching a URL within limits: timeouts, a wall-clock deadline, a size cap, conditional GET.
 
-The HTTP transport is swappable (httpx), so tests can run the real client against an
-in-process server.
+Connections go through `pinned` (checked addresses only, every step within the
+deadline). The HTTP transport is swappable (httpx), so tests can run the real client
+against an in-process server.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from digest.watch.polite import PACER, HostRefused, RobotsCache, check_public_host, parse_robots
+from digest.watch.addresses import refusal
+from digest.watch.pinned import PinnedBackend, PinnedTransport, deadline
+from digest.watch.polite import PACER, HostRefused, RobotsCache, parse_robots
 
 MAX_REDIRECTS = 5
 
@@ -53,8 +56,8 @@ class FetchResult:
 
 @dataclass(slots=True)
 class FetchLimits:
-    timeout: float = 20.0  # connect and read, each
-    deadline: float = 60.0  # wall clock for the whole fetch
+    timeout: float = 20.0  # connect and each read, each
+    deadline: float = 60.0  # wall clock for the whole fetch: lookup, connect, headers, body
     max_bytes: int = 5_000_000
     host_delay: float = 1.0  # seconds between two requests to one host
     allow_private: bool = False  # only for tests and closed networks
@@ -72,12 +75,18 @@ class Fetcher:
         self.limits = limits or FetchLimits()
         self.pacer: Pacer = pacer or PACER
         self.user_agent = user_agent
+        if transport is None:
+            # Each connection, redirect targets included, checks the addresses it uses.
+            rule = None if self.limits.allow_private else refusal
+            transport = PinnedTransport(PinnedBackend(rule=rule))
         self._client = httpx.Client(
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(self.limits.timeout),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
             transport=transport,
+            # No proxy from the environment: the checked address must be the one reached.
+            trust_env=False,
             # Checked for every request, redirect targets included.
             event_hooks={"request": [self._check_request]},
         )
@@ -86,14 +95,6 @@ class Fetcher:
     def _check_request(self, request: httpx.Request) -> None:
         if request.url.scheme not in ("http", "https"):
             raise FetchError(f"only http and https URLs are fetched, not {request.url}")
-        if not self.limits.allow_private:
-            try:
-                check_public_host(
-                    request.url.host,
-                    request.url.port or (443 if request.url.scheme == "https" else 80),
-                )
-            except HostRefused as exc:
-                raise FetchError(f"refused: {exc}") from None
 
     def close(self) -> None:
         self._client.close()
@@ -149,7 +150,10 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         started = time.monotonic()
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
+            with (
+                deadline(self.limits.deadline),
+                self._client.stream("GET", url, headers=headers) as response,
+            ):
                 moved_to = _permanent_target(url, response)
                 if response.status_code == 304:
                     return FetchResult(
@@ -171,9 +175,13 @@ class Fetcher:
                 )
         except FetchError:
             raise
+        except HostRefused as exc:
+            raise FetchError(f"refused: {exc}") from None
         except httpx.TooManyRedirects:
             raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
         except httpx.TimeoutException as exc:
+            if time.monotonic() - started >= self.limits.deadline:
+                raise FetchError(f"took longer than {self.limits.deadline:g} s") from None
             raise FetchError(f"timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}") from None

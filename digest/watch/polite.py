@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import socket
 import threading
@@ -13,27 +12,70 @@ from functools import lru_cache
 
 from protego import Protego
 
+from digest.watch.addresses import IPAddress, parse_address, refusal
+
 
 class HostRefused(Exception):
     """The host resolves to an address the service must not reach."""
 
 
-def check_public_host(host: str, port: int) -> None:
-    """Refuse hosts that resolve to loopback, private, link-local or other non-global addresses.
+Resolver = Callable[[str, int, float | None], list[str]]
+AddressRule = Callable[[IPAddress], str | None]
 
-    Every address the name resolves to is checked, so a name with one public and one
-    private address is refused too.
+
+def resolve_host(host: str, port: int, timeout: float | None = None) -> list[str]:
+    """The addresses of `host`, in the resolver's order; an address literal is its own.
+
+    The lookup runs in a daemon thread so that a resolver that hangs cannot hold the
+    fetch past its deadline: TimeoutError after `timeout` seconds.
     """
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise HostRefused(f"cannot resolve {host}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global:
-            raise HostRefused(f"{host} resolves to a non-public address ({address})")
+        parse_address(host)
+        return [host]
+    except ValueError:
+        pass
+    answer: list[list[str] | BaseException] = []
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            answer.append(list(dict.fromkeys(str(info[4][0]) for info in infos)))
+        except (OSError, UnicodeError) as exc:
+            answer.append(exc)
+
+    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not answer:
+        raise TimeoutError(f"resolving {host} took longer than {timeout:g} s")
+    if isinstance(answer[0], BaseException):
+        raise OSError(f"cannot resolve {host}: {answer[0]}")
+    if not answer[0]:
+        raise OSError(f"cannot resolve {host}: no address")
+    return answer[0]
+
+
+def check_addresses(host: str, addresses: list[str], rule: AddressRule = refusal) -> None:
+    """Refuse the host when any of its addresses is not public.
+
+    A name with one public and one private address is refused too: which of them a
+    connection would use is not ours to choose.
+    """
+    for text in addresses:
+        address = parse_address(text)
+        why = rule(address)
+        if why:
+            raise HostRefused(f"{host} resolves to a non-public address ({address}: {why})")
+
+
+def check_public_host(host: str, port: int) -> list[str]:
+    """The addresses of `host`, all of them globally routable, or HostRefused."""
+    try:
+        addresses = resolve_host(host, port, timeout=10.0)
+    except OSError as exc:
+        raise HostRefused(str(exc)) from None
+    check_addresses(host, addresses)
+    return addresses
 
 
 class HostPacer:

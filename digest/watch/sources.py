@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,6 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.models import Source, SourceStatus
+from digest.watch.html import parse
+from digest.watch.patterns import compile_pattern
 from digest.watch.readers import READERS
 
 _SPEC_FIELDS = ("name", "kind", "url", "topics", "audiences", "language", "interval_minutes")
@@ -47,7 +50,7 @@ class SitemapOptions(_LinkingOptions):
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            _check_regex(pattern)
+            compile_pattern(pattern)
         return value
 
 
@@ -58,11 +61,22 @@ class IndexOptions(_LinkingOptions):
     @field_validator("link_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        return _check_regex(value)
+        compile_pattern(value)
+        return value
+
+    @field_validator("link_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        return _check_selector(value) if value else value
 
 
 class SectionsOptions(_Options):
     heading: str = "h2"
+
+    @field_validator("heading")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        return _check_selector(value) if value else value
 
 
 OPTIONS: dict[str, type[_Options]] = {
@@ -73,12 +87,33 @@ OPTIONS: dict[str, type[_Options]] = {
 }
 
 
-def _check_regex(pattern: str) -> str:
+# Enough elements for a selector to be tried on; selectolax parses it before matching.
+_SAMPLE = "<main><article><h2 id='a'>T</h2><p><a href='/a'>A</a></p></article></main>"
+
+
+def _check_selector(selector: str) -> str:
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
-    return pattern
+        parse(_SAMPLE).css(selector)
+    except Exception as exc:  # selectolax raises plain exceptions for bad selectors
+        raise ValueError(f"{selector!r} is not a usable CSS selector: {exc}") from None
+    return selector
+
+
+def check_url(url: str) -> str:
+    """`url` if the fetcher can use it: http(s), a host, a port that is a number in range."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ValueError(f"{url!r} cannot be parsed as a URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{url!r} is not an http or https URL")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} has no host")
+    if port == 0:
+        raise ValueError(f"{url!r} has port 0")
+    return url
 
 
 class SourceSpec(BaseModel):
@@ -94,6 +129,11 @@ class SourceSpec(BaseModel):
     interval_minutes: int = Field(60, ge=5, le=10080)
     enabled: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: str) -> str:
+        return check_url(value)
 
     @field_validator("kind")
     @classmethod

@@ -1,18 +1,18 @@
 """The `index` reader: an HTML listing page («Aktuelt»), its article links chosen by pattern.
 
-Options: `link_pattern` (required), a regular expression the absolute URL must match;
+Options: `link_pattern` (required), a regular expression (RE2) the absolute URL must match;
 `link_selector` (optional), a CSS selector for the links or the elements holding them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from urllib.parse import urljoin
 
 from digest.watch.clean import canonical_url
 from digest.watch.entries import Link, ReadError, ReadResult
 from digest.watch.html import decode_html, parse
+from digest.watch.patterns import compile_pattern
 
 MAX_LINKS = 500
 
@@ -24,9 +24,9 @@ def read(
     if not isinstance(pattern_text, str) or not pattern_text:
         raise ReadError("an index source needs the option link_pattern")
     try:
-        pattern = re.compile(pattern_text)
-    except re.error as exc:
-        raise ReadError(f"link_pattern is not a valid regular expression: {exc}") from None
+        pattern = compile_pattern(pattern_text)
+    except ValueError as exc:
+        raise ReadError(f"link_pattern: {exc}") from None
     if not body.strip():
         raise ReadError("the index page is empty")
     tree = parse(decode_html(body, headers))

@@ -1,12 +1,11 @@
 """The `sitemap` reader: sitemaps.org urlsets and sitemap indexes, filtered by URL patterns.
 
 XML is parsed with defusedxml: no DTDs, no entity expansion, no external entities.
-Options: `include` and `exclude`, lists of regular expressions on the absolute URL.
+Options: `include` and `exclude`, lists of regular expressions (RE2) on the absolute URL.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Mapping
 from xml.etree.ElementTree import ParseError
@@ -17,24 +16,25 @@ from defusedxml.ElementTree import fromstring
 from digest.watch.clean import canonical_url
 from digest.watch.dates import parse_date
 from digest.watch.entries import Link, ReadError, ReadResult
+from digest.watch.patterns import Pattern, compile_pattern
 
 MAX_URLS = 50_000  # the sitemaps.org limit per file
 MAX_UNZIPPED = 50_000_000
 
 
-def compile_patterns(options: Mapping[str, object], name: str) -> list[re.Pattern[str]]:
+def compile_patterns(options: Mapping[str, object], name: str) -> list[Pattern]:
     raw = options.get(name) or []
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list):
         raise ReadError(f"option {name!r} must be a list of regular expressions")
     try:
-        return [re.compile(str(p)) for p in raw]
-    except re.error as exc:
-        raise ReadError(f"option {name!r} has a bad regular expression: {exc}") from None
+        return [compile_pattern(str(p)) for p in raw]
+    except ValueError as exc:
+        raise ReadError(f"option {name!r}: {exc}") from None
 
 
-def wanted(url: str, include: list[re.Pattern[str]], exclude: list[re.Pattern[str]]) -> bool:
+def wanted(url: str, include: list[Pattern], exclude: list[Pattern]) -> bool:
     if include and not any(p.search(url) for p in include):
         return False
     return not any(p.search(url) for p in exclude)

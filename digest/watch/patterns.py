@@ -1,0 +1,36 @@
+"""URL patterns from the sources file, run by RE2 so that no pattern takes more than linear time.
+
+Python's `re` backtracks: `(a+)+$` against a long run of "a" followed by "b" would hold a
+worker for ever. RE2 has no backreferences or lookaround, so such patterns are refused
+when the sources file is read, with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import re2  # type: ignore[import-untyped]
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # the reason goes into our own message instead
+
+
+class Pattern(Protocol):
+    def search(self, text: str) -> object | None: ...
+
+
+def compile_pattern(text: str) -> Pattern:
+    """A compiled URL pattern, or ValueError saying why RE2 cannot run `text`."""
+    try:
+        pattern: Pattern = re2.compile(text, _OPTIONS)
+    except re2.error as exc:
+        raise ValueError(f"{text!r} cannot be used as a URL pattern: {_reason(exc)}") from None
+    return pattern
+
+
+def _reason(exc: Exception) -> str:
+    detail = exc.args[0] if exc.args else ""
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    hint = "backreferences and lookaround are not supported; write \\Z as $"
+    return f"{detail or 'not a valid pattern'} ({hint})"
