@@ -192,6 +192,7 @@ def subscribers_show(email: str) -> None:
             subscriber = find_by_email(session, email)
             if subscriber is None:
                 fail(f"no subscriber {email}")
+                return
             data = person_export(session, subscriber)
     except InvalidAddress as exc:
         fail(f"invalid address {email!r}: {exc}")
@@ -223,14 +224,21 @@ def subscribers_erase(email: str, yes: bool) -> None:
 
 @subscribers.command("purge")
 def subscribers_purge() -> None:
-    """Erase people who unsubscribed longer ago than DIGEST_RETENTION_DAYS."""
+    """Erase people who unsubscribed longer ago than DIGEST_RETENTION_DAYS, and delete
+    sign-ups nobody confirmed once their link has expired (the recovery sweep does both)."""
     from digest.db import session_scope
     from subscribers.base import utcnow
-    from subscribers.service import purge_unsubscribed
+    from subscribers.service import purge_unconfirmed, purge_unsubscribed
 
     settings = current_settings()
+    now = utcnow()
     with session_scope(settings.database_url) as session:
         count = purge_unsubscribed(
-            session, settings.secret_key, utcnow() - timedelta(days=settings.retention_days)
+            session, settings.secret_key, now - timedelta(days=settings.retention_days)
         )
+        unconfirmed = purge_unconfirmed(session, settings.secret_key, now)
     click.echo(f"erased {count} person(s) who left more than {settings.retention_days} days ago")
+    click.echo(
+        f"deleted {unconfirmed.requests} expired sign-up request(s) and "
+        f"{unconfirmed.people} unconfirmed address(es)"
+    )
