@@ -12,6 +12,7 @@ import click
 from digest.commands.common import current_settings, fail, known_topics
 from subscribers.addresses import InvalidAddress
 from subscribers.models import Channel, Frequency, Language, Role, Status
+from subscribers.roster import escaped
 
 MAX_ROSTER_BYTES = 20_000_000
 
@@ -85,7 +86,8 @@ def subscribers_list(status: str | None) -> None:
         rows = list_subscribers(session, status)
         for s in rows:
             topics = ",".join(s.topics) or "all topics"
-            click.echo(f"{s.email:40} {s.status:13} {s.frequency:10} {topics:30} {s.name}")
+            name = escaped(s.name)  # rows from before names were cleaned on the way in
+            click.echo(f"{s.email:40} {s.status:13} {s.frequency:10} {topics:30} {name}")
         click.echo(f"{len(rows)} subscriber(s)")
 
 
@@ -145,12 +147,12 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
             session.rollback()
         else:
             for subscriber in report.to_confirm:
-                notice = queue_notice(session, subscriber, "confirm")
+                request = report.requests[subscriber.id]
+                notice = queue_notice(session, subscriber, "confirm", request)
                 if notice is not None:
                     notice_ids.append(notice.id)
     for row in report.rows:
-        reason = f": {row.reason}" if row.reason else ""
-        click.echo(f"line {row.line}: {row.outcome} {row.email}{reason}")
+        click.echo(row.describe())
     counts = ", ".join(
         f"{report.count(o)} {o}" for o in ("imported", "updated", "duplicate", "refused")
     )
