@@ -7,15 +7,19 @@ server, and the real web app for following the links that arrive.
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import select
 
 from digest.db import session_scope
+from digest.web.app import create_app
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.text import is_safe_line
+from tests.support.server import LiveServer
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -136,3 +140,26 @@ def test_names_and_basis_from_the_cli_are_one_clean_line(settings) -> None:
         assert row.name == "Faktura fdp.exe"
         details = set(session.scalars(select(ConsentEvent.detail)))
         assert details == {"avtale med KS"}
+
+
+def test_add_without_confirmed_sends_the_confirmation_mail(settings, smtp) -> None:
+    result = digest("subscribers", "add", "ny@kommune.no", "--name", "Ny Person")
+    assert result.returncode == 0, result.stderr
+    assert "confirmation mail sent" in result.stdout
+    deadline = time.monotonic() + 10
+    while not smtp.inbox.to("ny@kommune.no") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [mail] = smtp.inbox.to("ny@kommune.no")
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    path = re.search(r"/bekreft/[A-Za-z0-9_.\-]+", text)[0]
+    assert people(settings)["ny@kommune.no"].status == "pending"
+    server = LiveServer(create_app(settings)).start()
+    try:
+        with server.client() as client:
+            page = client.get(path)
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+            answer = client.post(path, data={"csrf": token})
+            assert "Abonnementet er bekreftet" in answer.text
+    finally:
+        server.stop()
+    assert people(settings)["ny@kommune.no"].status == "active"

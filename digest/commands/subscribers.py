@@ -48,11 +48,13 @@ def subscribers_add(
     confirmed: bool,
     basis: str,
 ) -> None:
-    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    """Add a subscriber: pending, with a confirmation mail, unless --confirmed."""
     from digest.db import session_scope
-    from subscribers.service import SubscriberError, add_subscriber, choices
+    from digest.notices import queue_notice, send_notices
+    from subscribers.service import SubscriberError, add_subscriber, choices, latest_request
 
     settings = current_settings()
+    notice_id: int | None = None
     try:
         chosen = choices(
             name=name,
@@ -67,11 +69,22 @@ def subscribers_add(
             subscriber = add_subscriber(
                 session, email, chosen, confirmed=confirmed, channel=Channel.ADMIN, basis=basis
             )
+            if not confirmed:
+                request = latest_request(session, subscriber)
+                notice = queue_notice(session, subscriber, "confirm", request)
+                notice_id = notice.id if notice else None
             click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
     except InvalidAddress as exc:
         fail(f"invalid address {email!r}: {exc}")
     except SubscriberError as exc:
-        fail(str(exc))
+        fail(escaped(str(exc)))
+    if notice_id is not None:
+        sent = send_notices(settings, [notice_id])
+        click.echo(
+            "confirmation mail sent"
+            if sent.sent
+            else f"confirmation mail not sent yet: {'; '.join(sent.errors) or 'queued'}"
+        )
 
 
 @subscribers.command("list")
