@@ -60,7 +60,7 @@ def main() -> None:
             confirmed=False,
         )
         for subscriber in report.to_confirm:
-            queue_notice(session, subscriber, "confirm")
+            queue_notice(session, subscriber, "confirm", report.requests[subscriber.id])
     elapsed = time.perf_counter() - started
     imported = report.count("imported")
     print(

@@ -20,7 +20,7 @@ from digest.settings import load_settings
 from digest.watch.collect import collect_by_id, lease_due_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency
-from subscribers.service import purge_unsubscribed
+from subscribers.service import purge_unconfirmed, purge_unsubscribed
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ def recover() -> None:
         purged = purge_unsubscribed(
             session, settings.secret_key, now - timedelta(days=settings.retention_days)
         )
+        purge_unconfirmed(session, settings.secret_key, now)  # sign-ups whose link expired
     for run_id, chunk in chunks:
         deliver_chunk.send(run_id, chunk)
     if notices:

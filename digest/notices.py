@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from digest import SERVICE_NAME, claims
 from digest.db import session_scope
@@ -24,7 +24,8 @@ from digest.models import MailStatus, Notice
 from digest.render import render_notice
 from digest.settings import Settings
 from subscribers.base import utcnow
-from subscribers.models import Status, Subscriber
+from subscribers.models import Channel, SignupRequest, Status, Subscriber
+from subscribers.service import request_confirmation
 
 KINDS = ("confirm", "link", "already")
 MAX_PER_HOUR = 3
@@ -36,10 +37,18 @@ LOST_AFTER = timedelta(minutes=5)
 LIFETIME = timedelta(days=1)
 
 
-def queue_notice(session: Session, subscriber: Subscriber, kind: str) -> Notice | None:
-    """Queue a notice, unless this address has had its share this hour (then None)."""
+def queue_notice(
+    session: Session, subscriber: Subscriber, kind: str, request: SignupRequest | None = None
+) -> Notice | None:
+    """Queue a notice, unless this address has had its share this hour (then None).
+
+    A confirmation names the sign-up request whose link it carries; without one given it
+    carries the person's latest open request (or a new one with their stored choices).
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown notice kind {kind!r}")
+    if request is not None and kind != "confirm":
+        raise ValueError(f"a {kind!r} notice carries no sign-up request")
     now = utcnow()
     recent = session.scalar(
         select(func.count())
@@ -48,7 +57,15 @@ def queue_notice(session: Session, subscriber: Subscriber, kind: str) -> Notice 
     )
     if recent and recent >= MAX_PER_HOUR:
         return None
-    notice = Notice(subscriber_id=subscriber.id, kind=kind, status="pending", created_at=now)
+    if kind == "confirm" and request is None:
+        request = request_confirmation(session, subscriber, Channel.SYSTEM)
+    notice = Notice(
+        subscriber_id=subscriber.id,
+        kind=kind,
+        status=MailStatus.PENDING.value,
+        created_at=now,
+        signup_request_id=request.id if request is not None else None,
+    )
     session.add(notice)
     session.flush()
     return notice
@@ -122,7 +139,9 @@ async def _send_one(
         _record_failure(settings, notice_id, claims.send_failure(exc, transport), report)
         return
     with session_scope(settings.database_url) as session:
-        claims.settle_sent(session.get_one(Notice, notice_id), utcnow())
+        # Gone when its sign-up request went meanwhile (confirmed, or the person left).
+        if (sent := session.get(Notice, notice_id)) is not None:
+            claims.settle_sent(sent, utcnow())
     report.sent += 1
 
 
@@ -155,7 +174,9 @@ def _record_failure(
     settings: Settings, notice_id: int, failure: SendError, report: NoticeReport
 ) -> None:
     with session_scope(settings.database_url) as session:
-        notice = session.get_one(Notice, notice_id)
+        notice = session.get(Notice, notice_id)
+        if notice is None:
+            return  # deleted with its sign-up request meanwhile: nothing is owed any more
         claims.settle_failure(
             notice,
             str(failure),
@@ -169,12 +190,25 @@ def _record_failure(
 
 def _message(settings: Settings, notice: Notice, subscriber: Subscriber) -> EmailMessage:
     links = links_for(settings, subscriber)
+    confirm = ""
+    if notice.kind == "confirm":
+        session = object_session(notice)
+        request = (
+            session.get(SignupRequest, notice.signup_request_id)
+            if session is not None and notice.signup_request_id is not None
+            else None
+        )
+        if request is None:
+            raise LookupError(f"confirmation notice {notice.id} has no sign-up request")
+        confirm = confirm_url(settings, request)
+    # Name and language are the ones stored: a request's choices are not the person's
+    # until they confirm it.
     mail = render_notice(
         notice.kind,
         service_name=SERVICE_NAME,
         email=subscriber.email,
         name=subscriber.name,
-        confirm_url=confirm_url(settings, subscriber) if notice.kind == "confirm" else "",
+        confirm_url=confirm,
         links=links,
         language=subscriber.language or "nb",
     )

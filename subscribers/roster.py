@@ -3,7 +3,11 @@
 A roster is read whole first; a file that is not CSV at all (a broken quote, no email
 column) is refused with its line number and nothing is written. Then each row is checked
 on its own: good rows are imported even when others are refused, and a refused row
-writes nothing.
+writes nothing. The report names the line a record starts on and shows values escaped.
+
+The file is made for spreadsheets, so a cell that a spreadsheet would run as a formula
+(one that begins with =, +, -, @, tab or CR) is written with a leading single quote (the
+OWASP rule), and reading a roster takes that quote off again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscribers.addresses import InvalidAddress, normalise_email
-from subscribers.models import Channel, ConsentEvent, Status, Subscriber, Suppression
+from subscribers.models import (
+    Channel,
+    ConsentEvent,
+    SignupRequest,
+    Status,
+    Subscriber,
+    Suppression,
+)
 from subscribers.service import (
     Choices,
     SubscriberError,
@@ -26,7 +37,10 @@ from subscribers.service import (
     apply_choices,
     choices,
     new_subscriber,
+    request_row,
+    stored_choices,
 )
+from subscribers.text import clean_line
 
 COLUMNS = ("email", "name", "municipality", "role", "frequency", "topics", "language")
 ALIASES = {
@@ -47,24 +61,52 @@ ALIASES = {
 }
 MAX_ROWS = 100_000
 _TOPIC_SEPARATORS = re.compile(r"[\s|,;/]+")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class RosterError(ValueError):
     """The file cannot be read as a roster; nothing was imported."""
 
 
+def spreadsheet_safe(value: str) -> str:
+    """`value` as a cell no spreadsheet runs as a formula: quoted when it would be one."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _unquote(value: str) -> str:
+    """A cell as `spreadsheet_safe` wrote it, back to its value."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+
+
+def escaped(text: str) -> str:
+    """`text` with control, line-break and invisible characters written as escapes
+    (as Python's repr writes them), so that it prints as what it is, on one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def shown(value: str) -> str:
+    """A value from a roster as the report prints it."""
+    return spreadsheet_safe(escaped(value))
+
+
 @dataclass(frozen=True, slots=True)
 class RowResult:
-    line: int
+    line: int  # the line the record starts on
     email: str
     outcome: str  # imported, updated, duplicate, refused
     reason: str = ""
+
+    def describe(self) -> str:
+        reason = f": {escaped(self.reason)}" if self.reason else ""
+        return f"line {self.line}: {self.outcome} {shown(self.email)}{reason}"
 
 
 @dataclass(slots=True)
 class ImportReport:
     rows: list[RowResult] = field(default_factory=list)
     to_confirm: list[Subscriber] = field(default_factory=list)  # need a confirmation mail
+    # The sign-up request each of `to_confirm` is to confirm, by subscriber id.
+    requests: dict[int, SignupRequest] = field(default_factory=dict)
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
@@ -87,27 +129,33 @@ def read_roster(data: bytes) -> list[tuple[int, dict[str, str]]]:
     delimiter = max((";", ",", "\t"), key=first.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[tuple[int, dict[str, str]]] = []
+    start = 1
     try:
         header = [_column(h) for h in next(reader)]
         if "email" not in header:
             raise RosterError(
                 "line 1: no email column (expected columns: " + ", ".join(COLUMNS) + ")"
             )
-        for values in reader:
+        while True:
+            # A quoted value may span lines; a record is named by the line it starts on.
+            start = reader.line_num + 1
+            values = next(reader, None)
+            if values is None:
+                break
             if not any(v.strip() for v in values):
                 continue
             if len(rows) >= MAX_ROWS:
                 raise RosterError(f"more than {MAX_ROWS} rows")
             row = {
-                name: value.strip()
+                name: _unquote(value.strip())
                 for name, value in zip(header, values, strict=False)
                 if name in COLUMNS
             }
             if len(values) > len(header):
                 row["_extra"] = "1"
-            rows.append((reader.line_num, row))
+            rows.append((start, row))
     except csv.Error as exc:
-        raise RosterError(f"line {reader.line_num}: not valid CSV ({exc})") from None
+        raise RosterError(f"line {start}: not valid CSV ({escaped(str(exc))})") from None
     return rows
 
 
@@ -125,8 +173,13 @@ def import_roster(
     confirmed: bool,
     basis: str = "",
 ) -> ImportReport:
-    """Import checked rows; refused rows write nothing. The caller commits (or not)."""
+    """Import checked rows; refused rows write nothing. The caller commits (or not).
+
+    New people are pending, unless `confirmed`, each with a sign-up request for the
+    confirmation mail to name (`report.requests`).
+    """
     report = ImportReport()
+    basis = clean_line(basis, 2000)  # typed at the CLI; kept as consent
     emails = []
     for _line, row in rows:
         try:
@@ -214,7 +267,10 @@ def import_roster(
             )
         else:
             report.to_confirm.append(subscriber)
+    requests = [request_row(s, stored_choices(s), Channel.IMPORT) for s in report.to_confirm]
+    session.add_all(requests)
     session.flush()
+    report.requests = {r.subscriber_id: r for r in requests}
     return report
 
 
@@ -264,16 +320,15 @@ def export_roster(subscribers: Iterable[Subscriber]) -> str:
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow([*COLUMNS, "status"])
     for s in subscribers:
-        writer.writerow(
-            [
-                s.email,
-                s.name,
-                s.municipality,
-                s.role,
-                s.frequency,
-                " ".join(s.topics or []),
-                s.language,
-                s.status,
-            ]
-        )
+        cells = [
+            s.email,
+            s.name,
+            s.municipality,
+            s.role,
+            s.frequency,
+            " ".join(s.topics or []),
+            s.language,
+            s.status,
+        ]
+        writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return out.getvalue()

@@ -1,20 +1,21 @@
 """Subscribers' lifecycle: sign-up, confirmation, preferences, leaving, suppression, erasure.
 
 One entry point per action; each records a consent event with its channel, so the
-history of what a person agreed to, and how, is kept with them.
+history of what a person agreed to, and how, is kept with them. A sign-up for an address
+that is already known changes nothing about that person: what it asks for waits in a
+`SignupRequest` until the owner confirms it from their own mailbox.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from subscribers.addresses import normalise_email
@@ -25,13 +26,21 @@ from subscribers.models import (
     Frequency,
     Language,
     Role,
+    SignupRequest,
     Status,
     Subscriber,
     Suppression,
 )
 from subscribers.municipalities import find_municipality
+from subscribers.text import clean_line
+from subscribers.tokens import CONFIRM_MAX_AGE
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A confirm link works this long; an unconfirmed sign-up is deleted a margin after that.
+REQUEST_MAX_AGE = timedelta(seconds=CONFIRM_MAX_AGE)
+PURGE_MARGIN = timedelta(days=1)
+# Open requests kept per person. Past this a sign-up re-sends the latest link instead of
+# adding one, so that nobody can pile requests (and their text) onto an address.
+MAX_OPEN_REQUESTS = 5
 
 
 class SubscriberError(ValueError):
@@ -40,14 +49,14 @@ class SubscriberError(ValueError):
 
 def parse_frequency(value: str) -> Frequency:
     try:
-        return Frequency(value.strip().lower())
+        return Frequency(clean_line(value).lower())
     except ValueError:
         allowed = ", ".join(f.value for f in Frequency)
         raise SubscriberError(f"unknown frequency {value!r} (one of: {allowed})") from None
 
 
 def parse_role(value: str) -> str:
-    value = value.strip().lower()
+    value = clean_line(value).lower()
     if not value:
         return ""
     try:
@@ -58,7 +67,7 @@ def parse_role(value: str) -> str:
 
 
 def parse_language(value: str) -> str:
-    value = value.strip().lower() or Language.BOKMAL.value
+    value = clean_line(value).lower() or Language.BOKMAL.value
     try:
         return Language(value).value
     except ValueError:
@@ -68,23 +77,31 @@ def parse_language(value: str) -> str:
 
 def parse_municipality(value: str) -> str:
     """The municipality's number, from its number or name; '' when none is given."""
-    if not value.strip():
+    value = clean_line(value)
+    if not value:
         return ""
     found = find_municipality(value)
     if found is None:
-        raise SubscriberError(f"unknown municipality {value.strip()!r}")
+        raise SubscriberError(f"unknown municipality {value!r}")
     return found.number
 
 
+def clean_text(value: str, limit: int, what: str) -> str:
+    """One line of safe text from a form, the CLI or a roster (see `subscribers.text`):
+    encoded words decoded, control, line-break, bidi and zero-width characters removed.
+    Raises SubscriberError when it is longer than `limit`, rather than cutting it."""
+    text = clean_line(value)
+    if len(text) > limit:
+        raise SubscriberError(f"the {what} is longer than {limit} characters")
+    return text
+
+
 def clean_name(value: str) -> str:
-    name = " ".join(_CONTROL.sub(" ", value).split())
-    if len(name) > 200:
-        raise SubscriberError("the name is longer than 200 characters")
-    return name
+    return clean_text(value, 200, "name")
 
 
 def clean_topics(topics: Iterable[str], known: set[str] | None = None) -> list[str]:
-    cleaned = sorted({t.strip().lower() for t in topics if t and t.strip()})
+    cleaned = sorted({clean_line(t).lower() for t in topics if t and clean_line(t)})
     if known is not None:
         unknown = [t for t in cleaned if t not in known]
         if unknown:
@@ -114,13 +131,19 @@ def record(
             at=utcnow(),
             action=action,
             channel=str(channel),
-            detail=detail[:2000],
+            # Details come from people (a basis typed at the CLI) and relays (bounce replies).
+            detail=clean_line(detail, 2000),
         )
     )
 
 
 def find_by_email(session: Session, email: str) -> Subscriber | None:
     return session.scalar(select(Subscriber).where(Subscriber.email == normalise_email(email)))
+
+
+def find_by_ref(session: Session, ref: str) -> Subscriber | None:
+    """The subscriber a manage or unsubscribe link names."""
+    return session.scalar(select(Subscriber).where(Subscriber.ref == ref))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +200,6 @@ def new_subscriber(email: str, chosen: Choices, *, confirmed: bool) -> Subscribe
         status=Status.ACTIVE.value if confirmed else Status.PENDING.value,
         created_at=now,
         confirmed_at=now if confirmed else None,
-        confirm_nonce=secrets.token_hex(8),
         soft_failures=0,
         topics=[],
     )
@@ -194,7 +216,11 @@ def add_subscriber(
     channel: Channel = Channel.ADMIN,
     basis: str = "",
 ) -> Subscriber:
-    """Create a subscriber; raises InvalidAddress or SubscriberError on bad input."""
+    """Create a subscriber; raises InvalidAddress or SubscriberError on bad input.
+
+    Unless `confirmed`, the person is pending with an open request (`latest_request`)
+    for the confirmation mail to name.
+    """
     address = normalise_email(email)
     if session.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None:
         raise SubscriberError(f"{address} is already a subscriber")
@@ -204,14 +230,123 @@ def add_subscriber(
     record(session, subscriber, "subscribed", channel, basis)
     if confirmed:
         record(session, subscriber, "confirmed", channel, basis)
+    else:
+        new_request(session, subscriber, chosen, channel)
     return subscriber
+
+
+# Sign-up requests: what a sign-up asked for, waiting for the owner of the address.
+
+
+def choices_json(chosen: Choices) -> dict[str, object]:
+    return {
+        "name": chosen.name,
+        "municipality": chosen.municipality,
+        "role": chosen.role,
+        "frequency": chosen.frequency,
+        "topics": list(chosen.topics),
+        "language": chosen.language,
+    }
+
+
+def requested_choices(request: SignupRequest) -> Choices:
+    """The choices a request carries (written by `choices_json`, so already checked)."""
+    data = request.choices if isinstance(request.choices, dict) else {}
+
+    def text(key: str, default: str = "") -> str:
+        value = data.get(key)
+        return value if isinstance(value, str) else default
+
+    topics = data.get("topics")
+    return Choices(
+        name=text("name"),
+        municipality=text("municipality"),
+        role=text("role"),
+        frequency=text("frequency", Frequency.DAILY.value),
+        topics=tuple(t for t in topics if isinstance(t, str)) if isinstance(topics, list) else (),
+        language=text("language", Language.BOKMAL.value),
+    )
+
+
+def stored_choices(subscriber: Subscriber) -> Choices:
+    return Choices(
+        name=subscriber.name,
+        municipality=subscriber.municipality,
+        role=subscriber.role,
+        frequency=subscriber.frequency,
+        topics=tuple(subscriber.topics or ()),
+        language=subscriber.language,
+    )
+
+
+def request_row(subscriber: Subscriber, chosen: Choices, channel: Channel | str) -> SignupRequest:
+    """A request (not yet added) for a subscriber that has its id."""
+    return SignupRequest(
+        subscriber_id=subscriber.id,
+        nonce=secrets.token_urlsafe(18),
+        choices=choices_json(chosen),
+        channel=str(channel),
+        created_at=utcnow(),
+    )
+
+
+def new_request(
+    session: Session, subscriber: Subscriber, chosen: Choices, channel: Channel | str
+) -> SignupRequest:
+    request = request_row(subscriber, chosen, channel)
+    session.add(request)
+    session.flush()
+    return request
+
+
+def open_requests(
+    session: Session, subscriber: Subscriber, now: datetime | None = None
+) -> list[SignupRequest]:
+    """The person's requests whose link still works, newest first."""
+    since = (now or utcnow()) - REQUEST_MAX_AGE
+    return list(
+        session.scalars(
+            select(SignupRequest)
+            .where(SignupRequest.subscriber_id == subscriber.id, SignupRequest.created_at > since)
+            .order_by(SignupRequest.created_at.desc(), SignupRequest.id.desc())
+        )
+    )
+
+
+def latest_request(session: Session, subscriber: Subscriber) -> SignupRequest | None:
+    found = open_requests(session, subscriber)
+    return found[0] if found else None
+
+
+def request_confirmation(
+    session: Session, subscriber: Subscriber, channel: Channel | str = Channel.WEB
+) -> SignupRequest:
+    """What a new confirm link names: the latest open request, or a new one carrying the
+    choices stored on the person (whose requests have run out, or who predate them)."""
+    return latest_request(session, subscriber) or new_request(
+        session, subscriber, stored_choices(subscriber), channel
+    )
+
+
+def find_request(session: Session, nonce: str) -> SignupRequest | None:
+    return session.scalar(select(SignupRequest).where(SignupRequest.nonce == nonce))
+
+
+def is_expired(request: SignupRequest, now: datetime | None = None) -> bool:
+    return request.created_at <= (now or utcnow()) - REQUEST_MAX_AGE
+
+
+def _drop_requests(session: Session, subscriber: Subscriber) -> None:
+    # The notices that carried their links go with them (ON DELETE CASCADE).
+    session.execute(delete(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id))
 
 
 @dataclass(frozen=True, slots=True)
 class SignUp:
     subscriber: Subscriber
-    # "confirm": send a confirmation link; "already": send the manage link instead.
+    # "confirm": send the link of `request`; "already": send the manage link instead.
     send: str
+    request: SignupRequest | None = None
 
 
 def sign_up(
@@ -219,48 +354,70 @@ def sign_up(
 ) -> SignUp:
     """A sign-up through the public form; the same outcome is shown whoever the address is.
 
-    An active subscriber's choices are not changed by a form anyone could fill in; they
-    get a mail with their manage link instead.
+    A new address becomes a pending subscriber. For a known one nothing stored about the
+    person changes: the choices wait in a request until its link is followed (`confirm`),
+    and an active subscriber gets a mail with their manage link instead.
     """
     address = normalise_email(email)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
-        return SignUp(add_subscriber(session, address, chosen, channel=channel), "confirm")
+        subscriber = add_subscriber(session, address, chosen, channel=channel)
+        return SignUp(subscriber, "confirm", latest_request(session, subscriber))
     if subscriber.status == Status.ACTIVE.value:
         return SignUp(subscriber, "already")
-    # Pending, unsubscribed or suppressed: this is a new request for consent.
-    apply_choices(subscriber, chosen)
-    subscriber.status = Status.PENDING.value
-    subscriber.confirm_nonce = secrets.token_hex(8)
-    record(session, subscriber, "subscribed", channel)
-    return SignUp(subscriber, "confirm")
+    # Pending, unsubscribed or suppressed: a new request for consent, and nothing else.
+    waiting = open_requests(session, subscriber)
+    if len(waiting) >= MAX_OPEN_REQUESTS:
+        return SignUp(subscriber, "confirm", waiting[0])
+    return SignUp(subscriber, "confirm", new_request(session, subscriber, chosen, channel))
 
 
 def confirm(
-    session: Session, secret_key: str, subscriber_id: int, email: str, nonce: str
+    session: Session, secret_key: str, nonce: str, now: datetime | None = None
 ) -> tuple[str, Subscriber | None]:
-    """("confirmed" | "already" | "used" | "unknown", subscriber) for a confirm link."""
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or subscriber.email != email:
-        return "unknown", None
-    if subscriber.confirm_nonce != nonce:
-        return ("already" if subscriber.status == Status.ACTIVE.value else "used"), subscriber
-    now = utcnow()
+    """("confirmed" | "used" | "expired", subscriber) for the nonce a confirm link names.
+
+    Confirming applies that request's choices and only those, makes the person active,
+    lifts a suppression of the address, and uses up every open request of theirs.
+    """
+    now = now or utcnow()
+    request = find_request(session, nonce)
+    if request is None:
+        return "used", None
+    subscriber = session.get_one(Subscriber, request.subscriber_id)
+    if is_expired(request, now):
+        return "expired", subscriber
+    suppressed_at = subscriber.suppressed_at
+    if subscriber.status == Status.SUPPRESSED.value and (
+        suppressed_at is not None and request.created_at <= suppressed_at
+    ):
+        return "used", subscriber  # only a sign-up made after the suppression can lift it
+    chosen = requested_choices(request)
+    apply_choices(subscriber, chosen)
     subscriber.status = Status.ACTIVE.value
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     subscriber.suppressed_at = None
     subscriber.suppressed_reason = None
     subscriber.soft_failures = 0
-    subscriber.confirm_nonce = secrets.token_hex(8)  # the link is used up
+    asked = f"{request.channel} sign-up of {request.created_at:%Y-%m-%d %H:%M} UTC"
+    _drop_requests(session, subscriber)
     # Consent given anew lifts an earlier suppression of this address.
     session.execute(
         delete(Suppression).where(
             Suppression.address_hash == address_hash(secret_key, subscriber.email)
         )
     )
-    record(session, subscriber, "confirmed", Channel.WEB)
+    record(session, subscriber, "confirmed", Channel.WEB, f"{asked}; {_summary(chosen)}")
+    session.flush()
     return "confirmed", subscriber
+
+
+def _summary(chosen: Choices) -> str:
+    return (
+        f"frequency={chosen.frequency}; topics={','.join(chosen.topics) or 'all'}; "
+        f"language={chosen.language}"
+    )
 
 
 def update_preferences(
@@ -268,14 +425,7 @@ def update_preferences(
 ) -> bool:
     changed = apply_choices(subscriber, chosen)
     if changed:
-        record(
-            session,
-            subscriber,
-            "preferences",
-            channel,
-            f"frequency={chosen.frequency}; topics={','.join(chosen.topics) or 'all'}; "
-            f"language={chosen.language}",
-        )
+        record(session, subscriber, "preferences", channel, _summary(chosen))
     return changed
 
 
@@ -296,18 +446,16 @@ def remove_subscriber(session: Session, email: str) -> bool:
 
 
 def unsubscribe(
-    session: Session, subscriber_id: int, email: str, channel: Channel = Channel.WEB
-) -> Subscriber | None:
-    """Unsubscribe the subscriber a token named; idempotent. None if no such subscriber."""
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or subscriber.email != email:
-        return None
+    session: Session, subscriber: Subscriber, channel: Channel = Channel.WEB
+) -> Subscriber:
+    """Unsubscribe the subscriber a link named; idempotent."""
     if subscriber.status in (Status.ACTIVE.value, Status.PENDING.value):
         subscriber.status = Status.UNSUBSCRIBED.value
         subscriber.unsubscribed_at = utcnow()
-        subscriber.confirm_nonce = secrets.token_hex(8)  # old confirm links stop working
         record(session, subscriber, "unsubscribed", channel)
-        session.flush()
+    # Open confirm links stop working, a stranger's sign-up among them.
+    _drop_requests(session, subscriber)
+    session.flush()
     return subscriber
 
 
@@ -317,8 +465,7 @@ def suppress(session: Session, subscriber: Subscriber, reason: str) -> None:
         return
     subscriber.status = Status.SUPPRESSED.value
     subscriber.suppressed_at = utcnow()
-    subscriber.suppressed_reason = reason[:500]
-    subscriber.confirm_nonce = secrets.token_hex(8)
+    subscriber.suppressed_reason = clean_line(reason, 500)  # a relay's words
     record(session, subscriber, "suppressed", Channel.SYSTEM, reason)
 
 
@@ -370,6 +517,48 @@ def purge_unsubscribed(session: Session, secret_key: str, before: datetime) -> i
     return len(gone)
 
 
+@dataclass(frozen=True, slots=True)
+class Purged:
+    requests: int  # sign-up requests whose link had expired
+    people: int  # addresses nobody confirmed
+
+
+def purge_unconfirmed(session: Session, secret_key: str, now: datetime) -> Purged:
+    """Delete sign-ups nobody confirmed, a margin after their links expired.
+
+    Expired requests go first; then people who never confirmed and have no request left:
+    a pending sign-up is simply deleted, while one that was suppressed meanwhile (or a
+    pending row from before requests, which had once confirmed) is erased, keeping the
+    salted hash so the address is not mailed again. A person who confirmed once and has
+    since left is not touched here: `purge_unsubscribed` keeps them for the retention time.
+    """
+    cutoff = now - REQUEST_MAX_AGE - PURGE_MARGIN
+    expired = SignupRequest.created_at < cutoff
+    requests = session.scalar(select(func.count()).select_from(SignupRequest).where(expired)) or 0
+    if requests:
+        session.execute(delete(SignupRequest).where(expired))
+    waiting = session.scalars(
+        select(Subscriber).where(
+            Subscriber.created_at < cutoff,
+            ~exists().where(SignupRequest.subscriber_id == Subscriber.id),
+            or_(
+                Subscriber.status == Status.PENDING.value,
+                and_(
+                    Subscriber.status == Status.SUPPRESSED.value,
+                    Subscriber.confirmed_at.is_(None),
+                ),
+            ),
+        )
+    ).all()
+    for subscriber in waiting:
+        if subscriber.status == Status.PENDING.value and subscriber.confirmed_at is None:
+            session.delete(subscriber)
+        else:
+            erase(session, secret_key, subscriber.email, "sign-up never confirmed; data deleted")
+    session.flush()
+    return Purged(requests, len(waiting))
+
+
 def person_record(session: Session, subscriber: Subscriber) -> dict[str, object]:
     """Everything `subscribers` stores about one person, for a GDPR access request."""
     events = session.scalars(
@@ -395,6 +584,14 @@ def person_record(session: Session, subscriber: Subscriber) -> dict[str, object]
         "consent_events": [
             {"at": e.at.isoformat(), "action": e.action, "channel": e.channel, "detail": e.detail}
             for e in events
+        ],
+        "signup_requests": [
+            {"created_at": r.created_at.isoformat(), "channel": r.channel, "choices": r.choices}
+            for r in session.scalars(
+                select(SignupRequest)
+                .where(SignupRequest.subscriber_id == subscriber.id)
+                .order_by(SignupRequest.created_at, SignupRequest.id)
+            )
         ],
     }
 

@@ -1,19 +1,23 @@
-"""Signed, purpose-bound tokens for the links in mails (confirm, manage, unsubscribe).
+"""Signed, purpose-bound, opaque tokens for the links in mails (confirm, manage, unsubscribe).
 
-A token names one subscriber (id and address) and one purpose; it is signed with the
-service's secret key, so a forged or altered token is refused and one purpose's token
-cannot be used for another. Confirm tokens also carry a nonce that changes once the link
-has been used, and they expire after seven days.
+A token names one random value and nothing else: a subscriber's public reference (`ref`)
+for manage and unsubscribe links, a sign-up request's nonce for confirm links. No address
+or row id can be read from it, so links in access logs and proxies say nothing about
+anyone. It is signed with the service's secret key under a salt per purpose, so a forged
+or altered token is refused and one purpose's token cannot be used for another. Confirm
+tokens expire after seven days.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 PURPOSES = frozenset({"unsubscribe", "manage", "confirm"})
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+# What `secrets.token_urlsafe` makes: the only values a token may name.
+_RANDOM_VALUE = re.compile(r"[A-Za-z0-9_-]{16,32}")
 
 
 class BadToken(ValueError):
@@ -24,46 +28,31 @@ class ExpiredToken(BadToken):
     """The token was genuine but is too old."""
 
 
-@dataclass(frozen=True, slots=True)
-class TokenData:
-    subscriber_id: int
-    email: str
-    nonce: str = ""
-
-
 def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
     return URLSafeTimedSerializer(secret_key, salt=f"digest.{purpose}")
 
 
-def make_token(
-    secret_key: str, purpose: str, subscriber_id: int, email: str, nonce: str = ""
-) -> str:
-    # The address is bound in too, so a token outlives neither an erased nor a
-    # re-used row id.
-    payload: dict[str, object] = {"s": subscriber_id, "e": email}
-    if nonce:
-        payload["n"] = nonce
-    return _serializer(secret_key, purpose).dumps(payload)
+def make_token(secret_key: str, purpose: str, value: str) -> str:
+    """A token for `value`: a subscriber's `ref`, or a sign-up request's nonce for "confirm"."""
+    if not _RANDOM_VALUE.fullmatch(value):
+        # Refusing anything else keeps an address or an id from ever landing in a link.
+        raise ValueError("a token names a random reference, nothing else")
+    return _serializer(secret_key, purpose).dumps(value)
 
 
-def read_token(secret_key: str, purpose: str, token: str) -> TokenData:
-    """The token's content, or BadToken (ExpiredToken for an old confirm link)."""
-    if not token or len(token) > 1024:
+def read_token(secret_key: str, purpose: str, token: str) -> str:
+    """The value the token names, or BadToken (ExpiredToken for an old confirm link)."""
+    if not token or len(token) > 512:
         raise BadToken("malformed token")
     max_age = CONFIRM_MAX_AGE if purpose == "confirm" else None
     try:
-        data = _serializer(secret_key, purpose).loads(token, max_age=max_age)
+        value = _serializer(secret_key, purpose).loads(token, max_age=max_age)
     except SignatureExpired:
         raise ExpiredToken("the link has expired") from None
     except BadSignature:
         raise BadToken("invalid token") from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("s"), int)
-        or not isinstance(data.get("e"), str)
-        or not isinstance(data.get("n", ""), str)
-    ):
+    if not isinstance(value, str) or not _RANDOM_VALUE.fullmatch(value):
         raise BadToken("malformed token")
-    return TokenData(data["s"], data["e"], data.get("n", ""))
+    return value

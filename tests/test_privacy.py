@@ -18,6 +18,7 @@ from subscribers.service import (
     choices,
     is_suppressed,
     purge_unsubscribed,
+    sign_up,
     unsubscribe,
 )
 
@@ -75,8 +76,8 @@ def test_retention_deletes_people_who_left_long_ago(settings) -> None:
         old = add_subscriber(session, "gammel@kommune.no", choices(), confirmed=True)
         recent = add_subscriber(session, "nylig@kommune.no", choices(), confirmed=True)
         add_subscriber(session, "aktiv@kommune.no", choices(), confirmed=True)
-        unsubscribe(session, old.id, old.email)
-        unsubscribe(session, recent.id, recent.email)
+        unsubscribe(session, old)
+        unsubscribe(session, recent)
         old.unsubscribed_at = utcnow() - timedelta(days=400)
     with session_scope(settings.database_url) as session:
         count = purge_unsubscribed(session, settings.secret_key, utcnow() - timedelta(days=365))
@@ -84,3 +85,15 @@ def test_retention_deletes_people_who_left_long_ago(settings) -> None:
         assert count == 1 and left == {"nylig@kommune.no", "aktiv@kommune.no"}
         assert is_suppressed(session, settings.secret_key, "gammel@kommune.no")
     assert "erased 0 person(s)" in digest("subscribers", "purge").stdout
+
+
+def test_show_includes_sign_ups_waiting_for_confirmation(settings) -> None:
+    with session_scope(settings.database_url) as session:
+        kari = add_subscriber(session, "kari@kommune.no", choices(name="Kari"), confirmed=True)
+        unsubscribe(session, kari)
+        sign_up(session, "kari@kommune.no", choices(name="Noen andre", frequency="weekly"))
+    data = json.loads(digest("subscribers", "show", "kari@kommune.no").stdout)
+    assert data["name"] == "Kari" and data["status"] == "unsubscribed"
+    [waiting] = data["signup_requests"]
+    assert waiting["channel"] == "web"
+    assert (waiting["choices"]["name"], waiting["choices"]["frequency"]) == ("Noen andre", "weekly")

@@ -12,6 +12,7 @@ import click
 from digest.commands.common import current_settings, fail, known_topics
 from subscribers.addresses import InvalidAddress
 from subscribers.models import Channel, Frequency, Language, Role, Status
+from subscribers.roster import escaped
 
 MAX_ROSTER_BYTES = 20_000_000
 
@@ -47,11 +48,13 @@ def subscribers_add(
     confirmed: bool,
     basis: str,
 ) -> None:
-    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    """Add a subscriber: pending, with a confirmation mail, unless --confirmed."""
     from digest.db import session_scope
-    from subscribers.service import SubscriberError, add_subscriber, choices
+    from digest.notices import queue_notice, send_notices
+    from subscribers.service import SubscriberError, add_subscriber, choices, latest_request
 
     settings = current_settings()
+    notice_id: int | None = None
     try:
         chosen = choices(
             name=name,
@@ -66,11 +69,22 @@ def subscribers_add(
             subscriber = add_subscriber(
                 session, email, chosen, confirmed=confirmed, channel=Channel.ADMIN, basis=basis
             )
+            if not confirmed:
+                request = latest_request(session, subscriber)
+                notice = queue_notice(session, subscriber, "confirm", request)
+                notice_id = notice.id if notice else None
             click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
     except InvalidAddress as exc:
         fail(f"invalid address {email!r}: {exc}")
     except SubscriberError as exc:
-        fail(str(exc))
+        fail(escaped(str(exc)))
+    if notice_id is not None:
+        sent = send_notices(settings, [notice_id])
+        click.echo(
+            "confirmation mail sent"
+            if sent.sent
+            else f"confirmation mail not sent yet: {'; '.join(sent.errors) or 'queued'}"
+        )
 
 
 @subscribers.command("list")
@@ -85,7 +99,8 @@ def subscribers_list(status: str | None) -> None:
         rows = list_subscribers(session, status)
         for s in rows:
             topics = ",".join(s.topics) or "all topics"
-            click.echo(f"{s.email:40} {s.status:13} {s.frequency:10} {topics:30} {s.name}")
+            name = escaped(s.name)  # rows from before names were cleaned on the way in
+            click.echo(f"{s.email:40} {s.status:13} {s.frequency:10} {topics:30} {name}")
         click.echo(f"{len(rows)} subscriber(s)")
 
 
@@ -145,12 +160,12 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
             session.rollback()
         else:
             for subscriber in report.to_confirm:
-                notice = queue_notice(session, subscriber, "confirm")
+                request = report.requests[subscriber.id]
+                notice = queue_notice(session, subscriber, "confirm", request)
                 if notice is not None:
                     notice_ids.append(notice.id)
     for row in report.rows:
-        reason = f": {row.reason}" if row.reason else ""
-        click.echo(f"line {row.line}: {row.outcome} {row.email}{reason}")
+        click.echo(row.describe())
     counts = ", ".join(
         f"{report.count(o)} {o}" for o in ("imported", "updated", "duplicate", "refused")
     )
@@ -192,6 +207,7 @@ def subscribers_show(email: str) -> None:
             subscriber = find_by_email(session, email)
             if subscriber is None:
                 fail(f"no subscriber {email}")
+                return
             data = person_export(session, subscriber)
     except InvalidAddress as exc:
         fail(f"invalid address {email!r}: {exc}")
@@ -223,14 +239,21 @@ def subscribers_erase(email: str, yes: bool) -> None:
 
 @subscribers.command("purge")
 def subscribers_purge() -> None:
-    """Erase people who unsubscribed longer ago than DIGEST_RETENTION_DAYS."""
+    """Erase people who unsubscribed longer ago than DIGEST_RETENTION_DAYS, and delete
+    sign-ups nobody confirmed once their link has expired (the recovery sweep does both)."""
     from digest.db import session_scope
     from subscribers.base import utcnow
-    from subscribers.service import purge_unsubscribed
+    from subscribers.service import purge_unconfirmed, purge_unsubscribed
 
     settings = current_settings()
+    now = utcnow()
     with session_scope(settings.database_url) as session:
         count = purge_unsubscribed(
-            session, settings.secret_key, utcnow() - timedelta(days=settings.retention_days)
+            session, settings.secret_key, now - timedelta(days=settings.retention_days)
         )
+        unconfirmed = purge_unconfirmed(session, settings.secret_key, now)
     click.echo(f"erased {count} person(s) who left more than {settings.retention_days} days ago")
+    click.echo(
+        f"deleted {unconfirmed.requests} expired sign-up request(s) and "
+        f"{unconfirmed.people} unconfirmed address(es)"
+    )

@@ -1,7 +1,8 @@
 """Pages reached from links in mails: managing preferences, and unsubscribing (RFC 8058).
 
-Both are reached by signed tokens; a forged or altered token gets a 400 page and changes
-nothing. GET never changes anything, so link scanners are harmless.
+Both are reached by signed tokens that name the subscriber's random reference only; a
+forged or altered token gets a 400 page and changes nothing. GET never changes anything,
+so link scanners are harmless.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from digest.db import session_scope
 from digest.web.common import choice_lists, form_or_page, page
 from digest.web.signup import chosen_from
 from subscribers.models import Status, Subscriber
-from subscribers.service import SubscriberError, unsubscribe, update_preferences
+from subscribers.service import SubscriberError, find_by_ref, unsubscribe, update_preferences
 from subscribers.tokens import BadToken, make_token, read_token
 
 router = APIRouter()
@@ -23,11 +24,10 @@ router = APIRouter()
 
 def _subscriber(request: Request, purpose: str, token: str, session: Session) -> Subscriber | None:
     try:
-        data = read_token(request.app.state.settings.secret_key, purpose, token)
+        ref = read_token(request.app.state.settings.secret_key, purpose, token)
     except BadToken:
         return None
-    subscriber = session.get(Subscriber, data.subscriber_id)
-    return subscriber if subscriber is not None and subscriber.email == data.email else None
+    return find_by_ref(session, ref)
 
 
 @router.get("/avmelding/{token}", response_class=HTMLResponse)
@@ -53,7 +53,7 @@ def unsubscribe_post(request: Request, token: str) -> HTMLResponse:
         subscriber = _subscriber(request, "unsubscribe", token, session)
         if subscriber is None:
             return page(request, "bad_link.html", status=400)
-        unsubscribe(session, subscriber.id, subscriber.email)
+        unsubscribe(session, subscriber)
         return page(request, "unsubscribed.html", email=subscriber.email)
 
 
@@ -74,9 +74,7 @@ def _manage(
     status: int = 200,
 ) -> HTMLResponse:
     settings = request.app.state.settings
-    unsubscribe_token = make_token(
-        settings.secret_key, "unsubscribe", subscriber.id, subscriber.email
-    )
+    unsubscribe_token = make_token(settings.secret_key, "unsubscribe", subscriber.ref)
     values = {
         "name": subscriber.name,
         "municipality": subscriber.municipality,

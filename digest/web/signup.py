@@ -11,21 +11,28 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from digest.db import session_scope
+from digest.locale import translator
 from digest.notices import queue_notice, send_notices
 from digest.web.common import choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
-from subscribers.models import Status
+from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Channel, Status
+from subscribers.municipalities import find_municipality
 from subscribers.service import (
     Choices,
     SubscriberError,
     choices,
     confirm,
     find_by_email,
+    find_request,
+    is_expired,
+    request_confirmation,
+    requested_choices,
     sign_up,
 )
-from subscribers.tokens import BadToken, ExpiredToken, TokenData, read_token
+from subscribers.tokens import BadToken, ExpiredToken, read_token
 
 router = APIRouter()
+_bokmal = translator("nb")  # the pages are in bokmål
 
 
 def chosen_from(form: dict[str, list[str]], request: Request) -> Choices:
@@ -73,7 +80,7 @@ def _signup(request: Request, form: dict[str, list[str]], tasks: BackgroundTasks
     except SubscriberError as exc:
         errors[_field_of(str(exc))] = _message_of(str(exc))
     if errors or chosen is None:
-        values = {k: v[0] for k, v in form.items() if k != "topic" and v}
+        values: dict[str, object] = {k: v[0] for k, v in form.items() if k != "topic" and v}
         values["topic"] = form.get("topic", [])
         return page(
             request,
@@ -85,7 +92,10 @@ def _signup(request: Request, form: dict[str, list[str]], tasks: BackgroundTasks
         )
     with session_scope(settings.database_url) as session:
         outcome = sign_up(session, email, chosen)
-        notice = queue_notice(session, outcome.subscriber, outcome.send)
+        notice = queue_notice(session, outcome.subscriber, outcome.send, outcome.request)
+        if notice is None:
+            # The address has had its share of mail this hour: keep nothing of this sign-up.
+            session.rollback()
         notice_id = notice.id if notice else None
     if notice_id is not None:
         tasks.add_task(send_notices, settings, [notice_id])  # after the response
@@ -116,7 +126,7 @@ def _message_of(message: str) -> str:
     }.get(_field_of(message), "Noe i skjemaet ble ikke forstått.")
 
 
-def _confirm_token(request: Request, token: str) -> TokenData:
+def _confirm_token(request: Request, token: str) -> str:
     return read_token(request.app.state.settings.secret_key, "confirm", token)
 
 
@@ -124,12 +134,34 @@ def _confirm_token(request: Request, token: str) -> TokenData:
 def confirm_page(request: Request, token: str) -> HTMLResponse:
     # A GET changes nothing: mail scanners open links, people press buttons.
     try:
-        _confirm_token(request, token)
+        nonce = _confirm_token(request, token)
     except ExpiredToken:
         return _expired(request)
     except BadToken:
         return page(request, "bad_link.html", status=400)
-    return page(request, "confirm.html")
+    with session_scope(request.app.state.settings.database_url) as session:
+        asked = find_request(session, nonce)
+        if asked is None:
+            return _answer(request, "used", "")
+        if is_expired(asked):
+            return _expired(request)
+        # Show what confirming applies: it may be someone else's sign-up for this address.
+        return page(request, "confirm.html", summary=_summary(request, requested_choices(asked)))
+
+
+def _summary(request: Request, chosen: Choices) -> list[tuple[str, str]]:
+    """The choices a confirmation applies, as the page shows them (label, value)."""
+    topic_labels = {t.key: t.label for t in topics(request)}
+    municipality = find_municipality(chosen.municipality) if chosen.municipality else None
+    rows = [
+        ("Navn", chosen.name),
+        ("Kommune", municipality.name if municipality else ""),
+        ("Rolle", {k.value: v for k, v in ROLE_LABELS.items()}.get(chosen.role, "")),
+        ("Hvor ofte", _bokmal(f"frequency.{chosen.frequency}")),
+        ("Temaer", ", ".join(topic_labels.get(t, t) for t in chosen.topics) or "Alle"),
+        ("Språk", {k.value: v for k, v in LANGUAGE_LABELS.items()}.get(chosen.language, "")),
+    ]
+    return [(label, value) for label, value in rows if value]
 
 
 @router.post("/bekreft/{token}", response_class=HTMLResponse)
@@ -138,7 +170,7 @@ async def confirm_post(request: Request, token: str) -> HTMLResponse:
     if isinstance(form, HTMLResponse):
         return form
     try:
-        data = _confirm_token(request, token)
+        nonce = _confirm_token(request, token)
     except ExpiredToken:
         return _expired(request)
     except BadToken:
@@ -147,37 +179,32 @@ async def confirm_post(request: Request, token: str) -> HTMLResponse:
 
     def run() -> tuple[str, str]:
         with session_scope(settings.database_url) as session:
-            outcome, _ = confirm(
-                session, settings.secret_key, data.subscriber_id, data.email, data.nonce
-            )
-        return outcome, data.email
+            outcome, subscriber = confirm(session, settings.secret_key, nonce)
+            return outcome, subscriber.email if subscriber else ""
 
     outcome, email = await run_in_threadpool(run)
-    messages = {
-        "confirmed": (
-            "Abonnementet er bekreftet",
-            f"Takk! {email} får nå oversikter fra Veiledervarsel. Hver e-post har en "
+    return _answer(request, outcome, email)
+
+
+def _answer(request: Request, outcome: str, email: str) -> HTMLResponse:
+    if outcome == "expired":
+        return _expired(request)
+    if outcome == "confirmed":
+        return page(
+            request,
+            "message.html",
+            title="Abonnementet er bekreftet",
+            message=f"Takk! {email} får nå oversikter fra Veiledervarsel. Hver e-post har en "
             "lenke til innstillingene dine.",
-        ),
-        "already": (
-            "Abonnementet er allerede bekreftet",
-            "Du trenger ikke gjøre noe mer. Hver e-post har en lenke til innstillingene.",
-        ),
-        "used": (
-            "Lenken er allerede brukt",
-            "Denne lenken er brukt opp. Vil du abonnere igjen, kan du melde deg på på nytt.",
-        ),
-    }
-    if outcome not in messages:
-        return page(request, "bad_link.html", status=400)
-    title, message = messages[outcome]
+        )
     return page(
         request,
         "message.html",
-        status=200 if outcome != "used" else 400,
-        title=title,
-        message=message,
-        signup_link=outcome == "used",
+        status=400,
+        title="Lenken er allerede brukt",
+        message="Denne lenken er brukt opp. Har du alt bekreftet, trenger du ikke gjøre noe "
+        "mer: hver e-post har en lenke til innstillingene. Ellers kan du melde deg på igjen.",
+        signup_link=True,
     )
 
 
@@ -223,8 +250,13 @@ async def link_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
                 Status.PENDING.value,
             ):
                 return None
-            kind = "link" if subscriber.status == Status.ACTIVE.value else "confirm"
-            notice = queue_notice(session, subscriber, kind)
+            if subscriber.status == Status.ACTIVE.value:
+                notice = queue_notice(session, subscriber, "link")
+            else:  # pending: the link of their latest open request, or of a new one
+                asked = request_confirmation(session, subscriber, Channel.WEB)
+                notice = queue_notice(session, subscriber, "confirm", asked)
+            if notice is None:
+                session.rollback()  # its share of mail this hour: keep nothing
             return notice.id if notice else None
 
     notice_id = await run_in_threadpool(run)
