@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest.watch.clean import canonical_url, html_to_text, normalise_text, shorten
+from digest.watch.clean import BadLink, canonical_url, html_to_text, normalise_text, shorten
 from digest.watch.dates import is_date_line, labelled_dates, parse_date
 from digest.watch.entries import Entry
-from digest.watch.html import json_ld, main_node, meta, parse, pieces
+from digest.watch.html import decode_html, json_ld, main_node, meta, parse, pieces
 
 SUMMARY_LENGTH = 400
 
@@ -88,7 +89,7 @@ def read_article(html: str, url: str) -> Article:
         published = parse_date(text[:400])
     updated = labelled.updated or updated
     return Article(
-        url=canonical_url(url),
+        url=_page_url(url),
         title=title or shorten(text, 80) or url,
         published=published,
         updated=updated,
@@ -97,3 +98,15 @@ def read_article(html: str, url: str) -> Article:
         text=text,
         blocks=tuple(blocks),
     )
+
+
+def _page_url(url: str) -> str:
+    try:
+        return canonical_url(url)
+    except BadLink:
+        return url  # the page was fetched from it, so it is usable as it is
+
+
+def read_page(body: bytes, headers: Mapping[str, str], url: str, key: str) -> Entry:
+    """The entry of one article page as fetched, known by `key` (the URL it was listed as)."""
+    return read_article(decode_html(body, headers), url).entry(key=key)
