@@ -48,6 +48,9 @@ class ReadError(Exception):
     """The body could not be read as the source's kind; the message says why."""
 
 
+_SKIPPED = "skipped"
+
+
 @dataclass(slots=True)
 class SkippedLinks:
     """Links a reader could not use: each is skipped, and all of them make one warning."""
@@ -63,9 +66,6 @@ class SkippedLinks:
         if not self.count:
             return []
         return [f"{_SKIPPED} {self.count} link(s) that cannot be read, first: {self.first}"]
-
-
-_SKIPPED = "skipped"
 
 
 def is_skip(warning: str) -> bool:
