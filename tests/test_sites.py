@@ -195,3 +195,43 @@ def test_noise_makes_no_change(settings, sources, site: FixtureSite) -> None:
     site.routes["/fagstotte/krisesenterveileder"] = Route(noisy.encode(), content_type="text/html")
     collect_all(settings, sources, T1)
     assert changes_at(settings, T1) == {}
+
+
+BYLINES = {
+    "unlabelled": '<div class="byline"><span>Kari Nordmann</span> <span>{date}, kl. 11:15</span>'
+    "</div>",
+    "labelled": '<div class="meta"><span class="label">Publisert:</span> <span>{date} kl. 11:15</span></div>',
+}
+
+
+@pytest.mark.parametrize("byline", list(BYLINES))
+def test_a_byline_date_outside_paragraphs_is_read(settings, sources, site, byline: str) -> None:
+    """A recent article whose date stands in a div or span near the top is new at the
+    baseline, not back catalogue; an old one next to it is back catalogue."""
+    html = "text/html; charset=utf-8"
+
+    def article(title: str, date: str) -> Route:
+        line = BYLINES[byline].format(date=date)
+        body = (
+            f"<html><head><title>{title}</title></head><body><article>{line}<h1>{title}</h1>"
+            "<p>Kommunen inviterer til samling om vold i nære relasjoner.</p></article>"
+            "</body></html>"
+        )
+        return Route(body.encode(), content_type=html)
+
+    site.routes.update(
+        {
+            "/aktuelt/": Route(
+                b'<main><a href="/aktuelt/501/ny/">Ny</a><a href="/aktuelt/77/gammel/">G</a></main>',
+                content_type=html,
+            ),
+            "/aktuelt/501/ny/": article("Ny samling", "14.01.2025"),
+            "/aktuelt/77/gammel/": article("Gammel samling", "10.04.2018"),
+        }
+    )
+    assert collect_by_id(settings, sources["sor"], T0).report.new == 1
+    assert changes_at(settings, T0) == {("sor", "Ny samling"): ("new", "")}
+    with session_scope(settings.database_url) as session:
+        published = {i.title: i.published_at for i in session.scalars(select(Item))}
+    assert published["Ny samling"] == datetime(2025, 1, 14, 10, 15, tzinfo=UTC)
+    assert published["Gammel samling"].year == 2018

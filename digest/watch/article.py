@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest.watch.clean import canonical_url, html_to_text, normalise_text, shorten
-from digest.watch.dates import is_date_line, labelled_dates, parse_date
+from selectolax.lexbor import LexborNode
+
+from digest.watch.clean import BadLink, canonical_url, html_to_text, normalise_text, shorten
+from digest.watch.dates import ACCESS_DATE, is_date_line, labelled_dates, parse_date
 from digest.watch.entries import Entry
-from digest.watch.html import json_ld, main_node, meta, parse, pieces
+from digest.watch.html import decode_html, json_ld, main_node, meta, parse, pieces
 
 SUMMARY_LENGTH = 400
+HEAD_LENGTH = 400  # how far from the top a byline date is looked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,7 @@ def read_article(html: str, url: str) -> Article:
 
     main = main_node(tree)
     parts = list(pieces(main)) if main is not None else []
+    head = _head_text(main) if main is not None else ""
     blocks: list[tuple[str, str]] = []
     heading = ""
     for piece in parts:
@@ -81,14 +86,16 @@ def read_article(html: str, url: str) -> Article:
             blocks.append((heading, piece.text))
     text = " ".join(p.text for p in parts)
     labelled = labelled_dates(text)
+    if labelled.published is None and labelled.updated is None:
+        labelled = labelled_dates(head)  # a labelled date in a div or span of the byline
     published = published or labelled.published or first_time
     if published is None:
         # Bylines without a label («10.04.2018, kl. 11:15», «fredag 8. januar 2021»)
-        # stand near the top.
-        published = parse_date(text[:400])
+        # stand near the top, in a paragraph or in any other element.
+        published = parse_date(text[:HEAD_LENGTH]) or parse_date(head)
     updated = labelled.updated or updated
     return Article(
-        url=canonical_url(url),
+        url=_page_url(url),
         title=title or shorten(text, 80) or url,
         published=published,
         updated=updated,
@@ -97,3 +104,21 @@ def read_article(html: str, url: str) -> Article:
         text=text,
         blocks=tuple(blocks),
     )
+
+
+def _head_text(main: LexborNode) -> str:
+    """The text at the top of the article, whatever elements hold it (a byline in spans)."""
+    raw = normalise_text((main.text(deep=True, separator=" ") or "")[: HEAD_LENGTH * 20])
+    return normalise_text(ACCESS_DATE.sub(" ", raw))[:HEAD_LENGTH]
+
+
+def _page_url(url: str) -> str:
+    try:
+        return canonical_url(url)
+    except BadLink:
+        return url  # the page was fetched from it, so it is usable as it is
+
+
+def read_page(body: bytes, headers: Mapping[str, str], url: str, key: str) -> Entry:
+    """The entry of one article page as fetched, known by `key` (the URL it was listed as)."""
+    return read_article(decode_html(body, headers), url).entry(key=key)

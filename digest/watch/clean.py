@@ -1,12 +1,18 @@
-"""Cleaning what comes from websites: allow-listed HTML, plain text, canonical URLs."""
+"""Cleaning what comes from websites: allow-listed HTML, plain text, canonical URLs.
+
+Text and HTML leave here without control, bidi or zero-width characters, so nothing a site
+writes can reorder or hide what a reader sees («Faktura \u202efdp.exe»).
+"""
 
 from __future__ import annotations
 
 import html
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import nh3
+
+from subscribers.text import strip_invisible
 
 ALLOWED_TAGS = {
     "a",
@@ -36,6 +42,14 @@ _BLOCK_BOUNDARY = re.compile(
     r"<(/?)(p|div|br|li|h[1-6]|tr|td|th|blockquote|section|article)\b", re.IGNORECASE
 )
 _SPACE = re.compile(r"\s+")
+# Text made only of these characters has nothing for strip_invisible to remove: a quick
+# test that spares the per-character look-up for most of what sites write.
+_VISIBLE = re.compile(
+    "[\t\n\r\x0b\x0c\x20-\x7e\u00a0-\u00ac\u00ae-\u024f\u2010-\u2027\u2030-\u205e\u20ac]*"
+)
+# The longest URL an item can be stored under (Item.key and Item.url).
+MAX_URL_LENGTH = 2000
+_URL_BREAKS = re.compile(r"[\t\r\n]")  # removed from URLs, as browsers and urlsplit do
 _TEXT_ONLY = nh3.Cleaner(tags=set(), attributes={}, url_relative="deny")
 
 
@@ -46,14 +60,15 @@ def sanitise_html(fragment: str, base_url: str | None = None) -> str:
     """
     if not fragment:
         return ""
-    return nh3.clean(
+    cleaned = nh3.clean(
         fragment,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
         url_relative=("rewrite_with_base", base_url) if base_url else "deny",
-    ).strip()
+    )
+    return _visible(cleaned).strip()
 
 
 def html_to_text(fragment: str) -> str:
@@ -66,7 +81,12 @@ def html_to_text(fragment: str) -> str:
 
 
 def normalise_text(text: str) -> str:
-    return _SPACE.sub(" ", text.replace("\u00a0", " ")).strip()
+    """One line of visible text: invisible characters removed, white space collapsed."""
+    return _SPACE.sub(" ", _visible(text).replace("\u00a0", " ")).strip()
+
+
+def _visible(text: str) -> str:
+    return text if _VISIBLE.fullmatch(text) else strip_invisible(text)
 
 
 def shorten(text: str, limit: int = 280) -> str:
@@ -77,12 +97,30 @@ def shorten(text: str, limit: int = 280) -> str:
     return f"{cut}…"
 
 
+class BadLink(ValueError):
+    """A link that cannot be parsed or stored; the message names it and says why."""
+
+    def __init__(self, url: str, reason: object) -> None:
+        shown = url if len(url) <= 120 else f"{url[:120]}…"
+        # repr() shows control, bidi and surrogate characters escaped, never as they are.
+        super().__init__(f"{shown!r} ({reason})")
+
+
 def canonical_url(url: str) -> str:
-    """The URL an article is known by: no fragment, no tracking parameters, lower-case host."""
-    parts = urlsplit(url.strip())
+    """The URL an article is known by: no fragment, no tracking parameters, lower-case host.
+
+    Raises BadLink (a ValueError) for a URL that cannot be parsed (a port that is not a
+    number, an unclosed IPv6 bracket), has no host, or is too long to store.
+    """
+    try:
+        parts = urlsplit(_escape_invisible(_URL_BREAKS.sub("", url.strip())))
+        port = parts.port
+    except (ValueError, UnicodeError) as exc:
+        raise BadLink(url, exc) from None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port
+    if not host:
+        raise BadLink(url, "no host")
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     query = urlencode(
@@ -92,4 +130,16 @@ def canonical_url(url: str) -> str:
             if not TRACKING_PARAMS.match(k)
         ]
     )
-    return urlunsplit((scheme, host, parts.path or "/", query, ""))
+    canonical = urlunsplit((scheme, host, parts.path or "/", query, ""))
+    if len(canonical) > MAX_URL_LENGTH:
+        raise BadLink(url, f"longer than {MAX_URL_LENGTH} characters")
+    return canonical
+
+
+def _escape_invisible(url: str) -> str:
+    """`url` with control and invisible characters percent-encoded, as a browser sends them;
+    everything else, non-ASCII letters included, as it was (keys stay what they were)."""
+    if url.isascii() and url.isprintable():
+        return url
+    # A lone surrogate has no UTF-8 form: quote() raises UnicodeEncodeError, a BadLink.
+    return "".join(quote(c, safe="") if strip_invisible(c) != c else c for c in url)

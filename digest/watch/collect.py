@@ -1,9 +1,15 @@
-"""Collecting a source: fetch, read, ingest, and record the source's health."""
+"""Collecting a source: a snapshot of what is stored, fetching and reading with no session
+open, then one short transaction for the items, changes and the source's health.
+
+Whatever goes wrong with one source is caught at its boundary (`collect_by_id`) and
+recorded in its health; it never reaches another source.
+"""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,8 +21,9 @@ from digest import SERVICE_NAME, __version__
 from digest.db import get_engine, session_scope
 from digest.models import Item, Source, SourceStatus
 from digest.settings import Settings
-from digest.watch.entries import Entry, Link, ReadError, ReadResult
-from digest.watch.fetch import Fetcher, FetchError, FetchLimits
+from digest.watch.clean import MAX_URL_LENGTH
+from digest.watch.entries import Entry, Link, ReadError, ReadResult, is_skip
+from digest.watch.fetch import Fetcher, FetchError, FetchLimits, FetchResult
 from digest.watch.follow import (
     DEFAULT_MAX_PAGES,
     DEFAULT_RECHECK_HOURS,
@@ -28,6 +35,9 @@ from digest.watch.follow import (
 from digest.watch.ingest import IngestReport, ingest
 from digest.watch.polite import SharedHostPacer
 from digest.watch.readers import get_reader
+from subscribers.text import strip_invisible
+
+log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(days=1)
 
@@ -68,108 +78,220 @@ def due_source_ids(session: Session, at: datetime) -> list[int]:
 
 
 MAX_CHILD_SITEMAPS = 20
+LINKING_KINDS = ("sitemap", "index")
 
 
-def collect_source(
-    session: Session, source: Source, fetcher: Fetcher, at: datetime, backfill_days: int
-) -> CollectOutcome:
-    """Collect one source; failures are recorded on the source, never raised."""
-    source.last_checked_at = at
-    options = source.options or {}
-    warnings: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What collecting a source needs from the database, read in one short transaction."""
+
+    id: int
+    key: str
+    kind: str
+    url: str
+    options: Mapping[str, object]
+    etag: str | None
+    last_modified: str | None
+    baseline: bool  # no successful collection yet
+    known: Mapping[str, Known]  # the article pages of a sitemap or index source
+
+
+@dataclass(slots=True)
+class Gathered:
+    """What fetching and reading a source found, before anything of it is stored."""
+
+    status: int | None = None
+    moved_to: str | None = None
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    entries: list[Entry] = field(default_factory=list)
+    silent: set[str] = field(default_factory=set)
+    pages: dict[str, PageResult] = field(default_factory=dict)
+    list_only: list[Link] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failure: Exception | None = None
+
+
+def take_snapshot(session: Session, source_id: int) -> Snapshot | None:
+    """The snapshot of an enabled source; None if it is gone or disabled."""
+    source = session.get(Source, source_id)
+    if source is None or not source.enabled:
+        return None
+    known: dict[str, Known] = {}
+    if source.kind in LINKING_KINDS:
+        items = session.scalars(select(Item).where(Item.source_id == source.id))
+        known = {item.key: _known(item) for item in items}
+    return Snapshot(
+        source.id,
+        source.key,
+        source.kind,
+        source.url,
+        dict(source.options or {}),
+        source.etag,
+        source.last_modified,
+        source.baseline_at is None,
+        known,
+    )
+
+
+def _known(item: Item) -> Known:
+    return Known(
+        item.key,
+        item.content_hash is not None,
+        item.lastmod,
+        item.next_read_at,
+        item.etag,
+        item.last_modified,
+    )
+
+
+def gather(snapshot: Snapshot, fetcher: Fetcher, at: datetime, backfill_days: int) -> Gathered:
+    """Fetch and read a source, with no database session open; never raises.
+
+    Any exception, expected (a fetch or read error) or not (a bug a site's bytes found),
+    ends up in `failure`, to be recorded in the source's health.
+    """
+    found = Gathered()
     try:
-        result = fetcher.get(source.url, source.etag, source.last_modified)
-        if result.moved_to:
-            source.error = f"moved permanently from {source.url}"
-            source.url = result.moved_to
-        else:
-            source.error = None
-        source.http_status = result.status
-        read = ReadResult()
-        if not result.not_modified:
-            reader = get_reader(source.kind)
-            read = reader(result.body, result.headers, result.url, options)
-            for child in read.sitemaps[:MAX_CHILD_SITEMAPS]:
-                try:
-                    page = fetcher.get(child)
-                    child_read = reader(page.body, page.headers, page.url, options)
-                except (FetchError, ReadError) as exc:
-                    warnings.append(f"sitemap {child}: {exc}")
-                    continue
-                read.links.extend(child_read.links)
-            warnings.extend(read.warnings)
-        entries = list(read.entries)
-        silent: set[str] = set()
-        read_state: dict[str, PageResult] = {}
-        if source.kind in LINKING_KINDS:
-            entries, silent, read_state = _read_linked(
-                session, source, fetcher, read.links, at, backfill_days, warnings
-            )
-        report = None
-        if entries or not result.not_modified:
-            report = ingest(session, source, entries, at, backfill_days, silent)
-        if read_state:
-            _record_reads(session, source, read_state, at)
-        if not result.not_modified:
-            source.etag = result.headers.get("etag")
-            source.last_modified = result.headers.get("last-modified")
+        _fetch_and_read(snapshot, fetcher, at, backfill_days, found)
     except (FetchError, ReadError) as exc:
-        _failed(source, at, exc)
+        found.failure = exc
+    except Exception as exc:  # a fault a site's bytes found in our code: kept with its trace
+        log.warning("collecting %s failed", snapshot.key, exc_info=True)
+        found.failure = exc
+    return found
+
+
+def _fetch_and_read(
+    snapshot: Snapshot, fetcher: Fetcher, at: datetime, backfill_days: int, found: Gathered
+) -> None:
+    result = fetcher.get(snapshot.url, snapshot.etag, snapshot.last_modified)
+    found.status, found.moved_to = result.status, result.moved_to
+    found.not_modified = result.not_modified
+    read = ReadResult()
+    if not result.not_modified:
+        read = _read_listing(snapshot, fetcher, result, found.warnings)
+        found.etag = result.headers.get("etag")
+        found.last_modified = result.headers.get("last-modified")
+    found.entries = list(read.entries)
+    if snapshot.kind in LINKING_KINDS:
+        _read_linked(snapshot, fetcher, read.links, at, backfill_days, found)
+
+
+def _read_listing(
+    snapshot: Snapshot, fetcher: Fetcher, result: FetchResult, warnings: list[str]
+) -> ReadResult:
+    """The source's own document read, with the child sitemaps of a sitemap index."""
+    reader = get_reader(snapshot.kind)
+    read = reader(result.body, result.headers, result.url, snapshot.options)
+    for child in read.sitemaps[:MAX_CHILD_SITEMAPS]:
+        try:
+            page = fetcher.get(child)
+            child_read = reader(page.body, page.headers, page.url, snapshot.options)
+        except (FetchError, ReadError) as exc:
+            warnings.append(f"sitemap {child}: {exc}")
+            continue
+        except Exception as exc:  # one child's fault stays with that child
+            log.warning("reading sitemap %s failed", child, exc_info=True)
+            warnings.append(f"sitemap {child}: {type(exc).__name__}: {exc}")
+            continue
+        read.links.extend(child_read.links)
+        # Links a child had to skip are worth a warning; that a child matched none of the
+        # patterns is not (an index has sitemaps of images, tags and so on).
+        warnings.extend(f"sitemap {child}: {w}" for w in child_read.warnings if is_skip(w))
+    warnings.extend(read.warnings)
+    return read
+
+
+def _read_linked(
+    snapshot: Snapshot,
+    fetcher: Fetcher,
+    links: list[Link],
+    at: datetime,
+    backfill_days: int,
+    found: Gathered,
+) -> None:
+    """Plan and read the article pages of a sitemap or index source; list the rest."""
+    plan = plan_reads(
+        links,
+        snapshot.known,
+        at=at,
+        baseline=snapshot.baseline,
+        backfill_since=at - timedelta(days=backfill_days),
+        max_pages=_int_option(snapshot.options, "max_pages", DEFAULT_MAX_PAGES),
+    )
+    found.list_only = plan.list_only
+    passed = read_pages(fetcher, plan.reads, snapshot.known)
+    if passed.errors:
+        found.warnings.append(
+            f"{len(passed.errors)} page(s) could not be read, first: {passed.errors[0]}"
+        )
+    found.entries = [page.entry for page in passed.pages if page.entry is not None]
+    found.silent = {r.link.url for r in plan.reads if r.silent}
+    found.pages = {page.link.url: page for page in passed.pages}
+
+
+def record(
+    session: Session, snapshot: Snapshot, found: Gathered, at: datetime, backfill_days: int
+) -> CollectOutcome | None:
+    """Store what was found and the source's health, in the caller's (short) transaction."""
+    source = session.get(Source, snapshot.id)
+    if source is None:
+        return None  # removed while it was being read
+    source.last_checked_at = at
+    if found.moved_to and source.url == snapshot.url and len(found.moved_to) <= MAX_URL_LENGTH:
+        source.url = found.moved_to
+    if found.failure is not None:
+        _failed(source, at, found.failure)
         return CollectOutcome(source.key, ok=False, error=source.error)
-    if warnings or not result.not_modified:
+    source.error = f"moved permanently from {snapshot.url}" if found.moved_to else None
+    source.http_status = found.status
+    report = _store(session, source, found, at, backfill_days)
+    if not found.not_modified:
+        source.etag = _fits(found.etag, 500)
+        source.last_modified = _fits(found.last_modified, 100)
+    if found.warnings or not found.not_modified:
         # An unchanged page (304) keeps the warning it had.
-        source.warning = "; ".join(warnings)[:2000] or None
+        source.warning = _health_text("; ".join(found.warnings)) or None
     source.status = SourceStatus.OK.value
     source.consecutive_failures = 0
     source.last_success_at = at
     source.next_check_at = at + timedelta(minutes=source.interval_minutes)
     return CollectOutcome(
-        source.key, ok=True, report=report, not_modified=report is None, warnings=warnings
+        source.key,
+        ok=True,
+        report=report,
+        not_modified=report is None,
+        warnings=found.warnings,
     )
 
 
-LINKING_KINDS = ("sitemap", "index")
+def _store(
+    session: Session, source: Source, found: Gathered, at: datetime, backfill_days: int
+) -> IngestReport | None:
+    _add_listed(session, source, found.list_only, at)
+    report = None
+    if found.entries or not found.not_modified:
+        report = ingest(session, source, found.entries, at, backfill_days, found.silent)
+    if found.pages:
+        _record_reads(session, source, found.pages, at)
+    return report
 
 
-def _known_pages(session: Session, source: Source) -> dict[str, tuple[Item, Known]]:
-    items = session.scalars(select(Item).where(Item.source_id == source.id))
-    return {
-        item.key: (
-            item,
-            Known(
-                item.key,
-                item.content_hash is not None,
-                item.lastmod,
-                item.next_read_at,
-                item.etag,
-                item.last_modified,
-            ),
-        )
-        for item in items
-    }
-
-
-def _read_linked(
-    session: Session,
-    source: Source,
-    fetcher: Fetcher,
-    links: list[Link],
-    at: datetime,
-    backfill_days: int,
-    warnings: list[str],
-) -> tuple[list[Entry], set[str], dict[str, PageResult]]:
-    """Plan and read the article pages of a sitemap or index source; list the rest."""
-    options = source.options or {}
-    known = _known_pages(session, source)
-    plan = plan_reads(
-        links,
-        {key: state for key, (_item, state) in known.items()},
-        at=at,
-        baseline=source.baseline_at is None,
-        backfill_since=at - timedelta(days=backfill_days),
-        max_pages=_int_option(options, "max_pages", DEFAULT_MAX_PAGES),
-    )
-    for link in plan.list_only:
+def _add_listed(session: Session, source: Source, links: list[Link], at: datetime) -> None:
+    """Items for pages only listed this pass, to be read quietly on later passes."""
+    if not links:
+        return
+    urls = [link.url for link in links]
+    stored: set[str] = set()
+    for start in range(0, len(urls), 500):
+        batch = urls[start : start + 500]
+        query = select(Item.key).where(Item.source_id == source.id, Item.key.in_(batch))
+        stored.update(session.scalars(query))
+    for link in links:
+        if link.url in stored:
+            continue  # another pass listed it meanwhile
         session.add(
             Item(
                 source_id=source.id,
@@ -183,14 +305,6 @@ def _read_linked(
                 next_read_at=at,
             )
         )
-    passed = read_pages(fetcher, plan.reads, {k: s for k, (_i, s) in known.items()})
-    if passed.errors:
-        warnings.append(
-            f"{len(passed.errors)} page(s) could not be read, first: {passed.errors[0]}"
-        )
-    entries = [page.entry for page in passed.pages if page.entry is not None]
-    silent = {r.link.url for r in plan.reads if r.silent}
-    return entries, silent, {page.link.url: page for page in passed.pages}
 
 
 def _record_reads(
@@ -206,10 +320,10 @@ def _record_reads(
         item.lastmod = page.link.lastmod or item.lastmod
         item.last_seen_at = at
         if page.etag or page.last_modified:
-            item.etag, item.last_modified = page.etag, page.last_modified
+            item.etag, item.last_modified = _fits(page.etag, 500), _fits(page.last_modified, 100)
 
 
-def _int_option(options: dict[str, object], name: str, default: int) -> int:
+def _int_option(options: Mapping[str, object], name: str, default: int) -> int:
     value = options.get(name, default)
     return value if isinstance(value, int) else default  # checked when the file is loaded
 
@@ -219,10 +333,29 @@ def _title_from_url(url: str) -> str:
     return tail.replace("-", " ").replace("_", " ")[:500]
 
 
+def _fits(header: str | None, limit: int) -> str | None:
+    """A validator header as it was, or None if it is too long to store (never cut: a cut
+    ETag would never match)."""
+    return header if header is not None and len(header) <= limit else None
+
+
+def _health_text(text: str) -> str:
+    """Text for the source's error or warning: one visible line, as long as is useful."""
+    return strip_invisible(text)[:2000]
+
+
+def _reason(exc: BaseException) -> str:
+    """The reason a collection failed, for people: fetch and read errors say it themselves;
+    anything else is named by its type, so that a bug is told from a broken site."""
+    if isinstance(exc, FetchError | ReadError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _failed(source: Source, at: datetime, exc: Exception) -> None:
     status = getattr(exc, "status", None)
-    source.http_status = status
-    source.error = str(exc)[:2000]
+    source.http_status = status if isinstance(status, int) else None
+    source.error = _health_text(_reason(exc)) or type(exc).__name__
     source.consecutive_failures += 1
     if status == 410:
         source.status = SourceStatus.DISABLED.value
@@ -269,24 +402,50 @@ def make_fetcher(settings: Settings) -> Fetcher:
 def collect_by_id(
     settings: Settings, source_id: int, at: datetime, fetcher: Fetcher | None = None
 ) -> CollectOutcome | None:
-    """Collect one source in its own transaction; None if the source is gone or disabled."""
-    own = fetcher is None
-    fetcher = fetcher or make_fetcher(settings)
+    """Collect one source; None if it is gone or disabled.
+
+    A snapshot is read in one short transaction, the source is fetched and read with no
+    session open, and what was found is stored in another short one. Nothing raised while
+    fetching, reading or storing leaves this function: it goes into the source's health.
+    """
+    with session_scope(settings.database_url) as session:
+        snapshot = take_snapshot(session, source_id)
+    if snapshot is None:
+        return None
+    if fetcher is None:
+        with make_fetcher(settings) as own:
+            found = gather(snapshot, own, at, settings.backfill_days)
+    else:
+        found = gather(snapshot, fetcher, at, settings.backfill_days)
+    return _write(settings, snapshot, found, at)
+
+
+def _write(
+    settings: Settings, snapshot: Snapshot, found: Gathered, at: datetime
+) -> CollectOutcome | None:
     try:
         with session_scope(settings.database_url) as session:
-            source = session.get(Source, source_id)
-            if source is None or not source.enabled:
-                return None
-            return collect_source(session, source, fetcher, at, settings.backfill_days)
-    finally:
-        if own:
-            fetcher.close()
+            return record(session, snapshot, found, at, settings.backfill_days)
+    except Exception as exc:  # a value or row the database refused: none of it is kept
+        log.warning("storing what %s gave failed", snapshot.key, exc_info=True)
+        failed = Gathered(status=found.status, failure=exc)
+        with session_scope(settings.database_url) as session:
+            return record(session, snapshot, failed, at, settings.backfill_days)
 
 
 def _collect_group(args: tuple[Settings, list[int], datetime]) -> list[CollectOutcome]:
     settings, ids, at = args
+    outcomes = []
     with make_fetcher(settings) as fetcher:
-        return [o for i in ids if (o := collect_by_id(settings, i, at, fetcher)) is not None]
+        for source_id in ids:
+            try:
+                outcome = collect_by_id(settings, source_id, at, fetcher)
+            except Exception as exc:  # the database itself: still go on to the next source
+                log.exception("collecting source %s failed", source_id)
+                outcome = CollectOutcome(f"source {source_id}", ok=False, error=str(exc))
+            if outcome is not None:
+                outcomes.append(outcome)
+    return outcomes
 
 
 def _fresh_engines() -> None:

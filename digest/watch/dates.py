@@ -130,14 +130,18 @@ def _iso(match: re.Match[str], tz: ZoneInfo) -> datetime | None:
     except ValueError:
         return None
     zone = match["tz"]
-    if zone:
-        if zone == "Z":
-            return moment.replace(tzinfo=UTC)
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-        return datetime.fromtimestamp(moment.replace(tzinfo=UTC).timestamp() - offset * 60, UTC)
-    return moment.replace(tzinfo=tz).astimezone(UTC)
+    try:
+        if zone:
+            if zone == "Z":
+                return moment.replace(tzinfo=UTC)
+            sign = 1 if zone[0] == "+" else -1
+            digits = zone[1:].replace(":", "")
+            offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
+            seconds = moment.replace(tzinfo=UTC).timestamp() - offset * 60
+            return datetime.fromtimestamp(seconds, UTC)
+        return moment.replace(tzinfo=tz).astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        return None  # «0001-01-01», «9999-12-31T23:59-23:59»: off the end of the calendar
 
 
 @dataclass(frozen=True, slots=True)

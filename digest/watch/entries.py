@@ -46,3 +46,28 @@ class ReadResult:
 
 class ReadError(Exception):
     """The body could not be read as the source's kind; the message says why."""
+
+
+_SKIPPED = "skipped"
+
+
+@dataclass(slots=True)
+class SkippedLinks:
+    """Links a reader could not use: each is skipped, and all of them make one warning."""
+
+    count: int = 0
+    first: str = ""
+
+    def add(self, problem: object) -> None:
+        self.count += 1
+        self.first = self.first or str(problem)
+
+    def warnings(self) -> list[str]:
+        if not self.count:
+            return []
+        return [f"{_SKIPPED} {self.count} link(s) that cannot be read, first: {self.first}"]
+
+
+def is_skip(warning: str) -> bool:
+    """Whether a reader's warning is the one about links it skipped."""
+    return warning.startswith(f"{_SKIPPED} ")

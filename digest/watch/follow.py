@@ -8,14 +8,16 @@ listed, to be read quietly over later passes instead of being reported.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from digest.watch.article import read_article
+from digest.watch.article import read_page
 from digest.watch.entries import Entry, Link
 from digest.watch.fetch import Fetcher, FetchError
-from digest.watch.html import decode_html
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAGES = 30
 DEFAULT_RECHECK_HOURS = 168
@@ -117,17 +119,21 @@ def read_pages(fetcher: Fetcher, reads: Sequence[Read], known: Mapping[str, Know
                 state.etag if state else None,
                 state.last_modified if state else None,
             )
+            page = PageResult(
+                read.link,
+                etag=response.headers.get("etag"),
+                last_modified=response.headers.get("last-modified"),
+            )
+            if not response.not_modified:
+                # Known by the listed URL, whatever redirects the page went through.
+                url = read.link.url
+                page.entry = read_page(response.body, response.headers, url, key=url)
         except FetchError as exc:
             result.errors.append(f"{read.link.url}: {exc.reason}")
             continue
-        page = PageResult(
-            read.link,
-            etag=response.headers.get("etag"),
-            last_modified=response.headers.get("last-modified"),
-        )
-        if not response.not_modified:
-            article = read_article(decode_html(response.body, response.headers), read.link.url)
-            # Known by the listed URL, whatever redirects the page went through.
-            page.entry = article.entry(key=read.link.url)
+        except Exception as exc:  # one page's fault, whatever it is, stays with that page
+            log.warning("reading %s failed", read.link.url, exc_info=True)
+            result.errors.append(f"{read.link.url}: {type(exc).__name__}: {exc}")
+            continue
         result.pages.append(page)
     return result

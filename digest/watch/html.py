@@ -27,6 +27,24 @@ CHROME = (
 )
 MAIN = ("main", "article", "[role=main]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+# Python codecs that are no page's encoding: they decode escapes or host names, or are
+# refused by browsers (UTF-7), and could turn bytes into lone surrogates or hidden text.
+_NOT_PAGE_ENCODINGS = frozenset(
+    {"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "utf-7"}
+)
+
+
+def text_codec(name: str) -> str | None:
+    """The Python codec for a charset a page or feed declares, or None if there is none a
+    page can be in (unknown names, «undefined», «unicode_escape», «rot13», «hex»)."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    # Only text encodings decode bytes to str; the binary transforms (hex, zlib) do not.
+    if info.name in _NOT_PAGE_ENCODINGS or not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
 
 
 def decode_html(body: bytes, headers: Mapping[str, str]) -> str:
@@ -47,12 +65,12 @@ def decode_html(body: bytes, headers: Mapping[str, str]) -> str:
     except UnicodeDecodeError:
         pass
     declared = _declared_charset(body, headers)
-    for encoding in (declared, "windows-1252"):
-        if encoding:
-            try:
-                return body.decode(encoding)
-            except (LookupError, UnicodeDecodeError):
-                continue
+    codec = text_codec(declared) if declared else None
+    for encoding in [codec, "windows-1252"] if codec else ["windows-1252"]:
+        try:
+            return body.decode(encoding)
+        except (LookupError, UnicodeError):
+            continue
     return body.decode("windows-1252", errors="replace")
 
 
@@ -88,7 +106,7 @@ def json_ld(tree: LexborHTMLParser) -> list[dict[str, Any]]:
             continue
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # broken, or nested deeper than Python goes
             continue
         stack = data if isinstance(data, list) else [data]
         while stack:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from digest.models import Change, ChangeKind, Item, Source
 from digest.watch.changes import summarise_change
 from digest.watch.entries import Entry
+from subscribers.text import strip_invisible
 
 
 class Verdict(StrEnum):
@@ -140,13 +141,16 @@ def _note(item: Item, entry: Entry) -> str:
     if item.content_hash is None:
         # Only listed before: there is no earlier text to compare with.
         return f"{entry.declared}." if entry.declared else ""
-    return summarise_change(
-        item.blocks or [],
-        entry.blocks,
-        old_title=item.title,
-        new_title=entry.title,
-        old_declared=item.declared or "",
-        new_declared=entry.declared,
+    # What was stored before this was cleaned on the way in may still hold invisible text.
+    return strip_invisible(
+        summarise_change(
+            item.blocks or [],
+            entry.blocks,
+            old_title=item.title,
+            new_title=entry.title,
+            old_declared=item.declared or "",
+            new_declared=entry.declared,
+        )
     )
 
 

@@ -6,13 +6,22 @@ Plain RSS 2.0 and Atom 1.0 feeds take a fast path (`plainfeed`); feedparser read
 from __future__ import annotations
 
 import calendar
+import re
 import xml.sax
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from time import struct_time
 
-from digest.watch.clean import canonical_url, html_to_text, normalise_text, sanitise_html, shorten
-from digest.watch.entries import Entry, ReadError, ReadResult
+from digest.watch.clean import (
+    BadLink,
+    canonical_url,
+    html_to_text,
+    normalise_text,
+    sanitise_html,
+    shorten,
+)
+from digest.watch.entries import Entry, ReadError, ReadResult, SkippedLinks
+from digest.watch.html import text_codec
 from digest.watch.readers.plainfeed import RawItem, read_plain
 from digest.watch.xmlguard import declares_entities
 
@@ -32,25 +41,33 @@ def read(
         items = _feedparser_items(body, headers, url)
     entries: list[Entry] = []
     seen: set[str] = set()
+    skipped = SkippedLinks()
     for raw in items[:MAX_ENTRIES]:
-        entry = _entry(raw, url)
+        try:
+            entry = _entry(raw, url)
+        except BadLink as exc:
+            skipped.add(exc)  # that item only; the rest of the feed is read
+            continue
         if entry is not None and entry.key not in seen:
             seen.add(entry.key)
             entries.append(entry)
-    return ReadResult(entries)
+    return ReadResult(entries, warnings=skipped.warnings())
 
 
 def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list[RawItem]:
     import feedparser  # only feeds off the fast path need it; it is slow to import
 
-    # feedparser's own sanitiser is slow and we sanitise with nh3 anyway.
-    parsed = feedparser.parse(
-        body,
-        response_headers={"content-location": url, **{k.lower(): v for k, v in headers.items()}},
-        sanitize_html=False,
-        # Relative links are resolved by nh3 while sanitising, in the same pass.
-        resolve_relative_uris=False,
-    )
+    try:
+        # feedparser's own sanitiser is slow and we sanitise with nh3 anyway.
+        parsed = feedparser.parse(
+            body,
+            response_headers={"content-location": url, **_usable_headers(headers)},
+            sanitize_html=False,
+            # Relative links are resolved by nh3 while sanitising, in the same pass.
+            resolve_relative_uris=False,
+        )
+    except Exception as exc:  # feedparser gives up in its own ways (an unusable codec)
+        raise ReadError(f"not a readable feed: {type(exc).__name__}: {exc}") from None
     problem = parsed.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXException):
         # A feed cut off in transfer parses "loosely" into partial entries whose changed
@@ -71,6 +88,17 @@ def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list
         )
         for raw in parsed.entries
     ]
+
+
+def _usable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers for feedparser, without a charset no feed can be in («undefined», «rot13»):
+    feedparser would try it and fail; without it, feedparser finds the encoding itself."""
+    usable = {k.lower(): v for k, v in headers.items()}
+    content_type = usable.get("content-type", "")
+    charset = re.search(r";\s*charset\s*=\s*[\"']?([^\"';\s]*)[\"']?", content_type, re.I)
+    if charset and text_codec(charset[1]) is None:
+        usable["content-type"] = content_type[: charset.start()] + content_type[charset.end() :]
+    return usable
 
 
 def _entry(raw: RawItem, feed_url: str) -> Entry | None:
@@ -100,5 +128,5 @@ def _when(value: struct_time | None) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(calendar.timegm(value), UTC)
-    except (OverflowError, ValueError, OSError):
+    except (OverflowError, ValueError, TypeError, OSError):
         return None

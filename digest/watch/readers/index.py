@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urljoin
 
-from digest.watch.clean import canonical_url
-from digest.watch.entries import Link, ReadError, ReadResult
+from selectolax.lexbor import LexborHTMLParser
+
+from digest.watch.clean import BadLink, canonical_url
+from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.html import decode_html, parse
 from digest.watch.patterns import compile_pattern
 
@@ -29,9 +31,12 @@ def read(
         raise ReadError(f"link_pattern: {exc}") from None
     if not body.strip():
         raise ReadError("the index page is empty")
+    try:
+        canonical_url(url)
+    except BadLink as exc:
+        raise ReadError(f"the page's own URL cannot be used: {exc}") from None
     tree = parse(decode_html(body, headers))
-    base = tree.css_first("base[href]")
-    base_url = urljoin(url, base.attributes.get("href") or "") if base is not None else url
+    base_url = _base_url(tree, url)
     selector = options.get("link_selector") or "a[href]"
     try:
         chosen = tree.css(str(selector))
@@ -45,23 +50,42 @@ def read(
             anchors.extend(node.css("a[href]"))
     result = ReadResult()
     seen: set[str] = set()
+    skipped = SkippedLinks()
     for anchor in anchors:
         href = (anchor.attributes.get("href") or "").strip()
         if not href or href.startswith(("#", "mailto:", "tel:", "javascript:")):
             continue
-        absolute = urljoin(base_url, href)
-        if not absolute.startswith(("http://", "https://")):
-            continue
-        canonical = canonical_url(absolute)
+        try:
+            absolute = urljoin(base_url, href)
+            if not absolute.startswith(("http://", "https://")):
+                continue
+            canonical = canonical_url(absolute)
+        except ValueError as exc:  # BadLink, or urljoin on «http://[::1/x»
+            skipped.add(exc if isinstance(exc, BadLink) else BadLink(href, exc))
+            continue  # that link only
         if canonical in seen or canonical == canonical_url(url) or not pattern.search(canonical):
             continue
         seen.add(canonical)
         result.links.append(Link(canonical))
         if len(result.links) >= MAX_LINKS:
             break
+    result.warnings.extend(skipped.warnings())
     if not result.links:
         result.warnings.append(
             f"no link on the page matched link_pattern {pattern_text!r}"
             + (f" within {selector!r}" if options.get("link_selector") else "")
         )
     return result
+
+
+def _base_url(tree: LexborHTMLParser, url: str) -> str:
+    """The URL links are relative to: the page's, or its <base href> if that is usable."""
+    base = tree.css_first("base[href]")
+    if base is None:
+        return url
+    try:
+        joined = urljoin(url, base.attributes.get("href") or "")
+        canonical_url(joined)  # raises for a port that is no number, and the like
+    except ValueError:
+        return url  # a broken <base> is ignored, as browsers do
+    return joined

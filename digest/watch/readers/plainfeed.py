@@ -23,7 +23,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 DC_DATE = "{http://purl.org/dc/elements/1.1/}date"
 XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
-_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9_.:-]+)[\"']")
+# The encoding an XML declaration names, after a byte order mark if there is one.
+_DECLARATION = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*encoding\s*=\s*[\"']([^\"']*)[\"']")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,8 @@ def read_plain(body: bytes, content_type: str, url: str) -> list[RawItem] | None
         return None
     try:
         root = fromstring(body, forbid_dtd=True)
-    except (ParseError, DefusedXmlException, ValueError):
-        return None  # feedparser gives the reason
+    except (ParseError, DefusedXmlException, ValueError, LookupError, UnicodeError):
+        return None  # feedparser gives the reason (LookupError: an encoding expat lacks)
     try:
         if root.tag == "rss" and root.get("version") == "2.0":
             return _rss(root, url)
@@ -74,11 +75,11 @@ def _rfc822(text: str) -> datetime | None:
         return None
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        raise NotPlain from None
-    if moment.tzinfo is None:
-        raise NotPlain  # feedparser has its own view of zone-less dates
-    return moment.astimezone(UTC)
+        if moment.tzinfo is None:
+            raise NotPlain  # feedparser has its own view of zone-less dates
+        return moment.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        raise NotPlain from None  # a year at the calendar's edge included
 
 
 def _iso(text: str) -> datetime | None:
@@ -86,21 +87,28 @@ def _iso(text: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            raise NotPlain
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise NotPlain from None
-    if moment.tzinfo is None:
-        raise NotPlain
-    return moment.astimezone(UTC)
 
 
 def _identifier(text: str, url: str) -> str:
     """A guid or id resolved against the feed's URL, as feedparser does with URIs."""
     if not text:
         return ""
-    resolved = urljoin(url, text)
+    resolved = _join(url, text)
     if urlsplit(resolved).scheme not in ("http", "https", "urn", "tag"):
         raise NotPlain
     return resolved
+
+
+def _join(url: str, reference: str) -> str:
+    try:
+        return urljoin(url, reference)
+    except ValueError:  # «http://[::1/x»: feedparser reads it, and the feed reader skips it
+        raise NotPlain from None
 
 
 def _rss(root: Element, url: str) -> list[RawItem]:
@@ -154,7 +162,7 @@ def _atom(root: Element, url: str) -> list[RawItem]:
         link = ""
         for candidate in entry.findall(f"{ATOM}link"):
             if candidate.get("rel", "alternate") == "alternate" and candidate.get("href"):
-                link = urljoin(url, candidate.get("href", "").strip())
+                link = _join(url, candidate.get("href", "").strip())
                 break
         items.append(
             RawItem(

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from digest.watch.clean import canonical_url, shorten
+from digest.watch.clean import MAX_URL_LENGTH, BadLink, canonical_url, normalise_text, shorten
 from digest.watch.dates import is_date_line, labelled_dates
 from digest.watch.entries import Entry, ReadError, ReadResult
 from digest.watch.html import decode_html, main_node, parse, pieces
@@ -21,6 +21,17 @@ def slug(text: str) -> str:
     text = text.lower().replace("æ", "ae").replace("ø", "o").replace("å", "a")
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:80] or "del"
+
+
+MAX_ANCHOR = 100
+
+
+def _anchor(given: str, heading: str) -> str:
+    """The heading's own id when it is one a URL can carry, else a slug of its text."""
+    anchor = normalise_text(given)
+    if not anchor or len(anchor) > MAX_ANCHOR or " " in anchor:
+        return slug(heading)
+    return anchor
 
 
 def read(
@@ -37,7 +48,12 @@ def read(
         heading_ids = {node.mem_id for node in main.css(selector)}
     except Exception as exc:  # selectolax raises plain exceptions for bad selectors
         raise ReadError(f"heading is not a valid CSS selector: {exc}") from None
-    page = canonical_url(url)
+    try:
+        page = canonical_url(url)
+    except BadLink as exc:
+        raise ReadError(f"the page's own URL cannot be used: {exc}") from None
+    if len(page) > MAX_URL_LENGTH - MAX_ANCHOR - 10:  # room for «#anchor-2»
+        raise ReadError("the page's URL is too long to name its sections by")
     sections: list[tuple[str, str, list[tuple[str, str]]]] = []  # (title, anchor, blocks)
     anchors: set[str] = set()
     # Date lines count for the hash and the declared date, not as paragraphs that changed.
@@ -45,7 +61,7 @@ def read(
     sub_heading = ""
     for piece in pieces(main):
         if piece.is_heading and piece.node.mem_id in heading_ids:
-            anchor = (piece.node.attributes.get("id") or "").strip() or slug(piece.text)
+            anchor = _anchor(piece.node.attributes.get("id") or "", piece.text)
             base, n = anchor, 2
             while anchor in anchors:  # two chapters with the same name
                 anchor, n = f"{base}-{n}", n + 1

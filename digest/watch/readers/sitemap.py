@@ -13,10 +13,11 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from digest.watch.clean import canonical_url
+from digest.watch.clean import BadLink, canonical_url
 from digest.watch.dates import parse_date
-from digest.watch.entries import Link, ReadError, ReadResult
+from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.patterns import Pattern, compile_pattern
+from digest.watch.xmlguard import declares_entities
 
 MAX_URLS = 50_000  # the sitemaps.org limit per file
 MAX_UNZIPPED = 50_000_000
@@ -62,11 +63,14 @@ def read(
         body = _gunzip(body)
     if not body.strip():
         raise ReadError("the sitemap is empty")
+    if declares_entities(body, headers.get("content-type", "")):
+        # Refused before any parser sees the bytes, not only because defusedxml would.
+        raise ReadError("refused unsafe XML in the sitemap: it declares entities")
     try:
         root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise ReadError(f"refused unsafe XML in the sitemap: {type(exc).__name__}") from None
-    except ParseError as exc:
+    except (ParseError, LookupError, UnicodeError) as exc:  # LookupError: unknown encoding
         raise ReadError(f"not a readable sitemap: {exc}") from None
     include = compile_patterns(options, "include")
     exclude = compile_patterns(options, "exclude")
@@ -75,6 +79,7 @@ def read(
         raise ReadError(f"not a sitemap: the document is <{kind}>")
     result = ReadResult()
     seen: set[str] = set()
+    skipped = SkippedLinks()
     for element in list(root)[:MAX_URLS]:
         loc = lastmod = None
         for child in element:
@@ -85,14 +90,19 @@ def read(
                 lastmod = parse_date((child.text or "").strip())
         if not loc or not loc.startswith(("http://", "https://")):
             continue
+        try:
+            canonical = canonical_url(loc)
+        except BadLink as exc:
+            skipped.add(exc)  # that URL only; the rest of the sitemap is read
+            continue
         if kind == "sitemapindex":
             result.sitemaps.append(loc)
             continue
-        canonical = canonical_url(loc)
         if canonical in seen or not wanted(canonical, include, exclude):
             continue
         seen.add(canonical)
         result.links.append(Link(canonical, lastmod))
+    result.warnings.extend(skipped.warnings())
     if kind == "urlset" and not result.links:
         result.warnings.append("no URL in the sitemap matched the include/exclude patterns")
     return result
