@@ -30,6 +30,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # 32 random bytes in urlsafe base64 are 43 characters; anything shorter was not made by us
 # in one piece (a crash between creating the file and writing it leaves it empty).
 KEY_FILE_MIN_CHARS = 32
+KEY_FILE_MAX_BYTES = 4096
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 WEEKDAYS = {
@@ -243,6 +244,8 @@ def _check_sqlite_file(url: str) -> None:
     path = sqlite_path(url)
     if path is None or not path.exists():
         return
+    if not path.is_file():
+        raise ValueError(f"DIGEST_DATABASE_URL: {path} is not a regular file")
     try:
         with path.open("rb") as file:
             header = file.read(len(SQLITE_HEADER))
@@ -313,8 +316,14 @@ def _sync_folder(folder: Path) -> None:
 
 
 def _read_key(path: Path) -> str:
+    if not path.is_file():
+        # A FIFO or a device (a link to /dev/zero) would hang or flood the read.
+        raise ValueError(
+            f"DIGEST_SECRET_KEY is not set, and the key file {path} is not a regular file"
+        )
     try:
-        key = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as file:
+            key = file.read(KEY_FILE_MAX_BYTES).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not text"
         raise ValueError(

@@ -3,7 +3,9 @@ traceback; and the embedded default's secret key and database are kept private."
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -50,9 +52,27 @@ def test_an_empty_or_short_key_file_stops_start_up(
     assert key_file.read_text() == content  # left for the operator to look at
 
 
-def test_an_unreadable_key_file_stops_start_up(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+def test_a_key_file_that_is_not_a_file_stops_start_up(
+    env: pytest.MonkeyPatch, tmp_path: Path, kind: str
+) -> None:
     key_file = tmp_path / "var" / "secret_key"
-    key_file.mkdir(parents=True)  # readable by nobody as a file, root included
+    key_file.parent.mkdir()
+    if kind == "folder":
+        key_file.mkdir()  # readable by nobody as a file, root included
+    elif kind == "fifo":
+        os.mkfifo(key_file)  # reading it would wait for a writer for ever
+    else:
+        key_file.symlink_to("/dev/zero")  # reading it would never end
+    assert_refused(digest("sources", "list"), 2, str(key_file), "not a regular file")
+
+
+def test_a_key_file_that_is_not_text_stops_start_up(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "var" / "secret_key"
+    key_file.parent.mkdir()
+    key_file.write_bytes(b"\xff\xfe" * 40)
     assert_refused(digest("sources", "list"), 2, str(key_file), "cannot be read")
 
 
@@ -153,6 +173,46 @@ def test_postgresql_before_db_upgrade_says_to_run_it(env: pytest.MonkeyPatch, pg
     assert_refused(digest("subscribers", "list"), 1, "run `digest db upgrade`")
     assert digest("db", "upgrade").returncode == 0
     assert digest("subscribers", "list").returncode == 0
+
+
+def test_a_migration_that_cannot_run_is_one_line_not_advice_to_run_it(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    database = tmp_path / "other.db"
+    with sqlite3.connect(database) as connection:  # someone else's table in the way
+        connection.execute("CREATE TABLE sources (id INTEGER PRIMARY KEY)")
+    env.setenv("DIGEST_DATABASE_URL", f"sqlite:///{database}")
+    result = digest("db", "upgrade")
+    assert_refused(result, 1, "cannot bring the database", "sources")
+    assert "run `digest db upgrade`" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_revision_this_code_does_not_know_is_one_line(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert digest("db", "upgrade").returncode == 0
+    with sqlite3.connect(tmp_path / "var" / "digest.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'ffffffff'")
+    result = digest("db", "upgrade")
+    assert_refused(result, 1, "cannot bring the database up to date", "ffffffff")
+
+
+def test_a_read_only_or_damaged_database_is_one_line(
+    env: pytest.MonkeyPatch, tmp_path: Path, sources_file: Path
+) -> None:
+    env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
+    assert digest("db", "upgrade").returncode == 0
+    database = tmp_path / "var" / "digest.db"
+    env.setenv("DIGEST_DATABASE_URL", f"sqlite:///file:{database}?mode=ro&uri=true")
+    result = digest("sources", "sync")
+    assert_refused(result, 1, "refused", "readonly")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    env.delenv("DIGEST_DATABASE_URL")
+    with sqlite3.connect(database) as connection:
+        connection.execute("DROP TABLE sources")
+    result = digest("sources", "list")
+    assert_refused(result, 1, "refused", "no such table")
 
 
 def test_long_running_processes_will_not_start_before_db_upgrade(

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from digest.settings import Settings, get_settings, load_settings
 
@@ -63,10 +63,9 @@ def migrating() -> Iterator[None]:
     """Mark the migrations' run, so that their own failures are not explained as missing ones."""
     meta = click.get_current_context().meta
     meta[MIGRATING] = True
-    try:
-        yield
-    finally:
-        meta[MIGRATING] = False
+    yield
+    # Not reset when the migrations fail: `database_faults` reads it as they propagate.
+    meta[MIGRATING] = False
 
 
 def require_current_schema(settings: Settings) -> None:
@@ -84,6 +83,8 @@ def database_faults(ctx: click.Context) -> Iterator[None]:
 
     The one place where database errors are explained; anything else keeps its traceback.
     """
+    from alembic.util.exc import CommandError
+
     from digest.db import DatabaseUnavailable
 
     try:
@@ -92,6 +93,8 @@ def database_faults(ctx: click.Context) -> Iterator[None]:
         fail(str(exc))
     except NoSuchModuleError as exc:
         fail(f"DIGEST_DATABASE_URL: {exc}")
+    except CommandError as exc:  # Alembic's own: e.g. a revision this code does not know
+        fail(f"cannot bring the database up to date: {exc}")
     except DBAPIError as exc:
         message = _explain(exc, migrating=bool(ctx.meta.get(MIGRATING)))
         if message is None:
@@ -100,7 +103,8 @@ def database_faults(ctx: click.Context) -> Iterator[None]:
 
 
 def _explain(error: DBAPIError, migrating: bool) -> str | None:
-    """What an operator should hear about a database error, or None when it is not theirs."""
+    """What an operator should hear about a database error, or None when it is a bug of ours
+    (a broken constraint or bad data), which keeps its traceback."""
     from digest.db import get_engine
     from digest.migrate import schema_state
 
@@ -112,12 +116,17 @@ def _explain(error: DBAPIError, migrating: bool) -> str | None:
     except DBAPIError as again:
         return f"cannot connect to the database {shown}: {_reason(again)}"
     if migrating:
-        return None
+        return f"cannot bring the database {shown} up to date: {_reason(error)}"
     try:
         state = schema_state(url)
-    except Exception:  # the question failed too: let the first error speak
+    except Exception:  # the question failed too: the first error speaks
+        state = "unknown"
+    if state in UPGRADE_ADVICE:
+        return UPGRADE_ADVICE[state]
+    if isinstance(error, IntegrityError | DataError):
         return None
-    return UPGRADE_ADVICE.get(state)
+    # Read-only files, missing tables, permissions: the operator's to fix, in one line.
+    return f"the database {shown} refused: {_reason(error)}"
 
 
 def _reason(error: DBAPIError) -> str:
