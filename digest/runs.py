@@ -259,8 +259,9 @@ class _ChunkContext:
     topic_labels: dict[str, str]
     transport: Transport
     report: ChunkReport
-    # Deliveries whose recipient the relay refused for now in this pass (see _count_soft_bounces).
-    refused_for_now: list[int] = field(default_factory=list)
+    # What the relay said to each recipient of this pass, in order: ("sent" | "refused",
+    # delivery id), temporary refusals only (see _count_soft_bounces).
+    answers: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +419,7 @@ def _record_failure(context: _ChunkContext, delivery_id: int, failure: SendError
                 soft_limit=settings.soft_bounce_limit,
             )
         elif failure.recipient and not delivery.bounce_counted:
-            context.refused_for_now.append(delivery_id)
+            context.answers.append(("refused", delivery_id))
         gone = subscriber is None or subscriber.status == Status.SUPPRESSED.value
         status = claims.settle_failure(
             delivery,
@@ -443,18 +444,27 @@ def _record_sent(context: _ChunkContext, outgoing: _Outgoing) -> None:
         record_receipts(
             session, outgoing.subscriber_id, outgoing.delivery_id, outgoing.announcement_ids
         )
+    context.answers.append(("sent", outgoing.delivery_id))
     context.report.sent += 1
 
 
 def _count_soft_bounces(context: _ChunkContext) -> None:
     """Count this pass's temporary refusals as soft bounces: once per delivery, and only
-    when the relay accepted someone else in the pass. A relay that refuses everyone alike
-    (greylisting, rate limits, maintenance) says nothing about the recipients."""
-    if not context.refused_for_now or context.report.sent == 0:
+    when the relay accepted someone after refusing this one. A relay that refuses everyone
+    alike (greylisting, maintenance), or everyone from some point on (a rate limit), says
+    nothing about the recipients."""
+    counted: list[int] = []
+    accepted_later = False
+    for answer, delivery_id in reversed(context.answers):
+        if answer == "sent":
+            accepted_later = True
+        elif accepted_later:
+            counted.append(delivery_id)
+    if not counted:
         return
     report = context.report
     with session_scope(context.settings.database_url) as session:
-        for delivery_id in context.refused_for_now:
+        for delivery_id in reversed(counted):
             delivery = session.get_one(Delivery, delivery_id)
             subscriber = session.get(Subscriber, delivery.subscriber_id)
             if delivery.bounce_counted or subscriber is None:

@@ -60,9 +60,16 @@ class RelayInbox:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refuse: dict[str, str] = {}  # address -> reply at RCPT
         self.refuse_all: str | None = None  # a reply at RCPT for everyone
+        # A rate limit: this many recipients are accepted, then everyone gets `over_limit`.
+        self.limit: int | None = None
+        self.over_limit = "451 4.7.0 Rate limit exceeded, try again later"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.refuse_all or self.refuse.get(address)
+        if not reply and self.limit is not None:
+            if self.limit <= 0:
+                reply = self.over_limit
+            self.limit -= 1
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -429,6 +436,23 @@ def test_one_refused_recipient_counts_one_soft_bounce_per_delivery(
         assert delivery.status == MailStatus.PENDING and delivery.bounce_counted
         assert delivery.attempts == 8 and "452" in (delivery.error or "")
     assert statuses(settings, started.run_id) == {"sent": 2, "pending": 1}
+
+
+def test_a_relay_rate_limit_costs_nobody_anything(settings: Settings, utf8_relay: Relay) -> None:
+    emails = [f"k{n}@kommune.no" for n in range(5)]
+    seed(settings, emails)
+    started = start(settings)
+    relaying = via(settings, utf8_relay)
+    utf8_relay.inbox.limit = 2  # the first two go through, then "try again later"
+    report = runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+    assert (report.sent, report.retry) == (2, 3)
+    with session_scope(settings.database_url) as session:
+        assert set(session.scalars(select(Subscriber.soft_failures))) == {0}
+        assert not any(session.scalars(select(Delivery.bounce_counted)))
+    utf8_relay.inbox.limit = None
+    runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+    assert utf8_relay.inbox.recipients() == sorted(emails)
+    assert statuses(settings, started.run_id) == {"sent": 5}
 
 
 def test_a_delivery_gives_up_when_the_next_period_goes_out(
