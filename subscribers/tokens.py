@@ -56,3 +56,24 @@ def read_token(secret_key: str, purpose: str, token: str) -> str:
     if not isinstance(value, str) or not _RANDOM_VALUE.fullmatch(value):
         raise BadToken("malformed token")
     return value
+
+
+def read_legacy_token(secret_key: str, purpose: str, token: str) -> tuple[int, str]:
+    """(subscriber id, address) from a manage or unsubscribe link made before links became
+    opaque, or BadToken. Mails already in inboxes carry such links; honouring them keeps
+    leaving one click away. They name an id and an address, which the caller must check
+    against the row; new links are never made in this form.
+    """
+    if purpose not in ("manage", "unsubscribe") or not token or len(token) > 1024:
+        raise BadToken("not a link of the earlier kind")
+    try:
+        data = _serializer(secret_key, purpose).loads(token)
+    except BadSignature:
+        raise BadToken("invalid token") from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("s"), int)
+        or not isinstance(data.get("e"), str)
+    ):
+        raise BadToken("malformed token")
+    return data["s"], data["e"]

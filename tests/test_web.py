@@ -140,3 +140,21 @@ def test_metrics_count_subscribers_and_sources(client, settings, kari) -> None:
     assert 'digest_sources{status="new"} 2' in body
     assert 'digest_source_consecutive_failures{source="rvts-test"} 0' in body
     assert "# TYPE digest_runs_unfinished gauge" in body
+
+
+def test_links_in_mails_sent_before_links_became_opaque_still_work(client, settings, kari) -> None:
+    from itsdangerous import URLSafeTimedSerializer
+
+    def old_link(purpose: str, email: str) -> str:
+        serializer = URLSafeTimedSerializer(settings.secret_key, salt=f"digest.{purpose}")
+        return serializer.dumps({"s": kari.id, "e": email})
+
+    assert client.get(f"/innstillinger/{old_link('manage', kari.email)}").status_code == 200
+    # The address must still be the row's: a reused id does not open someone else's page.
+    assert (
+        client.get(f"/avmelding/{old_link('unsubscribe', 'other@kommune.no')}").status_code == 400
+    )
+    # One purpose's old link is not another's.
+    assert client.post(f"/avmelding/{old_link('manage', kari.email)}").status_code == 400
+    assert client.post(f"/avmelding/{old_link('unsubscribe', kari.email)}").status_code == 200
+    assert status_of(settings, kari.id).status == "unsubscribed"

@@ -17,17 +17,24 @@ from digest.web.common import choice_lists, form_or_page, page
 from digest.web.signup import chosen_from
 from subscribers.models import Status, Subscriber
 from subscribers.service import SubscriberError, find_by_ref, unsubscribe, update_preferences
-from subscribers.tokens import BadToken, make_token, read_token
+from subscribers.tokens import BadToken, make_token, read_legacy_token, read_token
 
 router = APIRouter()
 
 
 def _subscriber(request: Request, purpose: str, token: str, session: Session) -> Subscriber | None:
+    key = request.app.state.settings.secret_key
     try:
-        ref = read_token(request.app.state.settings.secret_key, purpose, token)
+        return find_by_ref(session, read_token(key, purpose, token))
+    except BadToken:
+        pass
+    try:
+        subscriber_id, email = read_legacy_token(key, purpose, token)
     except BadToken:
         return None
-    return find_by_ref(session, ref)
+    # A link from a mail sent before links became opaque: the address must still match.
+    subscriber = session.get(Subscriber, subscriber_id)
+    return subscriber if subscriber is not None and subscriber.email == email else None
 
 
 @router.get("/avmelding/{token}", response_class=HTMLResponse)
