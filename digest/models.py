@@ -17,7 +17,6 @@ __all__ = [
     "Base",
     "Change",
     "Delivery",
-    "DeliveryStatus",
     "DigestRun",
     "Item",
     "MailStatus",
@@ -164,10 +163,6 @@ class MailStatus(StrEnum):
     FAILED = "failed"
 
 
-# The digest-specific name, kept for readers of runs and metrics.
-DeliveryStatus = MailStatus
-
-
 class Notice(Base):
     """A mail about the subscription itself (confirm, your link); sent once, soon after commit."""
 
@@ -217,9 +212,7 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(
-        String(16), default=DeliveryStatus.PENDING.value, index=True
-    )
+    status: Mapped[str] = mapped_column(String(16), default=MailStatus.PENDING.value, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

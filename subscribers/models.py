@@ -88,8 +88,6 @@ class Subscriber(Base):
     suppressed_reason: Mapped[str | None] = mapped_column(String(500))
     # Temporary delivery failures in a row; past a limit the address is suppressed.
     soft_failures: Mapped[int] = mapped_column(Integer, default=0)
-    # Changes whenever a confirm link must stop working (used, or the person left).
-    confirm_nonce: Mapped[str] = mapped_column(String(32), default="")
     # A random public reference: what the links in mails name instead of the id or address.
     ref: Mapped[str] = mapped_column(String(32), unique=True, default=new_ref)
 

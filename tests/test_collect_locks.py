@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from digest.db import session_scope
-from digest.models import Delivery, DeliveryStatus, DigestRun, Item, Source
+from digest.models import Delivery, DigestRun, Item, MailStatus, Source
 from digest.settings import Settings
 from digest.watch.collect import CollectOutcome, collect_by_id
 from digest.watch.sources import load_sources, sync_sources
@@ -122,9 +122,9 @@ def test_sign_up_and_claim_go_through_while_a_slow_source_is_read(
                 update(Delivery)
                 .where(
                     Delivery.id == pending_delivery,
-                    Delivery.status == DeliveryStatus.PENDING.value,
+                    Delivery.status == MailStatus.PENDING.value,
                 )
-                .values(status=DeliveryStatus.SENDING.value, claimed_at=AT, attempts=1)
+                .values(status=MailStatus.SENDING.value, claimed_at=AT, attempts=1)
             ).rowcount
             session.commit()
         impatient.dispose()
@@ -136,6 +136,6 @@ def test_sign_up_and_claim_go_through_while_a_slow_source_is_read(
     with session_scope(settings.database_url) as session:
         emails = set(session.scalars(select(Subscriber.email)))
         assert emails == {"kari@kommune.no", "ola@kommune.no"}
-        assert session.get_one(Delivery, pending_delivery).status == DeliveryStatus.SENDING.value
+        assert session.get_one(Delivery, pending_delivery).status == MailStatus.SENDING.value
         page = session.scalars(select(Item).where(Item.source_id == slow_source)).one()
         assert page.title == "Sak" and page.content_hash is not None

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from digest.watch.fetch import Fetcher, FetchError, FetchLimits
-from digest.watch.polite import HostRefused, check_public_host
+from digest.watch.polite import HostRefused, check_addresses, resolve_host
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 
@@ -30,11 +30,12 @@ from tests.support.site import FixtureSite, Route
 )
 def test_non_public_hosts_are_refused(host: str) -> None:
     with pytest.raises(HostRefused):
-        check_public_host(host, 80)
+        check_addresses(host, resolve_host(host, 80, timeout=10.0))
 
 
 def test_a_public_address_passes() -> None:
-    check_public_host("8.8.8.8", 80)  # a literal address needs no DNS
+    # A literal address needs no DNS.
+    check_addresses("8.8.8.8", resolve_host("8.8.8.8", 80, timeout=10.0))
 
 
 def test_the_fixture_server_is_refused_without_the_switch(site: FixtureSite) -> None:

@@ -68,16 +68,6 @@ def check_addresses(host: str, addresses: list[str], rule: AddressRule = refusal
             raise HostRefused(f"{host} resolves to a non-public address ({address}: {why})")
 
 
-def check_public_host(host: str, port: int) -> list[str]:
-    """The addresses of `host`, all of them globally routable, or HostRefused."""
-    try:
-        addresses = resolve_host(host, port, timeout=10.0)
-    except OSError as exc:
-        raise HostRefused(str(exc)) from None
-    check_addresses(host, addresses)
-    return addresses
-
-
 class HostPacer:
     """One request at a time per host, with at least `delay` seconds between them.
 

@@ -1,5 +1,7 @@
 """opaque link references, sign-up requests, one claim path for notices, soft bounces once
 
+Confirm links name a sign-up request's nonce, so the subscriber's confirm_nonce goes.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27 06:40:00
@@ -34,6 +36,8 @@ def upgrade() -> None:
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.alter_column("ref", existing_type=sa.String(length=32), nullable=False)
         batch_op.create_unique_constraint(batch_op.f("uq_subscribers_ref"), ["ref"])
+        # Confirm links now name a sign-up request's nonce instead.
+        batch_op.drop_column("confirm_nonce")
 
     op.create_table(
         "signup_requests",
@@ -98,5 +102,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_signup_requests_subscriber_id"))
     op.drop_table("signup_requests")
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("confirm_nonce", sa.String(length=32), nullable=False, server_default="")
+        )
         batch_op.drop_constraint(batch_op.f("uq_subscribers_ref"), type_="unique")
         batch_op.drop_column("ref")
