@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from digest.compose import AnnouncementView
 from digest.models import Announcement, AnnouncementReceipt
 from subscribers.base import utcnow
+from subscribers.text import clean_line, is_safe_line, strip_invisible
 
 
 class AnnouncementError(ValueError):
@@ -29,7 +30,9 @@ def add_announcement(
     publish_until: datetime | None = None,
     draft: bool = False,
 ) -> Announcement:
-    title = " ".join(title.split())
+    # Editors paste from anywhere: no bidi, zero-width or control characters reach a mail.
+    title = clean_line(title)
+    body = "\n".join(strip_invisible(line) for line in body.splitlines())
     if not title:
         raise AnnouncementError("the title is empty")
     if len(title) > 300:
@@ -38,7 +41,12 @@ def add_announcement(
         raise AnnouncementError("the body is longer than 20,000 characters")
     if link:
         parts = urlsplit(link.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not is_safe_line(link.strip())
+            or " " in link.strip()
+        ):
             raise AnnouncementError("the link must be an http:// or https:// URL")
         link = link.strip()
     start = publish_from or utcnow()

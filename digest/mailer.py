@@ -8,8 +8,6 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -48,27 +46,17 @@ class MessageError(ValueError):
 
 # Names are stored with at most this many characters.
 NAME_LIMIT = 200
-_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ASCII_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
-
-
-def _decode_word(match: re.Match[str]) -> str:
-    try:
-        return str(make_header(decode_header(match.group())))
-    except (HeaderParseError, LookupError, UnicodeError, ValueError):
-        return ""  # a word nobody can read is noise, and must not be left for others to try
 
 
 def header_text(text: str, limit: int | None = NAME_LIMIT) -> str:
     """`text` (a name) reduced to one safe line for a header, by our own code.
 
-    clean_line decodes encoded words and removes line-break, control and bidi
-    characters; a word it could not decode with the rest is decoded alone here (or
-    dropped), since the email package would otherwise decode it, line breaks and all.
+    clean_line decodes encoded words (dropping those it cannot read) and removes
+    line-break, control and bidi characters; a «=?» still left is broken up, since
+    `build_message` refuses anything that looks like an encoded word.
     """
-    cleaned = clean_line(text)
-    if "=?" in cleaned:
-        cleaned = clean_line(_ENCODED_WORD.sub(_decode_word, cleaned)).replace("=?", "= ?")
+    cleaned = clean_line(text).replace("=?", "= ?")
     return cleaned[:limit].rstrip() if limit is not None else cleaned
 
 

@@ -27,7 +27,8 @@ def decode_encoded_words(text: str) -> str:
     """Text with RFC 2047 encoded words («=?utf-8?q?…?=») decoded; unreadable ones stay.
 
     Decoded again while words remain (up to three times), so a word wrapped in another
-    does not survive to be decoded by the reader's mail program.
+    does not survive to be decoded by the reader's mail program; a word that cannot be
+    decoded is dropped.
     """
     for _ in range(3):
         if "=?" not in text or not _ENCODED_WORD.search(text):
@@ -35,8 +36,17 @@ def decode_encoded_words(text: str) -> str:
         try:
             text = str(make_header(decode_header(text)))
         except (HeaderParseError, LookupError, UnicodeError, ValueError):
-            break
+            # One unreadable word (an unknown charset) spoils the lot: decode each word
+            # alone and drop those nobody can read, which a mail program might still try.
+            text = _ENCODED_WORD.sub(_decode_word, text)
     return text
+
+
+def _decode_word(match: re.Match[str]) -> str:
+    try:
+        return str(make_header(decode_header(match.group())))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return ""
 
 
 def strip_invisible(text: str) -> str:

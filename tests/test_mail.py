@@ -14,6 +14,7 @@ from digest.compose import AnnouncementView, ChangeView, Recipient, compose
 from digest.mailer import Envelope, OutboxTransport, SendError, SMTPTransport, build_message
 from digest.periods import Period
 from digest.render import MailLinks, render
+from digest.settings import Settings
 from subscribers.models import Frequency
 from tests.support.smtp import SMTPServer
 
@@ -356,3 +357,19 @@ def test_a_relay_without_smtputf8_refuses_one_address_not_the_connection() -> No
         relay.stop()
     assert refused.permanent and not refused.recipient and "SMTPUTF8" in str(refused)
     assert [e[1] for e in inbox.envelopes] == [["ok@kommune.no"]]
+
+
+def test_announcements_keep_no_invisible_or_control_characters(settings: Settings) -> None:
+    from digest.announcements import AnnouncementError, add_announcement
+    from digest.db import session_scope
+
+    with session_scope(settings.database_url) as session:
+        item = add_announcement(
+            session,
+            title="Kurs\u202e i\u200b samtaler\r\nBcc: x@evil.example",
+            body="Første linje\u2066\n\n* punkt\u200d to",
+        )
+        assert item.title == "Kurs i samtaler Bcc: x@evil.example"
+        assert item.body == "Første linje\n\n* punkt to"
+        with pytest.raises(AnnouncementError):
+            add_announcement(session, title="x", link="https://x.no/\r\nBcc: y")
