@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from digest.periods import Period
 
@@ -104,6 +104,23 @@ def same_news_key(change: ChangeView) -> str:
     return "title:" + " ".join(words)
 
 
+# No zone is more than a day from UTC: a date inside these bounds can be shown in any.
+_SHOWABLE_FROM = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_SHOWABLE_UNTIL = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
+def _shown_date(change: ChangeView) -> datetime:
+    """The date an item is shown with: published when that can be shown, else detected.
+
+    A site's «9999-12-31T23:30Z» is year 10000 in Oslo; stored before dates were checked
+    on the way in, it must still not stop the mail it is in.
+    """
+    published = change.published_at
+    if published is None or published.utcoffset() is None:
+        return change.detected_at
+    return published if _SHOWABLE_FROM <= published <= _SHOWABLE_UNTIL else change.detected_at
+
+
 def compose(
     recipient: Recipient,
     changes: Sequence[ChangeView],
@@ -142,7 +159,7 @@ def compose(
                 url=first.url,
                 summary=first.summary,
                 is_new=any(c.item_id in new_items for c in (first, *others)),
-                date=first.published_at or first.detected_at,
+                date=_shown_date(first),
                 note=first.note,
                 also_at=also,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -71,6 +72,15 @@ def _environment() -> Environment:
     return env
 
 
+def _date_or_nothing(moment: datetime, tz: ZoneInfo, language: str) -> str:
+    """An item's date as the reader's language writes it, or nothing if it cannot be shown
+    in `tz`: one item's date never stops a mail."""
+    try:
+        return format_date(moment, tz, language)
+    except (OverflowError, ValueError, TypeError):
+        return ""
+
+
 def render(
     digest: Digest,
     links: MailLinks,
@@ -94,7 +104,7 @@ def render(
             f"{format_date(start, tz, language, False)} {t('at_time', time=f'{start:%H:%M}')} – "
             f"{format_date(end, tz, language)} {t('at_time', time=f'{end:%H:%M}')}"
         ),
-        "date": lambda moment: format_date(moment, tz, language),
+        "date": lambda moment: _date_or_nothing(moment, tz, language),
         "topics": [labels.get(t, t) for t in digest.topics],
     }
     subject = subject_for(digest, tz, service_name)

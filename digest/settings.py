@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(5_000_000, ge=1_000, le=100_000_000)
     fetch_timeout_seconds: float = Field(20.0, gt=0, le=300)
     fetch_host_delay_seconds: float = Field(1.0, ge=0, le=60)
+    # One source's pass (listing, child sitemaps, article pages) starts no fetch after
+    # this; with one fetch deadline on top it stays inside the collect actor's 5 minutes.
+    fetch_source_budget_seconds: float = Field(180.0, gt=0, le=3600)
     allow_private_hosts: bool = False
     user_agent_contact: str = ""
     soft_bounce_limit: int = Field(5, ge=1, le=100)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from digest.db import session_scope
 from digest.models import Item, Source
 from digest.settings import Settings, get_settings
+from digest.watch.clean import BadLink, canonical_url
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.feeds import rss
@@ -171,3 +172,57 @@ def test_a_pattern_that_suddenly_matches_nothing_is_a_warning(settings, site, tm
         timeout=60,
     ).stdout
     assert "warning: no link on the page matched" in listed
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("http://[2001:db8::1]/x", "http://[2001:db8::1]/x"),
+        ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+        ("https://[2001:DB8::A]:443/x?utm_source=y#z", "https://[2001:db8::a]/x"),
+        ("http://[::ffff:192.0.2.1]/", "http://[::ffff:192.0.2.1]/"),
+        ("http://user@[2001:db8::1]:81", "http://[2001:db8::1]:81/"),
+        ("http://Bærum.Kommune.no/sak", "http://bærum.kommune.no/sak"),
+        ("http://www.rvts_sor.no:8080/a", "http://www.rvts_sor.no:8080/a"),
+    ],
+)
+def test_canonical_urls_keep_ipv6_brackets(url: str, canonical: str) -> None:
+    assert canonical_url(url) == canonical
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://exa mple.org/x",
+        "http://exa%20mple.org/x",
+        "http://example.org\u00a0/x",
+        "http://ex<ample>.org/x",
+        "http://[v1.fe]/x",  # a future IP literal, not an address anyone serves
+        "http://[fe80::1%25eth0]/x",
+        "http://[2001:db8::zz]/x",
+        'http://exam"ple.org/',
+    ],
+)
+def test_a_host_with_characters_no_host_has_is_a_bad_link(url: str) -> None:
+    with pytest.raises(BadLink):
+        canonical_url(url)
+
+
+def test_links_with_an_ipv6_host_are_kept_and_a_broken_host_is_skipped(
+    settings, synced, site: FixtureSite
+) -> None:
+    links = ["http://exa mple.org/x", "http://[2001:db8::1]/sak/", site.url("/aktuelt/1/")]
+    site.routes["/feed/"] = Route(
+        rss(
+            "RVTS Test",
+            site.url("/"),
+            [{"title": f"Sak {n}", "link": link, "published": AT} for n, link in enumerate(links)],
+        )
+    )
+    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    assert outcome.ok and outcome.report.new == 2
+    assert "skipped 1 link(s)" in source(settings, synced["rvts-test"]).warning
+    assert "exa mple.org" in source(settings, synced["rvts-test"]).warning
+    with session_scope(settings.database_url) as session:
+        urls = set(session.scalars(select(Item.url)))
+    assert urls == {"http://[2001:db8::1]/sak/", site.url("/aktuelt/1/")}

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from digest.compose import AnnouncementView, ChangeView, Recipient, compose
+from digest.compose import (
+    AnnouncementView,
+    ChangeView,
+    Digest,
+    DigestItem,
+    Recipient,
+    SourceGroup,
+    compose,
+)
 from digest.periods import Period
+from digest.render import MailLinks, render
 from subscribers.models import Frequency
 
 START = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
@@ -91,3 +102,27 @@ def test_the_same_news_on_several_sites_appears_once_naming_the_others() -> None
     titles = [(g.name, i.title, i.also_at) for g in digest.groups for i in g.items]
     assert ("RVTS MIDT", "SNAKKE lanseres på samisk!", ("RVTS NORD", "RVTS VEST")) in titles
     assert digest.item_count == 3  # the news once, and the two short «Kurs» titles apart
+
+
+def test_a_date_no_zone_can_show_is_not_the_items_date() -> None:
+    """Stored before dates were checked on the way in, or from anywhere else: 9999-12-31
+    23:30 UTC is year 10000 in Oslo, and must not stop the mail it is in."""
+    absurd = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+    changes = [
+        dataclasses.replace(change(1, 10, "new", 2, "Langt fram"), published_at=absurd),
+        dataclasses.replace(change(2, 11, "new", 1, "Helt vanlig"), published_at=START),
+    ]
+    digest = compose(recipient(), changes, [], PERIOD)
+    dates = {item.title: item.date for item in digest.groups[0].items}
+    assert dates == {"Langt fram": START + timedelta(hours=2), "Helt vanlig": START}
+
+
+def test_render_leaves_out_a_date_it_cannot_show() -> None:
+    item = DigestItem(
+        "Langt fram", "https://x.no/1", "", True, datetime.max.replace(tzinfo=UTC), ""
+    )
+    digest = Digest(recipient(), PERIOD, groups=(SourceGroup("RVTS", (item,)),))
+    links = MailLinks("https://v.no/a", "https://v.no/b")
+    mail = render(digest, links, ZoneInfo("Europe/Oslo"), "Veiledervarsel")
+    assert "Langt fram" in mail.text and "Langt fram" in mail.html
+    assert "9999" not in mail.text and "10000" not in mail.text

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from digest.watch.dates import labelled_dates, parse_date
+from digest.watch.dates import labelled_dates, parse_date, plausible
+from digest.watch.entries import Entry, Link
 
 
 def utc(*args: int) -> datetime:
@@ -55,3 +59,51 @@ def test_nynorsk_and_guide_labels() -> None:
     assert labelled_dates("Sist endra 3. mars 2024").updated == utc(2024, 3, 2, 23, 0)
     guide = labelled_dates("… slutt på kapitlet. Sist faglig oppdatert 14. november 2023")
     assert guide.updated_text == "Sist faglig oppdatert 14. november 2023"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Off the end of the calendar once shown in Oslo, or a placeholder: no date.
+        ("9999-12-31T23:30:00Z", None),
+        ("9999-12-31", None),
+        ("0001-01-01T00:00:00Z", None),
+        ("1899-12-31T12:00:00Z", None),
+        ("2200-01-01T00:00:01Z", None),
+        ("9999-12-31T23:59-23:59", None),
+        # A zone no place has: the time is unknown, not shifted by four days.
+        ("2026-11-25T10:00:00+99:00", None),
+        ("2026-11-25T10:00:00-15:00", None),
+        ("2026-11-25T10:00:00+05:99", None),
+        # The widest real zones, and the ends of what is plausible.
+        ("2026-11-25T10:00:00+14:00", utc(2026, 11, 24, 20, 0)),
+        ("2026-11-25T10:00:00-1200", utc(2026, 11, 25, 22, 0)),
+        ("1900-01-01T00:00:00Z", utc(1900, 1, 1)),
+        ("2199-12-31T23:00:00Z", utc(2199, 12, 31, 23, 0)),
+    ],
+)
+def test_implausible_dates_are_no_dates(text: str, expected: datetime | None) -> None:
+    assert parse_date(text) == expected
+
+
+@given(st.text(alphabet="0123456789-+:TZ .", max_size=40))
+def test_every_parsed_date_can_be_shown_in_any_zone(text: str) -> None:
+    moment = parse_date(text)
+    if moment is not None:
+        for zone in ("Europe/Oslo", "Pacific/Kiritimati", "Etc/GMT+12"):
+            moment.astimezone(ZoneInfo(zone))
+
+
+def test_readers_entries_and_links_keep_no_implausible_date() -> None:
+    """Whatever a reader parsed a date with, an entry or a link does not keep an absurd one."""
+    absurd = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+    fine = utc(2026, 11, 25, 10, 0)
+    entry = Entry("k", "https://x.no/a", "T", published_at=absurd, updated_at=fine)
+    assert (entry.published_at, entry.updated_at) == (None, fine)
+    naive = Entry("k", "https://x.no/a", "T", published_at=datetime(2026, 1, 1))
+    assert naive.published_at is None
+    assert Link("https://x.no/a", datetime(1, 1, 1, tzinfo=UTC)).lastmod is None
+    assert Link("https://x.no/a", fine).lastmod == fine
+    far_zone = datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=23)))
+    assert plausible(far_zone) == far_zone  # a real instant; it converts to UTC
+    assert plausible(None) is None

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from digest.db import session_scope
 from digest.models import Change, Item, Source
 from digest.settings import Settings
+from digest.watch.article import read_article
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.site import FixtureSite, Route
@@ -204,8 +205,18 @@ BYLINES = {
 }
 
 
+LEADS = {
+    "plain": "Kommunen inviterer til samling om vold i nære relasjoner.",
+    # A date in the running text after the byline is not the article's date.
+    "prose date": "Loven som trådte i kraft 1. januar 2019 endres fra 1. juli 2020.",
+}
+
+
+@pytest.mark.parametrize("lead", list(LEADS))
 @pytest.mark.parametrize("byline", list(BYLINES))
-def test_a_byline_date_outside_paragraphs_is_read(settings, sources, site, byline: str) -> None:
+def test_a_byline_date_outside_paragraphs_is_read(
+    settings, sources, site, byline: str, lead: str
+) -> None:
     """A recent article whose date stands in a div or span near the top is new at the
     baseline, not back catalogue; an old one next to it is back catalogue."""
     html = "text/html; charset=utf-8"
@@ -214,8 +225,7 @@ def test_a_byline_date_outside_paragraphs_is_read(settings, sources, site, bylin
         line = BYLINES[byline].format(date=date)
         body = (
             f"<html><head><title>{title}</title></head><body><article>{line}<h1>{title}</h1>"
-            "<p>Kommunen inviterer til samling om vold i nære relasjoner.</p></article>"
-            "</body></html>"
+            f"<p>{LEADS[lead]}</p></article></body></html>"
         )
         return Route(body.encode(), content_type=html)
 
@@ -234,4 +244,35 @@ def test_a_byline_date_outside_paragraphs_is_read(settings, sources, site, bylin
     with session_scope(settings.database_url) as session:
         published = {i.title: i.published_at for i in session.scalars(select(Item))}
     assert published["Ny samling"] == datetime(2025, 1, 14, 10, 15, tzinfo=UTC)
-    assert published["Gammel samling"].year == 2018
+    assert published["Gammel samling"] == datetime(2018, 4, 10, 9, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        # The byline between the heading and a lead that names an older date.
+        (
+            "<main><h1>Ny lov</h1><div><span>Ola</span><span>20.11.2026, kl. 11:15</span></div>"
+            "<p>Loven som trådte i kraft 1. januar 2019 endres.</p></main>",
+            datetime(2026, 11, 20, 10, 15, tzinfo=UTC),
+        ),
+        (
+            "<main><h1>Ny lov</h1><p class='byline'>fredag 20. november 2026</p>"
+            "<p>Loven fra 1. januar 2019 endres.</p></main>",
+            datetime(2026, 11, 19, 23, 0, tzinfo=UTC),
+        ),
+        # First in document order: here the lead's date comes before anything else.
+        (
+            "<main><h1>Ny lov</h1><p>Endret 1. januar 2019? Nei.</p>"
+            "<div><span>20.11.2026</span></div></main>",
+            datetime(2018, 12, 31, 23, 0, tzinfo=UTC),
+        ),
+        # A labelled date still wins over an earlier unlabelled one.
+        (
+            "<main><h1>Ny lov</h1><div>1. januar 2019</div><p>Publisert 20.11.2026</p></main>",
+            datetime(2026, 11, 19, 23, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_the_first_date_at_the_top_of_an_article_is_its_date(page: str, expected) -> None:
+    assert read_article(page, "https://x.no/a").published == expected

@@ -251,3 +251,85 @@ def test_invisible_characters_from_sites_are_not_stored(
     assert "Faktura fdp.exe" in titles
     for text in titles:
         assert not set(text) & set(INVISIBLE), text
+
+
+def atom(entries: list[tuple[str, str, str]]) -> bytes:
+    """An Atom feed of (title, link, updated as written) entries."""
+    body = "".join(
+        f'<entry><title>{title}</title><id>{link}</id><link href="{link}"/>'
+        f"<updated>{updated}</updated></entry>"
+        for title, link, updated in entries
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>Atom</title><id>urn:atom</id><updated>2026-11-20T10:00:00Z</updated>{body}</feed>"
+    ).encode()
+
+
+def rss_written(entries: list[tuple[str, str, str]]) -> bytes:
+    """An RSS feed of (title, link, pubDate as written) items."""
+    body = "".join(
+        f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid>"
+        f"<pubDate>{published}</pubDate></item>"
+        for title, link, published in entries
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>RSS</title><link>http://x/</link><description>d</description>{body}"
+        "</channel></rss>"
+    ).encode()
+
+
+def test_an_absurd_date_from_one_site_breaks_no_mail(
+    settings: Settings, site: FixtureSite, smtp
+) -> None:
+    from digest import runs
+    from digest.periods import latest_period, schedule_of
+    from subscribers.models import Frequency
+    from subscribers.service import add_subscriber, choices
+
+    run_at = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    period = latest_period(Frequency.DAILY, run_at, schedule_of(settings))
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, load_sources(settings.sources_file).sources)
+        ids = {s.key: s.id for s in session.scalars(select(Source))}
+        add_subscriber(session, "kari@kommune.no", choices(), confirmed=True)
+    # The baseline pass: both sources known, nothing new yet.
+    site.routes["/feed/"] = Route(rss_written([]))
+    site.routes["/barn/feed/"] = Route(atom([]), content_type="application/atom+xml")
+    for source_id in ids.values():
+        assert collect_by_id(settings, source_id, period.start - timedelta(days=1)).ok
+    site.routes["/feed/"] = Route(
+        rss_written(
+            [
+                ("Langt fram", site.url("/rss/1/"), "Fri, 31 Dec 9999 23:30:00 GMT"),
+                ("Skjev sone", site.url("/rss/2/"), "Wed, 25 Nov 2026 10:00:00 +9900"),
+            ]
+        )
+    )
+    site.routes["/barn/feed/"] = Route(
+        atom(
+            [
+                ("Atom langt fram", site.url("/atom/1/"), "9999-12-31T23:30:00Z"),
+                ("Atom skjev sone", site.url("/atom/2/"), "2026-11-25T10:00:00+99:00"),
+                ("Atom i fjor", site.url("/atom/3/"), "0001-01-01T00:00:00Z"),
+            ]
+        ),
+        content_type="application/atom+xml",
+    )
+    for source_id in ids.values():
+        outcome = collect_by_id(settings, source_id, period.start + timedelta(hours=1))
+        assert outcome is not None and outcome.ok and outcome.report.new >= 2, outcome
+    with session_scope(settings.database_url) as session:
+        started = runs.start_run(session, period)
+    report = runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert (report.sent, report.failed) == (1, 0)
+    [mail] = smtp.inbox.to("kari@kommune.no")
+    text = mail.get_body(("plain",)).get_content()
+    for title in ("Langt fram", "Skjev sone", "Atom langt fram", "Atom skjev sone", "Atom i fjor"):
+        assert title in text
+    with session_scope(settings.database_url) as session:
+        for item in session.scalars(select(Item)):
+            # No date at all rather than one that cannot be shown or is far off.
+            for moment in (item.published_at, item.updated_at):
+                assert moment is None or moment.year == 2026, (item.title, moment)

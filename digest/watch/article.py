@@ -91,8 +91,10 @@ def read_article(html: str, url: str) -> Article:
     published = published or labelled.published or first_time
     if published is None:
         # Bylines without a label («10.04.2018, kl. 11:15», «fredag 8. januar 2021»)
-        # stand near the top, in a paragraph or in any other element.
-        published = parse_date(text[:HEAD_LENGTH]) or parse_date(head)
+        # stand near the top, in a paragraph or in any other element: the first date in
+        # document order, so a byline in spans wins over a date in the lead after it. The
+        # paragraphs alone are the fallback when other text at the top is long.
+        published = parse_date(head) or parse_date(text[:HEAD_LENGTH])
     updated = labelled.updated or updated
     return Article(
         url=_page_url(url),

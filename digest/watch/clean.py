@@ -7,6 +7,7 @@ writes can reorder or hide what a reader sees («Faktura \u202efdp.exe»).
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -110,7 +111,8 @@ def canonical_url(url: str) -> str:
     """The URL an article is known by: no fragment, no tracking parameters, lower-case host.
 
     Raises BadLink (a ValueError) for a URL that cannot be parsed (a port that is not a
-    number, an unclosed IPv6 bracket), has no host, or is too long to store.
+    number, an unclosed IPv6 bracket), whose host is none a name or an address can be
+    («exa mple.org»), has no host, or is too long to store.
     """
     try:
         parts = urlsplit(_escape_invisible(_URL_BREAKS.sub("", url.strip())))
@@ -118,9 +120,7 @@ def canonical_url(url: str) -> str:
     except (ValueError, UnicodeError) as exc:
         raise BadLink(url, exc) from None
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise BadLink(url, "no host")
+    host = _host(url, parts.netloc, (parts.hostname or "").lower())
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     query = urlencode(
@@ -134,6 +134,30 @@ def canonical_url(url: str) -> str:
     if len(canonical) > MAX_URL_LENGTH:
         raise BadLink(url, f"longer than {MAX_URL_LENGTH} characters")
     return canonical
+
+
+def _host(url: str, netloc: str, host: str) -> str:
+    """The host as a URL writes it: an IPv6 address in its brackets, a name as it is."""
+    if not host:
+        raise BadLink(url, "no host")
+    if netloc.rpartition("@")[2].startswith("["):
+        # Only an IPv6 address: no zone («%eth0», which names this machine's interface)
+        # and no future literal («[v1.fe]»).
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise BadLink(url, "not an IPv6 address in the brackets") from None
+        if "%" in host:
+            raise BadLink(url, "an IPv6 zone is local to one machine")
+        return f"[{host}]"
+    if not all(c.isalnum() or c in _HOST_PUNCTUATION for c in host):
+        raise BadLink(url, "a character no host name has")
+    return host
+
+
+# Besides letters and digits (IDN names included): label separators, hyphens, and the
+# underscores some intranet names have.
+_HOST_PUNCTUATION = frozenset("-._")
 
 
 def _escape_invisible(url: str) -> str:

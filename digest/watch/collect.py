@@ -27,6 +27,7 @@ from digest.watch.fetch import Fetcher, FetchError, FetchLimits, FetchResult
 from digest.watch.follow import (
     DEFAULT_MAX_PAGES,
     DEFAULT_RECHECK_HOURS,
+    Budget,
     Known,
     PageResult,
     plan_reads,
@@ -111,6 +112,13 @@ class Gathered:
     list_only: list[Link] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failure: Exception | None = None
+    # Links from the listing were left unread (budget, max_pages): its validators are
+    # not kept, so that the next pass reads it again instead of getting a 304.
+    cut: bool = False
+
+
+class NoPageRead(Exception):
+    """Every article page read in a pass failed: the source gave nothing usable."""
 
 
 def take_snapshot(session: Session, source_id: int) -> Snapshot | None:
@@ -146,15 +154,18 @@ def _known(item: Item) -> Known:
     )
 
 
-def gather(snapshot: Snapshot, fetcher: Fetcher, at: datetime, backfill_days: int) -> Gathered:
+def gather(
+    snapshot: Snapshot, fetcher: Fetcher, at: datetime, backfill_days: int, budget: Budget
+) -> Gathered:
     """Fetch and read a source, with no database session open; never raises.
 
     Any exception, expected (a fetch or read error) or not (a bug a site's bytes found),
-    ends up in `failure`, to be recorded in the source's health.
+    ends up in `failure`, to be recorded in the source's health. No fetch starts once
+    `budget` is spent: what is left is read on the next pass.
     """
     found = Gathered()
     try:
-        _fetch_and_read(snapshot, fetcher, at, backfill_days, found)
+        _fetch_and_read(snapshot, fetcher, at, backfill_days, budget, found)
     except (FetchError, ReadError) as exc:
         found.failure = exc
     except Exception as exc:  # a fault a site's bytes found in our code: kept with its trace
@@ -164,28 +175,42 @@ def gather(snapshot: Snapshot, fetcher: Fetcher, at: datetime, backfill_days: in
 
 
 def _fetch_and_read(
-    snapshot: Snapshot, fetcher: Fetcher, at: datetime, backfill_days: int, found: Gathered
+    snapshot: Snapshot,
+    fetcher: Fetcher,
+    at: datetime,
+    backfill_days: int,
+    budget: Budget,
+    found: Gathered,
 ) -> None:
     result = fetcher.get(snapshot.url, snapshot.etag, snapshot.last_modified)
     found.status, found.moved_to = result.status, result.moved_to
     found.not_modified = result.not_modified
     read = ReadResult()
     if not result.not_modified:
-        read = _read_listing(snapshot, fetcher, result, found.warnings)
+        read = _read_listing(snapshot, fetcher, result, budget, found)
         found.etag = result.headers.get("etag")
         found.last_modified = result.headers.get("last-modified")
     found.entries = list(read.entries)
     if snapshot.kind in LINKING_KINDS:
-        _read_linked(snapshot, fetcher, read.links, at, backfill_days, found)
+        _read_linked(snapshot, fetcher, read.links, at, backfill_days, budget, found)
+    if found.cut:
+        found.etag = found.last_modified = None
 
 
 def _read_listing(
-    snapshot: Snapshot, fetcher: Fetcher, result: FetchResult, warnings: list[str]
+    snapshot: Snapshot, fetcher: Fetcher, result: FetchResult, budget: Budget, found: Gathered
 ) -> ReadResult:
     """The source's own document read, with the child sitemaps of a sitemap index."""
+    warnings = found.warnings
     reader = get_reader(snapshot.kind)
     read = reader(result.body, result.headers, result.url, snapshot.options)
-    for child in read.sitemaps[:MAX_CHILD_SITEMAPS]:
+    children = read.sitemaps[:MAX_CHILD_SITEMAPS]
+    for number, child in enumerate(children):
+        if budget.spent():
+            found.cut = True
+            left = len(children) - number
+            warnings.append(f"{budget.describe()}: {left} sitemap(s) left for the next pass")
+            break
         try:
             page = fetcher.get(child)
             child_read = reader(page.body, page.headers, page.url, snapshot.options)
@@ -210,6 +235,7 @@ def _read_linked(
     links: list[Link],
     at: datetime,
     backfill_days: int,
+    budget: Budget,
     found: Gathered,
 ) -> None:
     """Plan and read the article pages of a sitemap or index source; list the rest."""
@@ -222,11 +248,21 @@ def _read_linked(
         max_pages=_int_option(snapshot.options, "max_pages", DEFAULT_MAX_PAGES),
     )
     found.list_only = plan.list_only
-    passed = read_pages(fetcher, plan.reads, snapshot.known)
+    found.cut = found.cut or plan.deferred > 0
+    passed = read_pages(fetcher, plan.reads, snapshot.known, budget)
+    notes = []
     if passed.errors:
-        found.warnings.append(
-            f"{len(passed.errors)} page(s) could not be read, first: {passed.errors[0]}"
-        )
+        notes.append(f"{len(passed.errors)} page(s) could not be read, first: {passed.errors[0]}")
+    if passed.unread:
+        found.cut = True
+        notes.append(f"{budget.describe()}: {len(passed.unread)} page(s) left for the next pass")
+        if snapshot.baseline:
+            # As with pages beyond max_pages at the baseline: listed, read quietly later.
+            found.list_only += [r.link for r in passed.unread if r.link.url not in snapshot.known]
+    if passed.errors and not passed.pages:
+        found.failure = NoPageRead("no page could be read: " + "; ".join(notes))
+        return
+    found.warnings.extend(notes)
     found.entries = [page.entry for page in passed.pages if page.entry is not None]
     found.silent = {r.link.url for r in plan.reads if r.silent}
     found.pages = {page.link.url: page for page in passed.pages}
@@ -347,7 +383,7 @@ def _health_text(text: str) -> str:
 def _reason(exc: BaseException) -> str:
     """The reason a collection failed, for people: fetch and read errors say it themselves;
     anything else is named by its type, so that a bug is told from a broken site."""
-    if isinstance(exc, FetchError | ReadError):
+    if isinstance(exc, FetchError | ReadError | NoPageRead):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -412,11 +448,12 @@ def collect_by_id(
         snapshot = take_snapshot(session, source_id)
     if snapshot is None:
         return None
+    budget = Budget(settings.fetch_source_budget_seconds)
     if fetcher is None:
         with make_fetcher(settings) as own:
-            found = gather(snapshot, own, at, settings.backfill_days)
+            found = gather(snapshot, own, at, settings.backfill_days, budget)
     else:
-        found = gather(snapshot, fetcher, at, settings.backfill_days)
+        found = gather(snapshot, fetcher, at, settings.backfill_days, budget)
     return _write(settings, snapshot, found, at)
 
 

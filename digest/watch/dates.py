@@ -84,6 +84,31 @@ ACCESS_DATE = re.compile(
 )
 
 
+# Dates outside these bounds are no date at all: a site's «9999-12-31» or «0001-01-01»
+# is a placeholder or a mistake, and cannot be shown in every zone (9999-12-31T23:30Z is
+# already year 10000 in Oslo).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# The widest offsets in use are -12:00 and +14:00; «+99:00» is no zone.
+MAX_OFFSET_MINUTES = 14 * 60
+
+
+def plausible(moment: datetime | None) -> datetime | None:
+    """`moment` if it is a date an article can have, else None.
+
+    A naive moment, or one outside EARLIEST..LATEST, is not: whatever reads a date from a
+    site passes it through here, so that every date stored can be shown in any zone.
+    """
+    if moment is None:
+        return None
+    try:
+        if moment.utcoffset() is None or not EARLIEST <= moment <= LATEST:
+            return None
+    except (OverflowError, ValueError):  # a tzinfo whose offset is out of range
+        return None
+    return moment
+
+
 def _build(match: re.Match[str], month: int, tz: ZoneInfo) -> datetime | None:
     hour = int(match["hour"]) if match["hour"] else 0
     minute = int(match["minute"]) if match["minute"] else 0
@@ -133,13 +158,15 @@ def _iso(match: re.Match[str], tz: ZoneInfo) -> datetime | None:
     try:
         if zone:
             if zone == "Z":
-                return moment.replace(tzinfo=UTC)
-            sign = 1 if zone[0] == "+" else -1
+                return plausible(moment.replace(tzinfo=UTC))
             digits = zone[1:].replace(":", "")
-            offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
+            hours, minutes = int(digits[:2]), int(digits[2:])
+            if minutes >= 60 or hours * 60 + minutes > MAX_OFFSET_MINUTES:
+                return None  # «+99:00»: a zone no place has, so the time is unknown
+            offset = (1 if zone[0] == "+" else -1) * (hours * 60 + minutes)
             seconds = moment.replace(tzinfo=UTC).timestamp() - offset * 60
-            return datetime.fromtimestamp(seconds, UTC)
-        return moment.replace(tzinfo=tz).astimezone(UTC)
+            return plausible(datetime.fromtimestamp(seconds, UTC))
+        return plausible(moment.replace(tzinfo=tz).astimezone(UTC))
     except (OverflowError, ValueError, OSError):
         return None  # «0001-01-01», «9999-12-31T23:59-23:59»: off the end of the calendar
 

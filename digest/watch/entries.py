@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from digest.watch.dates import plausible
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -23,6 +25,9 @@ class Entry:
     content_hash: str = field(init=False)
 
     def __post_init__(self) -> None:
+        # Every reader builds entries, so an absurd date from any of them ends here.
+        object.__setattr__(self, "published_at", plausible(self.published_at))
+        object.__setattr__(self, "updated_at", plausible(self.updated_at))
         digest = hashlib.sha256(f"{self.title}\n{self.content_text}".encode()).hexdigest()
         object.__setattr__(self, "content_hash", digest)
 
@@ -33,6 +38,9 @@ class Link:
 
     url: str
     lastmod: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lastmod", plausible(self.lastmod))
 
 
 @dataclass(slots=True)

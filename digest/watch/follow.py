@@ -3,13 +3,15 @@
 New links come first, then links whose lastmod moved, then known pages due for their slow
 re-read; a pass reads at most `max_pages`. At a source's baseline the pages read are
 judged by their dates (only recent ones are new), and those beyond the budget are only
-listed, to be read quietly over later passes instead of being reported.
+listed, to be read quietly over later passes instead of being reported. No page fetch
+starts once the pass's wall-clock budget is spent; the pages left are read next pass.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,6 +47,27 @@ class Read:
 class Plan:
     reads: list[Read] = field(default_factory=list)
     list_only: list[Link] = field(default_factory=list)
+    # New or moved links beyond max_pages, neither read nor listed: only the listing
+    # knows them, so it must be read again next pass.
+    deferred: int = 0
+
+
+@dataclass(slots=True)
+class Budget:
+    """The wall clock one pass over a source may use: no fetch starts once it is spent."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def spent(self) -> bool:
+        return self.clock() - self.started >= self.seconds
+
+    def describe(self) -> str:
+        return f"the pass's budget of {self.seconds:g} s was spent"
 
 
 def plan_reads(
@@ -91,6 +114,7 @@ def plan_reads(
         for s in due
     ]
     plan.reads = (fresh + moved + recheck)[:max_pages]
+    plan.deferred = max(0, len(fresh) + len(moved) - max_pages)
     return plan
 
 
@@ -106,12 +130,22 @@ class PageResult:
 class ReadPass:
     pages: list[PageResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unread: list[Read] = field(default_factory=list)  # left when the budget was spent
 
 
-def read_pages(fetcher: Fetcher, reads: Sequence[Read], known: Mapping[str, Known]) -> ReadPass:
-    """Fetch and read each planned page; one page's failure does not stop the others."""
+def read_pages(
+    fetcher: Fetcher,
+    reads: Sequence[Read],
+    known: Mapping[str, Known],
+    budget: Budget | None = None,
+) -> ReadPass:
+    """Fetch and read each planned page until the budget is spent; one page's failure
+    does not stop the others."""
     result = ReadPass()
-    for read in reads:
+    for number, read in enumerate(reads):
+        if budget is not None and budget.spent():
+            result.unread = list(reads[number:])
+            break
         state = known.get(read.link.url)
         try:
             response = fetcher.get(
