@@ -175,3 +175,17 @@ def test_a_pass_whose_every_page_failed_is_a_failure(
     assert "no page could be read" in slow.error and "took longer than" in slow.error
     assert not outcomes["slow-index"].ok
     assert outcomes["other-host"].ok
+
+
+def test_a_pass_whose_only_page_is_gone_is_not_a_failure(
+    settings: Settings, limited: dict[str, int], site: FixtureSite
+) -> None:
+    serve_index(site, ["/sak/0/"], [])
+    assert collect(AT)["slow-index"].ok
+    # The listing now links a page the site no longer has: a stale link, not a broken site.
+    serve_index(site, ["/sak/0/", "/sak/borte/"], [])
+    del site.routes["/sak/borte/"]
+    outcome = collect(AT + timedelta(hours=1))["slow-index"]
+    slow = source(settings, "slow-index")
+    assert outcome.ok and slow.status == "ok", slow.error
+    assert "404" in slow.warning

@@ -259,7 +259,7 @@ def _read_linked(
         if snapshot.baseline:
             # As with pages beyond max_pages at the baseline: listed, read quietly later.
             found.list_only += [r.link for r in passed.unread if r.link.url not in snapshot.known]
-    if passed.errors and not passed.pages:
+    if passed.errors and not passed.pages and len(passed.errors) > passed.gone:
         found.failure = NoPageRead("no page could be read: " + "; ".join(notes))
         return
     found.warnings.extend(notes)

@@ -131,6 +131,9 @@ class ReadPass:
     pages: list[PageResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unread: list[Read] = field(default_factory=list)  # left when the budget was spent
+    # Pages the site says are gone (404, 410): a stale link in its listing, not a site
+    # that cannot be read.
+    gone: int = 0
 
 
 def read_pages(
@@ -164,6 +167,7 @@ def read_pages(
                 page.entry = read_page(response.body, response.headers, url, key=url)
         except FetchError as exc:
             result.errors.append(f"{read.link.url}: {exc.reason}")
+            result.gone += exc.status in (404, 410)
             continue
         except Exception as exc:  # one page's fault, whatever it is, stays with that page
             log.warning("reading %s failed", read.link.url, exc_info=True)
