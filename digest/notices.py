@@ -201,13 +201,15 @@ def _message(settings: Settings, notice: Notice, subscriber: Subscriber) -> Emai
         if request is None:
             raise LookupError(f"confirmation notice {notice.id} has no sign-up request")
         confirm = confirm_url(settings, request)
-    # Name and language are the ones stored: a request's choices are not the person's
-    # until they confirm it.
+    # A confirmation goes to someone who has not confirmed anything: no text typed into
+    # the form (a name) may reach them, or the form would mail anyone a stranger's words.
+    # The language is the one stored.
+    name = "" if notice.kind == "confirm" else subscriber.name
     mail = render_notice(
         notice.kind,
         service_name=SERVICE_NAME,
         email=subscriber.email,
-        name=subscriber.name,
+        name=name,
         confirm_url=confirm,
         links=links,
         language=subscriber.language or "nb",
@@ -216,7 +218,7 @@ def _message(settings: Settings, notice: Notice, subscriber: Subscriber) -> Emai
         from_address=settings.from_address,
         from_name=settings.from_name,
         to_address=subscriber.email,
-        to_name=subscriber.name,
+        to_name=name,
         message_id=f"notice{notice.id}@{settings.mail_domain}",
         list_id=f"{SERVICE_NAME} <digest.{settings.mail_domain}>",
         unsubscribe_url=links.unsubscribe,

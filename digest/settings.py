@@ -130,8 +130,14 @@ class Settings(BaseSettings):
     @field_validator("from_address")
     @classmethod
     def _from_address(cls, value: str) -> str:
+        value = value.strip()
+        if value.endswith("@localhost"):
+            # email-validator refuses a domain without a dot; the embedded default uses one.
+            if not re.fullmatch(r"[A-Za-z0-9._+-]{1,64}@localhost", value):
+                raise ValueError("is not a valid address: use letters, digits and . _ + -")
+            return value
         try:
-            return normalise_email(value) if "@localhost" not in value else value.strip()
+            return normalise_email(value)
         except InvalidAddress as exc:
             raise ValueError(f"is not a valid address: {exc}") from None
 

@@ -88,6 +88,8 @@ class Subscriber(Base):
     suppressed_reason: Mapped[str | None] = mapped_column(String(500))
     # Temporary delivery failures in a row; past a limit the address is suppressed.
     soft_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # When the last one was counted: at most one is counted a day.
+    soft_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A random public reference: what the links in mails name instead of the id or address.
     ref: Mapped[str] = mapped_column(String(32), unique=True, default=new_ref)
 

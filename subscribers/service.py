@@ -38,9 +38,11 @@ from subscribers.tokens import CONFIRM_MAX_AGE
 # A confirm link works this long; an unconfirmed sign-up is deleted a margin after that.
 REQUEST_MAX_AGE = timedelta(seconds=CONFIRM_MAX_AGE)
 PURGE_MARGIN = timedelta(days=1)
-# Open requests kept per person. Past this a sign-up re-sends the latest link instead of
-# adding one, so that nobody can pile requests (and their text) onto an address.
+# Open requests kept per person. Past this a sign-up drops the oldest, so that nobody can
+# pile requests (and their text) onto an address.
 MAX_OPEN_REQUESTS = 5
+# Soft bounces closer together than this count as one.
+SOFT_BOUNCE_SPACING = timedelta(hours=20)
 
 
 class SubscriberError(ValueError):
@@ -366,9 +368,10 @@ def sign_up(
     if subscriber.status == Status.ACTIVE.value:
         return SignUp(subscriber, "already")
     # Pending, unsubscribed or suppressed: a new request for consent, and nothing else.
-    waiting = open_requests(session, subscriber)
-    if len(waiting) >= MAX_OPEN_REQUESTS:
-        return SignUp(subscriber, "confirm", waiting[0])
+    # The newest request is kept: the owner's own sign-up must not lose to a pile of
+    # earlier ones a stranger made. The oldest go (with the notices that carried them).
+    for oldest in open_requests(session, subscriber)[MAX_OPEN_REQUESTS - 1 :]:
+        session.delete(oldest)
     return SignUp(subscriber, "confirm", new_request(session, subscriber, chosen, channel))
 
 
@@ -474,10 +477,18 @@ def delivery_failed(
 ) -> None:
     """Count one failed delivery; a permanent one, or `soft_limit` soft ones in a row,
     suppresses. The caller counts a temporary refusal once per delivery, not per attempt,
-    and only when it is the recipient's (the relay accepted others)."""
+    and only when it is the recipient's (the relay accepted others); here at most one a
+    day is counted, so the limit means days of trouble, not a burst of runs."""
     if permanent:
         suppress(session, subscriber, f"permanent delivery failure: {reason}")
         return
+    now = utcnow()
+    last = subscriber.soft_failed_at
+    if last is not None and now - last < SOFT_BOUNCE_SPACING:
+        # Runs that follow each other quickly (immediate digests, a catch-up after an
+        # outage) would otherwise use up the limit in minutes of one passing trouble.
+        return
+    subscriber.soft_failed_at = now
     subscriber.soft_failures = (subscriber.soft_failures or 0) + 1
     if subscriber.soft_failures >= soft_limit:
         suppress(

@@ -175,15 +175,16 @@ def test_an_encoded_word_name_cannot_add_headers_to_a_digest(
 
 
 @pytest.mark.parametrize("evil", INJECTIONS)
-def test_an_encoded_word_name_cannot_add_headers_to_a_confirmation(
+def test_an_encoded_word_name_cannot_add_headers_to_a_notice(
     settings: Settings, utf8_relay: Relay, evil: str
 ) -> None:
+    # The mail with the manage link greets a confirmed person by the stored name.
     with session_scope(settings.database_url) as session:
-        subscriber = add_subscriber(session, "kari@kommune.no", choices())
+        subscriber = add_subscriber(session, "kari@kommune.no", choices(), confirmed=True)
     set_column(settings, "kari@kommune.no", name=evil)
     with session_scope(settings.database_url) as session:
         subscriber = session.scalar(select(Subscriber))
-        notice = queue_notice(session, subscriber, "confirm")
+        notice = queue_notice(session, subscriber, "link")
         assert notice is not None
         notice_id = notice.id
     report = send_notices(via(settings, utf8_relay), [notice_id])

@@ -39,6 +39,9 @@ def test_postgres_urls_get_our_driver(env: pytest.MonkeyPatch, url: str) -> None
         ("DIGEST_IMMEDIATE_EVERY_MINUTES", "0", "DIGEST_IMMEDIATE_EVERY_MINUTES"),
         ("DIGEST_DATABASE_URL", "mysql://x", "DIGEST_DATABASE_URL: must be a postgresql://"),
         ("DIGEST_FROM_ADDRESS", "not-an-address", "DIGEST_FROM_ADDRESS: is not a valid address"),
+        ("DIGEST_FROM_ADDRESS", "x@localhost\r\nBcc: e@evil.example", "DIGEST_FROM_ADDRESS"),
+        ("DIGEST_FROM_ADDRESS", "a@localhost>, e@evil.example", "DIGEST_FROM_ADDRESS"),
+        ("DIGEST_FROM_ADDRESS", "a b@localhost", "DIGEST_FROM_ADDRESS"),
         ("DIGEST_SOURCES_FILE", "/nowhere.toml", "DIGEST_SOURCES_FILE: no such file"),
     ],
 )

@@ -38,6 +38,9 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f("uq_subscribers_ref"), ["ref"])
         # Confirm links now name a sign-up request's nonce instead.
         batch_op.drop_column("confirm_nonce")
+        batch_op.add_column(
+            sa.Column("soft_failed_at", subscribers.base.UTCDateTime(timezone=True), nullable=True)
+        )
 
     op.create_table(
         "signup_requests",
@@ -105,5 +108,6 @@ def downgrade() -> None:
         batch_op.add_column(
             sa.Column("confirm_nonce", sa.String(length=32), nullable=False, server_default="")
         )
+        batch_op.drop_column("soft_failed_at")
         batch_op.drop_constraint(batch_op.f("uq_subscribers_ref"), type_="unique")
         batch_op.drop_column("ref")
