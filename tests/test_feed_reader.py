@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from digest.watch.entries import ReadError
-from digest.watch.readers.feed import read
+from digest.watch.readers.feed import _feedparser_items, read
 
 NYNORSK_RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
@@ -82,3 +82,12 @@ def test_the_content_hash_follows_title_and_text() -> None:
 def test_unreadable_feeds_raise_a_clear_error(body: bytes) -> None:
     with pytest.raises(ReadError, match="feed"):
         read(body, {}, "https://x.no/feed", {})
+
+
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_a_body_is_never_taken_for_a_file_name(relative: bool, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "feed.xml").write_bytes(NYNORSK_RSS)  # a feed feedparser would read
+    path = "feed.xml" if relative else str(tmp_path / "feed.xml")
+    with pytest.raises(ReadError, match="not a readable feed"):
+        _feedparser_items(path.encode(), {}, "https://x.no/feed")

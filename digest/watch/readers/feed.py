@@ -6,6 +6,7 @@ Plain RSS 2.0 and Atom 1.0 feeds take a fast path (`plainfeed`); feedparser read
 from __future__ import annotations
 
 import calendar
+import io
 import re
 import xml.sax
 from collections.abc import Mapping
@@ -60,7 +61,9 @@ def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list
     try:
         # feedparser's own sanitiser is slow and we sanitise with nh3 anyway.
         parsed = feedparser.parse(
-            body,
+            # A file object: given bytes or a string, feedparser first tries to open
+            # them as a file name or URL («/etc/passwd», «/dev/zero»).
+            io.BytesIO(body),
             response_headers={"content-location": url, **_usable_headers(headers)},
             sanitize_html=False,
             # Relative links are resolved by nh3 while sanitising, in the same pass.
