@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from digest.watch.entries import ReadError
-from digest.watch.readers.feed import read
+from digest.watch.readers.feed import _feedparser_items, read
 
 NYNORSK_RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
@@ -82,3 +82,38 @@ def test_the_content_hash_follows_title_and_text() -> None:
 def test_unreadable_feeds_raise_a_clear_error(body: bytes) -> None:
     with pytest.raises(ReadError, match="feed"):
         read(body, {}, "https://x.no/feed", {})
+
+
+# Entities hidden from a byte search by the encoding feedparser is told to use.
+HIDDEN_ENTITY = (
+    b'<?xml version="1.0" encoding="iso 2022 jp"?>'
+    b'<!DOCTYPE rss [<!EN\x1b(BTITY a "PWNED-ENTITY">]>'
+    b'<rss version="2.0"><channel><title>T</title><link>https://x.no/</link>'
+    b"<item><title>x &a; y</title><link>https://x.no/1</link><guid>g1</guid></item>"
+    b"</channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (HIDDEN_ENTITY, "application/rss+xml"),
+        (HIDDEN_ENTITY.replace(b"iso 2022 jp", b"utf-8"), "application/xml; charset=iso-2022-jp"),
+    ],
+    ids=["declared", "in the header"],
+)
+def test_feedparser_never_reads_a_text_that_declares_entities(
+    body: bytes, content_type: str
+) -> None:
+    # The check on the text feedparser decodes, behind the one on the bytes in read().
+    with pytest.raises(ReadError, match="declares entities"):
+        _feedparser_items(body, {"content-type": content_type}, "https://x.no/feed")
+
+
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_a_body_is_never_taken_for_a_file_name(relative: bool, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "feed.xml").write_bytes(NYNORSK_RSS)  # a feed feedparser would read
+    path = "feed.xml" if relative else str(tmp_path / "feed.xml")
+    with pytest.raises(ReadError, match="not a readable feed"):
+        _feedparser_items(path.encode(), {}, "https://x.no/feed")

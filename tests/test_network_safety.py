@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpcore
 import pytest
 
 from digest.watch.addresses import IPAddress, parse_address, refusal
@@ -235,3 +236,16 @@ def test_a_server_trickling_its_headers_is_cut_off_at_the_deadline() -> None:
         assert not server.finished.is_set()
     finally:
         server.stop()
+
+
+def plain_resolver(host: str, port: int, timeout: float | None) -> list[str]:
+    """A resolver that lets the socket layer's own errors out, as a third-party one may."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 70 + ".no"])
+def test_a_name_no_resolver_takes_is_a_connect_error(host: str) -> None:
+    # IDNA refuses an empty label or one past 63 characters with UnicodeError.
+    backend = PinnedBackend(resolve=plain_resolver, rule=None)
+    with pytest.raises(httpcore.ConnectError, match="cannot resolve"):
+        backend.connect_tcp(host, 80, timeout=2)

@@ -1,14 +1,16 @@
 """Fetching a URL within limits: timeouts, a wall-clock deadline, a size cap, conditional GET.
 
 Connections go through `pinned` (checked addresses only, every step within the
-deadline). The HTTP transport is swappable (httpx), so tests can run the real client
-against an in-process server.
+deadline). Bodies are read raw and decompressed by `codings`, so the cap holds at every
+step; redirects are followed here, without reading their bodies. The HTTP transport is
+swappable (httpx), so tests can run the real client against an in-process server.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from digest.watch.addresses import refusal
+from digest.watch.codings import ACCEPT_ENCODING, CodingError, decoder_for
 from digest.watch.pinned import PinnedBackend, PinnedTransport, deadline
 from digest.watch.polite import PACER, HostRefused, RobotsCache, parse_robots
 
@@ -80,10 +83,10 @@ class Fetcher:
             rule = None if self.limits.allow_private else refusal
             transport = PinnedTransport(PinnedBackend(rule=rule))
         self._client = httpx.Client(
-            headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+            headers={"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(self.limits.timeout),
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
+            # Followed in `_exchange`: httpx would read each redirect's body in full.
+            follow_redirects=False,
             transport=transport,
             # No proxy from the environment: the checked address must be the one reached.
             trust_env=False,
@@ -108,26 +111,25 @@ class Fetcher:
     def get(
         self, url: str, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchError(f"only http and https URLs are fetched, not {url!r}")
+        host = _host(url)
         if self.limits.respect_robots and not self.allowed(url):
             raise FetchError("disallowed by robots.txt")
         result = self.pacer.run(
-            parts.hostname, self.limits.host_delay, lambda: self._get(url, etag, last_modified)
+            host, self.limits.host_delay, lambda: self._get(url, etag, last_modified)
         )
         assert isinstance(result, FetchResult)
         return result
 
     def allowed(self, url: str) -> bool:
         """Whether robots.txt lets this service fetch `url` (read once per host per hour)."""
+        host = _host(url)
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         known, rules = self._robots.get(origin)
         if not known:
             try:
                 response = self.pacer.run(
-                    parts.hostname or "",
+                    host,
                     self.limits.host_delay,
                     lambda: self._get(origin + "/robots.txt", None, None),
                 )
@@ -152,9 +154,9 @@ class Fetcher:
         try:
             with (
                 deadline(self.limits.deadline),
-                self._client.stream("GET", url, headers=headers) as response,
+                self._exchange(url, headers) as (response, history),
             ):
-                moved_to = _permanent_target(url, response)
+                moved_to = _permanent_target(url, response, history)
                 if response.status_code == 304:
                     return FetchResult(
                         str(response.url), 304, moved_to=moved_to, headers=dict(response.headers)
@@ -177,42 +179,98 @@ class Fetcher:
             raise
         except HostRefused as exc:
             raise FetchError(f"refused: {exc}") from None
-        except httpx.TooManyRedirects:
-            raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
         except httpx.TimeoutException as exc:
             if time.monotonic() - started >= self.limits.deadline:
                 raise FetchError(f"took longer than {self.limits.deadline:g} s") from None
             raise FetchError(f"timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
-            raise FetchError(f"{type(exc).__name__}: {exc}") from None
+            raise FetchError(f"{type(exc).__name__}: {_one_line(exc)}") from None
+        except (httpx.InvalidURL, UnicodeError) as exc:  # a redirect to a host IDNA refuses
+            raise FetchError(f"not a usable URL: {_one_line(exc)}") from None
+
+    @contextmanager
+    def _exchange(
+        self, url: str, headers: dict[str, str]
+    ) -> Iterator[tuple[httpx.Response, list[httpx.Response]]]:
+        """The final response to GET `url`, its body unread, and the redirects before it."""
+        try:
+            request = self._client.build_request("GET", url, headers=headers)
+        except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+            raise FetchError(f"not a usable URL: {_one_line(exc)}") from None
+        history: list[httpx.Response] = []
+        while True:
+            response = self._client.send(request, stream=True)
+            if response.next_request is None:
+                break
+            response.close()  # a redirect's body is never read, so never decompressed
+            history.append(response)
+            if len(history) > MAX_REDIRECTS:
+                raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+            request = response.next_request
+        try:
+            yield response, history
+        finally:
+            response.close()
 
     def _read_capped(self, response: httpx.Response, started: float) -> bytes:
+        """The body, decompressed here in bounded steps: the cap holds before and after."""
         cap = self.limits.max_bytes
         declared = response.headers.get("content-length", "")
-        if (
-            declared.isdigit()
-            and int(declared) > cap
-            and not response.headers.get("content-encoding")
-        ):
-            raise FetchError(f"response larger than {cap} bytes", status=response.status_code)
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large(response)
         chunks: list[bytes] = []
         size = 0
-        # iter_bytes yields decompressed data, so the cap holds after gzip too.
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise FetchError(f"response larger than {cap} bytes", status=response.status_code)
+        try:
+            decoder = decoder_for(response.headers.get("content-encoding", ""))
+            for piece in decoder.decode(self._raw(response, started)):
+                size += len(piece)
+                if size > cap:
+                    raise self._too_large(response)
+                chunks.append(piece)
+        except CodingError as exc:
+            raise FetchError(str(exc), status=response.status_code) from None
+        return b"".join(chunks)
+
+    def _raw(self, response: httpx.Response, started: float) -> Iterator[bytes]:
+        """The body as sent, within the cap and the deadline."""
+        received = 0
+        for chunk in response.iter_raw():
+            received += len(chunk)
+            if received > self.limits.max_bytes:
+                raise self._too_large(response)
             if time.monotonic() - started > self.limits.deadline:
                 raise FetchError(
                     f"took longer than {self.limits.deadline:g} s", status=response.status_code
                 )
-            chunks.append(chunk)
-        return b"".join(chunks)
+            yield chunk
+
+    def _too_large(self, response: httpx.Response) -> FetchError:
+        return FetchError(
+            f"response larger than {self.limits.max_bytes} bytes", status=response.status_code
+        )
 
 
-def _permanent_target(requested: str, response: httpx.Response) -> str | None:
+def _permanent_target(
+    requested: str, response: httpx.Response, history: list[httpx.Response]
+) -> str | None:
     """The final URL when every hop from the requested one was a permanent redirect."""
-    if response.history and all(r.status_code in PERMANENT_REDIRECTS for r in response.history):
+    if history and all(r.status_code in PERMANENT_REDIRECTS for r in history):
         final = str(response.url)
         return final if final != requested else None
     return None
+
+
+def _host(url: str) -> str:
+    """The host of an http or https URL, or FetchError saying why the URL is not usable."""
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:  # «http://[::1%]/», a port past 65535
+        raise FetchError(f"not a usable URL: {_one_line(exc)}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise FetchError(f"only http and https URLs are fetched, not {url!r}")
+    return host
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__

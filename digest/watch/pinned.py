@@ -96,6 +96,8 @@ class PinnedBackend(httpcore.NetworkBackend):
             raise httpcore.ConnectTimeout(str(exc)) from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from None
+        except (UnicodeError, ValueError) as exc:  # a name no resolver takes (IDNA)
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         if self._rule is not None:
             check_addresses(host, addresses, self._rule)
         failure: Exception = httpcore.ConnectError(f"{host} has no address")

@@ -1,10 +1,12 @@
 """Refusing XML that declares entities, before any XML parser sees it.
 
-No real feed or sitemap declares entities; billion-laughs and external-entity attacks
-do. The whole body is searched, in every encoding a parser could read it in: the bytes
-as they are (ASCII-compatible encodings), with NUL bytes removed (UTF-16 and UTF-32 in
-either byte order and alignment), EBCDIC, and whatever the HTTP header, the XML
-declaration or a byte-order mark names.
+No real feed or sitemap declares entities or has an internal DTD subset (the only place
+entities can be declared); billion-laughs and external-entity attacks do. The whole
+body is searched as every decoder could read it: the bytes as they are (ASCII-compatible
+encodings), with NUL bytes removed (UTF-16 and UTF-32 in either byte order and
+alignment), through every codec that can write "<!ENTITY" without its ASCII bytes
+(EBCDIC, escape sequences, shift states, backslash escapes), and through whatever the
+HTTP header or any encoding declaration in the head names, however it is spelled.
 """
 
 from __future__ import annotations
@@ -12,76 +14,104 @@ from __future__ import annotations
 import codecs
 import re
 
-_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_TEXT_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE | re.ASCII)
-_XML_ENCODING = re.compile(rb"""^[^<]{0,8}<\?xml[^>]{0,200}?encoding\s*=\s*["']([\w.:+-]{1,40})""")
-_CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:+-]{1,40})""", re.IGNORECASE)
-# UTF-32 LE before UTF-16 LE: its mark begins with the other's.
-_BOMS = (
-    codecs.BOM_UTF32_BE,
-    codecs.BOM_UTF32_LE,
-    codecs.BOM_UTF8,
-    codecs.BOM_UTF16_BE,
-    codecs.BOM_UTF16_LE,
+# An entity declaration, or a document type declaration with an internal subset. Before
+# its "[" only quoted literals may hold "<", ">" or "[", and possessive repeats never
+# backtrack: the search stays linear in the length of the body.
+_UNSAFE = re.compile(
+    r"""<!(?:ENTITY|DOCTYPE(?:[^<>\[\]"']++|"[^"]*+"|'[^']*+')*+\[)""", re.IGNORECASE | re.ASCII
 )
-# EBCDIC is what a parser guesses from "<?xm" in code page 037; UTF-7 needs no BOM.
-_ALWAYS = ("cp037", "utf-7")
+# Any encoding a declaration may name, as loosely as feedparser reads it (any quote,
+# any spelling codecs.lookup accepts, not only the first declaration, nor only at the top).
+_ENCODING_NAME = re.compile(r"""encoding\s*=\s*["']([^"'\r\n]{1,100})""", re.IGNORECASE)
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]{1,100})""", re.IGNORECASE)
+_HEAD = 65_536  # how far into each reading of the body encoding names are looked for
+# Every Python codec that can produce the characters of "<!ENTITY" or "<!DOCTYPE [" from
+# other bytes than their ASCII ones; a test holds this list to the codecs Python has.
+ESCAPING_CODECS = (
+    # EBCDIC code pages
+    "cp037",
+    "cp273",
+    "cp424",
+    "cp500",
+    "cp875",
+    "cp1026",
+    "cp1140",
+    # Arabic Mac pages, with a second, right-to-left copy of ASCII punctuation
+    "mac_arabic",
+    "mac_farsi",
+    # Stateful: escape sequences and shifts that vanish from the text
+    "iso2022_jp",
+    "iso2022_jp_1",
+    "iso2022_jp_2",
+    "iso2022_jp_2004",
+    "iso2022_jp_3",
+    "iso2022_jp_ext",
+    "iso2022_kr",
+    "hz",
+    "utf_7",
+    # Backslash escapes
+    "unicode_escape",
+    "raw_unicode_escape",
+)
+_ALWAYS = frozenset(codecs.lookup(name).name for name in ESCAPING_CODECS)
+# unicode_escape reads an escape it does not know, or an octal one past \377, as it stands
+# but with a DeprecationWarning; written out as Python would, it reads the same quietly.
+_ESCAPE = re.compile(rb"\\([0-7]{1,3}|.)", re.DOTALL)
+_KNOWN_ESCAPES = frozenset(b"\n\\'\"abfnrtvxNuU")
 # These write "<!ENTITY" as the plain ASCII bytes, which the byte search already covers.
 _ASCII_LIKE = re.compile(r"^(utf[-_]?8|ascii|us[-_]ascii|latin[-_]?1|iso8859[-_]\d+|cp125\d)$")
 
 
 def declares_entities(body: bytes, content_type: str = "") -> bool:
-    """Whether `body`, read in any encoding a parser might choose, declares an entity."""
-    if _DECLARATION.search(body) or _DECLARATION.search(body.replace(b"\x00", b"")):
+    """Whether `body`, read in any encoding a parser might choose, declares an entity or
+    has an internal DTD subset."""
+    # Latin-1 maps each byte to the character of the same number: a search of the bytes.
+    readings = [body.decode("latin-1"), body.replace(b"\x00", b"").decode("latin-1")]
+    readings += [_decoded(body, codec) for codec in sorted(_ALWAYS)]
+    if any(text_declares_entities(text) for text in readings):
         return True
-    bare = _without_bom(body)
-    for encoding in _encodings(body, content_type):
-        for data in {body, bare}:
-            text = _decoded(data, encoding)
-            if text is not None and _TEXT_DECLARATION.search(text):
-                return True
-    return False
+    named = _named_encodings(readings, content_type) - _ALWAYS
+    return any(text_declares_entities(_decoded(body, codec)) for codec in sorted(named))
 
 
-def _decoded(data: bytes, encoding: str) -> str | None:
-    """The text as a strict reader would see it, or as near as a lenient one gets."""
-    for errors in ("strict", "replace"):
-        try:
-            return data.decode(encoding, errors)
-        except UnicodeDecodeError:
-            continue
-        except (LookupError, UnicodeError, TypeError, ValueError):
-            return None  # not a text encoding Python can use, so no parser reads it so
-    return None
+def text_declares_entities(text: str) -> bool:
+    """Whether decoded XML text declares an entity or has an internal DTD subset."""
+    return _UNSAFE.search(text) is not None
 
 
-def _encodings(body: bytes, content_type: str) -> list[str]:
-    named = [*_ALWAYS]
-    header = _CHARSET.search(content_type)
-    if header:
-        named.append(header.group(1))
-    head = body[:512]
-    for sample in (
-        head,
-        head.replace(b"\x00", b""),
-        head.decode("cp037").encode("latin-1", "replace"),
-    ):
-        declared = _XML_ENCODING.search(_without_bom(sample))
-        if declared:
-            named.append(declared.group(1).decode("ascii"))
-    found: list[str] = []
-    for name in named:
-        try:
-            canonical = codecs.lookup(name).name
-        except LookupError:
-            continue
-        if canonical not in found and not _ASCII_LIKE.match(canonical):
-            found.append(canonical)
+def _decoded(data: bytes, codec: str) -> str:
+    """The text as near as any reader gets: what a strict decoder refuses is left out."""
+    if codec == "unicode-escape":
+        data = _ESCAPE.sub(_quiet_escape, data)
+    try:
+        return data.decode(codec, "ignore")
+    except (LookupError, UnicodeError, TypeError, ValueError):
+        return ""  # not a text encoding Python can use, so no parser reads it so
+
+
+def _quiet_escape(match: re.Match[bytes]) -> bytes:
+    escape = match[1]
+    if escape[0] in b"01234567":
+        value = int(escape, 8)
+        return match[0] if value <= 0o377 else b"\\u%04x" % value
+    return match[0] if escape[0] in _KNOWN_ESCAPES else b"\\" + match[0]
+
+
+def _named_encodings(readings: list[str], content_type: str) -> set[str]:
+    names = [match[1] for match in [_CHARSET.search(content_type)] if match]
+    for text in readings:
+        names += _ENCODING_NAME.findall(text[:_HEAD])
+    found = set()
+    for name in names:
+        codec = _text_codec(name)
+        if codec and not _ASCII_LIKE.match(codec):
+            found.add(codec)
     return found
 
 
-def _without_bom(data: bytes) -> bytes:
-    for bom in _BOMS:
-        if data.startswith(bom):
-            return data[len(bom) :]
-    return data
+def _text_codec(name: str) -> str | None:
+    try:
+        info = codecs.lookup(name.strip())
+    except (LookupError, ValueError):
+        return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None

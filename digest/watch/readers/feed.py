@@ -6,6 +6,7 @@ Plain RSS 2.0 and Atom 1.0 feeds take a fast path (`plainfeed`); feedparser read
 from __future__ import annotations
 
 import calendar
+import io
 import re
 import xml.sax
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from digest.watch.clean import (
 from digest.watch.entries import Entry, ReadError, ReadResult, SkippedLinks
 from digest.watch.html import text_codec
 from digest.watch.readers.plainfeed import RawItem, read_plain
-from digest.watch.xmlguard import declares_entities
+from digest.watch.xmlguard import declares_entities, text_declares_entities
 
 MAX_ENTRIES = 500
 
@@ -35,7 +36,7 @@ def read(
         raise ReadError("the feed is empty")
     if declares_entities(body, headers.get("content-type", "")):
         # No real feed declares entities; billion-laughs and external-entity attacks do.
-        raise ReadError("refused unsafe XML: the feed declares entities")
+        raise ReadError("refused unsafe XML: the feed declares entities or a DTD subset")
     items = read_plain(body, headers.get("content-type", ""), url)
     if items is None:
         items = _feedparser_items(body, headers, url)
@@ -55,17 +56,29 @@ def read(
 
 
 def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list[RawItem]:
-    import feedparser  # only feeds off the fast path need it; it is slow to import
+    # Only feeds off the fast path need feedparser; it is slow to import.
+    import feedparser  # type: ignore[import-untyped]
+    from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
 
+    response_headers = {"content-location": url, **_usable_headers(headers)}
     try:
-        # feedparser's own sanitiser is slow and we sanitise with nh3 anyway.
+        # The very text feedparser's parsers will read, in whatever encoding it chose:
+        # no entity declaration may be in it, however the bytes hid one.
+        as_read = convert_to_utf8(dict(response_headers), body, {})
+        if text_declares_entities(as_read.decode("utf-8", "ignore")):
+            raise ReadError("refused unsafe XML: the feed declares entities or a DTD subset")
         parsed = feedparser.parse(
-            body,
-            response_headers={"content-location": url, **_usable_headers(headers)},
+            # A file object: given bytes or a string, feedparser first tries to open
+            # them as a file name or URL («/etc/passwd», «/dev/zero»).
+            io.BytesIO(body),
+            response_headers=response_headers,
+            # feedparser's own sanitiser is slow and we sanitise with nh3 anyway.
             sanitize_html=False,
             # Relative links are resolved by nh3 while sanitising, in the same pass.
             resolve_relative_uris=False,
         )
+    except ReadError:
+        raise
     except Exception as exc:  # feedparser gives up in its own ways (an unusable codec)
         raise ReadError(f"not a readable feed: {type(exc).__name__}: {exc}") from None
     problem = parsed.get("bozo_exception")
