@@ -40,7 +40,7 @@ def resolve_host(host: str, port: int, timeout: float | None = None) -> list[str
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             answer.append(list(dict.fromkeys(str(info[4][0]) for info in infos)))
-        except (OSError, UnicodeError) as exc:
+        except Exception as exc:  # handed to the caller, whatever it is, at once
             answer.append(exc)
 
     worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
