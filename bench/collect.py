@@ -110,7 +110,7 @@ def _digest_command(folder: Path, feeds: list[dict], jobs: int) -> tuple[float, 
             env = _environment(work, sources)
             digest = [sys.executable, "-m", "digest"]
             _timed([*digest, "db", "upgrade"], env)
-            _timed([*digest, "sources", "sync"], env)
+            _timed([*digest, "sources", "sync", "--allow-empty"], env)
             times.append(_timed([*digest, "collect", "--jobs", str(jobs)], env))
         best.append(min(times))
     return best[1], best[0]

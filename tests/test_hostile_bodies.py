@@ -474,3 +474,22 @@ def test_unusable_page_links_are_warnings_without_tracebacks(
     with session_scope(watched.database_url) as session:
         row = session.scalar(select(Source).where(Source.key == "index"))
         assert row.warning and "could not be read" in row.warning
+
+
+def test_the_guards_shortcuts_read_as_the_codecs_do() -> None:
+    # Single-byte code pages are decoded through a table and stateful codecs are skipped
+    # when the body has none of their switching bytes: both must read what the codec does.
+    import random
+
+    from digest.watch import xmlguard
+
+    chance = random.Random(7)
+    for _ in range(300):
+        data = bytes(chance.randrange(256) for _ in range(chance.randrange(80)))
+        for codec in xmlguard._SINGLE_BYTE:
+            assert xmlguard._decoded(data, codec) == data.decode(codec, "ignore").replace(
+                "\x00", ""
+            ), codec
+        for codec, switches in xmlguard._STATEFUL.items():
+            if not any(byte in data for byte in switches):
+                assert data.decode(codec, "ignore") == data.decode("ascii", "ignore"), codec
