@@ -333,3 +333,25 @@ def test_an_absurd_date_from_one_site_breaks_no_mail(
             # No date at all rather than one that cannot be shown or is far off.
             for moment in (item.published_at, item.updated_at):
                 assert moment is None or moment.year == 2026, (item.title, moment)
+
+
+def test_a_validator_no_request_can_carry_is_neither_kept_nor_sent(
+    settings: Settings, site: FixtureSite
+) -> None:
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, load_sources(settings.sources_file).sources)
+        source_id = session.scalars(select(Source.id).where(Source.key == "rvts-test")).one()
+    feed = rss("RVTS Test", site.url("/"), items(site, site.url("/sak/1/")))
+    # Latin-1 bytes in the validators: httpx will not send them back in a request.
+    odd = {"ETag": '"v\xe9"', "Last-Modified": "Fri, 20 Nov 2026 10:00:00 GMT\xe9"}
+    site.routes["/feed/"] = Route(feed, etag=False, headers=odd)
+    for day in range(2):
+        outcome = collect_by_id(settings, source_id, AT + timedelta(days=day))
+        assert outcome is not None and outcome.ok, outcome and outcome.describe()
+    row = rows(settings)["rvts-test"]
+    assert (row.etag, row.last_modified) == (None, None)
+    # One stored by an older version is left out of the request, not sent and failed on.
+    with session_scope(settings.database_url) as session:
+        session.get_one(Source, source_id).etag = '"v\xe9"'
+    outcome = collect_by_id(settings, source_id, AT + timedelta(days=3))
+    assert outcome is not None and outcome.ok, outcome.describe()

@@ -23,7 +23,7 @@ from digest.models import Item, Source, SourceStatus
 from digest.settings import Settings
 from digest.watch.clean import MAX_URL_LENGTH
 from digest.watch.entries import Entry, Link, ReadError, ReadResult, is_skip
-from digest.watch.fetch import Fetcher, FetchError, FetchLimits, FetchResult
+from digest.watch.fetch import Fetcher, FetchError, FetchLimits, FetchResult, usable_validator
 from digest.watch.follow import (
     DEFAULT_MAX_PAGES,
     DEFAULT_RECHECK_HOURS,
@@ -371,8 +371,10 @@ def _title_from_url(url: str) -> str:
 
 def _fits(header: str | None, limit: int) -> str | None:
     """A validator header as it was, or None if it is too long to store (never cut: a cut
-    ETag would never match)."""
-    return header if header is not None and len(header) <= limit else None
+    ETag would never match) or could not be sent back (not printable ASCII)."""
+    if header is None or len(header) > limit or not usable_validator(header):
+        return None
+    return header
 
 
 def _health_text(text: str) -> str:

@@ -146,9 +146,11 @@ class Fetcher:
 
     def _get(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         headers = {}
-        if etag:
+        # A validator stored before it was checked (or from an older version) that no
+        # request can carry is left out: the fetch is then unconditional, not impossible.
+        if etag and usable_validator(etag):
             headers["If-None-Match"] = etag
-        if last_modified:
+        if last_modified and usable_validator(last_modified):
             headers["If-Modified-Since"] = last_modified
         started = time.monotonic()
         try:
@@ -248,6 +250,11 @@ class Fetcher:
         return FetchError(
             f"response larger than {self.limits.max_bytes} bytes", status=response.status_code
         )
+
+
+def usable_validator(value: str) -> bool:
+    """Whether an ETag or Last-Modified can be sent back as it came: printable ASCII only."""
+    return value.isascii() and value.isprintable()
 
 
 def _permanent_target(
