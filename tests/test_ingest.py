@@ -34,6 +34,17 @@ def test_baseline_reports_only_the_backfill_window() -> None:
     assert [d.verdict for d in decisions] == [Verdict.NEW, Verdict.BACK_CATALOGUE, Verdict.NEW]
 
 
+def test_a_date_in_the_future_does_not_carry_an_item_past_the_baseline() -> None:
+    decisions = decide(
+        [entry("future", days_old=-60), entry("hours-ahead", days_old=0)],
+        {},
+        baseline=True,
+        backfill_since=AT - timedelta(days=7),
+        believed_until=AT + timedelta(days=1),
+    )
+    assert [d.verdict for d in decisions] == [Verdict.BACK_CATALOGUE, Verdict.NEW]
+
+
 def test_after_the_baseline_every_unknown_entry_is_new_whatever_its_date() -> None:
     decisions = decide(
         [entry("old", days_old=400)], {}, baseline=False, backfill_since=AT - timedelta(days=7)

@@ -247,3 +247,25 @@ def test_a_sources_file_without_sources_is_refused_unless_allowed(
     assert "2 disabled" in allowed.stdout
     with session_scope(settings.database_url) as session:
         assert session.scalars(select(Source.enabled)).all() == [False, False]
+
+
+def test_a_mis_stamped_version_table_is_one_line(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert digest("db", "upgrade").returncode == 0
+    with sqlite3.connect(tmp_path / "var" / "digest.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0001'")
+    result = digest("db", "upgrade")
+    assert_refused(result, 1, "cannot bring the database up to date")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("option", ["--until", "--from"])
+def test_a_time_at_the_ends_of_the_calendar_is_refused(
+    env: pytest.MonkeyPatch, sources_file: Path, option: str
+) -> None:
+    env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
+    assert digest("db", "upgrade").returncode == 0
+    value = "9999-12-31T23:59:00+00:00" if option == "--until" else "0001-01-01T00:00"
+    result = digest("announce", "add", "--title", "T", option, value)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "between the years 1900 and 2200" in result.stderr
+    assert digest("announce", "list").returncode == 0

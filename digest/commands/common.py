@@ -33,6 +33,9 @@ def parse_at(value: str | None, tz: ZoneInfo) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO time such as 2026-11-26T08:00") from None
+    if not 1900 <= moment.year <= 2200:
+        # Stored, a time at the ends of the calendar cannot be shown in every zone.
+        raise click.BadParameter(f"{value!r} is not a time between the years 1900 and 2200")
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
@@ -42,7 +45,12 @@ def fail(message: str) -> None:
 
 
 def local(moment: datetime | None, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else "-"
+    if moment is None:
+        return "-"
+    try:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError):  # a row stored before times were checked
+        return moment.isoformat()
 
 
 def known_topics(settings: Settings) -> set[str]:
@@ -100,6 +108,12 @@ def database_faults(ctx: click.Context) -> Iterator[None]:
         if message is None:
             raise
         fail(message)
+    except Exception as exc:
+        if not ctx.meta.get(MIGRATING):
+            raise
+        # Whatever stops the migrations (a mis-stamped version table, say) is the
+        # operator's to look at: one line, with what Alembic or SQLAlchemy said.
+        fail(f"cannot bring the database up to date: {type(exc).__name__}: {_first_line(exc)}")
 
 
 def _explain(error: DBAPIError, migrating: bool) -> str | None:
@@ -132,3 +146,8 @@ def _explain(error: DBAPIError, migrating: bool) -> str | None:
 def _reason(error: DBAPIError) -> str:
     lines = str(error.orig).strip().splitlines()
     return lines[0] if lines else type(error.orig).__name__
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else ""

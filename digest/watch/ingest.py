@@ -24,6 +24,11 @@ class Verdict(StrEnum):
     FIRST_READ = "first_read"  # a listed item read for the first time, quietly
 
 
+# How far past the time of collection a publication date is still believed (clocks and
+# zones of sites are off by hours at times, not by days).
+FUTURE_SLACK = timedelta(days=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     entry: Entry
@@ -37,11 +42,14 @@ def decide(
     baseline: bool,
     backfill_since: datetime,
     silent: Set[str] = frozenset(),
+    believed_until: datetime | None = None,
 ) -> list[Decision]:
     """What each entry is, given the content hashes already stored per key.
 
     During the baseline (a source's first successful collection) only entries published
-    or updated since `backfill_since` are new, so adding a source does not flood anyone.
+    or updated since `backfill_since` are new, so adding a source does not flood anyone;
+    a date after `believed_until` (a publication date in the future) does not count as
+    recent, or one odd date would carry any old item past the baseline.
     A stored hash of None is an item only listed so far: reading it is an update, or
     silent when its key is in `silent` (a first read on the slow re-read cycle).
     """
@@ -53,7 +61,11 @@ def decide(
         seen.add(entry.key)
         if entry.key not in known_hashes:
             when = entry.published_at or entry.updated_at
-            recent = when is not None and when >= backfill_since
+            recent = (
+                when is not None
+                and when >= backfill_since
+                and (believed_until is None or when <= believed_until)
+            )
             verdict = Verdict.NEW if not baseline or recent else Verdict.BACK_CATALOGUE
         elif known_hashes[entry.key] is None:
             verdict = Verdict.FIRST_READ if entry.key in silent else Verdict.UPDATED
@@ -97,6 +109,7 @@ def ingest(
         baseline=baseline,
         backfill_since=at - timedelta(days=backfill_days),
         silent=silent,
+        believed_until=at + FUTURE_SLACK,
     )
     report = IngestReport()
     reported: list[tuple[Decision, Item, str]] = []
