@@ -33,7 +33,13 @@ class RetryLater(Exception):
     """Some deliveries of a chunk failed for now; Dramatiq retries the chunk with backoff."""
 
 
-@dramatiq.actor(max_retries=0, time_limit=5 * 60_000)
+# A pass stops starting fetches once its budget is spent; the fetch under way then (and
+# the robots.txt it may need) can take two fetch deadlines more. Only past that is the
+# worker stopped, which records nothing in the source's health.
+COLLECT_TIME_LIMIT = settings.fetch_source_budget_seconds + 2 * 3 * settings.fetch_timeout_seconds
+
+
+@dramatiq.actor(max_retries=0, time_limit=int((COLLECT_TIME_LIMIT + 60) * 1000))
 def collect_source(source_id: int, at: str | None = None) -> None:
     when = datetime.fromisoformat(at) if at else utcnow()
     outcome = collect_by_id(settings, source_id, when)

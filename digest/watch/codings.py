@@ -1,7 +1,8 @@
 """Undoing a response's content coding ourselves, one bounded step at a time.
 
-Only the codings the fetcher asks for are accepted (gzip, with its alias x-gzip, and
-deflate), one at a time: a body coded twice or in a coding nobody asked for is refused.
+Only the codings the fetcher asks for are undone (gzip, with its alias x-gzip, and
+deflate), one at a time: a body coded twice or in another compression is refused, and a
+single value that names no compression at all («none», «binary») is ignored.
 No step produces more than `STEP` bytes, so a few hundred bytes of compressed zeros
 cannot fill memory before the caller has counted them against its cap.
 """
@@ -14,6 +15,8 @@ from collections.abc import Iterable, Iterator
 ACCEPT_ENCODING = "gzip, deflate"
 STEP = 64 * 1024  # the most one decompression step may produce
 _GZIP = 16 + zlib.MAX_WBITS
+# Compressions we do not undo: a body in one of them is refused, not read as it is.
+COMPRESSIONS = frozenset({"br", "zstd", "compress", "x-compress", "bzip2", "x-bzip2", "lzma"})
 
 
 class CodingError(Exception):
@@ -58,7 +61,12 @@ class Inflater(Decoder):
 
     def finish(self) -> Iterator[bytes]:
         if self._zlib is None and self._head:  # a deflate body of one byte
-            yield from self._steps(zlib.decompressobj(-zlib.MAX_WBITS), self._head)
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            yield from self._steps(self._zlib, self._head)
+        if self._zlib is not None and not self._zlib.eof:
+            # A cut-off body would be read as a shorter page, and its missing text as
+            # deleted paragraphs.
+            raise CodingError(f"the {self.coding} body ends before its data does")
 
     def _steps(self, inflater: zlib._Decompress, data: bytes) -> Iterator[bytes]:
         # Each call makes at most STEP bytes; what it could not use waits in
@@ -83,6 +91,10 @@ def decoder_for(content_encoding: str) -> Decoder:
         return Decoder()
     if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
         return Inflater("deflate" if codings[0] == "deflate" else "gzip")
+    if len(codings) == 1 and codings[0] not in COMPRESSIONS:
+        # Misconfigured servers send "none", "UTF-8" or "binary" for a plain body; as
+        # browsers and httpx do, a single value that names no compression is ignored.
+        return Decoder()
     shown = " ".join(content_encoding.split())[:100]
     raise CodingError(f"refused Content-Encoding {shown!r}: one of gzip or deflate only")
 
