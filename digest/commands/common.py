@@ -91,8 +91,6 @@ def database_faults(ctx: click.Context) -> Iterator[None]:
 
     The one place where database errors are explained; anything else keeps its traceback.
     """
-    from alembic.util.exc import CommandError
-
     from digest.db import DatabaseUnavailable
 
     try:
@@ -101,14 +99,18 @@ def database_faults(ctx: click.Context) -> Iterator[None]:
         fail(str(exc))
     except NoSuchModuleError as exc:
         fail(f"DIGEST_DATABASE_URL: {exc}")
-    except CommandError as exc:  # Alembic's own: e.g. a revision this code does not know
-        fail(f"cannot bring the database up to date: {exc}")
     except DBAPIError as exc:
         message = _explain(exc, migrating=bool(ctx.meta.get(MIGRATING)))
         if message is None:
             raise
         fail(message)
     except Exception as exc:
+        # Imported here: Alembic takes a tenth of a second to import, and most commands
+        # never need it.
+        from alembic.util.exc import CommandError
+
+        if isinstance(exc, CommandError):  # e.g. a revision this code does not know
+            fail(f"cannot bring the database up to date: {exc}")
         if not ctx.meta.get(MIGRATING):
             raise
         # Whatever stops the migrations (a mis-stamped version table, say) is the
