@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -107,3 +108,15 @@ def pg_url() -> Iterator[str]:
     get_engine.cache_clear()
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[httpx.Client]:
+    """A client of the web app, served for real by uvicorn on the test's settings."""
+    from digest.web.app import create_app
+    from tests.support.server import LiveServer
+
+    server = LiveServer(create_app(settings)).start()
+    with server.client() as web:
+        yield web
+    server.stop()

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -23,7 +22,6 @@ from sqlalchemy import delete, func, inspect, select, update
 from digest.db import session_scope
 from digest.models import Notice
 from digest.settings import Settings
-from digest.web.app import create_app
 from subscribers.base import utcnow
 from subscribers.models import ConsentEvent, SignupRequest, Subscriber
 from subscribers.service import (
@@ -34,7 +32,7 @@ from subscribers.service import (
     suppress,
 )
 from subscribers.text import is_safe_line
-from tests.support.server import LiveServer
+from tests.support.server import csrf
 from tests.support.smtp import SMTPServer
 
 KARI = "kari@kommune.no"
@@ -48,18 +46,6 @@ STRANGER = {
     "language": "en",
     "topic": ["barn"],
 }
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[httpx.Client]:
-    server = LiveServer(create_app(settings)).start()
-    with server.client() as client:
-        yield client
-    server.stop()
-
-
-def csrf(client: httpx.Client, path: str = "/") -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)[1]
 
 
 def sign_up(client: httpx.Client, form: dict[str, object]) -> httpx.Response:

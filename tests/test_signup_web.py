@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -15,25 +14,12 @@ from sqlalchemy import func, select
 from digest.db import session_scope
 from digest.models import Notice
 from digest.settings import Settings
-from digest.web.app import create_app
 from subscribers.base import utcnow
 from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices, latest_request
 from subscribers.tokens import make_token
-from tests.support.server import LiveServer
+from tests.support.server import csrf
 from tests.support.smtp import SMTPServer
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[httpx.Client]:
-    server = LiveServer(create_app(settings)).start()
-    with server.client() as client:
-        yield client
-    server.stop()
-
-
-def csrf(client: httpx.Client, path: str = "/") -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)[1]
 
 
 def subscriber(settings: Settings, email: str) -> Subscriber | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,14 +14,6 @@ from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices
 from subscribers.tokens import make_token
 from tests.support.server import LiveServer
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[httpx.Client]:
-    server = LiveServer(create_app(settings)).start()
-    with server.client() as client:
-        yield client
-    server.stop()
 
 
 @pytest.fixture
