@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from digest import SERVICE_NAME, claims
 from digest.db import session_scope
@@ -167,7 +167,12 @@ def _build(settings: Settings, notice_id: int) -> EmailMessage | None:
         ):
             claims.settle(notice, MailStatus.SKIPPED_INACTIVE)
             return None
-        return _message(settings, notice, subscriber)
+        request = (
+            session.get(SignupRequest, notice.signup_request_id)
+            if notice.signup_request_id is not None
+            else None
+        )
+        return _message(settings, notice, subscriber, request)
 
 
 def _record_failure(
@@ -188,16 +193,12 @@ def _record_failure(
     report.errors.append(str(failure))
 
 
-def _message(settings: Settings, notice: Notice, subscriber: Subscriber) -> EmailMessage:
+def _message(
+    settings: Settings, notice: Notice, subscriber: Subscriber, request: SignupRequest | None
+) -> EmailMessage:
     links = links_for(settings, subscriber)
     confirm = ""
     if notice.kind == "confirm":
-        session = object_session(notice)
-        request = (
-            session.get(SignupRequest, notice.signup_request_id)
-            if session is not None and notice.signup_request_id is not None
-            else None
-        )
         if request is None:
             raise LookupError(f"confirmation notice {notice.id} has no sign-up request")
         confirm = confirm_url(settings, request)

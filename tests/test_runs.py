@@ -221,18 +221,7 @@ def test_repeated_soft_bounces_suppress(settings, smtp: SMTPServer) -> None:
     seed(settings, ["full@kommune.no", "ok@kommune.no"])
     smtp.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
     for day in range(settings.soft_bounce_limit):
-        with session_scope(settings.database_url) as session:
-            item_id = session.scalar(select(Item.id))
-            session.add(
-                Change(
-                    item_id=item_id,
-                    kind="updated",
-                    title="Endret",
-                    url="https://x.no/a",
-                    detected_at=RUN_AT + timedelta(days=day, hours=-2),
-                )
-            )
-        started = start(settings, RUN_AT + timedelta(days=day))
+        started = start_with_a_change(settings, RUN_AT + timedelta(days=day))
         runs.deliver_chunk(settings, started.run_id, started.chunks[0])
         # A day passes between runs; the count is of days in a row, not of quick tries.
         with session_scope(settings.database_url) as session:
@@ -251,21 +240,26 @@ def test_soft_bounces_in_quick_runs_count_once(settings, smtp: SMTPServer) -> No
     smtp.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
     # The periods of a week, sent back to back, as the scheduler does after an outage.
     for day in range(settings.soft_bounce_limit + 2):
-        with session_scope(settings.database_url) as session:
-            session.add(
-                Change(
-                    item_id=session.scalar(select(Item.id)),
-                    kind="updated",
-                    title="Endret",
-                    url="https://x.no/a",
-                    detected_at=RUN_AT + timedelta(days=day, hours=-2),
-                )
-            )
-        started = start(settings, RUN_AT + timedelta(days=day))
+        started = start_with_a_change(settings, RUN_AT + timedelta(days=day))
         runs.deliver_chunk(settings, started.run_id, started.chunks[0])
     with session_scope(settings.database_url) as session:
         full = session.scalar(select(Subscriber).where(Subscriber.email == "full@kommune.no"))
         assert (full.status, full.soft_failures) == ("active", 1)
+
+
+def start_with_a_change(settings: Settings, at: datetime) -> runs.StartedRun:
+    """The daily run at `at`, with one change detected two hours before it."""
+    with session_scope(settings.database_url) as session:
+        session.add(
+            Change(
+                item_id=session.scalar(select(Item.id)),
+                kind="updated",
+                title="Endret",
+                url="https://x.no/a",
+                detected_at=at - timedelta(hours=2),
+            )
+        )
+    return start(settings, at)
 
 
 def seed_more(settings: Settings, email: str) -> None:

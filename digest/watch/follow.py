@@ -140,13 +140,13 @@ def read_pages(
     fetcher: Fetcher,
     reads: Sequence[Read],
     known: Mapping[str, Known],
-    budget: Budget | None = None,
+    budget: Budget,
 ) -> ReadPass:
     """Fetch and read each planned page until the budget is spent; one page's failure
     does not stop the others."""
     result = ReadPass()
     for number, read in enumerate(reads):
-        if budget is not None and budget.spent():
+        if budget.spent():
             result.unread = list(reads[number:])
             break
         state = known.get(read.link.url)

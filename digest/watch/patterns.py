@@ -7,6 +7,7 @@ when the sources file is read, with the reason.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Protocol
 
 import re2  # type: ignore[import-untyped]
@@ -19,8 +20,11 @@ class Pattern(Protocol):
     def search(self, text: str) -> object | None: ...
 
 
+@lru_cache(maxsize=256)
 def compile_pattern(text: str) -> Pattern:
-    """A compiled URL pattern, or ValueError saying why RE2 cannot run `text`."""
+    """A compiled URL pattern, or ValueError saying why RE2 cannot run `text`.
+
+    Kept once compiled: every read of a source (and each child sitemap) asks again."""
     try:
         pattern: Pattern = re2.compile(text, _OPTIONS)
     except re2.error as exc:

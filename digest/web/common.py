@@ -22,7 +22,7 @@ from subscribers.municipalities import municipalities
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
 MAX_FORM_BYTES = 20_000
-_bokmal = translator("nb")  # the pages are in bokmål
+bokmal = translator("nb")  # the pages are in bokmål
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ def choice_lists(request: Request) -> dict[str, object]:
     """What the forms offer to choose from."""
     return {
         "topics": topics(request),
-        "frequencies": {f.value: _bokmal(f"frequency.{f.value}") for f in Frequency},
+        "frequencies": {f.value: bokmal(f"frequency.{f.value}") for f in Frequency},
         "roles": {k.value: v for k, v in ROLE_LABELS.items()},
         "languages": {k.value: v for k, v in LANGUAGE_LABELS.items()},
         "municipalities": municipalities(),

@@ -11,9 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from digest.db import session_scope
-from digest.locale import translator
 from digest.notices import queue_notice, send_notices
-from digest.web.common import choice_lists, field, form_or_page, page, topics
+from digest.web.common import bokmal, choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Channel, Status
 from subscribers.municipalities import find_municipality
@@ -32,7 +31,6 @@ from subscribers.service import (
 from subscribers.tokens import BadToken, ExpiredToken, read_token
 
 router = APIRouter()
-_bokmal = translator("nb")  # the pages are in bokmål
 
 
 def chosen_from(form: dict[str, list[str]], request: Request) -> Choices:
@@ -157,7 +155,7 @@ def _summary(request: Request, chosen: Choices) -> list[tuple[str, str]]:
         ("Navn", chosen.name),
         ("Kommune", municipality.name if municipality else ""),
         ("Rolle", {k.value: v for k, v in ROLE_LABELS.items()}.get(chosen.role, "")),
-        ("Hvor ofte", _bokmal(f"frequency.{chosen.frequency}")),
+        ("Hvor ofte", bokmal(f"frequency.{chosen.frequency}")),
         ("Temaer", ", ".join(topic_labels.get(t, t) for t in chosen.topics) or "Alle"),
         ("Språk", {k.value: v for k, v in LANGUAGE_LABELS.items()}.get(chosen.language, "")),
     ]
