@@ -140,10 +140,10 @@ def main() -> None:
 
         from sqlalchemy import select
 
-        from digest.db import session_scope
-        from digest.migrate import upgrade
-        from digest.models import Source
-        from digest.settings import get_settings
+        from digest.core.db import session_scope
+        from digest.core.migrate import upgrade
+        from digest.core.models import Source
+        from digest.core.settings import get_settings
         from digest.watch.sources import load_sources, sync_sources
 
         settings = get_settings()

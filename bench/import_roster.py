@@ -40,10 +40,10 @@ def main() -> None:
     sources.write_text('[topics]\nvold = "V"\nbarn = "B"\nkrisesenter = "K"\nhelse = "H"\n')
     os.environ["DIGEST_SOURCES_FILE"] = str(sources)
 
-    from digest.db import session_scope
-    from digest.migrate import upgrade
-    from digest.notices import queue_notice
-    from digest.settings import get_settings
+    from digest.core.db import session_scope
+    from digest.core.migrate import upgrade
+    from digest.core.settings import get_settings
+    from digest.delivery.notices import queue_notice
     from subscribers.roster import import_roster, read_roster
 
     settings = get_settings()

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import dramatiq
 
-from digest import runs
-from digest.broker import build_broker
-from digest.db import session_scope
-from digest.notices import lost_notices, send_notices
-from digest.periods import Period, latest_period, schedule_of
-from digest.settings import load_settings
+from digest.core.broker import build_broker
+from digest.core.db import session_scope
+from digest.core.periods import Period, latest_period, schedule_of
+from digest.core.settings import load_settings
+from digest.delivery import runs
+from digest.delivery.notices import lost_notices, send_notices
 from digest.watch.collect import collect_by_id, lease_due_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency

@@ -15,10 +15,10 @@ from typing import Protocol
 
 from sqlalchemy import func, select
 
-from digest.db import session_scope
-from digest.models import DigestRun
-from digest.periods import Period, Schedule, missed_periods, schedule_of
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import DigestRun
+from digest.core.periods import Period, Schedule, missed_periods, schedule_of
+from digest.core.settings import Settings
 from subscribers.base import utcnow
 from subscribers.models import Frequency
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import digest.models  # noqa: F401 - registers every table on the metadata
-from digest.db import get_engine
+import digest.core.models  # noqa: F401 - registers every table on the metadata
+from digest.core.db import get_engine
 from subscribers.base import Base
 
 config = context.config

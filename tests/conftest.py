@@ -11,8 +11,8 @@ import httpx
 import psycopg
 import pytest
 
-from digest.migrate import upgrade
-from digest.settings import Settings, get_settings
+from digest.core.migrate import upgrade
+from digest.core.settings import Settings, get_settings
 from tests.support.site import FixtureSite
 from tests.support.smtp import SMTPServer
 
@@ -103,7 +103,7 @@ def pg_url() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
-    from digest.db import get_engine
+    from digest.core.db import get_engine
 
     get_engine.cache_clear()
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:

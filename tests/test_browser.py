@@ -16,9 +16,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.migrate import upgrade
-from digest.settings import Settings, get_settings
+from digest.core.db import session_scope
+from digest.core.migrate import upgrade
+from digest.core.settings import Settings, get_settings
 from digest.web.app import create_app
 from subscribers.models import Subscriber
 from tests.support.server import LiveServer

@@ -144,8 +144,8 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(
 def test_send_refuses_a_period_that_has_not_ended(settings) -> None:
     from sqlalchemy import func, select
 
-    from digest.db import session_scope
-    from digest.models import DigestRun
+    from digest.core.db import session_scope
+    from digest.core.models import DigestRun
 
     result = digest("send", "daily", "--at", "2099-01-01T08:00")
     assert result.returncode == 1 and "in the future" in result.stderr

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from digest.db import session_scope
-from digest.models import Item, Source
-from digest.settings import Settings, get_settings
-from digest.watch.clean import BadLink, canonical_url
+from digest.core.clean import BadLink, canonical_url
+from digest.core.db import session_scope
+from digest.core.models import Item, Source
+from digest.core.settings import Settings, get_settings
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.feeds import rss

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
-from digest.db import session_scope
-from digest.models import Delivery, DigestRun, Item, MailStatus, Source
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import Delivery, DigestRun, Item, MailStatus, Source
+from digest.core.settings import Settings
 from digest.watch.collect import CollectOutcome, collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from subscribers.models import Subscriber

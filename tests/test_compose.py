@@ -6,7 +6,8 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from digest.compose import (
+from digest.core.periods import Period
+from digest.mail.compose import (
     AnnouncementView,
     ChangeView,
     Digest,
@@ -15,8 +16,7 @@ from digest.compose import (
     SourceGroup,
     compose,
 )
-from digest.periods import Period
-from digest.render import MailLinks, render
+from digest.mail.render import MailLinks, render
 from subscribers.models import Frequency
 
 START = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import delete, func, inspect, select, update
 
-from digest.db import session_scope
-from digest.models import Notice
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import Notice
+from digest.core.settings import Settings
 from subscribers.base import utcnow
 from subscribers.models import ConsentEvent, SignupRequest, Subscriber
 from subscribers.service import (

@@ -143,8 +143,8 @@ def _collect(kind: str, svc: Service, at: datetime) -> None:
     # On a shared broker the workers collect, through the collect_source actor.
     svc.python(
         "from digest import actors\n"
-        "from digest.db import session_scope\n"
-        "from digest.models import Source\n"
+        "from digest.core.db import session_scope\n"
+        "from digest.core.models import Source\n"
         "from sqlalchemy import select\n"
         "with session_scope(actors.settings.database_url) as s:\n"
         "    ids = s.scalars(select(Source.id).where(Source.enabled.is_(True))).all()\n"

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Source
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import Source
+from digest.core.settings import Settings
 from digest.watch.article import read_page
 from digest.watch.collect import collect_sources
 from digest.watch.entries import Entry, ReadError, ReadResult

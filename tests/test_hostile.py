@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Item, Source
-from digest.settings import Settings, get_settings
+from digest.core.db import session_scope
+from digest.core.models import Item, Source
+from digest.core.settings import Settings, get_settings
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from digest.watch.xmlguard import declares_entities

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Item, Source
-from digest.settings import Settings, get_settings
+from digest.core.db import session_scope
+from digest.core.models import Item, Source
+from digest.core.settings import Settings, get_settings
 from digest.watch.collect import collect_by_id
 from digest.watch.fetch import Fetcher, FetchError, FetchLimits
 from digest.watch.readers.feed import read as read_feed

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Change, Item, Source
+from digest.core.db import session_scope
+from digest.core.models import Change, Item, Source
 from digest.watch.entries import Entry
 from digest.watch.ingest import Verdict, decide, ingest
 

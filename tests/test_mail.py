@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.compose import AnnouncementView, ChangeView, Recipient, compose
-from digest.mailer import Envelope, OutboxTransport, SendError, SMTPTransport, build_message
-from digest.periods import Period
-from digest.render import MailLinks, render
-from digest.settings import Settings
+from digest.core.periods import Period
+from digest.core.settings import Settings
+from digest.mail.compose import AnnouncementView, ChangeView, Recipient, compose
+from digest.mail.mailer import Envelope, OutboxTransport, SendError, SMTPTransport, build_message
+from digest.mail.render import MailLinks, render
 from subscribers.models import Frequency
 from tests.support.smtp import SMTPServer
 
@@ -219,7 +219,7 @@ def test_mail_in_the_subscribers_language(language: str, subject: str, words) ->
 
 
 def test_notices_in_the_subscribers_language() -> None:
-    from digest.render import render_notice
+    from digest.mail.render import render_notice
 
     mail = render_notice(
         "confirm",
@@ -246,7 +246,7 @@ def test_notices_in_the_subscribers_language() -> None:
 
 
 def test_every_catalogue_has_every_word() -> None:
-    from digest.locale import LANGUAGES, catalogue
+    from digest.mail.locale import LANGUAGES, catalogue
 
     for language in LANGUAGES:
         assert set(catalogue(language)) == set(catalogue("nb")), language
@@ -274,7 +274,7 @@ def test_every_catalogue_has_every_word() -> None:
 def test_build_message_refuses_an_unsafe_header_value(field: str, value: str, reason: str) -> None:
     from dataclasses import replace
 
-    from digest.mailer import MessageError
+    from digest.mail.mailer import MessageError
 
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
     if field == "subject":
@@ -360,8 +360,8 @@ def test_a_relay_without_smtputf8_refuses_one_address_not_the_connection() -> No
 
 
 def test_announcements_keep_no_invisible_or_control_characters(settings: Settings) -> None:
-    from digest.announcements import AnnouncementError, add_announcement
-    from digest.db import session_scope
+    from digest.core.db import session_scope
+    from digest.delivery.announcements import AnnouncementError, add_announcement
 
     with session_scope(settings.database_url) as session:
         item = add_announcement(

@@ -19,12 +19,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from digest import runs
-from digest.claims import STALE_CLAIM, claim
-from digest.db import session_scope
-from digest.models import Change, Delivery, DigestRun, MailStatus, Notice
-from digest.notices import lost_notices, queue_notice, send_notices
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import Change, Delivery, DigestRun, MailStatus, Notice
+from digest.core.settings import Settings
+from digest.delivery import runs
+from digest.delivery.claims import STALE_CLAIM, claim
+from digest.delivery.notices import lost_notices, queue_notice, send_notices
 from subscribers.models import Status, Subscriber
 from subscribers.service import add_subscriber, choices
 from tests.support.smtp import free_port

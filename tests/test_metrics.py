@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from digest.db import session_scope
-from digest.models import DigestRun, RunStatus
-from digest.settings import Settings
-from digest.status import ServiceStatus
+from digest.core.db import session_scope
+from digest.core.models import DigestRun, RunStatus
+from digest.core.settings import Settings
+from digest.delivery.status import ServiceStatus
 from digest.web.app import create_app
 from digest.web.metrics import exposition
 from tests.support.server import LiveServer

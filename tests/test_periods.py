@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from digest.periods import Schedule, latest_period, missed_periods
+from digest.core.periods import Schedule, latest_period, missed_periods
 from subscribers.models import Frequency
 
 OSLO = ZoneInfo("Europe/Oslo")

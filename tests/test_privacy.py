@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from digest.db import session_scope
+from digest.core.db import session_scope
 from subscribers.base import utcnow
 from subscribers.models import ConsentEvent, Subscriber, Suppression
 from subscribers.service import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from digest.db import session_scope
+from digest.core.db import session_scope
 from subscribers.models import ConsentEvent, Subscriber
 
 ROSTERS = Path(__file__).parent / "fixtures" / "rosters"

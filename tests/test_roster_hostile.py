@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from digest.db import session_scope
+from digest.core.db import session_scope
 from digest.web.app import create_app
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.text import is_safe_line

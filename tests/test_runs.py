@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from digest import runs
-from digest.announcements import add_announcement
-from digest.db import session_scope
-from digest.migrate import upgrade
-from digest.models import Change, Delivery, DigestRun, Item, Source
-from digest.periods import latest_period, schedule_of
-from digest.settings import Settings, get_settings
+from digest.core.db import session_scope
+from digest.core.migrate import upgrade
+from digest.core.models import Change, Delivery, DigestRun, Item, Source
+from digest.core.periods import latest_period, schedule_of
+from digest.core.settings import Settings, get_settings
+from digest.delivery import runs
+from digest.delivery.announcements import add_announcement
 from subscribers.models import Frequency, Status, Subscriber
 from subscribers.service import add_subscriber, choices
 from tests.support.smtp import SMTPServer

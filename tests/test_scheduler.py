@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from digest.db import session_scope
-from digest.periods import Period
-from digest.runs import start_run
+from digest.core.db import session_scope
+from digest.core.periods import Period
+from digest.core.settings import Settings
+from digest.delivery.runs import start_run
 from digest.scheduler import Scheduler
-from digest.settings import Settings
 from subscribers.models import Frequency
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from digest.settings import get_settings
+from digest.core.settings import get_settings
 
 
 def test_embedded_defaults_keep_a_generated_secret(env: pytest.MonkeyPatch, tmp_path) -> None:

@@ -11,9 +11,9 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
-from digest.db import session_scope
-from digest.models import Notice
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import Notice
+from digest.core.settings import Settings
 from subscribers.base import utcnow
 from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices, latest_request

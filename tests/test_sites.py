@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Change, Item, Source
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import Change, Item, Source
+from digest.core.settings import Settings
 from digest.watch.article import read_article
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Change, Item, Source
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.models import Change, Item, Source
+from digest.core.settings import Settings
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.feeds import rss
@@ -283,8 +283,8 @@ def rss_written(entries: list[tuple[str, str, str]]) -> bytes:
 def test_an_absurd_date_from_one_site_breaks_no_mail(
     settings: Settings, site: FixtureSite, smtp
 ) -> None:
-    from digest import runs
-    from digest.periods import latest_period, schedule_of
+    from digest.core.periods import latest_period, schedule_of
+    from digest.delivery import runs
     from subscribers.models import Frequency
     from subscribers.service import add_subscriber, choices
 

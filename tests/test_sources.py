@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Source
-from digest.settings import PACKAGE_DIR, Settings
+from digest.core.db import session_scope
+from digest.core.models import Source
+from digest.core.settings import PACKAGE_DIR, Settings
 from digest.watch.sources import SourcesFileError, load_sources, sync_sources
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.settings import Settings
+from digest.core.settings import Settings
 from tests.conftest import REDIS_URL
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43,}")
@@ -232,8 +232,8 @@ def test_a_sources_file_without_sources_is_refused_unless_allowed(
 ) -> None:
     from sqlalchemy import select
 
-    from digest.db import session_scope
-    from digest.models import Source
+    from digest.core.db import session_scope
+    from digest.core.models import Source
 
     assert digest("sources", "sync").returncode == 0
     empty = tmp_path / "sources.toml"

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from digest.db import session_scope
-from digest.models import Item, Source
-from digest.settings import Settings, get_settings
+from digest.core.db import session_scope
+from digest.core.models import Item, Source
+from digest.core.settings import Settings, get_settings
 from digest.watch.collect import CollectOutcome, collect_sources
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.feeds import rss

@@ -7,8 +7,8 @@ import re
 import httpx
 import pytest
 
-from digest.db import session_scope
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.settings import Settings
 from digest.web.app import create_app
 from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices

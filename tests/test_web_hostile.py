@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from digest.db import session_scope
-from digest.settings import Settings
+from digest.core.db import session_scope
+from digest.core.settings import Settings
 from digest.web.app import create_app
 from digest.web.ratelimit import LocalRateLimiter, RedisRateLimiter, build_limiter
 from subscribers.models import Subscriber

@@ -6,13 +6,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NoSuchModuleError
 
-from digest.settings import Settings, get_settings, load_settings
+from digest.core.errors import DigestError
+from digest.core.settings import Settings, get_settings, load_settings
 
 # Set in click's shared context metadata while migrations run: advice to run them is wrong then.
 MIGRATING = "digest.migrating"
@@ -39,9 +41,9 @@ def parse_at(value: str | None, tz: ZoneInfo) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def local(moment: datetime | None, tz: ZoneInfo) -> str:
@@ -60,7 +62,6 @@ def known_topics(settings: Settings) -> set[str]:
         return set(load_sources(settings.sources_file).topics)
     except SourcesFileError as exc:
         fail(str(exc))
-        raise  # unreachable; keeps type checkers content
 
 
 # --- the database ---------------------------------------------------------------------------
@@ -72,13 +73,13 @@ def migrating() -> Iterator[None]:
     meta = click.get_current_context().meta
     meta[MIGRATING] = True
     yield
-    # Not reset when the migrations fail: `database_faults` reads it as they propagate.
+    # Not reset when the migrations fail: `explained_errors` reads it as they propagate.
     meta[MIGRATING] = False
 
 
 def require_current_schema(settings: Settings) -> None:
     """For long-running processes: refuse to start on a database that is not migrated."""
-    from digest.migrate import schema_state
+    from digest.core.migrate import schema_state
 
     state = schema_state(settings.database_url)
     if state in UPGRADE_ADVICE:
@@ -86,17 +87,17 @@ def require_current_schema(settings: Settings) -> None:
 
 
 @contextmanager
-def database_faults(ctx: click.Context) -> Iterator[None]:
-    """Turn a database that cannot be used into one line on stderr and status 1.
+def explained_errors(ctx: click.Context) -> Iterator[None]:
+    """Turn an expected error into one line on stderr and its exit status.
 
-    The one place where database errors are explained; anything else keeps its traceback.
+    The one place where the CLI explains errors: any `DigestError` (a database that cannot
+    be used, a bad sources file, a refused address ...) and the database driver's own
+    faults. Anything else is a bug and keeps its traceback.
     """
-    from digest.db import DatabaseUnavailable
-
     try:
         yield
-    except DatabaseUnavailable as exc:
-        fail(str(exc))
+    except DigestError as exc:
+        fail(str(exc), exc.exit_code)
     except NoSuchModuleError as exc:
         fail(f"DIGEST_DATABASE_URL: {exc}")
     except DBAPIError as exc:
@@ -121,8 +122,8 @@ def database_faults(ctx: click.Context) -> Iterator[None]:
 def _explain(error: DBAPIError, migrating: bool) -> str | None:
     """What an operator should hear about a database error, or None when it is a bug of ours
     (a broken constraint or bad data), which keeps its traceback."""
-    from digest.db import get_engine
-    from digest.migrate import schema_state
+    from digest.core.db import get_engine
+    from digest.core.migrate import schema_state
 
     url = get_settings().database_url
     shown = make_url(url).render_as_string(hide_password=True)

@@ -49,8 +49,8 @@ def subscribers_add(
     basis: str,
 ) -> None:
     """Add a subscriber: pending, with a confirmation mail, unless --confirmed."""
-    from digest.db import session_scope
-    from digest.notices import queue_notice, send_notices
+    from digest.core.db import session_scope
+    from digest.delivery.notices import queue_notice, send_notices
     from subscribers.service import SubscriberError, add_subscriber, choices, latest_request
 
     settings = current_settings()
@@ -91,7 +91,7 @@ def subscribers_add(
 @click.option("--status", type=click.Choice([s.value for s in Status]))
 def subscribers_list(status: str | None) -> None:
     """List subscribers."""
-    from digest.db import session_scope
+    from digest.core.db import session_scope
     from subscribers.service import list_subscribers
 
     settings = current_settings()
@@ -108,7 +108,7 @@ def subscribers_list(status: str | None) -> None:
 @click.argument("email")
 def subscribers_remove(email: str) -> None:
     """Delete a subscriber and their deliveries (see also `erase`)."""
-    from digest.db import session_scope
+    from digest.core.db import session_scope
     from subscribers.service import remove_subscriber
 
     settings = current_settings()
@@ -133,8 +133,8 @@ def subscribers_remove(email: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Check and report; store and send nothing.")
 def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -> None:
     """Import a roster CSV (email, name, municipality, role, frequency, topics, language)."""
-    from digest.db import session_scope
-    from digest.notices import queue_notice, send_notices
+    from digest.core.db import session_scope
+    from digest.delivery.notices import queue_notice, send_notices
     from subscribers.roster import RosterError, import_roster, read_roster
 
     settings = current_settings()
@@ -179,7 +179,7 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def subscribers_export(file: Path | None) -> None:
     """Write the roster as CSV to FILE, or to standard output."""
-    from digest.db import session_scope
+    from digest.core.db import session_scope
     from subscribers.roster import export_roster
     from subscribers.service import list_subscribers
 
@@ -197,8 +197,8 @@ def subscribers_export(file: Path | None) -> None:
 @click.argument("email")
 def subscribers_show(email: str) -> None:
     """Everything stored about one person, as JSON (a GDPR access request)."""
-    from digest.db import session_scope
-    from digest.privacy import person_export
+    from digest.core.db import session_scope
+    from digest.delivery.privacy import person_export
     from subscribers.service import find_by_email
 
     settings = current_settings()
@@ -219,7 +219,7 @@ def subscribers_show(email: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask first.")
 def subscribers_erase(email: str, yes: bool) -> None:
     """Delete all personal data about EMAIL; keep only a salted hash so it is never mailed."""
-    from digest.db import session_scope
+    from digest.core.db import session_scope
     from subscribers.service import erase
 
     settings = current_settings()
@@ -241,7 +241,7 @@ def subscribers_erase(email: str, yes: bool) -> None:
 def subscribers_purge() -> None:
     """Erase people who unsubscribed longer ago than DIGEST_RETENTION_DAYS, and delete
     sign-ups nobody confirmed once their link has expired (the recovery sweep does both)."""
-    from digest.db import session_scope
+    from digest.core.db import session_scope
     from subscribers.base import utcnow
     from subscribers.service import purge_unconfirmed, purge_unsubscribed
 

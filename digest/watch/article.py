@@ -8,7 +8,7 @@ from datetime import datetime
 
 from selectolax.lexbor import LexborNode
 
-from digest.watch.clean import BadLink, canonical_url, html_to_text, normalise_text, shorten
+from digest.core.clean import BadLink, canonical_url, html_to_text, normalise_text, shorten
 from digest.watch.dates import ACCESS_DATE, is_date_line, labelled_dates, parse_date
 from digest.watch.entries import Entry
 from digest.watch.html import decode_html, json_ld, main_node, meta, parse, pieces

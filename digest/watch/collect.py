@@ -18,10 +18,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from digest import SERVICE_NAME, __version__
-from digest.db import get_engine, session_scope
-from digest.models import Item, Source, SourceStatus
-from digest.settings import Settings
-from digest.watch.clean import MAX_URL_LENGTH
+from digest.core.clean import MAX_URL_LENGTH
+from digest.core.db import get_engine, session_scope
+from digest.core.models import Item, Source, SourceStatus
+from digest.core.settings import Settings
 from digest.watch.entries import Entry, Link, ReadError, ReadResult, is_skip
 from digest.watch.fetch import Fetcher, FetchError, FetchLimits, FetchResult, usable_validator
 from digest.watch.follow import (

@@ -16,7 +16,7 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from digest.watch.clean import normalise_text
+from digest.core.clean import normalise_text
 from digest.watch.dates import ACCESS_DATE
 
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})

@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.models import Change, ChangeKind, Item, Source
+from digest.core.models import Change, ChangeKind, Item, Source
 from digest.watch.changes import summarise_change
 from digest.watch.entries import Entry
 from subscribers.text import strip_invisible

@@ -21,7 +21,7 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.models import Source, SourceStatus
+from digest.core.models import Source, SourceStatus
 from digest.watch.html import parse
 from digest.watch.patterns import compile_pattern
 from digest.watch.readers import READERS

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from digest.paths import templates_dir
-from digest.settings import Settings, load_settings
+from digest.core.paths import templates_dir
+from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
 from digest.web.guards import (
     HeadAsGet,

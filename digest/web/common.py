@@ -12,8 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from digest.locale import translator
-from digest.paths import templates_dir
+from digest.core.paths import templates_dir
+from digest.mail.locale import translator
 from digest.watch.sources import SourcesFileError, load_sources
 from digest.web import csrf as csrf_tokens
 from digest.web import ratelimit

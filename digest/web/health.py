@@ -7,8 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from digest.broker import check_broker
-from digest.db import get_engine
+from digest.core.broker import check_broker
+from digest.core.db import get_engine
 
 router = APIRouter()
 

@@ -13,8 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from digest.db import session_scope
-from digest.status import ServiceStatus, current_status
+from digest.core.db import session_scope
+from digest.delivery.status import ServiceStatus, current_status
 
 router = APIRouter()
 

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from digest.db import session_scope
+from digest.core.db import session_scope
 from digest.web.common import choice_lists, form_or_page, page
 from digest.web.signup import chosen_from
 from subscribers.models import Status, Subscriber

@@ -1,7 +1,7 @@
 """Signing up (with double opt-in), confirming, and asking for one's link again.
 
 The answer to a sign-up or a link request is the same whether or not the address is
-known, and both are limited per client here and per address in `digest.notices`.
+known, and both are limited per client here and per address in `digest.delivery.notices`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from digest.db import session_scope
-from digest.notices import queue_notice, send_notices
+from digest.core.db import session_scope
+from digest.delivery.notices import queue_notice, send_notices
 from digest.web.common import bokmal, choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Channel, Status

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from time import struct_time
 
-from digest.watch.clean import (
+from digest.core.clean import (
     BadLink,
     canonical_url,
     html_to_text,

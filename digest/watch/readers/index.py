@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from digest.watch.clean import BadLink, canonical_url
+from digest.core.clean import BadLink, canonical_url
 from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.html import decode_html, parse
 from digest.watch.patterns import compile_pattern

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from digest.watch.clean import BadLink, canonical_url
+from digest.core.clean import BadLink, canonical_url
 from digest.watch.dates import parse_date
 from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.patterns import Pattern, compile_pattern

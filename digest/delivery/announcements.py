@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from digest.compose import AnnouncementView
-from digest.models import Announcement, AnnouncementReceipt
+from digest.core.models import Announcement, AnnouncementReceipt
+from digest.mail.compose import AnnouncementView
 from subscribers.base import utcnow
 from subscribers.text import clean_line, is_safe_line, strip_invisible
 

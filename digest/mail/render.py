@@ -13,10 +13,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from digest.compose import Digest
-from digest.locale import counted, format_date, translator
-from digest.paths import templates_dir
-from digest.watch.clean import sanitise_html
+from digest.core.clean import sanitise_html
+from digest.core.paths import templates_dir
+from digest.mail.compose import Digest
+from digest.mail.locale import counted, format_date, translator
 from subscribers.text import clean_line
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
@@ -123,7 +123,7 @@ def render_notice(
     links: MailLinks,
     language: str = "nb",
 ) -> RenderedMail:
-    """A notice about the subscription itself (see digest.notices)."""
+    """A notice about the subscription itself (see digest.delivery.notices)."""
     env = _environment()
     t = translator(language)
     subject = clean_line(t(f"notice.subject_{kind}", service=service_name))

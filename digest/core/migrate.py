@@ -10,8 +10,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from digest.db import get_engine
-from digest.paths import migrations_dir
+from digest.core.db import get_engine
+from digest.core.paths import migrations_dir
 
 SchemaState = Literal["empty", "behind", "current", "ahead"]
 

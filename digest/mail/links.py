@@ -3,8 +3,8 @@ sign-up request. Each names only a random reference (see `subscribers.tokens`)."
 
 from __future__ import annotations
 
-from digest.render import MailLinks
-from digest.settings import Settings
+from digest.core.settings import Settings
+from digest.mail.render import MailLinks
 from subscribers.models import SignupRequest, Subscriber
 from subscribers.tokens import make_token
 

@@ -10,10 +10,11 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.settings import sqlite_path
+from digest.core.errors import DigestError
+from digest.core.settings import sqlite_path
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(DigestError):
     """The database cannot be opened at all; the message says why, for an operator."""
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from digest.settings import Settings
+from digest.core.settings import Settings
 from subscribers.models import Frequency
 
 # How far back the scheduler catches up on runs it missed while it was down.

@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.text import clean_line
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # digest/, above core/
 
 # 32 random bytes in urlsafe base64 are 43 characters; anything shorter was not made by us
 # in one piece (a crash between creating the file and writing it leaves it empty).

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 
-from digest.render import RenderedMail
+from digest.mail.render import RenderedMail
 from subscribers.text import clean_line, is_safe_line
 
 # Python's header folder leaves a doubled space before a folded encoded word

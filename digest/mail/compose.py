@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from digest.periods import Period
+from digest.core.periods import Period
 
 
 @dataclass(frozen=True, slots=True)

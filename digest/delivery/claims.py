@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from digest.mailer import MessageError, SendError, Transport
-from digest.models import Delivery, MailStatus, Notice
+from digest.core.models import Delivery, MailStatus, Notice
+from digest.mail.mailer import MessageError, SendError, Transport
 
 # A claim held this long was lost with its worker: sending one mail takes seconds.
 STALE_CLAIM = timedelta(minutes=10)

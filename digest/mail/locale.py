@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from digest.paths import templates_dir
+from digest.core.paths import templates_dir
 
 LANGUAGES = ("nb", "nn", "en")
 DEFAULT = "nb"

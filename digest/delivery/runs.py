@@ -18,16 +18,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digest import SERVICE_NAME, claims
-from digest.announcements import published_at, received_by, record_receipts
-from digest.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
-from digest.db import session_scope
-from digest.links import links_for
-from digest.mailer import Envelope, SendError, Transport, build_message, make_transport
-from digest.models import Change, Delivery, DigestRun, Item, MailStatus, RunStatus, Source
-from digest.periods import Period
-from digest.render import render
-from digest.settings import Settings
+from digest import SERVICE_NAME
+from digest.core.db import session_scope
+from digest.core.models import Change, Delivery, DigestRun, Item, MailStatus, RunStatus, Source
+from digest.core.periods import Period
+from digest.core.settings import Settings
+from digest.delivery import claims
+from digest.delivery.announcements import published_at, received_by, record_receipts
+from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
+from digest.mail.links import links_for
+from digest.mail.mailer import Envelope, SendError, Transport, build_message, make_transport
+from digest.mail.render import render
 from digest.watch.sources import SourcesFileError, load_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber

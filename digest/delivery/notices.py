@@ -16,13 +16,14 @@ from email.message import EmailMessage
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from digest import SERVICE_NAME, claims
-from digest.db import session_scope
-from digest.links import confirm_url, links_for
-from digest.mailer import Envelope, SendError, Transport, build_message, make_transport
-from digest.models import MailStatus, Notice
-from digest.render import render_notice
-from digest.settings import Settings
+from digest import SERVICE_NAME
+from digest.core.db import session_scope
+from digest.core.models import MailStatus, Notice
+from digest.core.settings import Settings
+from digest.delivery import claims
+from digest.mail.links import confirm_url, links_for
+from digest.mail.mailer import Envelope, SendError, Transport, build_message, make_transport
+from digest.mail.render import render_notice
 from subscribers.base import utcnow
 from subscribers.models import Channel, SignupRequest, Status, Subscriber
 from subscribers.service import request_confirmation

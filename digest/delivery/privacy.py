@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.models import AnnouncementReceipt, Delivery, DigestRun, Notice
+from digest.core.models import AnnouncementReceipt, Delivery, DigestRun, Notice
 from subscribers.models import Subscriber
 from subscribers.service import person_record
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Change, Delivery, DigestRun, Item, RunStatus, Source
+from digest.core.models import Change, Delivery, DigestRun, Item, RunStatus, Source
 from subscribers.models import Subscriber
 
 

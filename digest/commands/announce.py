@@ -1,0 +1,80 @@
+"""`digest announce …`: editors' announcements from the command line."""
+
+from __future__ import annotations
+
+import click
+
+from digest.commands.common import current_settings, fail, known_topics, local, parse_at
+
+
+@click.group()
+def announce() -> None:
+    """Editors' announcements that go on top of digests."""
+
+
+@announce.command("add")
+@click.option("--title", required=True)
+@click.option("--body", default="", help="Markdown.")
+@click.option("--link", default=None)
+@click.option("--topic", "topics", multiple=True, help="A topic key; repeat for more. None = all.")
+@click.option("--from", "start", default=None, help="Publish from this ISO time (default now).")
+@click.option("--until", default=None, help="Publish until this ISO time.")
+@click.option("--draft", is_flag=True, help="Store it without publishing.")
+def announce_add(
+    title: str,
+    body: str,
+    link: str | None,
+    topics: tuple[str, ...],
+    start: str | None,
+    until: str | None,
+    draft: bool,
+) -> None:
+    """Add an announcement."""
+    from digest.core.db import session_scope
+    from digest.delivery.announcements import AnnouncementError, add_announcement
+
+    settings = current_settings()
+    known = known_topics(settings)
+    unknown = sorted({t.strip().lower() for t in topics} - known)
+    if unknown:
+        fail(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    try:
+        with session_scope(settings.database_url) as session:
+            item = add_announcement(
+                session,
+                title=title,
+                body=body,
+                link=link,
+                topics=topics,
+                publish_from=parse_at(start, settings.tz),
+                publish_until=parse_at(until, settings.tz),
+                draft=draft,
+            )
+            click.echo(
+                f"announcement {item.id} added"
+                + (
+                    " as a draft"
+                    if draft
+                    else f", published from {local(item.publish_from, settings.tz)}"
+                )
+            )
+    except AnnouncementError as exc:
+        fail(str(exc))
+
+
+@announce.command("list")
+def announce_list() -> None:
+    """List announcements, newest first."""
+    from digest.core.db import session_scope
+    from digest.delivery.announcements import list_announcements
+
+    settings = current_settings()
+    tz = settings.tz
+    with session_scope(settings.database_url) as session:
+        for a in list_announcements(session):
+            state = "draft" if a.draft else "published"
+            topics = ",".join(a.topics) or "all topics"
+            click.echo(
+                f"{a.id:4} {state:9} {local(a.publish_from, tz)} → "
+                f"{local(a.publish_until, tz):16} {topics:20} {a.title}"
+            )

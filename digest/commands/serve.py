@@ -1,0 +1,102 @@
+"""`digest run`, `digest web` and `digest scheduler`: the long-running processes."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+
+from digest.commands.common import current_settings, fail, migrating, require_current_schema
+from digest.commands.sources import sync_sources_file
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (DIGEST_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (DIGEST_PORT).")
+def run(host: str | None, port: int | None) -> None:
+    """Run web app, scheduler and a worker in one process (the embedded default)."""
+    import dramatiq
+    import uvicorn
+
+    from digest.core.migrate import upgrade
+    from digest.scheduler import Scheduler
+    from digest.web.app import create_app
+
+    settings = current_settings()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with migrating():
+        upgrade(settings.database_url)
+    sync_sources_file(settings, allow_empty=False, refused_is_fatal=False)
+    from digest import actors
+
+    worker = dramatiq.Worker(actors.broker, worker_threads=2)
+    worker.start()
+    scheduler = Scheduler(settings, actors.ActorEnqueuer())
+    thread = threading.Thread(target=scheduler.run_forever, name="scheduler", daemon=True)
+    thread.start()
+    mail = (
+        settings.smtp_url.split("@")[-1] if settings.smtp_url else f"outbox {settings.outbox_dir}"
+    )
+    click.echo(
+        f"Veiledervarsel on http://{host or settings.host}:{port or settings.port} "
+        f"(database {settings.database_url.split('://')[0]}, mail to {mail}); Ctrl-C stops"
+    )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+        )
+    finally:
+        scheduler.stop()
+        thread.join(timeout=5)
+        worker.stop(timeout=10_000)
+        click.echo("stopped")
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (DIGEST_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (DIGEST_PORT or $PORT).")
+def web(host: str | None, port: int | None) -> None:
+    """Serve the web app only (the Procfile's web process)."""
+    import uvicorn
+
+    from digest.web.app import create_app
+
+    settings = current_settings()
+    require_current_schema(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        proxy_headers=True,
+    )
+
+
+@click.command()
+def scheduler() -> None:
+    """Enqueue due collections and digest runs for the workers (the Procfile's scheduler)."""
+    from digest import actors
+    from digest.scheduler import Scheduler
+
+    settings = current_settings()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.broker_url.startswith("memory"):
+        fail(
+            "the scheduler needs a shared broker (DIGEST_BROKER_URL=redis://… or amqp://…); "
+            "on the embedded default use `digest run`"
+        )
+    require_current_schema(settings)
+    loop = Scheduler(settings, actors.ActorEnqueuer())
+    signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    try:
+        loop.run_forever()
+    except KeyboardInterrupt:
+        loop.stop()

@@ -1,0 +1,146 @@
+"""`digest sources …` and `digest collect`: the watched sites and collecting them now."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import func, select
+
+from digest.commands.common import current_settings, fail, local, parse_at
+from digest.core.settings import Settings
+
+
+@click.group()
+def sources() -> None:
+    """The watched sites."""
+
+
+def sync_sources_file(settings: Settings, allow_empty: bool, refused_is_fatal: bool = True) -> None:
+    from digest.core.db import session_scope
+    from digest.watch.sources import SourcesFileError, load_sources, sync_sources
+
+    try:
+        catalogue = load_sources(settings.sources_file)
+    except SourcesFileError as exc:
+        fail(str(exc))
+    if not catalogue.sources and not allow_empty:
+        # Most likely the wrong or a truncated file: syncing it would disable every source.
+        refusal = (
+            f"{settings.sources_file} has no [[source]]: not synced, since that would disable "
+            "every source; `digest sources sync --allow-empty` does it if that is meant"
+        )
+        if refused_is_fatal:
+            fail(refusal)
+        click.echo(f"warning: {refusal}", err=True)
+        return
+    with session_scope(settings.database_url) as session:
+        report = sync_sources(session, catalogue.sources)
+    click.echo(
+        f"sources: {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.disabled)} disabled, {len(report.unchanged)} unchanged"
+    )
+    for key in report.disabled:
+        click.echo(f"  disabled {key} (no longer in {settings.sources_file})")
+
+
+@sources.command("sync")
+@click.option(
+    "--allow-empty", is_flag=True, help="Sync a file without [[source]] (disables them all)."
+)
+def sources_sync(allow_empty: bool) -> None:
+    """Load the sources file into the database."""
+    sync_sources_file(current_settings(), allow_empty)
+
+
+@sources.command("list")
+def sources_list() -> None:
+    """Each source with its health."""
+    from digest.core.db import session_scope
+    from digest.core.models import Item, Source
+
+    settings = current_settings()
+    tz = settings.tz
+    with session_scope(settings.database_url) as session:
+        counts = dict(
+            session.execute(select(Item.source_id, func.count()).group_by(Item.source_id)).all()
+        )
+        rows = session.scalars(select(Source).order_by(Source.key)).all()
+        if not rows:
+            click.echo("no sources; run `digest sources sync`")
+            return
+        click.echo(
+            f"{'KEY':28} {'KIND':8} {'STATUS':9} {'HTTP':4} {'LAST CHECK':16} "
+            f"{'LAST SUCCESS':16} {'FAILS':5} {'ITEMS':5} {'NEXT CHECK':16} ERROR / WARNING"
+        )
+        for s in rows:
+            status = s.status if s.enabled else "disabled"
+            click.echo(
+                f"{s.key:28} {s.kind:8} {status:9} {s.http_status or '-'!s:4} "
+                f"{local(s.last_checked_at, tz):16} {local(s.last_success_at, tz):16} "
+                f"{s.consecutive_failures:<5} {counts.get(s.id, 0):<5} "
+                f"{local(s.next_check_at, tz) if s.enabled else '-':16} "
+                f"{s.error or ''}{'; ' if s.error and s.warning else ''}"
+                f"{'warning: ' + s.warning if s.warning else ''}"
+            )
+
+
+@sources.command("discover")
+@click.argument("url")
+def sources_discover(url: str) -> None:
+    """Look at a site and print how it could be watched, with a ready [[source]] entry."""
+    from digest.watch.collect import make_fetcher
+    from digest.watch.discover import discover, suggest
+
+    settings = current_settings()
+    if not url.startswith(("http://", "https://")):
+        url = "https://" + url
+    with make_fetcher(settings) as fetcher:
+        found = discover(fetcher, url)
+    click.echo(f"site:      {found.final_url or url}  {found.title}")
+    for note in found.notes:
+        click.echo(f"note:      {note}")
+    click.echo("feeds:     " + (", ".join(found.feeds) or "none found"))
+    click.echo("sitemaps:  " + (", ".join(found.sitemaps) or "none found"))
+    if found.index_pattern:
+        click.echo(f"index:     links matching {found.index_pattern}, e.g.")
+        for example in found.index_examples:
+            click.echo(f"             {example}")
+    else:
+        click.echo("index:     no family of article links found")
+    click.echo(f"headings:  {found.h2_count} h2 heading(s) on the page")
+    click.echo("\n" + suggest(found))
+
+
+@click.command()
+@click.option("--source", "source_key", help="Collect only this source (its key).")
+@click.option("--at", help="Record what is found as detected at this ISO time.")
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Processes to collect in; the sources of one host share a process.",
+)
+def collect(source_key: str | None, at: str | None, jobs: int) -> None:
+    """Collect sources now and wait for them (all enabled ones, or one)."""
+    from urllib.parse import urlsplit
+
+    from digest.core.db import session_scope
+    from digest.core.models import Source
+    from digest.watch.collect import collect_sources
+    from subscribers.base import utcnow
+
+    settings = current_settings()
+    when = parse_at(at, settings.tz) or utcnow()
+    with session_scope(settings.database_url) as session:
+        query = select(Source.id, Source.url).where(Source.enabled.is_(True)).order_by(Source.key)
+        if source_key:
+            query = select(Source.id, Source.url).where(Source.key == source_key)
+        sources = [(i, urlsplit(url).hostname or "") for i, url in session.execute(query)]
+    if source_key and not sources:
+        fail(f"no source with key {source_key!r}; see `digest sources list`")
+    failures = 0
+    for outcome in collect_sources(settings, sources, when, jobs):
+        failures += not outcome.ok
+        click.echo(outcome.describe())
+    if failures:
+        click.echo(f"{failures} source(s) failed; see `digest sources list`", err=True)
