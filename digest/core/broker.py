@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from dramatiq import Broker
 from dramatiq.brokers.stub import StubBroker
 
+from digest.core.errors import SettingError
+
 
 def build_broker(url: str) -> Broker:
     scheme = urlsplit(url).scheme
@@ -15,12 +17,13 @@ def build_broker(url: str) -> Broker:
     if scheme in ("redis", "rediss"):
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url)
+        # dramatiq's RedisBroker.__init__ has no annotations; the call itself is plain.
+        return RedisBroker(url=url)  # type: ignore[no-untyped-call]
     if scheme in ("amqp", "amqps"):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         return RabbitmqBroker(url=url)
-    raise ValueError(f"unsupported broker URL scheme {scheme!r}")
+    raise SettingError("DIGEST_BROKER_URL", f"unsupported broker URL scheme {scheme!r}")
 
 
 def check_broker(url: str, timeout: float = 3.0) -> str | None:

@@ -9,4 +9,15 @@ from __future__ import annotations
 
 from subscribers.errors import DigestError
 
-__all__ = ["DigestError"]
+__all__ = ["DigestError", "SettingError"]
+
+
+class SettingError(DigestError):
+    """A setting that cannot be used; start-up stops with status 2 and names the variable."""
+
+    exit_code = 2
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
