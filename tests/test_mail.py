@@ -12,7 +12,7 @@ import pytest
 
 from digest.core.periods import Period
 from digest.core.settings import Settings
-from digest.mail.compose import AnnouncementView, ChangeView, Recipient, compose
+from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
 from digest.mail.mailer import Envelope, OutboxTransport, SendError, SMTPTransport, build_message
 from digest.mail.render import MailLinks, render
 from subscribers.models import Frequency
@@ -22,10 +22,9 @@ OSLO = ZoneInfo("Europe/Oslo")
 START = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 PERIOD = Period(Frequency.DAILY, START, START + timedelta(days=1))
 LINKS = MailLinks("https://varsel.no/avmelding/TOKEN", "https://varsel.no/innstillinger/TOKEN")
-GOLDEN = Path(__file__).parent / "fixtures" / "digest_daily.txt"
 
 
-def sample_digest():
+def sample_digest() -> Digest:
     changes = [
         ChangeView(
             1,
@@ -74,16 +73,6 @@ def envelope(to: str = "kari@kommune.no") -> Envelope:
         LINKS.unsubscribe,
         datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
     )
-
-
-def test_text_part_matches_the_golden_file() -> None:
-    mail = render(
-        sample_digest(), LINKS, OSLO, "Veiledervarsel", {"vold": "Vold i nære relasjoner"}
-    )
-    if not GOLDEN.exists():
-        GOLDEN.write_text(mail.text, encoding="utf-8")
-        pytest.fail(f"{GOLDEN} was missing and has been written: review it and commit it")
-    assert mail.text == GOLDEN.read_text(encoding="utf-8")
 
 
 def test_subject_html_and_escaping() -> None:
