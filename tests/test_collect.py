@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from digest.core.clean import BadLink, canonical_url
 from digest.core.db import session_scope
 from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
+from digest.watch.urls import BadLink, canonical_url
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 

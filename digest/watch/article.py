@@ -8,10 +8,11 @@ from datetime import datetime
 
 from selectolax.lexbor import LexborNode
 
-from digest.core.clean import BadLink, canonical_url, html_to_text, normalise_text, shorten
+from digest.core.clean import html_to_text, normalise_text, shorten
 from digest.watch.dates import ACCESS_DATE, is_date_line, labelled_dates, parse_date
 from digest.watch.entries import Entry
 from digest.watch.html import decode_html, json_ld, main_node, meta, parse, pieces
+from digest.watch.urls import BadLink, canonical_url
 
 SUMMARY_LENGTH = 400
 HEAD_LENGTH = 400  # how far from the top a byline date is looked for

@@ -18,7 +18,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from digest import SERVICE_NAME, __version__
-from digest.core.clean import MAX_URL_LENGTH
 from digest.core.db import get_engine, session_scope
 from digest.core.models import Item, Source, SourceStatus
 from digest.core.settings import Settings
@@ -36,6 +35,7 @@ from digest.watch.follow import (
 from digest.watch.ingest import IngestReport, ingest
 from digest.watch.polite import SharedHostPacer
 from digest.watch.readers import get_reader
+from digest.watch.urls import MAX_URL_LENGTH
 from subscribers.text import strip_invisible
 
 log = logging.getLogger(__name__)

@@ -13,17 +13,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from time import struct_time
 
-from digest.core.clean import (
-    BadLink,
-    canonical_url,
-    html_to_text,
-    normalise_text,
-    sanitise_html,
-    shorten,
-)
+from digest.core.clean import html_to_text, normalise_text, sanitise_html, shorten
 from digest.watch.entries import Entry, ReadError, ReadResult, SkippedLinks
 from digest.watch.html import text_codec
 from digest.watch.readers.plainfeed import RawItem, read_plain
+from digest.watch.urls import BadLink, canonical_url
 from digest.watch.xmlguard import declares_entities, text_declares_entities
 
 MAX_ENTRIES = 500

@@ -11,10 +11,10 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from digest.core.clean import BadLink, canonical_url
 from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.html import decode_html, parse
 from digest.watch.patterns import compile_pattern
+from digest.watch.urls import BadLink, canonical_url
 
 MAX_LINKS = 500
 
@@ -60,7 +60,7 @@ def read(
             if not absolute.startswith(("http://", "https://")):
                 continue
             canonical = canonical_url(absolute)
-        except ValueError as exc:  # BadLink, or urljoin on «http://[::1/x»
+        except (BadLink, ValueError) as exc:  # ValueError: urljoin on «http://[::1/x»
             skipped.add(exc if isinstance(exc, BadLink) else BadLink(href, exc))
             continue  # that link only
         if canonical in seen or canonical == canonical_url(url) or not pattern.search(canonical):
@@ -86,6 +86,6 @@ def _base_url(tree: LexborHTMLParser, url: str) -> str:
     try:
         joined = urljoin(url, base.attributes.get("href") or "")
         canonical_url(joined)  # raises for a port that is no number, and the like
-    except ValueError:
+    except (BadLink, ValueError):
         return url  # a broken <base> is ignored, as browsers do
     return joined

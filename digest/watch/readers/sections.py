@@ -11,10 +11,11 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from digest.core.clean import MAX_URL_LENGTH, BadLink, canonical_url, normalise_text, shorten
+from digest.core.clean import normalise_text, shorten
 from digest.watch.dates import is_date_line, labelled_dates
 from digest.watch.entries import Entry, ReadError, ReadResult
 from digest.watch.html import decode_html, main_node, parse, pieces
+from digest.watch.urls import MAX_URL_LENGTH, BadLink, canonical_url
 
 
 def slug(text: str) -> str:

@@ -13,10 +13,10 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from digest.core.clean import BadLink, canonical_url
 from digest.watch.dates import parse_date
 from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.patterns import Pattern, compile_pattern
+from digest.watch.urls import BadLink, canonical_url
 from digest.watch.xmlguard import declares_entities
 
 MAX_URLS = 50_000  # the sitemaps.org limit per file
