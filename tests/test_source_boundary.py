@@ -163,7 +163,7 @@ def test_digest_collect_goes_on_past_every_broken_source(
         assert site.url("/sak/1/") in item_urls(settings, broken[key])
     # Whatever else went wrong is recorded with its name, a failure count and a backoff.
     assert health["f-bug"].status == "failing"
-    assert health["f-bug"].error.startswith("ValueError: unknown source kind 'retired'")
+    assert health["f-bug"].error.startswith("UnknownKind: unknown source kind 'retired'")
     assert health["g-store"].status == "failing"
     assert "IntegrityError" in health["g-store"].error
     assert "refused by the test" in health["g-store"].error
@@ -175,7 +175,7 @@ def test_digest_collect_goes_on_past_every_broken_source(
 
     listed = digest("sources", "list").stdout
     bug_line = next(line for line in listed.splitlines() if line.startswith("f-bug"))
-    assert "failing" in bug_line and "ValueError: unknown source kind" in bug_line
+    assert "failing" in bug_line and "UnknownKind: unknown source kind" in bug_line
     links_line = next(line for line in listed.splitlines() if line.startswith("d-index-links"))
     assert "warning: skipped 3 link(s)" in links_line
 
@@ -198,7 +198,7 @@ def test_a_failure_of_any_kind_counts_up_and_clears(
     for n in range(3):
         outcome = collect_by_id(settings, broken["f-bug"], AT + timedelta(days=n))
         assert outcome is not None and not outcome.ok
-        assert "ValueError" in outcome.describe()
+        assert "UnknownKind" in outcome.describe()
     assert rows(settings)["f-bug"].consecutive_failures == 3
     database = settings.database_url.split(":///", 1)[1]
     with sqlite3.connect(database) as db:

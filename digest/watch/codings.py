@@ -12,6 +12,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Iterator
 
+from digest.watch.errors import WatchError
+
 ACCEPT_ENCODING = "gzip, deflate"
 STEP = 64 * 1024  # the most one decompression step may produce
 _GZIP = 16 + zlib.MAX_WBITS
@@ -19,8 +21,12 @@ _GZIP = 16 + zlib.MAX_WBITS
 COMPRESSIONS = frozenset({"br", "zstd", "compress", "x-compress", "bzip2", "x-bzip2", "lzma"})
 
 
-class CodingError(Exception):
-    """A refused content coding, or a body that is not in the coding it names."""
+class CodingError(WatchError):
+    """A refused content coding, or a body that is not in the coding it names (`coding`)."""
+
+    def __init__(self, coding: str, problem: str) -> None:
+        super().__init__(problem)
+        self.coding = coding
 
 
 class Decoder:
@@ -66,7 +72,7 @@ class Inflater(Decoder):
         if self._zlib is not None and not self._zlib.eof:
             # A cut-off body would be read as a shorter page, and its missing text as
             # deleted paragraphs.
-            raise CodingError(f"the {self.coding} body ends before its data does")
+            raise CodingError(self.coding, f"the {self.coding} body ends before its data does")
 
     def _steps(self, inflater: zlib._Decompress, data: bytes) -> Iterator[bytes]:
         # Each call makes at most STEP bytes; what it could not use waits in
@@ -75,7 +81,7 @@ class Inflater(Decoder):
             try:
                 out = inflater.decompress(data, STEP)
             except zlib.error as exc:
-                raise CodingError(f"broken {self.coding} data: {exc}") from None
+                raise CodingError(self.coding, f"broken {self.coding} data: {exc}") from None
             if out:
                 yield out
             data = inflater.unconsumed_tail
@@ -96,7 +102,7 @@ def decoder_for(content_encoding: str) -> Decoder:
         # browsers and httpx do, a single value that names no compression is ignored.
         return Decoder()
     shown = " ".join(content_encoding.split())[:100]
-    raise CodingError(f"refused Content-Encoding {shown!r}: one of gzip or deflate only")
+    raise CodingError(shown, f"refused Content-Encoding {shown!r}: one of gzip or deflate only")
 
 
 def _zlib_header(data: bytes) -> bool:

@@ -22,6 +22,7 @@ from digest.core.db import get_engine, session_scope
 from digest.core.models import Item, Source, SourceStatus
 from digest.core.settings import Settings
 from digest.watch.entries import Entry, Link, ReadError, ReadResult, is_skip
+from digest.watch.errors import WatchError
 from digest.watch.fetch import Fetcher, FetchError, FetchLimits, FetchResult, usable_validator
 from digest.watch.follow import (
     DEFAULT_MAX_PAGES,
@@ -117,7 +118,7 @@ class Gathered:
     cut: bool = False
 
 
-class NoPageRead(Exception):
+class NoPageRead(WatchError):
     """Every article page read in a pass failed: the source gave nothing usable."""
 
 
@@ -391,8 +392,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _failed(source: Source, at: datetime, exc: Exception) -> None:
-    status = getattr(exc, "status", None)
-    source.http_status = status if isinstance(status, int) else None
+    status = exc.status if isinstance(exc, FetchError) else None
+    source.http_status = status
     source.error = _health_text(_reason(exc)) or type(exc).__name__
     source.consecutive_failures += 1
     if status == 410:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from digest.watch.dates import plausible
+from digest.watch.errors import WatchError
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class ReadResult:
     warnings: list[str] = field(default_factory=list)
 
 
-class ReadError(Exception):
+class ReadError(WatchError):
     """The body could not be read as the source's kind; the message says why."""
 
 

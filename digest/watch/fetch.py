@@ -19,6 +19,7 @@ import httpx
 
 from digest.watch.addresses import refusal
 from digest.watch.codings import ACCEPT_ENCODING, CodingError, decoder_for
+from digest.watch.errors import WatchError
 from digest.watch.pinned import PinnedBackend, PinnedTransport, deadline
 from digest.watch.polite import PACER, HostRefused, RobotsCache, parse_robots
 
@@ -33,14 +34,18 @@ ROBOTS = RobotsCache()
 PERMANENT_REDIRECTS = (301, 308)
 
 
-class FetchError(Exception):
-    """A fetch that gave no usable body; `reason` is for people, `status` the HTTP status."""
+class FetchError(WatchError):
+    """A fetch that gave no usable body.
 
-    def __init__(self, reason: str, status: int | None = None, final_url: str | None = None):
+    `reason` is for people; `status` is the HTTP status of the answer (None when there was
+    none: a refused host, a timeout, a broken connection), and `url` the URL that gave it.
+    """
+
+    def __init__(self, reason: str, status: int | None = None, url: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
-        self.final_url = final_url
+        self.url = url
 
 
 @dataclass(slots=True)
@@ -167,7 +172,7 @@ class Fetcher:
                     raise FetchError(
                         f"HTTP {response.status_code} {response.reason_phrase}".strip(),
                         status=response.status_code,
-                        final_url=str(response.url),
+                        url=str(response.url),
                     )
                 body = self._read_capped(response, started)
                 return FetchResult(

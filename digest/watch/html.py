@@ -76,11 +76,11 @@ def decode_html(body: bytes, headers: Mapping[str, str]) -> str:
 
 def _declared_charset(body: bytes, headers: Mapping[str, str]) -> str | None:
     content_type = headers.get("content-type", "")
-    match = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", content_type, re.I)
-    if match:
-        return match[1].lower()
-    match = _META_CHARSET.search(body[:4096])
-    return match[1].decode("ascii").lower() if match else None
+    header = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", content_type, re.I)
+    if header:
+        return header[1].lower()
+    in_page = _META_CHARSET.search(body[:4096])
+    return in_page[1].decode("ascii").lower() if in_page else None
 
 
 def parse(html: str) -> LexborHTMLParser:

@@ -12,6 +12,8 @@ from typing import Protocol
 
 import re2  # type: ignore[import-untyped]
 
+from digest.watch.errors import WatchError
+
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # the reason goes into our own message instead
 
@@ -20,15 +22,27 @@ class Pattern(Protocol):
     def search(self, text: str) -> object | None: ...
 
 
+class BadPattern(WatchError, ValueError):
+    """A URL `pattern` RE2 cannot run; the message says why.
+
+    Also a ValueError, so that the sources file's validators report it as a problem of
+    the field it is in.
+    """
+
+    def __init__(self, pattern: str, reason: str) -> None:
+        super().__init__(f"{pattern!r} cannot be used as a URL pattern: {reason}")
+        self.pattern = pattern
+
+
 @lru_cache(maxsize=256)
 def compile_pattern(text: str) -> Pattern:
-    """A compiled URL pattern, or ValueError saying why RE2 cannot run `text`.
+    """A compiled URL pattern, or BadPattern saying why RE2 cannot run `text`.
 
     Kept once compiled: every read of a source (and each child sitemap) asks again."""
     try:
         pattern: Pattern = re2.compile(text, _OPTIONS)
     except re2.error as exc:
-        raise ValueError(f"{text!r} cannot be used as a URL pattern: {_reason(exc)}") from None
+        raise BadPattern(text, _reason(exc)) from None
     return pattern
 
 

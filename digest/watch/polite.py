@@ -13,10 +13,18 @@ from functools import lru_cache
 from protego import Protego
 
 from digest.watch.addresses import IPAddress, parse_address, refusal
+from digest.watch.errors import WatchError
 
 
-class HostRefused(Exception):
-    """The host resolves to an address the service must not reach."""
+class HostRefused(WatchError):
+    """The host resolves to an address the service must not reach: `host`, the `address`
+    refused, and `why` (e.g. «private»)."""
+
+    def __init__(self, host: str, address: IPAddress, why: str) -> None:
+        super().__init__(f"{host} resolves to a non-public address ({address}: {why})")
+        self.host = host
+        self.address = address
+        self.why = why
 
 
 Resolver = Callable[[str, int, float | None], list[str]]
@@ -65,7 +73,7 @@ def check_addresses(host: str, addresses: list[str], rule: AddressRule = refusal
         address = parse_address(text)
         why = rule(address)
         if why:
-            raise HostRefused(f"{host} resolves to a non-public address ({address}: {why})")
+            raise HostRefused(host, address, why)
 
 
 class HostPacer:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.core.models import Source, SourceStatus
+from digest.watch.errors import WatchError
 from digest.watch.html import parse
 from digest.watch.patterns import compile_pattern
 from digest.watch.readers import READERS
@@ -29,8 +30,23 @@ from digest.watch.readers import READERS
 _SPEC_FIELDS = ("name", "kind", "url", "topics", "audiences", "language", "interval_minutes")
 
 
-class SourcesFileError(ValueError):
-    """The sources file cannot be used; the message lists every problem found."""
+class SourcesFileError(WatchError):
+    """The sources file at `path` cannot be used; `problems` says why, one line each."""
+
+    def __init__(self, path: Path, *problems: str) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"{self.path}: {'; '.join(self.problems)}"
+
+
+class BadSourceTables(SourcesFileError):
+    """Some `[[source]]` tables cannot be used; each problem names its table."""
+
+    def _message(self) -> str:
+        return f"{self.path}:\n  " + "\n  ".join(self.problems)
 
 
 class _Options(BaseModel):
@@ -168,17 +184,17 @@ def load_sources(path: Path) -> Catalogue:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise SourcesFileError(f"{path}: cannot read: {exc}") from None
+        raise SourcesFileError(path, f"cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise SourcesFileError(f"{path}: not valid TOML: {exc}") from None
+        raise SourcesFileError(path, f"not valid TOML: {exc}") from None
     topics = data.get("topics", {})
     if not isinstance(topics, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in topics.items()
     ):
-        raise SourcesFileError(f"{path}: [topics] must map topic keys to labels")
+        raise SourcesFileError(path, "[topics] must map topic keys to labels")
     tables = data.get("source", [])
     if not isinstance(tables, list):
-        raise SourcesFileError(f"{path}: 'source' must be an array of tables ([[source]])")
+        raise SourcesFileError(path, "'source' must be an array of tables ([[source]])")
     problems: list[str] = []
     specs: list[SourceSpec] = []
     seen: set[str] = set()
@@ -201,7 +217,7 @@ def load_sources(path: Path) -> Catalogue:
         seen.add(spec.key)
         specs.append(spec)
     if problems:
-        raise SourcesFileError(f"{path}:\n  " + "\n  ".join(problems))
+        raise BadSourceTables(path, *problems)
     return Catalogue(topics=dict(topics), sources=specs)
 
 

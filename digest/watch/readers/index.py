@@ -13,7 +13,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.html import decode_html, parse
-from digest.watch.patterns import compile_pattern
+from digest.watch.patterns import BadPattern, compile_pattern
 from digest.watch.urls import BadLink, canonical_url
 
 MAX_LINKS = 500
@@ -27,7 +27,7 @@ def read(
         raise ReadError("an index source needs the option link_pattern")
     try:
         pattern = compile_pattern(pattern_text)
-    except ValueError as exc:
+    except BadPattern as exc:
         raise ReadError(f"link_pattern: {exc}") from None
     if not body.strip():
         raise ReadError("the index page is empty")

@@ -19,6 +19,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from digest.watch.errors import WatchError
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 DC_DATE = "{http://purl.org/dc/elements/1.1/}date"
@@ -40,8 +42,8 @@ class RawItem:
     updated: datetime | None
 
 
-class NotPlain(Exception):
-    """The feed is not one the fast path is sure of."""
+class NotPlain(WatchError):
+    """The feed is not one the fast path is sure of; it never leaves this module."""
 
 
 def read_plain(body: bytes, content_type: str, url: str) -> list[RawItem] | None:

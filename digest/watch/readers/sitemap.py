@@ -15,7 +15,7 @@ from defusedxml.ElementTree import fromstring
 
 from digest.watch.dates import parse_date
 from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
-from digest.watch.patterns import Pattern, compile_pattern
+from digest.watch.patterns import BadPattern, Pattern, compile_pattern
 from digest.watch.urls import BadLink, canonical_url
 from digest.watch.xmlguard import declares_entities
 
@@ -33,7 +33,7 @@ def compile_patterns(options: Mapping[str, object], name: str) -> list[Pattern]:
         raise ReadError(f"option {name!r} must be a list of regular expressions")
     try:
         return [compile_pattern(str(p)) for p in raw]
-    except ValueError as exc:
+    except BadPattern as exc:
         raise ReadError(f"option {name!r}: {exc}") from None
 
 
