@@ -51,15 +51,19 @@ def _environment(folder: Path, sources_file: Path) -> dict[str, str]:
 
 
 def _pass(settings, ids: dict[str, tuple[str, int]]) -> tuple[float, float, dict[str, float]]:  # type: ignore[no-untyped-def]
-    from digest.watch.collect import collect_by_id, make_fetcher
+    from digest.watch.collect import collect_by_id, sessions_for
+    from digest.watch.fetch import make_fetcher
     from subscribers.base import utcnow
 
     per_kind: dict[str, float] = defaultdict(float)
     wall0, cpu0 = time.perf_counter(), time.process_time()
+    sessions = sessions_for(settings.database_url)
     with make_fetcher(settings) as fetcher:
         for kind, source_id in ids.values():
             started = time.perf_counter()
-            outcome = collect_by_id(settings, source_id, utcnow(), fetcher)
+            outcome = collect_by_id(
+                source_id, utcnow(), sessions=sessions, fetcher=fetcher, settings=settings
+            )
             if outcome is None or not outcome.ok:
                 raise SystemExit(f"collection failed: {outcome}")
             per_kind[kind] += time.perf_counter() - started

@@ -17,7 +17,9 @@ from digest.core.periods import Period, latest_period, schedule_of
 from digest.core.settings import load_settings
 from digest.delivery import runs
 from digest.delivery.notices import lost_notices, send_notices
-from digest.watch.collect import collect_by_id, lease_due_sources
+from digest.watch.collect import collect_by_id, sessions_for
+from digest.watch.fetch import make_fetcher
+from digest.watch.selection import lease_due_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency
 from subscribers.service import purge_unconfirmed, purge_unsubscribed
@@ -42,7 +44,15 @@ COLLECT_TIME_LIMIT = settings.fetch_source_budget_seconds + 2 * 3 * settings.fet
 @dramatiq.actor(max_retries=0, time_limit=int((COLLECT_TIME_LIMIT + 60) * 1000))
 def collect_source(source_id: int, at: str | None = None) -> None:
     when = datetime.fromisoformat(at) if at else utcnow()
-    outcome = collect_by_id(settings, source_id, when)
+    # No session for the whole message: a pass opens its own short ones (watch.collect).
+    with make_fetcher(settings) as fetcher:
+        outcome = collect_by_id(
+            source_id,
+            when,
+            sessions=sessions_for(settings.database_url),
+            fetcher=fetcher,
+            settings=settings,
+        )
     if outcome is not None:
         level = logging.INFO if outcome.ok else logging.WARNING
         log.log(level, "collected %s", outcome.describe())

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from digest.core.db import session_scope
 from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
-from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from digest.watch.urls import BadLink, canonical_url
+from tests.support.collecting import collect_once
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 
@@ -58,8 +58,8 @@ def items(settings: Settings, source_id: int) -> int:
 def test_a_broken_feed_marks_only_its_source(settings, synced, site: FixtureSite) -> None:
     site.routes["/feed/"] = Route(feed(site))
     site.routes["/barn/feed/"] = Route(b"<rss><channel><item><title>avbrutt", status=200)
-    good = collect_by_id(settings, synced["rvts-test"], AT)
-    bad = collect_by_id(settings, synced["barn-test"], AT)
+    good = collect_once(settings, synced["rvts-test"], AT)
+    bad = collect_once(settings, synced["barn-test"], AT)
     assert good.ok and good.report.new == 2
     assert not bad.ok and "not well-formed" in bad.error
     broken = source(settings, synced["barn-test"])
@@ -69,26 +69,26 @@ def test_a_broken_feed_marks_only_its_source(settings, synced, site: FixtureSite
 
 def test_conditional_get_costs_no_parsing(settings, synced, site: FixtureSite) -> None:
     site.routes["/feed/"] = Route(feed(site))
-    collect_by_id(settings, synced["rvts-test"], AT)
-    again = collect_by_id(settings, synced["rvts-test"], AT + timedelta(hours=1))
+    collect_once(settings, synced["rvts-test"], AT)
+    again = collect_once(settings, synced["rvts-test"], AT + timedelta(hours=1))
     assert again.ok and again.not_modified
     assert site.requests[-1][1].get("If-None-Match", "").startswith('"')
 
 
 def test_a_failure_keeps_what_was_stored_and_backs_off(settings, synced, site: FixtureSite) -> None:
     site.routes["/feed/"] = Route(feed(site, 3))
-    collect_by_id(settings, synced["rvts-test"], AT)
+    collect_once(settings, synced["rvts-test"], AT)
     site.routes["/feed/"] = Route(b"Internal error", status=500, content_type="text/plain")
     delays = []
     for n in range(3):
         at = AT + timedelta(hours=n + 1)
-        outcome = collect_by_id(settings, synced["rvts-test"], at)
+        outcome = collect_once(settings, synced["rvts-test"], at)
         assert not outcome.ok and "HTTP 500" in outcome.error
         delays.append(source(settings, synced["rvts-test"]).next_check_at - at)
     assert delays[0] < delays[1] < delays[2] <= timedelta(days=1)
     assert items(settings, synced["rvts-test"]) == 3
     site.routes["/feed/"] = Route(feed(site, 3))
-    recovered = collect_by_id(settings, synced["rvts-test"], AT + timedelta(days=1))
+    recovered = collect_once(settings, synced["rvts-test"], AT + timedelta(days=1))
     assert recovered.ok and recovered.not_modified  # the ETag survived the failures
     assert source(settings, synced["rvts-test"]).consecutive_failures == 0
 
@@ -98,7 +98,7 @@ def test_a_failure_keeps_what_was_stored_and_backs_off(settings, synced, site: F
 )
 def test_gone_feeds(settings, synced, site: FixtureSite, status, state, enabled) -> None:
     site.routes["/feed/"] = Route(b"", status=status, content_type="text/plain")
-    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    outcome = collect_once(settings, synced["rvts-test"], AT)
     row = source(settings, synced["rvts-test"])
     assert not outcome.ok and row.status == state and row.enabled is enabled
     assert row.http_status == status
@@ -107,7 +107,7 @@ def test_gone_feeds(settings, synced, site: FixtureSite, status, state, enabled)
 def test_permanent_redirect_updates_the_url(settings, synced, site: FixtureSite) -> None:
     site.routes["/feed/"] = Route(status=301, headers={"Location": site.url("/ny-feed/")})
     site.routes["/ny-feed/"] = Route(feed(site))
-    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    outcome = collect_once(settings, synced["rvts-test"], AT)
     row = source(settings, synced["rvts-test"])
     assert outcome.ok and row.url == site.url("/ny-feed/")
     assert "moved permanently" in row.error
@@ -116,7 +116,7 @@ def test_permanent_redirect_updates_the_url(settings, synced, site: FixtureSite)
 def test_redirect_loop_is_cut(settings, synced, site: FixtureSite) -> None:
     site.routes["/feed/"] = Route(status=302, headers={"Location": site.url("/feed2/")})
     site.routes["/feed2/"] = Route(status=302, headers={"Location": site.url("/feed/")})
-    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    outcome = collect_once(settings, synced["rvts-test"], AT)
     assert not outcome.ok and "redirects" in outcome.error
 
 
@@ -130,16 +130,16 @@ def small_limits(env: pytest.MonkeyPatch, settings: Settings) -> Settings:
 
 def test_oversized_and_gzip_bomb_bodies_are_cut(small_limits, synced, site: FixtureSite) -> None:
     site.routes["/feed/"] = Route(b"<rss>" + b"x" * 200_000)
-    outcome = collect_by_id(small_limits, synced["rvts-test"], AT)
+    outcome = collect_once(small_limits, synced["rvts-test"], AT)
     assert not outcome.ok and "larger than 50000 bytes" in outcome.error
     site.routes["/barn/feed/"] = Route(b"<rss>" + b"\0" * 5_000_000, gzip=True)
-    outcome = collect_by_id(small_limits, synced["barn-test"], AT)
+    outcome = collect_once(small_limits, synced["barn-test"], AT)
     assert not outcome.ok and "larger than 50000 bytes" in outcome.error
 
 
 def test_a_dripping_server_is_cut_off(small_limits, synced, site: FixtureSite) -> None:
     site.routes["/feed/"] = Route(feed(site), drip_seconds=0.2)
-    outcome = collect_by_id(small_limits, synced["rvts-test"], AT)
+    outcome = collect_once(small_limits, synced["rvts-test"], AT)
     assert not outcome.ok and ("took longer" in outcome.error or "timed out" in outcome.error)
 
 
@@ -158,11 +158,11 @@ def test_a_pattern_that_suddenly_matches_nothing_is_a_warning(settings, site, tm
         source_id = session.scalar(select(Source.id).where(Source.key == "sor"))
     site.routes["/aktuelt/"] = Route(b'<a href="/aktuelt/1/a/">A</a>', content_type="text/html")
     site.routes["/aktuelt/1/a/"] = Route(b"<h1>A</h1><p>Tekst.</p>", content_type="text/html")
-    assert collect_by_id(settings, source_id, AT).ok
+    assert collect_once(settings, source_id, AT).ok
     assert source(settings, source_id).warning is None
     # The site is redesigned: its links now look different.
     site.routes["/aktuelt/"] = Route(b'<a href="/nyheter/a">A</a>', content_type="text/html")
-    outcome = collect_by_id(settings, source_id, AT + timedelta(hours=2))
+    outcome = collect_once(settings, source_id, AT + timedelta(hours=2))
     assert outcome.ok
     assert "no link on the page matched" in source(settings, source_id).warning
     listed = subprocess.run(
@@ -219,7 +219,7 @@ def test_links_with_an_ipv6_host_are_kept_and_a_broken_host_is_skipped(
             [{"title": f"Sak {n}", "link": link, "published": AT} for n, link in enumerate(links)],
         )
     )
-    outcome = collect_by_id(settings, synced["rvts-test"], AT)
+    outcome = collect_once(settings, synced["rvts-test"], AT)
     assert outcome.ok and outcome.report.new == 2
     assert "skipped 1 link(s)" in source(settings, synced["rvts-test"]).warning
     assert "exa mple.org" in source(settings, synced["rvts-test"]).warning

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 from digest.core.db import session_scope
 from digest.core.models import Delivery, DigestRun, Item, MailStatus, Source
 from digest.core.settings import Settings
-from digest.watch.collect import CollectOutcome, collect_by_id
+from digest.watch.collect import CollectOutcome
 from digest.watch.sources import load_sources, sync_sources
 from subscribers.models import Subscriber
 from subscribers.service import add_subscriber, choices, sign_up
+from tests.support.collecting import collect_once
 from tests.support.site import FixtureSite, Route
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -106,7 +107,7 @@ def test_sign_up_and_claim_go_through_while_a_slow_source_is_read(
 ) -> None:
     outcomes: list[CollectOutcome | None] = []
     collector = threading.Thread(
-        target=lambda: outcomes.append(collect_by_id(settings, slow_source, AT)), daemon=True
+        target=lambda: outcomes.append(collect_once(settings, slow_source, AT)), daemon=True
     )
     collector.start()
     try:

@@ -27,7 +27,7 @@ from digest.core.db import session_scope
 from digest.core.models import Source
 from digest.core.settings import Settings
 from digest.watch.article import read_page
-from digest.watch.collect import collect_sources
+from digest.watch.collect import collect_sources, sessions_for
 from digest.watch.entries import Entry, ReadError, ReadResult
 from digest.watch.readers import feed, index, sections, sitemap
 from digest.watch.sources import load_sources, sync_sources
@@ -325,7 +325,10 @@ def test_collecting_a_mutated_source_never_escapes_its_boundary(
     at = AT + timedelta(hours=data.draw(st.integers(0, 1000)))
     outcomes = list(
         collect_sources(
-            settings, [(fuzz_sources[kind], "a"), (fuzz_sources["zz-healthy"], "a")], at
+            [(fuzz_sources[kind], "a"), (fuzz_sources["zz-healthy"], "a")],
+            at,
+            sessions=sessions_for(settings.database_url),
+            settings=settings,
         )
     )
     assert [o.key for o in outcomes] == [kind, "zz-healthy"]

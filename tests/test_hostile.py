@@ -14,9 +14,9 @@ from sqlalchemy import select
 from digest.core.db import session_scope
 from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
-from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
 from digest.watch.xmlguard import declares_entities
+from tests.support.collecting import collect_once
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 from tests.support.trickle import SLOW_HEADERS, TrickleServer
@@ -124,7 +124,7 @@ def hostile(settings: Settings, site: FixtureSite, tmp_path: Path, env) -> Setti
 def collect(settings: Settings, key: str):
     with session_scope(settings.database_url) as session:
         source_id = session.scalar(select(Source.id).where(Source.key == key))
-    return collect_by_id(settings, source_id, AT)
+    return collect_once(settings, source_id, AT)
 
 
 def stored_text(settings: Settings) -> str:

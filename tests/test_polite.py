@@ -72,7 +72,7 @@ def test_robots_server_error_means_stay_out(site: FixtureSite) -> None:
 
 def test_user_agent_names_the_service_and_contact(settings, site: FixtureSite, env) -> None:
     from digest.core.settings import get_settings
-    from digest.watch.collect import make_fetcher
+    from digest.watch.fetch import make_fetcher
 
     env.setenv("DIGEST_USER_AGENT_CONTACT", "drift@kommune.no")
     get_settings.cache_clear()

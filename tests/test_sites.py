@@ -16,8 +16,8 @@ from digest.core.db import session_scope
 from digest.core.models import Change, Item, Source
 from digest.core.settings import Settings
 from digest.watch.article import read_article
-from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
+from tests.support.collecting import collect_once
 from tests.support.site import FixtureSite, Route
 
 SITES = Path(__file__).parent / "fixtures" / "sites"
@@ -106,7 +106,7 @@ def sources(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, 
 
 def collect_all(settings: Settings, sources: dict[str, int], at: datetime) -> None:
     for source_id in sources.values():
-        outcome = collect_by_id(settings, source_id, at)
+        outcome = collect_once(settings, source_id, at)
         assert outcome is not None and outcome.ok, outcome
 
 
@@ -175,10 +175,10 @@ def test_an_item_that_leaves_the_feed_and_returns_is_not_new(settings, sources, 
     without = re.sub(rb"<item>\s*<title>Ny rettleiar.*?</item>", b"", feed, flags=re.S)
     assert without != feed
     site.routes["/vest/feed/"] = Route(without)
-    collect_by_id(settings, sources["vest"], T1)
+    collect_once(settings, sources["vest"], T1)
     site.routes["/vest/feed/"] = Route(feed)
     back = datetime(2025, 2, 3, 10, 0, tzinfo=UTC)
-    collect_by_id(settings, sources["vest"], back)
+    collect_once(settings, sources["vest"], back)
     assert changes_at(settings, back) == {}
 
 
@@ -239,7 +239,7 @@ def test_a_byline_date_outside_paragraphs_is_read(
             "/aktuelt/77/gammel/": article("Gammel samling", "10.04.2018"),
         }
     )
-    assert collect_by_id(settings, sources["sor"], T0).report.new == 1
+    assert collect_once(settings, sources["sor"], T0).report.new == 1
     assert changes_at(settings, T0) == {("sor", "Ny samling"): ("new", "")}
     with session_scope(settings.database_url) as session:
         published = {i.title: i.published_at for i in session.scalars(select(Item))}

@@ -22,8 +22,8 @@ from sqlalchemy import select
 from digest.core.db import session_scope
 from digest.core.models import Change, Item, Source
 from digest.core.settings import Settings
-from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
+from tests.support.collecting import collect_once
 from tests.support.feeds import rss
 from tests.support.server import LiveServer
 from tests.support.site import FixtureSite, Route
@@ -196,14 +196,14 @@ def test_a_failure_of_any_kind_counts_up_and_clears(
     settings: Settings, site: FixtureSite, broken: dict[str, int]
 ) -> None:
     for n in range(3):
-        outcome = collect_by_id(settings, broken["f-bug"], AT + timedelta(days=n))
+        outcome = collect_once(settings, broken["f-bug"], AT + timedelta(days=n))
         assert outcome is not None and not outcome.ok
         assert "UnknownKind" in outcome.describe()
     assert rows(settings)["f-bug"].consecutive_failures == 3
     database = settings.database_url.split(":///", 1)[1]
     with sqlite3.connect(database) as db:
         db.execute("UPDATE sources SET kind = 'feed' WHERE id = ?", (broken["f-bug"],))
-    outcome = collect_by_id(settings, broken["f-bug"], AT + timedelta(days=4))
+    outcome = collect_once(settings, broken["f-bug"], AT + timedelta(days=4))
     assert outcome is not None and outcome.ok
     row = rows(settings)["f-bug"]
     assert row.status == "ok" and row.consecutive_failures == 0 and row.error is None
@@ -237,8 +237,8 @@ def test_invisible_characters_from_sites_are_not_stored(
         f"<h2>Del\u200b en</h2><p>Tekst{INVISIBLE} her.</p></main></body></html>".encode(),
         content_type=HTML,
     )
-    assert collect_by_id(settings, broken["z-healthy"], AT).ok
-    assert collect_by_id(settings, broken["d-index-links"], AT).ok
+    assert collect_once(settings, broken["z-healthy"], AT).ok
+    assert collect_once(settings, broken["d-index-links"], AT).ok
     with session_scope(settings.database_url) as session:
         feed_item = session.scalars(select(Item).where(Item.source_id == broken["z-healthy"])).one()
         assert feed_item.title == "Faktura fdp.exe"
@@ -298,7 +298,7 @@ def test_an_absurd_date_from_one_site_breaks_no_mail(
     site.routes["/feed/"] = Route(rss_written([]))
     site.routes["/barn/feed/"] = Route(atom([]), content_type="application/atom+xml")
     for source_id in ids.values():
-        assert collect_by_id(settings, source_id, period.start - timedelta(days=1)).ok
+        assert collect_once(settings, source_id, period.start - timedelta(days=1)).ok
     site.routes["/feed/"] = Route(
         rss_written(
             [
@@ -318,7 +318,7 @@ def test_an_absurd_date_from_one_site_breaks_no_mail(
         content_type="application/atom+xml",
     )
     for source_id in ids.values():
-        outcome = collect_by_id(settings, source_id, period.start + timedelta(hours=1))
+        outcome = collect_once(settings, source_id, period.start + timedelta(hours=1))
         assert outcome is not None and outcome.ok and outcome.report.new >= 2, outcome
     with session_scope(settings.database_url) as session:
         started = runs.start_run(session, period)
@@ -346,12 +346,12 @@ def test_a_validator_no_request_can_carry_is_neither_kept_nor_sent(
     odd = {"ETag": '"v\xe9"', "Last-Modified": "Fri, 20 Nov 2026 10:00:00 GMT\xe9"}
     site.routes["/feed/"] = Route(feed, etag=False, headers=odd)
     for day in range(2):
-        outcome = collect_by_id(settings, source_id, AT + timedelta(days=day))
+        outcome = collect_once(settings, source_id, AT + timedelta(days=day))
         assert outcome is not None and outcome.ok, outcome and outcome.describe()
     row = rows(settings)["rvts-test"]
     assert (row.etag, row.last_modified) == (None, None)
     # One stored by an older version is left out of the request, not sent and failed on.
     with session_scope(settings.database_url) as session:
         session.get_one(Source, source_id).etag = '"v\xe9"'
-    outcome = collect_by_id(settings, source_id, AT + timedelta(days=3))
+    outcome = collect_once(settings, source_id, AT + timedelta(days=3))
     assert outcome is not None and outcome.ok, outcome.describe()

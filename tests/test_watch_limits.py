@@ -16,7 +16,7 @@ from sqlalchemy import select
 from digest.core.db import session_scope
 from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
-from digest.watch.collect import CollectOutcome, collect_sources
+from digest.watch.collect import CollectOutcome, collect_sources, sessions_for
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
@@ -100,7 +100,10 @@ def collect(at: datetime) -> dict[str, CollectOutcome]:
     settings = get_settings()
     with session_scope(settings.database_url) as session:
         pairs = [(s.id, urlsplit(s.url).hostname or "") for s in session.scalars(select(Source))]
-    return {o.key: o for o in collect_sources(settings, pairs, at)}
+    outcomes = collect_sources(
+        pairs, at, sessions=sessions_for(settings.database_url), settings=settings
+    )
+    return {o.key: o for o in outcomes}
 
 
 def requested(site: FixtureSite, paths: list[str]) -> int:

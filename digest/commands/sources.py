@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import func, select
 
 from digest.commands.common import current_settings, fail, local, parse_at
 from digest.core.settings import Settings
@@ -16,12 +15,9 @@ def sources() -> None:
 
 def sync_sources_file(settings: Settings, allow_empty: bool, refused_is_fatal: bool = True) -> None:
     from digest.core.db import session_scope
-    from digest.watch.sources import SourcesFileError, load_sources, sync_sources
+    from digest.watch.sources import load_sources, sync_sources
 
-    try:
-        catalogue = load_sources(settings.sources_file)
-    except SourcesFileError as exc:
-        fail(str(exc))
+    catalogue = load_sources(settings.sources_file)
     if not catalogue.sources and not allow_empty:
         # Most likely the wrong or a truncated file: syncing it would disable every source.
         refusal = (
@@ -55,40 +51,36 @@ def sources_sync(allow_empty: bool) -> None:
 def sources_list() -> None:
     """Each source with its health."""
     from digest.core.db import session_scope
-    from digest.core.models import Item, Source
+    from digest.watch.overview import source_health
 
     settings = current_settings()
     tz = settings.tz
     with session_scope(settings.database_url) as session:
-        counts = dict(
-            session.execute(select(Item.source_id, func.count()).group_by(Item.source_id)).all()
-        )
-        rows = session.scalars(select(Source).order_by(Source.key)).all()
-        if not rows:
-            click.echo("no sources; run `digest sources sync`")
-            return
+        rows = source_health(session)
+    if not rows:
+        click.echo("no sources; run `digest sources sync`")
+        return
+    click.echo(
+        f"{'KEY':28} {'KIND':8} {'STATUS':9} {'HTTP':4} {'LAST CHECK':16} "
+        f"{'LAST SUCCESS':16} {'FAILS':5} {'ITEMS':5} {'NEXT CHECK':16} ERROR / WARNING"
+    )
+    for s in rows:
         click.echo(
-            f"{'KEY':28} {'KIND':8} {'STATUS':9} {'HTTP':4} {'LAST CHECK':16} "
-            f"{'LAST SUCCESS':16} {'FAILS':5} {'ITEMS':5} {'NEXT CHECK':16} ERROR / WARNING"
+            f"{s.key:28} {s.kind:8} {s.status:9} {s.http_status or '-'!s:4} "
+            f"{local(s.last_checked_at, tz):16} {local(s.last_success_at, tz):16} "
+            f"{s.consecutive_failures:<5} {s.items:<5} "
+            f"{local(s.next_check_at, tz) if s.enabled else '-':16} "
+            f"{s.error or ''}{'; ' if s.error and s.warning else ''}"
+            f"{'warning: ' + s.warning if s.warning else ''}"
         )
-        for s in rows:
-            status = s.status if s.enabled else "disabled"
-            click.echo(
-                f"{s.key:28} {s.kind:8} {status:9} {s.http_status or '-'!s:4} "
-                f"{local(s.last_checked_at, tz):16} {local(s.last_success_at, tz):16} "
-                f"{s.consecutive_failures:<5} {counts.get(s.id, 0):<5} "
-                f"{local(s.next_check_at, tz) if s.enabled else '-':16} "
-                f"{s.error or ''}{'; ' if s.error and s.warning else ''}"
-                f"{'warning: ' + s.warning if s.warning else ''}"
-            )
 
 
 @sources.command("discover")
 @click.argument("url")
 def sources_discover(url: str) -> None:
     """Look at a site and print how it could be watched, with a ready [[source]] entry."""
-    from digest.watch.collect import make_fetcher
     from digest.watch.discover import discover, suggest
+    from digest.watch.fetch import make_fetcher
 
     settings = current_settings()
     if not url.startswith(("http://", "https://")):
@@ -122,24 +114,20 @@ def sources_discover(url: str) -> None:
 )
 def collect(source_key: str | None, at: str | None, jobs: int) -> None:
     """Collect sources now and wait for them (all enabled ones, or one)."""
-    from urllib.parse import urlsplit
-
     from digest.core.db import session_scope
-    from digest.core.models import Source
-    from digest.watch.collect import collect_sources
+    from digest.watch.collect import collect_sources, sessions_for
+    from digest.watch.selection import sources_to_collect
     from subscribers.base import utcnow
 
     settings = current_settings()
     when = parse_at(at, settings.tz) or utcnow()
     with session_scope(settings.database_url) as session:
-        query = select(Source.id, Source.url).where(Source.enabled.is_(True)).order_by(Source.key)
-        if source_key:
-            query = select(Source.id, Source.url).where(Source.key == source_key)
-        sources = [(i, urlsplit(url).hostname or "") for i, url in session.execute(query)]
-    if source_key and not sources:
-        fail(f"no source with key {source_key!r}; see `digest sources list`")
+        sources = sources_to_collect(session, source_key)
     failures = 0
-    for outcome in collect_sources(settings, sources, when, jobs):
+    outcomes = collect_sources(
+        sources, when, sessions=sessions_for(settings.database_url), settings=settings, jobs=jobs
+    )
+    for outcome in outcomes:
         failures += not outcome.ok
         click.echo(outcome.describe())
     if failures:

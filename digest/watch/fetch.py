@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from digest import SERVICE_NAME, __version__
+from digest.core.settings import Settings
 from digest.watch.addresses import refusal
 from digest.watch.codings import ACCEPT_ENCODING, CodingError, decoder_for
 from digest.watch.errors import WatchError
 from digest.watch.pinned import PinnedBackend, PinnedTransport, deadline
-from digest.watch.polite import PACER, HostRefused, RobotsCache, parse_robots
+from digest.watch.polite import PACER, HostRefused, RobotsCache, SharedHostPacer, parse_robots
 
 MAX_REDIRECTS = 5
 
@@ -255,6 +257,25 @@ class Fetcher:
         return FetchError(
             f"response larger than {self.limits.max_bytes} bytes", status=response.status_code
         )
+
+
+def make_fetcher(settings: Settings) -> Fetcher:
+    """The fetcher the settings describe: its user agent, limits, and pacing per host."""
+    contact = f"; {settings.user_agent_contact}" if settings.user_agent_contact else ""
+    return Fetcher(
+        user_agent=f"{SERVICE_NAME}/{__version__} (+{settings.base_url}{contact})",
+        limits=FetchLimits(
+            timeout=settings.fetch_timeout_seconds,
+            deadline=settings.fetch_timeout_seconds * 3,
+            max_bytes=settings.fetch_max_bytes,
+            host_delay=settings.fetch_host_delay_seconds,
+            allow_private=settings.allow_private_hosts,
+        ),
+        # With Redis at hand, all workers pace each host together.
+        pacer=SharedHostPacer(settings.broker_url)
+        if settings.broker_url.startswith(("redis://", "rediss://"))
+        else None,
+    )
 
 
 def usable_validator(value: str) -> bool:

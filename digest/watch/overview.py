@@ -1,0 +1,50 @@
+"""The sources as operators see them: health and item count of each, for `digest sources list`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.core.models import Item, Source, SourceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    key: str
+    kind: str
+    enabled: bool
+    status: str  # "disabled" for a disabled source, whatever its last pass said
+    http_status: int | None
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    consecutive_failures: int
+    items: int
+    next_check_at: datetime | None
+    error: str | None
+    warning: str | None
+
+
+def source_health(session: Session) -> list[SourceHealth]:
+    """Every source, by key, with its health and the number of items it has."""
+    query = select(Item.source_id, func.count()).group_by(Item.source_id)
+    counts: dict[int, int] = dict(session.execute(query).tuples().all())
+    return [
+        SourceHealth(
+            key=s.key,
+            kind=s.kind,
+            enabled=s.enabled,
+            status=s.status if s.enabled else SourceStatus.DISABLED.value,
+            http_status=s.http_status,
+            last_checked_at=s.last_checked_at,
+            last_success_at=s.last_success_at,
+            consecutive_failures=s.consecutive_failures,
+            items=counts.get(s.id, 0),
+            next_check_at=s.next_check_at,
+            error=s.error,
+            warning=s.warning,
+        )
+        for s in session.scalars(select(Source).order_by(Source.key))
+    ]
