@@ -95,13 +95,7 @@ def ingest(
     silent: Set[str] = frozenset(),
 ) -> IngestReport:
     """Store entries as Items and record Changes detected at `at`."""
-    keys = [e.key for e in entries]
-    items: dict[str, Item] = {}
-    for start in range(0, len(keys), 500):
-        batch = keys[start : start + 500]
-        query = select(Item).where(Item.source_id == source.id, Item.key.in_(batch))
-        with session.no_autoflush:  # nothing pending concerns these rows
-            items.update({item.key: item for item in session.scalars(query)})
+    items = _stored_items(session, source, [e.key for e in entries])
     baseline = source.baseline_at is None
     decisions = decide(
         entries,
@@ -114,40 +108,58 @@ def ingest(
     report = IngestReport()
     reported: list[tuple[Decision, Item, str]] = []
     for decision in decisions:
-        entry = decision.entry
-        item = items.get(entry.key)
-        note = ""
-        if item is None:
-            item = Item(source_id=source.id, key=entry.key, first_seen_at=at)
-            session.add(item)
-        elif decision.verdict is Verdict.UPDATED:
-            note = _note(item, entry)
-        if decision.verdict is not Verdict.SAME:
-            _copy(entry, item)
-        item.last_seen_at = at
+        item, note = _apply(session, source, decision, items.get(decision.entry.key), at)
         if decision.verdict in (Verdict.NEW, Verdict.UPDATED):
             reported.append((decision, item, note))
         setattr(report, decision.verdict.value, getattr(report, decision.verdict.value) + 1)
     if reported:
         session.flush()  # one round trip gives every new item its id
-        session.add_all(
-            Change(
-                item_id=item.id,
-                kind=ChangeKind.NEW.value
-                if decision.verdict is Verdict.NEW
-                else ChangeKind.UPDATED.value,
-                detected_at=at,
-                title=decision.entry.title,
-                url=decision.entry.url,
-                summary_text=decision.entry.summary_text,
-                published_at=decision.entry.published_at,
-                note=note,
-            )
-            for decision, item, note in reported
-        )
+        session.add_all(_change(decision, item, note, at) for decision, item, note in reported)
     if baseline:
         source.baseline_at = at
     return report
+
+
+def _stored_items(session: Session, source: Source, keys: list[str]) -> dict[str, Item]:
+    """The source's items with these keys, asked in batches the database takes."""
+    items: dict[str, Item] = {}
+    for start in range(0, len(keys), 500):
+        batch = keys[start : start + 500]
+        query = select(Item).where(Item.source_id == source.id, Item.key.in_(batch))
+        with session.no_autoflush:  # nothing pending concerns these rows
+            items.update({item.key: item for item in session.scalars(query)})
+    return items
+
+
+def _apply(
+    session: Session, source: Source, decision: Decision, item: Item | None, at: datetime
+) -> tuple[Item, str]:
+    """The entry's item, added or brought up to date, and the note on what changed."""
+    entry = decision.entry
+    note = ""
+    if item is None:
+        item = Item(source_id=source.id, key=entry.key, first_seen_at=at)
+        session.add(item)
+    elif decision.verdict is Verdict.UPDATED:
+        note = _note(item, entry)  # before the item takes the new text
+    if decision.verdict is not Verdict.SAME:
+        _copy(entry, item)
+    item.last_seen_at = at
+    return item, note
+
+
+def _change(decision: Decision, item: Item, note: str, at: datetime) -> Change:
+    new = decision.verdict is Verdict.NEW
+    return Change(
+        item_id=item.id,
+        kind=(ChangeKind.NEW if new else ChangeKind.UPDATED).value,
+        detected_at=at,
+        title=decision.entry.title,
+        url=decision.entry.url,
+        summary_text=decision.entry.summary_text,
+        published_at=decision.entry.published_at,
+        note=note,
+    )
 
 
 def _note(item: Item, entry: Entry) -> str:
