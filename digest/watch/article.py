@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from digest.core.clean import html_to_text, normalise_text, shorten
 from digest.watch.dates import ACCESS_DATE, is_date_line, labelled_dates, parse_date
 from digest.watch.entries import Entry
-from digest.watch.html import decode_html, json_ld, main_node, meta, parse, pieces
+from digest.watch.html import Piece, decode_html, json_ld, main_node, meta, parse, pieces
 from digest.watch.urls import BadLink, canonical_url
 
 SUMMARY_LENGTH = 400
@@ -57,35 +57,16 @@ def read_article(html: str, url: str) -> Article:
     ld = json_ld(tree)
     for node in tree.css("script, style, noscript, template"):
         node.decompose()  # their text is code, never the article's
-    h1 = tree.css_first("h1")
-    title_node = tree.css_first("title")
-    title = normalise_text(
-        html_to_text(meta(tree, "og:title"))
-        or (h1.text(deep=True) if h1 is not None else "")
-        or _ld_value(ld, "headline", "name")
-        or (title_node.text(deep=True) if title_node is not None else "")
-    )[:500]
+    # Read before main_node, which removes the page's chrome from the tree.
+    title = _title(tree, ld)
     description = html_to_text(meta(tree, "description", "og:description"))
-    time_node = tree.css_first("time[datetime]")
-    first_time = parse_date(time_node.attributes.get("datetime") or "") if time_node else None
-    published = parse_date(meta(tree, "article:published_time", "datePublished")) or parse_date(
-        _ld_value(ld, "datePublished")
-    )
-    updated = parse_date(meta(tree, "article:modified_time", "dateModified")) or parse_date(
-        _ld_value(ld, "dateModified")
-    )
-
+    published, updated = _declared_dates(tree, ld)
+    first_time = _first_time(tree)
     main = main_node(tree)
     parts = list(pieces(main)) if main is not None else []
     head = _head_text(main) if main is not None else ""
-    blocks: list[tuple[str, str]] = []
-    heading = ""
-    for piece in parts:
-        if piece.is_heading:
-            heading = piece.text
-        elif not is_date_line(piece.text):
-            blocks.append((heading, piece.text))
     text = " ".join(p.text for p in parts)
+    blocks = _blocks(parts)
     labelled = labelled_dates(text)
     if labelled.published is None and labelled.updated is None:
         labelled = labelled_dates(head)  # a labelled date in a div or span of the byline
@@ -96,17 +77,58 @@ def read_article(html: str, url: str) -> Article:
         # document order, so a byline in spans wins over a date in the lead after it. The
         # paragraphs alone are the fallback when other text at the top is long.
         published = parse_date(head) or parse_date(text[:HEAD_LENGTH])
-    updated = labelled.updated or updated
     return Article(
         url=_page_url(url),
         title=title or shorten(text, 80) or url,
         published=published,
-        updated=updated,
+        updated=labelled.updated or updated,
         declared=labelled.updated_text,
         summary=shorten(description or (blocks[0][1] if blocks else ""), SUMMARY_LENGTH),
         text=text,
         blocks=tuple(blocks),
     )
+
+
+def _title(tree: LexborHTMLParser, ld: list[dict[str, object]]) -> str:
+    h1 = tree.css_first("h1")
+    title_node = tree.css_first("title")
+    return normalise_text(
+        html_to_text(meta(tree, "og:title"))
+        or (h1.text(deep=True) if h1 is not None else "")
+        or _ld_value(ld, "headline", "name")
+        or (title_node.text(deep=True) if title_node is not None else "")
+    )[:500]
+
+
+def _declared_dates(
+    tree: LexborHTMLParser, ld: list[dict[str, object]]
+) -> tuple[datetime | None, datetime | None]:
+    """(published, updated) as the page's metadata or JSON-LD declare them."""
+    published = parse_date(meta(tree, "article:published_time", "datePublished")) or parse_date(
+        _ld_value(ld, "datePublished")
+    )
+    updated = parse_date(meta(tree, "article:modified_time", "dateModified")) or parse_date(
+        _ld_value(ld, "dateModified")
+    )
+    return published, updated
+
+
+def _first_time(tree: LexborHTMLParser) -> datetime | None:
+    """The date of the page's first <time datetime>, if it has one."""
+    node = tree.css_first("time[datetime]")
+    return parse_date(node.attributes.get("datetime") or "") if node else None
+
+
+def _blocks(parts: list[Piece]) -> list[tuple[str, str]]:
+    """(nearest heading, paragraph) pairs; date lines are not paragraphs that change."""
+    blocks: list[tuple[str, str]] = []
+    heading = ""
+    for piece in parts:
+        if piece.is_heading:
+            heading = piece.text
+        elif not is_date_line(piece.text):
+            blocks.append((heading, piece.text))
+    return blocks
 
 
 def _head_text(main: LexborNode) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urljoin
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from digest.watch.entries import Link, ReadError, ReadResult, SkippedLinks
 from digest.watch.html import decode_html, parse
-from digest.watch.patterns import BadPattern, compile_pattern
+from digest.watch.patterns import BadPattern, Pattern, compile_pattern
 from digest.watch.urls import BadLink, canonical_url
 
 MAX_LINKS = 500
@@ -32,14 +32,25 @@ def read(
     if not body.strip():
         raise ReadError("the index page is empty")
     try:
-        canonical_url(url)
+        page = canonical_url(url)
     except BadLink as exc:
         raise ReadError(f"the page's own URL cannot be used: {exc}") from None
     tree = parse(decode_html(body, headers))
-    base_url = _base_url(tree, url)
-    selector = options.get("link_selector") or "a[href]"
+    selector = options.get("link_selector")
+    anchors = _anchors(tree, str(selector or "a[href]"))
+    result = _links(anchors, _base_url(tree, url), page, pattern)
+    if not result.links:
+        result.warnings.append(
+            f"no link on the page matched link_pattern {pattern_text!r}"
+            + (f" within {selector!r}" if selector else "")
+        )
+    return result
+
+
+def _anchors(tree: LexborHTMLParser, selector: str) -> list[LexborNode]:
+    """The links `selector` chooses: links themselves, or the links inside what it chooses."""
     try:
-        chosen = tree.css(str(selector))
+        chosen = tree.css(selector)
     except Exception as exc:  # selectolax raises plain exceptions for bad selectors
         raise ReadError(f"link_selector is not a valid CSS selector: {exc}") from None
     anchors = []
@@ -48,6 +59,11 @@ def read(
             anchors.append(node)
         else:
             anchors.extend(node.css("a[href]"))
+    return anchors
+
+
+def _links(anchors: list[LexborNode], base_url: str, page: str, pattern: Pattern) -> ReadResult:
+    """The article links among `anchors`, at most MAX_LINKS; a bad link is skipped alone."""
     result = ReadResult()
     seen: set[str] = set()
     skipped = SkippedLinks()
@@ -63,18 +79,13 @@ def read(
         except (BadLink, ValueError) as exc:  # ValueError: urljoin on «http://[::1/x»
             skipped.add(exc if isinstance(exc, BadLink) else BadLink(href, exc))
             continue  # that link only
-        if canonical in seen or canonical == canonical_url(url) or not pattern.search(canonical):
+        if canonical in seen or canonical == page or not pattern.search(canonical):
             continue
         seen.add(canonical)
         result.links.append(Link(canonical))
         if len(result.links) >= MAX_LINKS:
             break
     result.warnings.extend(skipped.warnings())
-    if not result.links:
-        result.warnings.append(
-            f"no link on the page matched link_pattern {pattern_text!r}"
-            + (f" within {selector!r}" if options.get("link_selector") else "")
-        )
     return result
 
 

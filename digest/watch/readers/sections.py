@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from selectolax.lexbor import LexborNode
 
 from digest.core.clean import normalise_text, shorten
 from digest.watch.dates import is_date_line, labelled_dates
@@ -35,67 +38,89 @@ def _anchor(given: str, heading: str) -> str:
     return anchor
 
 
+@dataclass(slots=True)
+class _Section:
+    title: str
+    anchor: str
+    blocks: list[tuple[str, str]] = field(default_factory=list)  # (sub-heading, paragraph)
+    # Date lines count for the hash and the declared date, not as paragraphs that changed.
+    date_lines: list[str] = field(default_factory=list)
+
+
 def read(
     body: bytes, headers: Mapping[str, str], url: str, options: Mapping[str, object]
 ) -> ReadResult:
     if not body.strip():
         raise ReadError("the page is empty")
     selector = str(options.get("heading") or "h2")
-    tree = parse(decode_html(body, headers))
-    main = main_node(tree)
+    main = main_node(parse(decode_html(body, headers)))
     if main is None:
         raise ReadError("the page has no body")
     try:
         heading_ids = {node.mem_id for node in main.css(selector)}
     except Exception as exc:  # selectolax raises plain exceptions for bad selectors
         raise ReadError(f"heading is not a valid CSS selector: {exc}") from None
+    page = _page_url(url)
+    sections = _sections(main, heading_ids)
+    result = ReadResult(entries=[_entry(page, section) for section in sections])
+    if not sections:
+        result.warnings.append(f"no heading on the page matched {selector!r}")
+    return result
+
+
+def _page_url(url: str) -> str:
+    """The page's canonical URL, with room for an anchor, or ReadError."""
     try:
         page = canonical_url(url)
     except BadLink as exc:
         raise ReadError(f"the page's own URL cannot be used: {exc}") from None
     if len(page) > MAX_URL_LENGTH - MAX_ANCHOR - 10:  # room for «#anchor-2»
         raise ReadError("the page's URL is too long to name its sections by")
-    sections: list[tuple[str, str, list[tuple[str, str]]]] = []  # (title, anchor, blocks)
+    return page
+
+
+def _sections(main: LexborNode, heading_ids: set[int]) -> list[_Section]:
+    """The page split at the chosen headings; text before the first belongs to none."""
+    sections: list[_Section] = []
     anchors: set[str] = set()
-    # Date lines count for the hash and the declared date, not as paragraphs that changed.
-    dates_of: dict[int, list[str]] = {}
     sub_heading = ""
     for piece in pieces(main):
         if piece.is_heading and piece.node.mem_id in heading_ids:
-            anchor = _anchor(piece.node.attributes.get("id") or "", piece.text)
-            base, n = anchor, 2
-            while anchor in anchors:  # two chapters with the same name
-                anchor, n = f"{base}-{n}", n + 1
-            anchors.add(anchor)
-            sections.append((piece.text, anchor, []))
-            dates_of[len(sections) - 1] = []
+            anchor = _unique(_anchor(piece.node.attributes.get("id") or "", piece.text), anchors)
+            sections.append(_Section(piece.text, anchor))
             sub_heading = piece.text
         elif not sections:
-            continue  # text before the first chapter heading belongs to no section
+            continue
         elif piece.is_heading:
             sub_heading = piece.text
         elif is_date_line(piece.text):
-            dates_of[len(sections) - 1].append(piece.text)
+            sections[-1].date_lines.append(piece.text)
         else:
-            sections[-1][2].append((sub_heading, piece.text))
-    result = ReadResult()
-    for number, (title, anchor, blocks) in enumerate(sections):
-        date_lines = " ".join(dates_of[number])
-        text = " ".join(t for _, t in blocks)
-        dates = labelled_dates(f"{date_lines} {text}")
-        result.entries.append(
-            Entry(
-                key=f"{page}#{anchor}",
-                url=f"{page}#{anchor}",
-                title=title[:500],
-                summary_text=shorten(blocks[0][1] if blocks else "", 400),
-                content_text=f"{title} {text} {date_lines}".strip(),
-                published_at=dates.published,
-                updated_at=dates.updated,
-                blocks=tuple(blocks),
-                declared=dates.updated_text,
-            )
-        )
-    if not sections:
-        result.warnings.append(f"no heading on the page matched {selector!r}")
-    return result
+            sections[-1].blocks.append((sub_heading, piece.text))
+    return sections
+
+
+def _unique(anchor: str, anchors: set[str]) -> str:
+    """`anchor`, numbered when an earlier chapter of the same name has it; kept in `anchors`."""
+    base, n = anchor, 2
+    while anchor in anchors:
+        anchor, n = f"{base}-{n}", n + 1
+    anchors.add(anchor)
+    return anchor
+
+
+def _entry(page: str, section: _Section) -> Entry:
+    date_lines = " ".join(section.date_lines)
+    text = " ".join(t for _, t in section.blocks)
+    dates = labelled_dates(f"{date_lines} {text}")
+    return Entry(
+        key=f"{page}#{section.anchor}",
+        url=f"{page}#{section.anchor}",
+        title=section.title[:500],
+        summary_text=shorten(section.blocks[0][1] if section.blocks else "", 400),
+        content_text=f"{section.title} {text} {date_lines}".strip(),
+        published_at=dates.published,
+        updated_at=dates.updated,
+        blocks=tuple(section.blocks),
+        declared=dates.updated_text,
+    )

@@ -7,8 +7,9 @@ Options: `include` and `exclude`, lists of regular expressions (RE2) on the abso
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
-from xml.etree.ElementTree import ParseError
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -61,19 +62,7 @@ def _local(tag: str) -> str:
 def read(
     body: bytes, headers: Mapping[str, str], url: str, options: Mapping[str, object]
 ) -> ReadResult:
-    if body[:2] == b"\x1f\x8b":
-        body = _gunzip(body)
-    if not body.strip():
-        raise ReadError("the sitemap is empty")
-    if declares_entities(body, headers.get("content-type", "")):
-        # Refused before any parser sees the bytes, not only because defusedxml would.
-        raise ReadError("refused unsafe XML in the sitemap: it declares entities")
-    try:
-        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise ReadError(f"refused unsafe XML in the sitemap: {type(exc).__name__}") from None
-    except (ParseError, LookupError, UnicodeError) as exc:  # LookupError: unknown encoding
-        raise ReadError(f"not a readable sitemap: {exc}") from None
+    root = _root(body, headers)
     include = compile_patterns(options, "include")
     exclude = compile_patterns(options, "exclude")
     kind = _local(root.tag)
@@ -82,6 +71,42 @@ def read(
     result = ReadResult()
     seen: set[str] = set()
     skipped = SkippedLinks()
+    for loc, lastmod in _locations(root):
+        try:
+            canonical = canonical_url(loc)
+        except BadLink as exc:
+            skipped.add(exc)  # that URL only; the rest of the sitemap is read
+            continue
+        if kind == "sitemapindex":
+            result.sitemaps.append(loc)
+        elif canonical not in seen and wanted(canonical, include, exclude):
+            seen.add(canonical)
+            result.links.append(Link(canonical, lastmod))
+    result.warnings.extend(skipped.warnings())
+    if kind == "urlset" and not result.links:
+        result.warnings.append("no URL in the sitemap matched the include/exclude patterns")
+    return result
+
+
+def _root(body: bytes, headers: Mapping[str, str]) -> Element:
+    """The sitemap's root element, parsed safely (gunzipped first if need be), or ReadError."""
+    if body[:2] == b"\x1f\x8b":
+        body = _gunzip(body)
+    if not body.strip():
+        raise ReadError("the sitemap is empty")
+    if declares_entities(body, headers.get("content-type", "")):
+        # Refused before any parser sees the bytes, not only because defusedxml would.
+        raise ReadError("refused unsafe XML in the sitemap: it declares entities")
+    try:
+        return fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise ReadError(f"refused unsafe XML in the sitemap: {type(exc).__name__}") from None
+    except (ParseError, LookupError, UnicodeError) as exc:  # LookupError: unknown encoding
+        raise ReadError(f"not a readable sitemap: {exc}") from None
+
+
+def _locations(root: Element) -> Iterator[tuple[str, datetime | None]]:
+    """(loc, lastmod) of each <url> or <sitemap> with an http(s) loc, up to MAX_URLS."""
     for element in list(root)[:MAX_URLS]:
         loc = lastmod = None
         for child in element:
@@ -90,21 +115,5 @@ def read(
                 loc = (child.text or "").strip()
             elif name == "lastmod":
                 lastmod = parse_date((child.text or "").strip())
-        if not loc or not loc.startswith(("http://", "https://")):
-            continue
-        try:
-            canonical = canonical_url(loc)
-        except BadLink as exc:
-            skipped.add(exc)  # that URL only; the rest of the sitemap is read
-            continue
-        if kind == "sitemapindex":
-            result.sitemaps.append(loc)
-            continue
-        if canonical in seen or not wanted(canonical, include, exclude):
-            continue
-        seen.add(canonical)
-        result.links.append(Link(canonical, lastmod))
-    result.warnings.extend(skipped.warnings())
-    if kind == "urlset" and not result.links:
-        result.warnings.append("no URL in the sitemap matched the include/exclude patterns")
-    return result
+        if loc and loc.startswith(("http://", "https://")):
+            yield loc, lastmod
