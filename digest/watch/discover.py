@@ -96,24 +96,37 @@ def discover(fetcher: Fetcher, url: str) -> Discovery:
     html = decode_html(page.body, page.headers)
     title = parse(html).css_first("title")
     found.title = " ".join((title.text() if title is not None else "").split())
-    found.feeds = feed_links(html, page.url)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(page.url))
+    found.feeds = _feeds(fetcher, html, page.url, origin)
+    found.sitemaps = _sitemaps(fetcher, origin, found.notes)
+    found.index_pattern, found.index_examples = guess_index_pattern(html, page.url)
+    found.h2_count = len(parse(html).css("main h2, article h2") or parse(html).css("h2"))
+    return found
+
+
+def _feeds(fetcher: Fetcher, html: str, url: str, origin: str) -> list[str]:
+    """The feeds the page links to, and /feed/ if it is one."""
+    feeds = feed_links(html, url)
     for candidate in (urljoin(origin, "/feed/"),):
-        if candidate not in found.feeds and _is_feed(fetcher, candidate):
-            found.feeds.append(candidate)
+        if candidate not in feeds and _is_feed(fetcher, candidate):
+            feeds.append(candidate)
+    return feeds
+
+
+def _sitemaps(fetcher: Fetcher, origin: str, notes: list[str]) -> list[str]:
+    """The sitemaps robots.txt names, and those at the usual places, that are sitemaps."""
     robots = []
     try:
         robots = sitemaps_in_robots(
             fetcher.get(urljoin(origin, "/robots.txt")).body.decode("utf-8", errors="replace")
         )
     except FetchError as exc:
-        found.notes.append(f"robots.txt: {exc.reason}")
+        notes.append(f"robots.txt: {exc.reason}")
+    sitemaps: list[str] = []
     for candidate in [*robots, urljoin(origin, "/sitemap.xml"), urljoin(origin, "/wp-sitemap.xml")]:
-        if candidate not in found.sitemaps and _is_sitemap(fetcher, candidate):
-            found.sitemaps.append(candidate)
-    found.index_pattern, found.index_examples = guess_index_pattern(html, page.url)
-    found.h2_count = len(parse(html).css("main h2, article h2") or parse(html).css("h2"))
-    return found
+        if candidate not in sitemaps and _is_sitemap(fetcher, candidate):
+            sitemaps.append(candidate)
+    return sitemaps
 
 
 def _is_feed(fetcher: Fetcher, url: str) -> bool:

@@ -152,50 +152,54 @@ class Fetcher:
         return bool(rules.can_fetch(url, self.user_agent))
 
     def _get(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
-        headers = {}
-        # A validator stored before it was checked (or from an older version) that no
-        # request can carry is left out: the fetch is then unconditional, not impossible.
-        if etag and usable_validator(etag):
-            headers["If-None-Match"] = etag
-        if last_modified and usable_validator(last_modified):
-            headers["If-Modified-Since"] = last_modified
+        headers = _conditional_headers(etag, last_modified)
         started = time.monotonic()
         try:
             with (
                 deadline(self.limits.deadline),
                 self._exchange(url, headers) as (response, history),
             ):
-                moved_to = _permanent_target(url, response, history)
-                if response.status_code == 304:
-                    return FetchResult(
-                        str(response.url), 304, moved_to=moved_to, headers=dict(response.headers)
-                    )
-                if response.status_code >= 400:
-                    raise FetchError(
-                        f"HTTP {response.status_code} {response.reason_phrase}".strip(),
-                        status=response.status_code,
-                        url=str(response.url),
-                    )
-                body = self._read_capped(response, started)
-                return FetchResult(
-                    url=str(response.url),
-                    status=response.status_code,
-                    body=body,
-                    headers={k.lower(): v for k, v in response.headers.items()},
-                    moved_to=moved_to,
-                )
+                return self._result(url, response, history, started)
         except FetchError:
             raise
-        except HostRefused as exc:
-            raise FetchError(f"refused: {exc}") from None
-        except httpx.TimeoutException as exc:
+        except (HostRefused, httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+            raise self._failure(exc, started) from None
+
+    def _result(
+        self, url: str, response: httpx.Response, history: list[httpx.Response], started: float
+    ) -> FetchResult:
+        """The final response as a result: not modified, an HTTP error, or a body."""
+        moved_to = _permanent_target(url, response, history)
+        if response.status_code == 304:
+            return FetchResult(
+                str(response.url), 304, moved_to=moved_to, headers=dict(response.headers)
+            )
+        if response.status_code >= 400:
+            raise FetchError(
+                f"HTTP {response.status_code} {response.reason_phrase}".strip(),
+                status=response.status_code,
+                url=str(response.url),
+            )
+        body = self._read_capped(response, started)
+        return FetchResult(
+            url=str(response.url),
+            status=response.status_code,
+            body=body,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            moved_to=moved_to,
+        )
+
+    def _failure(self, exc: Exception, started: float) -> FetchError:
+        """What a refused host, a transport error or an unusable URL means for the fetch."""
+        if isinstance(exc, HostRefused):
+            return FetchError(f"refused: {exc}")
+        if isinstance(exc, httpx.TimeoutException):
             if time.monotonic() - started >= self.limits.deadline:
-                raise FetchError(f"took longer than {self.limits.deadline:g} s") from None
-            raise FetchError(f"timed out ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise FetchError(f"{type(exc).__name__}: {_one_line(exc)}") from None
-        except (httpx.InvalidURL, UnicodeError) as exc:  # a redirect to a host IDNA refuses
-            raise FetchError(f"not a usable URL: {_one_line(exc)}") from None
+                return FetchError(f"took longer than {self.limits.deadline:g} s")
+            return FetchError(f"timed out ({type(exc).__name__})")
+        if isinstance(exc, httpx.HTTPError):
+            return FetchError(f"{type(exc).__name__}: {_one_line(exc)}")
+        return FetchError(f"not a usable URL: {_one_line(exc)}")  # a redirect IDNA refuses
 
     @contextmanager
     def _exchange(
@@ -276,6 +280,18 @@ def make_fetcher(settings: Settings) -> Fetcher:
         if settings.broker_url.startswith(("redis://", "rediss://"))
         else None,
     )
+
+
+def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """The validators to send back. One stored before it was checked (or by an older
+    version) that no request can carry is left out: the fetch is then unconditional, not
+    impossible."""
+    headers = {}
+    if etag and usable_validator(etag):
+        headers["If-None-Match"] = etag
+    if last_modified and usable_validator(last_modified):
+        headers["If-Modified-Since"] = last_modified
+    return headers
 
 
 def usable_validator(value: str) -> bool:

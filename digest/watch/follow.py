@@ -80,21 +80,38 @@ def plan_reads(
     max_pages: int,
 ) -> Plan:
     plan = Plan()
-    fresh: list[Read] = []
-    moved: list[Read] = []
-    listed = {link.url for link in links}
-    for link in links:
-        state = known.get(link.url)
-        if state is None:
-            fresh.append(Read(link, silent=False))
-        elif link.lastmod is not None and (state.lastmod is None or link.lastmod > state.lastmod):
-            moved.append(Read(link, silent=False))
+    fresh, moved = _fresh_and_moved(links, known)
     if baseline:
         # Recently modified pages first; what the budget leaves is listed, read later.
         fresh.sort(key=lambda r: not (r.link.lastmod and r.link.lastmod >= backfill_since))
         plan.list_only = [r.link for r in fresh[max_pages:]]
         fresh = fresh[:max_pages]
     chosen = {r.link.url for r in fresh + moved}
+    recheck = _rechecks(links, known, at, chosen)
+    plan.reads = (fresh + moved + recheck)[:max_pages]
+    plan.deferred = max(0, len(fresh) + len(moved) - max_pages)
+    return plan
+
+
+def _fresh_and_moved(
+    links: Sequence[Link], known: Mapping[str, Known]
+) -> tuple[list[Read], list[Read]]:
+    """Reads of the links not known yet, and of those whose lastmod moved on."""
+    fresh: list[Read] = []
+    moved: list[Read] = []
+    for link in links:
+        state = known.get(link.url)
+        if state is None:
+            fresh.append(Read(link, silent=False))
+        elif link.lastmod is not None and (state.lastmod is None or link.lastmod > state.lastmod):
+            moved.append(Read(link, silent=False))
+    return fresh, moved
+
+
+def _rechecks(
+    links: Sequence[Link], known: Mapping[str, Known], at: datetime, chosen: set[str]
+) -> list[Read]:
+    """Known pages due for their slow re-read, the longest due first (not those `chosen`)."""
     due = sorted(
         (
             s
@@ -106,16 +123,7 @@ def plan_reads(
     # A due page still in the listing keeps its lastmod; one gone from it is read anyway,
     # so that a page dropped from a sitemap is still watched on the slow cycle.
     lastmods = {link.url: link.lastmod for link in links}
-    recheck = [
-        Read(
-            Link(s.url, lastmods.get(s.url, s.lastmod) if s.url in listed else s.lastmod),
-            silent=not s.read,
-        )
-        for s in due
-    ]
-    plan.reads = (fresh + moved + recheck)[:max_pages]
-    plan.deferred = max(0, len(fresh) + len(moved) - max_pages)
-    return plan
+    return [Read(Link(s.url, lastmods.get(s.url, s.lastmod)), silent=not s.read) for s in due]
 
 
 @dataclass(slots=True)
@@ -149,29 +157,28 @@ def read_pages(
         if budget.spent():
             result.unread = list(reads[number:])
             break
-        state = known.get(read.link.url)
         try:
-            response = fetcher.get(
-                read.link.url,
-                state.etag if state else None,
-                state.last_modified if state else None,
-            )
-            page = PageResult(
-                read.link,
-                etag=response.headers.get("etag"),
-                last_modified=response.headers.get("last-modified"),
-            )
-            if not response.not_modified:
-                # Known by the listed URL, whatever redirects the page went through.
-                url = read.link.url
-                page.entry = read_page(response.body, response.headers, url, key=url)
+            result.pages.append(_read_page(fetcher, read.link, known.get(read.link.url)))
         except FetchError as exc:
             result.errors.append(f"{read.link.url}: {exc.reason}")
             result.gone += exc.status in (404, 410)
-            continue
         except Exception as exc:  # one page's fault, whatever it is, stays with that page
             log.warning("reading %s failed", read.link.url, exc_info=True)
             result.errors.append(f"{read.link.url}: {type(exc).__name__}: {exc}")
-            continue
-        result.pages.append(page)
     return result
+
+
+def _read_page(fetcher: Fetcher, link: Link, state: Known | None) -> PageResult:
+    """One article page, fetched on its stored validators; no entry when not modified."""
+    response = fetcher.get(
+        link.url, state.etag if state else None, state.last_modified if state else None
+    )
+    page = PageResult(
+        link,
+        etag=response.headers.get("etag"),
+        last_modified=response.headers.get("last-modified"),
+    )
+    if not response.not_modified:
+        # Known by the listed URL, whatever redirects the page went through.
+        page.entry = read_page(response.body, response.headers, link.url, key=link.url)
+    return page

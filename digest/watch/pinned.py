@@ -90,16 +90,7 @@ class PinnedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        try:
-            addresses = self._resolve(host, port, _bounded(timeout, httpcore.ConnectTimeout))
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(str(exc)) from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from None
-        except (UnicodeError, ValueError) as exc:  # a name no resolver takes (IDNA)
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        if self._rule is not None:
-            check_addresses(host, addresses, self._rule)
+        addresses = self._addresses(host, port, timeout)
         failure: Exception = httpcore.ConnectError(f"{host} has no address")
         for address in addresses:
             try:
@@ -116,6 +107,20 @@ class PinnedBackend(httpcore.NetworkBackend):
                 continue
             return _DeadlineStream(stream)
         raise failure
+
+    def _addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
+        """The host's addresses, each allowed by the rule (HostRefused if one is not)."""
+        try:
+            addresses = self._resolve(host, port, _bounded(timeout, httpcore.ConnectTimeout))
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        except (UnicodeError, ValueError) as exc:  # a name no resolver takes (IDNA)
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        if self._rule is not None:
+            check_addresses(host, addresses, self._rule)
+        return addresses
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None

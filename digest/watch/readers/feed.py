@@ -12,6 +12,7 @@ import xml.sax
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from time import struct_time
+from typing import Any
 
 from digest.core.clean import html_to_text, normalise_text, sanitise_html, shorten
 from digest.watch.entries import Entry, ReadError, ReadResult, SkippedLinks
@@ -50,6 +51,19 @@ def read(
 
 
 def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list[RawItem]:
+    parsed = _feedparser_parse(body, headers, url)
+    problem = parsed.get("bozo_exception")
+    if isinstance(problem, xml.sax.SAXException):
+        # A feed cut off in transfer parses "loosely" into partial entries whose changed
+        # text would be reported as revisions: refuse it and keep what is stored.
+        raise ReadError(f"not a readable feed: not well-formed XML ({problem})")
+    if not parsed.entries and (problem or not parsed.get("version")):
+        raise ReadError(f"not a readable feed: {problem or 'no RSS or Atom document found'}")
+    return [_raw_item(raw) for raw in parsed.entries]
+
+
+def _feedparser_parse(body: bytes, headers: Mapping[str, str], url: str) -> Any:
+    """feedparser's result for the feed (its own untyped dict), or ReadError."""
     # Only feeds off the fast path need feedparser; it is slow to import.
     import feedparser  # type: ignore[import-untyped]
     from feedparser.encodings import convert_to_utf8  # type: ignore[import-untyped]
@@ -61,7 +75,7 @@ def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list
         as_read = convert_to_utf8(dict(response_headers), body, {})
         if text_declares_entities(as_read.decode("utf-8", "ignore")):
             raise ReadError("refused unsafe XML: the feed declares entities or a DTD subset")
-        parsed = feedparser.parse(
+        return feedparser.parse(
             # A file object: given bytes or a string, feedparser first tries to open
             # them as a file name or URL («/etc/passwd», «/dev/zero»).
             io.BytesIO(body),
@@ -75,26 +89,20 @@ def _feedparser_items(body: bytes, headers: Mapping[str, str], url: str) -> list
         raise
     except Exception as exc:  # feedparser gives up in its own ways (an unusable codec)
         raise ReadError(f"not a readable feed: {type(exc).__name__}: {exc}") from None
-    problem = parsed.get("bozo_exception")
-    if isinstance(problem, xml.sax.SAXException):
-        # A feed cut off in transfer parses "loosely" into partial entries whose changed
-        # text would be reported as revisions: refuse it and keep what is stored.
-        raise ReadError(f"not a readable feed: not well-formed XML ({problem})")
-    if not parsed.entries and (problem or not parsed.get("version")):
-        raise ReadError(f"not a readable feed: {problem or 'no RSS or Atom document found'}")
-    return [
-        RawItem(
-            title=raw.get("title") or "",
-            link=raw.get("link") or "",
-            guid=raw.get("id") or "",
-            summary=raw.get("summary") or "",
-            content=" ".join(c.get("value", "") for c in raw.get("content") or []),
-            # dict.get: feedparser's own get maps a missing updated_parsed to published_parsed.
-            published=_when(dict.get(raw, "published_parsed")),
-            updated=_when(dict.get(raw, "updated_parsed")),
-        )
-        for raw in parsed.entries
-    ]
+
+
+def _raw_item(raw: Any) -> RawItem:
+    """One of feedparser's entries as the fast path would have read it."""
+    return RawItem(
+        title=raw.get("title") or "",
+        link=raw.get("link") or "",
+        guid=raw.get("id") or "",
+        summary=raw.get("summary") or "",
+        content=" ".join(c.get("value", "") for c in raw.get("content") or []),
+        # dict.get: feedparser's own get maps a missing updated_parsed to published_parsed.
+        published=_when(dict.get(raw, "published_parsed")),
+        updated=_when(dict.get(raw, "updated_parsed")),
+    )
 
 
 def _usable_headers(headers: Mapping[str, str]) -> dict[str, str]:
