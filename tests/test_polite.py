@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from digest.core.errors import DigestError
 from digest.watch.fetch import Fetcher, FetchError, FetchLimits
 from digest.watch.polite import HostRefused, check_addresses, resolve_host
 from tests.support.feeds import rss
@@ -31,6 +32,21 @@ from tests.support.site import FixtureSite, Route
 def test_non_public_hosts_are_refused(host: str) -> None:
     with pytest.raises(HostRefused):
         check_addresses(host, resolve_host(host, 80, timeout=10.0))
+
+
+def test_a_refusal_names_host_and_address_as_attributes() -> None:
+    with pytest.raises(HostRefused) as info:
+        check_addresses("intranett.example", ["10.1.2.3"])
+    assert (info.value.host, str(info.value.address)) == ("intranett.example", "10.1.2.3")
+    assert isinstance(info.value, DigestError)
+
+
+def test_an_http_error_carries_its_status_and_url(site: FixtureSite) -> None:
+    limits = FetchLimits(host_delay=0, allow_private=True)
+    with Fetcher("test", limits) as fetcher, pytest.raises(FetchError) as info:
+        fetcher.get(site.url("/borte"))  # no route: 404
+    assert (info.value.status, info.value.url) == (404, site.url("/borte"))
+    assert isinstance(info.value, DigestError)
 
 
 def test_a_public_address_passes() -> None:

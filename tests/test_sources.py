@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 
 from digest.core.db import session_scope
+from digest.core.errors import DigestError
 from digest.core.models import Source
 from digest.core.settings import PACKAGE_DIR, Settings
-from digest.watch.sources import SourcesFileError, load_sources, sync_sources
+from digest.watch.overview import source_health
+from digest.watch.selection import UnknownSource, sources_to_collect
+from digest.watch.sources import BadSourceTables, SourcesFileError, load_sources, sync_sources
 
 
 def test_the_shipped_sources_file_covers_every_site() -> None:
@@ -165,3 +169,31 @@ def test_a_pathological_sitemap_pattern_cannot_hang_the_sitemap_reader() -> None
     options = {"include": ["(a+)+$"], "exclude": ["(x+x+)+y"]}
     result = sitemap.read(body, {}, "https://x.no/sitemap.xml", options)
     assert [link.url for link in result.links] == ["https://x.no/aaa"]
+
+
+def test_a_bad_file_is_a_digest_error_with_its_path_and_problems(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(TABLE + "kind = 'rss'\nurl = 'https://x.no/'")
+    with pytest.raises(BadSourceTables) as info:
+        load_sources(path)
+    assert isinstance(info.value, DigestError) and info.value.path == path
+    assert len(info.value.problems) == 1 and "unknown kind 'rss'" in info.value.problems[0]
+
+
+def test_sources_to_collect_by_key_and_with_their_health(settings: Settings) -> None:
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, load_sources(settings.sources_file).sources)
+    with session_scope(settings.database_url) as session:
+        every = sources_to_collect(session)
+        one = sources_to_collect(session, "rvts-test")
+        with pytest.raises(UnknownSource) as info:
+            sources_to_collect(session, "ukjent")
+        health = source_health(session)
+        urls = {source_id: url for source_id, url in session.execute(select(Source.id, Source.url))}
+    assert [ref.host for ref in every] == [urlsplit(urls[ref.id]).hostname for ref in every]
+    assert len(every) == 2 and one[0] in every and len(one) == 1
+    assert info.value.key == "ukjent" and "no source with key 'ukjent'" in str(info.value)
+    assert [(h.key, h.status, h.items) for h in health] == [
+        ("barn-test", "new", 0),
+        ("rvts-test", "new", 0),
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.commands.common import current_settings, fail, local, parse_at
+from digest.commands.common import current_settings, local, parse_at
 from digest.core.settings import Settings
 
 
@@ -15,17 +15,13 @@ def sources() -> None:
 
 def sync_sources_file(settings: Settings, allow_empty: bool, refused_is_fatal: bool = True) -> None:
     from digest.core.db import session_scope
-    from digest.watch.sources import load_sources, sync_sources
+    from digest.watch.sources import EmptySourcesFile, load_sources, sync_sources
 
     catalogue = load_sources(settings.sources_file)
     if not catalogue.sources and not allow_empty:
-        # Most likely the wrong or a truncated file: syncing it would disable every source.
-        refusal = (
-            f"{settings.sources_file} has no [[source]]: not synced, since that would disable "
-            "every source; `digest sources sync --allow-empty` does it if that is meant"
-        )
+        refusal = EmptySourcesFile(settings.sources_file)
         if refused_is_fatal:
-            fail(refusal)
+            raise refusal
         click.echo(f"warning: {refusal}", err=True)
         return
     with session_scope(settings.database_url) as session:

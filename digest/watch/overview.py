@@ -30,7 +30,7 @@ class SourceHealth:
 def source_health(session: Session) -> list[SourceHealth]:
     """Every source, by key, with its health and the number of items it has."""
     query = select(Item.source_id, func.count()).group_by(Item.source_id)
-    counts: dict[int, int] = dict(session.execute(query).tuples().all())
+    counts = {source_id: count for source_id, count in session.execute(query)}
     return [
         SourceHealth(
             key=s.key,

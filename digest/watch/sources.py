@@ -49,6 +49,20 @@ class BadSourceTables(SourcesFileError):
         return f"{self.path}:\n  " + "\n  ".join(self.problems)
 
 
+class EmptySourcesFile(SourcesFileError):
+    """The file has no `[[source]]`: most likely the wrong or a truncated file, and syncing
+    it would disable every source, so it is refused unless that is asked for."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "has no [[source]]")
+
+    def _message(self) -> str:
+        return (
+            f"{self.path} has no [[source]]: not synced, since that would disable every "
+            "source; `digest sources sync --allow-empty` does it if that is meant"
+        )
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
