@@ -27,7 +27,7 @@ from digest.core.db import get_sessionmaker
 from digest.core.errors import DigestError
 from digest.core.periods import Period, latest_period, schedule_of
 from digest.core.settings import load_settings
-from digest.delivery import runs
+from digest.delivery import digests, runs
 from digest.delivery.notices import lost_notices, send_notices
 from digest.mail.mailer import make_transport
 from digest.watch.collect import collect_by_id, lease_due_sources
@@ -167,7 +167,7 @@ def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
     # Sending is several short transactions by design (see delivery.sending): it takes
     # the session factory, not the message's session.
     transport = make_transport(settings.smtp_url, settings.outbox_dir)
-    report = runs.deliver_chunk(sessions, transport, settings, run_id, subscriber_ids)
+    report = digests.deliver_chunk(sessions, transport, settings, run_id, subscriber_ids)
     log.info(
         "run %s: %s sent, %s skipped, %s failed, %s to retry",
         run_id,

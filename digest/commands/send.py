@@ -23,7 +23,7 @@ def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: int
     """Start the digest run for the latest ended period of FREQUENCY."""
     from digest.core.db import get_sessionmaker
     from digest.core.periods import latest_period, schedule_of
-    from digest.delivery import runs
+    from digest.delivery import digests, runs
     from subscribers.base import utcnow
 
     settings = current_settings()
@@ -38,8 +38,8 @@ def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: int
     label = f"{frequency} period {local(period.start, tz)} – {local(period.end, tz)} ({tz.key})"
     if dry_run:
         with sessions.begin() as session:
-            digests = runs.preview(session, period)
-        _show_preview(label, digests)
+            previews = digests.preview(session, period)
+        _show_preview(label, previews)
         return
     with sessions.begin() as session:
         started = runs.start_run(session, period)

@@ -7,7 +7,7 @@ transaction, built in a second, sent with no session open, and its outcome recor
 third; what a batch shares is loaded in one transaction before and settled in one after.
 A wait looks at the database afresh each time, so it sees the workers' commits. The
 sessions come from the factory the caller hands in; what happens inside each transaction
-is the batch's (`runs.DigestBatch`, `notices.NoticeBatch`), written as steps on a Session.
+is the batch's (`digests.DigestBatch`, `notices.NoticeBatch`), written as steps on a Session.
 """
 
 from __future__ import annotations

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 from digest.core.db import get_sessionmaker
 from digest.core.settings import Settings
-from digest.delivery import notices, runs
+from digest.delivery import digests, notices
 from digest.mail.mailer import make_transport
 
 
 def deliver_chunk(
     settings: Settings, run_id: int, subscriber_ids: Sequence[int]
-) -> runs.ChunkReport:
-    return runs.deliver_chunk(
+) -> digests.ChunkReport:
+    return digests.deliver_chunk(
         get_sessionmaker(settings.database_url),
         make_transport(settings.smtp_url, settings.outbox_dir),
         settings,
