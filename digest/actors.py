@@ -1,32 +1,25 @@
 """Dramatiq actors: thin wrappers that take ids and call a service within the message's
-unit of work.
+unit of work (`unit()`, opened and committed by the `UnitOfWork` middleware).
 
-`UnitOfWork`, a middleware, opens one session per message before the actor runs and
-commits it after (or rolls it back on an exception); an actor reaches it through
-`unit()`, and hands it the messages to send once the commit is done (enqueue after
-commit). Importing this module sets the broker from DIGEST_BROKER_URL, as
-`dramatiq digest.actors` expects.
+Importing this module sets the broker from DIGEST_BROKER_URL, as `dramatiq digest.actors`
+expects.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any, ParamSpec, cast
+from typing import cast
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy.orm import Session, sessionmaker
 
 from digest.core.broker import build_broker
 from digest.core.db import get_sessionmaker
 from digest.core.errors import DigestError
 from digest.core.periods import Period, latest_period, schedule_of
 from digest.core.settings import load_settings
+from digest.core.unit_of_work import Unit, UnitOfWork
 from digest.delivery import digests, runs
 from digest.delivery.notices import lost_notices, send_notices
 from digest.mail.mailer import make_transport
@@ -36,78 +29,6 @@ from subscribers.models import Frequency
 from subscribers.service import purge_unconfirmed, purge_unsubscribed
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-
-
-@dataclass(slots=True)
-class Unit:
-    """The unit of work of one message: its session, and what to do once it is committed."""
-
-    session: Session
-    after_commit: list[Callable[[], object]] = field(default_factory=list)
-
-    def send_after_commit(
-        self, actor: dramatiq.Actor[P, Any], *args: P.args, **kwargs: P.kwargs
-    ) -> None:
-        """Enqueue a message once this unit's rows are committed (never if it fails)."""
-        self.after_commit.append(partial(actor.send, *args, **kwargs))
-
-
-class UnitOfWork(dramatiq.Middleware):
-    """One session per message, committed when the actor returns and rolled back when it
-    raises; then the messages the actor queued with `after_commit` are sent.
-
-    A commit that fails is logged by Dramatiq and the message is not retried: the database
-    is the truth, and the scheduler and the recovery sweep enqueue the work again.
-    """
-
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
-        self._local = threading.local()  # a worker thread handles one message at a time
-
-    def current(self) -> Unit:
-        unit = getattr(self._local, "unit", None)
-        if unit is None:
-            raise RuntimeError("no unit of work: actors run in a Dramatiq worker")
-        return cast(Unit, unit)
-
-    def before_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy
-    ) -> None:
-        self._local.unit = Unit(self.sessions())
-
-    def after_process_message(
-        self,
-        broker: dramatiq.Broker,
-        message: dramatiq.MessageProxy,
-        *,
-        result: Any = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        unit = self._end()
-        if unit is None:
-            return
-        try:
-            if exception is None:
-                unit.session.commit()
-            else:
-                unit.session.rollback()
-        finally:
-            unit.session.close()
-        if exception is None:
-            for then in unit.after_commit:
-                then()
-
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        unit = self._end()
-        if unit is not None:
-            unit.session.close()  # rolls back whatever was begun
-
-    def _end(self) -> Unit | None:
-        unit = getattr(self._local, "unit", None)
-        self._local.unit = None
-        return cast(Unit | None, unit)
-
 
 settings = load_settings()
 sessions = get_sessionmaker(settings.database_url)
