@@ -10,6 +10,9 @@ from digest.commands.common import current_settings, fail, local, parse_at
 from subscribers.models import Frequency
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from digest.delivery.runs import StartedRun
     from digest.mail.compose import Digest
 
 
@@ -46,25 +49,44 @@ def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: int
     click.echo(
         f"run {started.run_id}, {label}: " + ("started" if started.created else "already started")
     )
-    from digest import actors
+    if _deliver(settings.broker_url, started, sessions, wait, timeout):
+        _show_outcome(sessions, started.run_id)
+    else:
+        click.echo("enqueued for the workers")
 
-    # The same path on every broker: the chunks go to the actors, after the commit above.
-    if settings.broker_url.startswith("memory"):
+
+def _deliver(
+    broker_url: str,
+    started: StartedRun,
+    sessions: sessionmaker[Session],
+    wait: bool,
+    timeout: int,
+) -> bool:
+    """Hand the run's chunks to the actors (after the commit that started it); True once
+    they are done, False when they were left to the workers."""
+    from digest import actors
+    from digest.delivery.runs import wait_for_run
+
+    if broker_url.startswith("memory"):
         actors.enqueue_chunks(started)
         actors.work_here()  # no shared workers: this process is the worker
-    else:
-        if started.created:
-            actors.enqueue_chunks(started)
-        if not wait:
-            click.echo("enqueued for the workers")
-            return
-        runs.wait_for_run(sessions, started.run_id, timeout)
+        return True
+    if started.created:  # else the workers have it already
+        actors.enqueue_chunks(started)
+    if wait:
+        wait_for_run(sessions, started.run_id, timeout)
+    return wait
+
+
+def _show_outcome(sessions: sessionmaker[Session], run_id: int) -> None:
+    from digest.delivery.runs import not_sent, run_counts
+
     with sessions.begin() as session:
-        counts = runs.run_counts(session, started.run_id)
-        for line in runs.not_sent(session, started.run_id):
+        counts = run_counts(session, run_id)
+        for line in not_sent(session, run_id):
             click.echo(f"  not sent: {line}", err=True)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no subscribers"
-    click.echo(f"run {started.run_id}: {summary}")
+    click.echo(f"run {run_id}: {summary}")
 
 
 def _show_preview(label: str, digests: list[Digest]) -> None:
