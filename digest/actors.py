@@ -1,4 +1,5 @@
-"""Dramatiq actors: thin wrappers that take ids, open a session and call a service.
+"""Dramatiq actors: thin wrappers that take ids and call a service within the message's
+unit of work (`unit()`, opened and committed by the `UnitOfWork` middleware).
 
 Importing this module sets the broker from DIGEST_BROKER_URL, as `dramatiq digest.actors`
 expects.
@@ -8,15 +9,20 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 
 from digest.core.broker import build_broker
-from digest.core.db import session_scope
+from digest.core.db import get_sessionmaker
+from digest.core.errors import DigestError
 from digest.core.periods import Period, latest_period, schedule_of
 from digest.core.settings import load_settings
-from digest.delivery import runs
+from digest.core.unit_of_work import Unit, UnitOfWork
+from digest.delivery import digests, runs
 from digest.delivery.notices import lost_notices, send_notices
+from digest.mail.mailer import make_transport
 from digest.watch.collect import collect_by_id, sessions_for
 from digest.watch.fetch import make_fetcher
 from digest.watch.selection import lease_due_sources
@@ -27,12 +33,25 @@ from subscribers.service import purge_unconfirmed, purge_unsubscribed
 log = logging.getLogger(__name__)
 
 settings = load_settings()
+sessions = get_sessionmaker(settings.database_url)
+units = UnitOfWork(sessions)
 broker = build_broker(settings.broker_url)
+broker.add_middleware(units)
 dramatiq.set_broker(broker)
 
 
-class RetryLater(Exception):
+def unit() -> Unit:
+    """The unit of work of the message being processed on this thread."""
+    return units.current()
+
+
+class RetryLater(DigestError, dramatiq.Retry):
     """Some deliveries of a chunk failed for now; Dramatiq retries the chunk with backoff."""
+
+    def __init__(self, run_id: int, retry: int) -> None:
+        super().__init__(f"{retry} deliveries of run {run_id} failed for now")
+        self.run_id = run_id
+        self.retry = retry
 
 
 # A pass stops starting fetches once its budget is spent; the fetch under way then (and
@@ -60,29 +79,26 @@ def collect_source(source_id: int, at: str | None = None) -> None:
 
 @dramatiq.actor(max_retries=0)
 def collect_due() -> None:
-    with session_scope(settings.database_url) as session:
-        ids = lease_due_sources(session, utcnow())
-    for source_id in ids:  # after commit
-        collect_source.send(source_id)
-
-
-def enqueue_chunks(started: runs.StartedRun) -> None:
-    for chunk in started.chunks:
-        deliver_chunk.send(started.run_id, chunk)
+    ids = lease_due_sources(unit().session, utcnow())
+    for source_id in ids:
+        unit().send_after_commit(collect_source, source_id)
 
 
 @dramatiq.actor(max_retries=3)
 def start_run(frequency: str, period_end: str) -> None:
     end = datetime.fromisoformat(period_end).astimezone(UTC)
     period = latest_period(Frequency(frequency), end, schedule_of(settings))
-    with session_scope(settings.database_url) as session:
-        started = runs.start_run(session, period)
-    enqueue_chunks(started)
+    started = runs.start_run(unit().session, period)
+    for chunk in started.chunks:
+        unit().send_after_commit(deliver_chunk, started.run_id, chunk)
 
 
 @dramatiq.actor(max_retries=8, min_backoff=30_000, max_backoff=3_600_000)
 def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
-    report = runs.deliver_chunk(settings, run_id, subscriber_ids)
+    # Sending is several short transactions by design (see delivery.sending): it takes
+    # the session factory, not the message's session.
+    transport = make_transport(settings.smtp_url, settings.outbox_dir)
+    report = digests.deliver_chunk(sessions, transport, settings, run_id, subscriber_ids)
     log.info(
         "run %s: %s sent, %s skipped, %s failed, %s to retry",
         run_id,
@@ -92,33 +108,56 @@ def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
         report.retry,
     )
     if report.retry:
-        raise RetryLater(f"{report.retry} deliveries of run {run_id} failed for now")
+        raise RetryLater(run_id, report.retry)
 
 
 @dramatiq.actor(max_retries=0)
 def recover() -> None:
     """The sweep: unfinished deliveries, notices a crash left behind, expired personal data."""
     now = utcnow()
-    with session_scope(settings.database_url) as session:
-        chunks = runs.unfinished_chunks(session, now)
-        notices = lost_notices(session, now)
-        purged = purge_unsubscribed(
-            session, settings.secret_key, now - timedelta(days=settings.retention_days)
-        )
-        purge_unconfirmed(session, settings.secret_key, now)  # sign-ups whose link expired
+    session = unit().session
+    chunks = runs.unfinished_chunks(session, now)
+    notices = lost_notices(session, now)
+    purged = purge_unsubscribed(
+        session, settings.secret_key, now - timedelta(days=settings.retention_days)
+    )
+    purge_unconfirmed(session, settings.secret_key, now)  # sign-ups whose link expired
     for run_id, chunk in chunks:
-        deliver_chunk.send(run_id, chunk)
+        unit().send_after_commit(deliver_chunk, run_id, chunk)
     if notices:
-        send_notice_batch.send(notices)
+        unit().send_after_commit(send_notice_batch, notices)
     if purged:
         log.info("erased %s person(s) past the retention period", purged)
 
 
 @dramatiq.actor(max_retries=3, min_backoff=60_000)
 def send_notice_batch(notice_ids: list[int]) -> None:
-    report = send_notices(settings, notice_ids)
+    transport = make_transport(settings.smtp_url, settings.outbox_dir)
+    report = send_notices(sessions, transport, settings, notice_ids)
     if report.failed:
         log.warning("%s notice(s) not sent: %s", report.failed, "; ".join(report.errors[:3]))
+
+
+def work_here() -> None:
+    """On the in-memory broker, where no other process can take the messages: do what is
+    queued, in this process, through the same actors and middleware as a worker would.
+    Retries that back off are left undone; the database still owes them, and the next
+    recovery sweep sends them."""
+    memory = cast(StubBroker, broker)
+    worker = dramatiq.Worker(memory, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        # The queues themselves, not their delay queues: those hold the backed-off retries.
+        for queue in memory.get_declared_queues() - memory.get_declared_delay_queues():
+            memory.queues[queue].join()
+    finally:
+        worker.stop()
+
+
+def enqueue_chunks(started: runs.StartedRun) -> None:
+    """Hand a started run's chunks to the workers (call it after the run is committed)."""
+    for chunk in started.chunks:
+        deliver_chunk.send(started.run_id, chunk)
 
 
 class ActorEnqueuer:

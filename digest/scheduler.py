@@ -1,8 +1,8 @@
 """What is due when, and the loop that enqueues it: collections, digest runs, recovery sweeps.
 
-The decision is pure (`due_runs`); the loop only reads the last run of each frequency
-from the database and hands due work to an `Enqueuer`, so a missed period is started
-once when the scheduler comes back.
+The decision is pure (`due_runs`); the loop owns each tick's unit of work: it reads the
+last run of each frequency (`runs.last_run_ends`) in a short transaction and hands due
+work to an `Enqueuer`, so a missed period is started once when the scheduler comes back.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from digest.core.db import session_scope
-from digest.core.models import DigestRun
+from digest.core.db import get_sessionmaker
 from digest.core.periods import Period, Schedule, missed_periods, schedule_of
 from digest.core.settings import Settings
+from digest.delivery.runs import last_run_ends
 from subscribers.base import utcnow
 from subscribers.models import Frequency
 
@@ -45,22 +45,14 @@ def due_runs(
     return sorted(periods, key=lambda p: p.end)
 
 
-def last_run_ends(settings: Settings) -> dict[Frequency, datetime | None]:
-    with session_scope(settings.database_url) as session:
-        rows = session.execute(
-            select(DigestRun.frequency, func.max(DigestRun.period_end)).group_by(
-                DigestRun.frequency
-            )
-        ).all()
-    ends: dict[Frequency, datetime | None] = dict.fromkeys(Frequency)
-    for frequency, end in rows:
-        ends[Frequency(frequency)] = end
-    return ends
-
-
 class Scheduler:
-    def __init__(self, settings: Settings, enqueuer: Enqueuer) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        settings: Settings,
+        enqueuer: Enqueuer,
+        sessions: sessionmaker[Session] | None = None,
+    ) -> None:
+        self.sessions = sessions or get_sessionmaker(settings.database_url)
         self.schedule = schedule_of(settings)
         self.enqueuer = enqueuer
         self.stopping = threading.Event()
@@ -71,7 +63,9 @@ class Scheduler:
         now = now or utcnow()
         self.enqueuer.collect_due()
         started = []
-        for period in due_runs(last_run_ends(self.settings), now, self.schedule):
+        with self.sessions.begin() as session:
+            last_ends = last_run_ends(session)
+        for period in due_runs(last_ends, now, self.schedule):
             sent = self._enqueued.get(period)
             if sent is not None and now - sent < REENQUEUE_AFTER:
                 continue

@@ -265,7 +265,8 @@ def age(settings: Settings, email: str, days: int) -> None:
         )
 
 
-SWEEP = "from digest.actors import recover; recover()"
+# The sweep as a worker runs it: through the broker, in its unit of work.
+SWEEP = "from digest import actors; actors.recover.send(); actors.work_here()"
 
 
 @pytest.mark.parametrize("how", ["cli", "sweep"])

@@ -24,9 +24,10 @@ from digest.core.models import Change, Delivery, DigestRun, MailStatus, Notice
 from digest.core.settings import Settings
 from digest.delivery import runs
 from digest.delivery.claims import STALE_CLAIM, claim
-from digest.delivery.notices import lost_notices, queue_notice, send_notices
+from digest.delivery.notices import lost_notices, queue_notice
 from subscribers.models import Status, Subscriber
 from subscribers.service import add_subscriber, choices
+from tests.support.mailroom import deliver_chunk, send_notices
 from tests.support.smtp import free_port
 from tests.test_runs import RUN_AT, seed, start, statuses
 
@@ -161,7 +162,7 @@ def test_an_encoded_word_name_cannot_add_headers_to_a_digest(
     seed(settings, ["kari@kommune.no"])
     set_column(settings, "kari@kommune.no", name=evil)
     started = start(settings)
-    report = runs.deliver_chunk(via(settings, utf8_relay), started.run_id, started.chunks[0])
+    report = deliver_chunk(via(settings, utf8_relay), started.run_id, started.chunks[0])
     assert report.sent == 1, report.errors
     (raw,), (message,) = utf8_relay.inbox.raw, utf8_relay.inbox.messages
     assert_only_our_headers(raw, message)
@@ -203,7 +204,7 @@ def test_a_sender_name_set_in_code_is_cleaned_too(settings: Settings, utf8_relay
     seed(settings, ["a@kommune.no"])
     started = start(settings)
     unsafe = via(settings, utf8_relay).model_copy(update={"from_name": "Varsel\r\nBcc: x@evil"})
-    report = runs.deliver_chunk(unsafe, started.run_id, started.chunks[0])
+    report = deliver_chunk(unsafe, started.run_id, started.chunks[0])
     assert report.sent == 1, report.errors
     (message,) = utf8_relay.inbox.messages
     assert "Bcc" not in message
@@ -217,7 +218,7 @@ def test_a_header_value_with_a_line_break_is_refused_and_the_rest_go_on(
     seed(settings, ["a@kommune.no", "b@kommune.no", "c@kommune.no"])
     set_column(settings, "b@kommune.no", email="b@kommune.no\r\nBcc: x@evil.example")
     started = start(settings)
-    report = runs.deliver_chunk(via(settings, utf8_relay), started.run_id, started.chunks[0])
+    report = deliver_chunk(via(settings, utf8_relay), started.run_id, started.chunks[0])
     assert (report.sent, report.failed) == (2, 1)
     assert utf8_relay.inbox.recipients() == ["a@kommune.no", "c@kommune.no"]
     for message in utf8_relay.inbox.messages:
@@ -236,7 +237,7 @@ def test_a_header_value_with_a_line_break_is_refused_and_the_rest_go_on(
 def test_non_ascii_addresses_never_wedge_a_run(settings: Settings, relay: Relay) -> None:
     seed(settings, ["æøå@kommune.no", "test@bærum.kommune.no", "ok@kommune.no"])
     started = start(settings)
-    report = runs.deliver_chunk(via(settings, relay), started.run_id, started.chunks[0])
+    report = deliver_chunk(via(settings, relay), started.run_id, started.chunks[0])
     smtputf8 = relay.controller.SMTP_kwargs["enable_SMTPUTF8"]
     expected = ["ok@kommune.no", "test@xn--brum-voa.kommune.no"]
     if smtputf8:
@@ -282,7 +283,7 @@ def test_a_mail_that_cannot_be_composed_fails_alone(settings: Settings, smtp) ->
     seed(settings, ["a@kommune.no", "broken@kommune.no", "c@kommune.no"])
     set_column(settings, "broken@kommune.no", topics=5)  # a corrupt row: not a list
     started = start(settings)
-    report = runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
     assert (report.sent, report.failed) == (2, 1)
     assert statuses(settings, started.run_id) == {"sent": 2, "failed": 1}
     assert "TypeError" in (errors_by_email(settings, started.run_id)["broken@kommune.no"] or "")
@@ -328,7 +329,7 @@ def test_a_delivery_lost_between_claim_and_send_is_recovered_and_sent_once(
         # A worker claims it through the real path, then dies before sending.
         assert claim(session, Delivery, first, datetime.now(UTC))
     # Another worker, before the claim is stale, leaves it alone.
-    runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    deliver_chunk(settings, started.run_id, started.chunks[0])
     assert [e[1] for e in smtp.inbox.envelopes] == [["b@kommune.no"]]
     assert run_status(settings, started.run_id) == "running"
     with session_scope(settings.database_url) as session:
@@ -338,8 +339,8 @@ def test_a_delivery_lost_between_claim_and_send_is_recovered_and_sent_once(
         chunks = runs.unfinished_chunks(session, datetime.now(UTC))
     assert chunks == [(started.run_id, [1])]
     for run_id, chunk in chunks:
-        runs.deliver_chunk(settings, run_id, chunk)
-        runs.deliver_chunk(settings, run_id, chunk)  # a duplicate message changes nothing
+        deliver_chunk(settings, run_id, chunk)
+        deliver_chunk(settings, run_id, chunk)  # a duplicate message changes nothing
     assert sorted(e[1][0] for e in smtp.inbox.envelopes) == ["a@kommune.no", "b@kommune.no"]
     assert statuses(settings, started.run_id) == {"sent": 2}
     assert run_status(settings, started.run_id) == "complete"
@@ -400,7 +401,7 @@ def test_a_relay_refusing_everyone_for_a_while_costs_nobody_anything(
     relaying = via(settings, utf8_relay)
     utf8_relay.inbox.refuse_all = "451 4.7.1 Greylisted, try again later"
     for _attempt in range(12):  # longer than five quick retries
-        report = runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+        report = deliver_chunk(relaying, started.run_id, started.chunks[0])
         assert report.retry == 4 and report.failed == 0
     assert statuses(settings, started.run_id) == {"pending": 4}
     with session_scope(settings.database_url) as session:
@@ -410,8 +411,8 @@ def test_a_relay_refusing_everyone_for_a_while_costs_nobody_anything(
             (started.run_id, started.chunks[0])
         ]
     utf8_relay.inbox.refuse_all = None
-    runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
-    runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+    deliver_chunk(relaying, started.run_id, started.chunks[0])
+    deliver_chunk(relaying, started.run_id, started.chunks[0])
     assert utf8_relay.inbox.recipients() == sorted(emails)
     assert statuses(settings, started.run_id) == {"sent": 4}
     assert run_status(settings, started.run_id) == "complete"
@@ -427,7 +428,7 @@ def test_one_refused_recipient_counts_one_soft_bounce_per_delivery(
     relaying = via(settings, utf8_relay)
     utf8_relay.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
     for _attempt in range(8):
-        runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+        deliver_chunk(relaying, started.run_id, started.chunks[0])
     with session_scope(settings.database_url) as session:
         full = session.scalar(select(Subscriber).where(Subscriber.email == "full@kommune.no"))
         assert full is not None
@@ -445,13 +446,13 @@ def test_a_relay_rate_limit_costs_nobody_anything(settings: Settings, utf8_relay
     started = start(settings)
     relaying = via(settings, utf8_relay)
     utf8_relay.inbox.limit = 2  # the first two go through, then "try again later"
-    report = runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+    report = deliver_chunk(relaying, started.run_id, started.chunks[0])
     assert (report.sent, report.retry) == (2, 3)
     with session_scope(settings.database_url) as session:
         assert set(session.scalars(select(Subscriber.soft_failures))) == {0}
         assert not any(session.scalars(select(Delivery.bounce_counted)))
     utf8_relay.inbox.limit = None
-    runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+    deliver_chunk(relaying, started.run_id, started.chunks[0])
     assert utf8_relay.inbox.recipients() == sorted(emails)
     assert statuses(settings, started.run_id) == {"sent": 5}
 
@@ -463,7 +464,7 @@ def test_a_delivery_gives_up_when_the_next_period_goes_out(
     started = start(settings)
     relaying = via(settings, utf8_relay)
     utf8_relay.inbox.refuse_all = "421 4.3.2 Service not available"
-    runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+    deliver_chunk(relaying, started.run_id, started.chunks[0])
     assert statuses(settings, started.run_id) == {"pending": 2}
     # Two periods later, nothing has been accepted: the run gives these up.
     with session_scope(settings.database_url) as session:
@@ -473,7 +474,7 @@ def test_a_delivery_gives_up_when_the_next_period_goes_out(
         run.created_at = run.created_at - shift
         for change in session.scalars(select(Change)):
             change.detected_at -= shift
-    report = runs.deliver_chunk(relaying, started.run_id, started.chunks[0])
+    report = deliver_chunk(relaying, started.run_id, started.chunks[0])
     assert report.failed == 2 and report.retry == 0
     assert statuses(settings, started.run_id) == {"failed": 2}
     assert all("gave up" in (e or "") for e in errors_by_email(settings, started.run_id).values())

@@ -17,6 +17,7 @@ from digest.delivery import runs
 from digest.delivery.announcements import add_announcement
 from subscribers.models import Frequency, Status, Subscriber
 from subscribers.service import add_subscriber, choices
+from tests.support.mailroom import deliver_chunk
 from tests.support.smtp import SMTPServer
 
 RUN_AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -94,7 +95,7 @@ def test_two_workers_on_one_chunk_send_each_digest_once(pg_settings, smtp: SMTPS
     started = start(pg_settings)
     threads = [
         threading.Thread(
-            target=runs.deliver_chunk, args=(pg_settings, started.run_id, started.chunks[0])
+            target=deliver_chunk, args=(pg_settings, started.run_id, started.chunks[0])
         )
         for _ in range(3)
     ]
@@ -113,11 +114,11 @@ def test_temporary_failure_stays_pending_and_permanent_fails(settings, smtp: SMT
     smtp.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
     smtp.inbox.refuse["gone@kommune.no"] = "550 5.1.1 No such user"
     started = start(settings)
-    report = runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
     assert (report.sent, report.retry, report.failed) == (1, 1, 1)
     assert statuses(settings, started.run_id) == {"sent": 1, "pending": 1, "failed": 1}
     del smtp.inbox.refuse["full@kommune.no"]
-    again = runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    again = deliver_chunk(settings, started.run_id, started.chunks[0])
     assert again.sent == 1
     assert statuses(settings, started.run_id) == {"sent": 2, "failed": 1}
     assert len(smtp.inbox.to("ok@kommune.no")) == 1
@@ -135,7 +136,7 @@ def test_recovery_resends_a_lost_claim_with_the_same_message_id(settings, smtp) 
         assert runs.unfinished_chunks(session, datetime.now(UTC)) == [
             (started.run_id, started.chunks[0])
         ]
-    runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    deliver_chunk(settings, started.run_id, started.chunks[0])
     message = smtp.inbox.messages[0]
     assert message["Message-ID"] == f"<digest-run{started.run_id}-sub1@veiledervarsel.no>"
     with session_scope(settings.database_url) as session:
@@ -147,7 +148,7 @@ def test_unsubscribed_after_the_start_is_skipped(settings, smtp: SMTPServer) -> 
     started = start(settings)
     with session_scope(settings.database_url) as session:
         session.execute(update(Subscriber).values(status=Status.UNSUBSCRIBED.value))
-    runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    deliver_chunk(settings, started.run_id, started.chunks[0])
     assert smtp.inbox.messages == []
     assert statuses(settings, started.run_id) == {"skipped_inactive": 1}
 
@@ -162,11 +163,11 @@ def test_an_announcement_goes_once_and_on_top(settings, smtp: SMTPServer) -> Non
             publish_from=RUN_AT - timedelta(days=2),
         )
     first = start(settings)
-    runs.deliver_chunk(settings, first.run_id, first.chunks[0])
+    deliver_chunk(settings, first.run_id, first.chunks[0])
     text = smtp.inbox.messages[0].get_body(("plain",)).get_content()
     assert text.index("Fagdag om vold") < text.index("Ny veileder")
     second = start(settings, RUN_AT + timedelta(days=1))
-    runs.deliver_chunk(settings, second.run_id, second.chunks[0])
+    deliver_chunk(settings, second.run_id, second.chunks[0])
     assert len(smtp.inbox.messages) == 1  # nothing new and the announcement was had
     assert statuses(settings, second.run_id) == {"skipped_empty": 1}
 
@@ -182,7 +183,7 @@ def test_a_hard_bounce_suppresses_and_a_dead_server_does_not(settings, smtp: SMT
     seed(settings, ["ok@kommune.no", "gone@kommune.no"])
     smtp.inbox.refuse["gone@kommune.no"] = "550 5.1.1 No such user"
     started = start(settings)
-    runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    deliver_chunk(settings, started.run_id, started.chunks[0])
     with session_scope(settings.database_url) as session:
         statuses_now = dict(session.execute(select(Subscriber.email, Subscriber.status)).all())
     assert statuses_now == {"ok@kommune.no": "active", "gone@kommune.no": "suppressed"}
@@ -202,7 +203,7 @@ def test_a_hard_bounce_suppresses_and_a_dead_server_does_not(settings, smtp: SMT
     seed_more(settings, "ny@kommune.no")
     third = start(settings, RUN_AT + timedelta(days=2))
     for _ in range(6):
-        runs.deliver_chunk(dead, third.run_id, third.chunks[0])
+        deliver_chunk(dead, third.run_id, third.chunks[0])
     with session_scope(settings.database_url) as session:
         assert (
             session.scalar(
@@ -222,7 +223,7 @@ def test_repeated_soft_bounces_suppress(settings, smtp: SMTPServer) -> None:
     smtp.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
     for day in range(settings.soft_bounce_limit):
         started = start_with_a_change(settings, RUN_AT + timedelta(days=day))
-        runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+        deliver_chunk(settings, started.run_id, started.chunks[0])
         # A day passes between runs; the count is of days in a row, not of quick tries.
         with session_scope(settings.database_url) as session:
             for person in session.scalars(select(Subscriber)):
@@ -241,7 +242,7 @@ def test_soft_bounces_in_quick_runs_count_once(settings, smtp: SMTPServer) -> No
     # The periods of a week, sent back to back, as the scheduler does after an outage.
     for day in range(settings.soft_bounce_limit + 2):
         started = start_with_a_change(settings, RUN_AT + timedelta(days=day))
-        runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+        deliver_chunk(settings, started.run_id, started.chunks[0])
     with session_scope(settings.database_url) as session:
         full = session.scalar(select(Subscriber).where(Subscriber.email == "full@kommune.no"))
         assert (full.status, full.soft_failures) == ("active", 1)

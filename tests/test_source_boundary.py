@@ -25,6 +25,7 @@ from digest.core.settings import Settings
 from digest.watch.sources import load_sources, sync_sources
 from tests.support.collecting import collect_once
 from tests.support.feeds import rss
+from tests.support.mailroom import deliver_chunk
 from tests.support.server import LiveServer
 from tests.support.site import FixtureSite, Route
 
@@ -322,7 +323,7 @@ def test_an_absurd_date_from_one_site_breaks_no_mail(
         assert outcome is not None and outcome.ok and outcome.report.new >= 2, outcome
     with session_scope(settings.database_url) as session:
         started = runs.start_run(session, period)
-    report = runs.deliver_chunk(settings, started.run_id, started.chunks[0])
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
     assert (report.sent, report.failed) == (1, 0)
     [mail] = smtp.inbox.to("kari@kommune.no")
     text = mail.get_body(("plain",)).get_content()

@@ -31,35 +31,33 @@ def announce_add(
 ) -> None:
     """Add an announcement."""
     from digest.core.db import session_scope
-    from digest.delivery.announcements import AnnouncementError, add_announcement
+    from digest.delivery.announcements import add_announcement
 
     settings = current_settings()
     known = known_topics(settings)
     unknown = sorted({t.strip().lower() for t in topics} - known)
     if unknown:
         fail(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    try:
-        with session_scope(settings.database_url) as session:
-            item = add_announcement(
-                session,
-                title=title,
-                body=body,
-                link=link,
-                topics=topics,
-                publish_from=parse_at(start, settings.tz),
-                publish_until=parse_at(until, settings.tz),
-                draft=draft,
+    # A refused announcement (an AnnouncementError) is explained by `explained_errors`.
+    with session_scope(settings.database_url) as session:
+        item = add_announcement(
+            session,
+            title=title,
+            body=body,
+            link=link,
+            topics=topics,
+            publish_from=parse_at(start, settings.tz),
+            publish_until=parse_at(until, settings.tz),
+            draft=draft,
+        )
+        click.echo(
+            f"announcement {item.id} added"
+            + (
+                " as a draft"
+                if draft
+                else f", published from {local(item.publish_from, settings.tz)}"
             )
-            click.echo(
-                f"announcement {item.id} added"
-                + (
-                    " as a draft"
-                    if draft
-                    else f", published from {local(item.publish_from, settings.tz)}"
-                )
-            )
-    except AnnouncementError as exc:
-        fail(str(exc))
+        )
 
 
 @announce.command("list")

@@ -49,8 +49,9 @@ def subscribers_add(
     basis: str,
 ) -> None:
     """Add a subscriber: pending, with a confirmation mail, unless --confirmed."""
-    from digest.core.db import session_scope
+    from digest.core.db import get_sessionmaker, session_scope
     from digest.delivery.notices import queue_notice, send_notices
+    from digest.mail.mailer import make_transport
     from subscribers.service import SubscriberError, add_subscriber, choices, latest_request
 
     settings = current_settings()
@@ -79,7 +80,12 @@ def subscribers_add(
     except SubscriberError as exc:
         fail(escaped(str(exc)))
     if notice_id is not None:
-        sent = send_notices(settings, [notice_id])
+        sent = send_notices(
+            get_sessionmaker(settings.database_url),
+            make_transport(settings.smtp_url, settings.outbox_dir),
+            settings,
+            [notice_id],
+        )
         click.echo(
             "confirmation mail sent"
             if sent.sent
@@ -133,8 +139,9 @@ def subscribers_remove(email: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Check and report; store and send nothing.")
 def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -> None:
     """Import a roster CSV (email, name, municipality, role, frequency, topics, language)."""
-    from digest.core.db import session_scope
+    from digest.core.db import get_sessionmaker, session_scope
     from digest.delivery.notices import queue_notice, send_notices
+    from digest.mail.mailer import make_transport
     from subscribers.roster import RosterError, import_roster, read_roster
 
     settings = current_settings()
@@ -171,7 +178,12 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
     )
     click.echo(f"{'dry run, nothing stored: ' if dry_run else ''}{counts}")
     if notice_ids:
-        sent = send_notices(settings, notice_ids)
+        sent = send_notices(
+            get_sessionmaker(settings.database_url),
+            make_transport(settings.smtp_url, settings.outbox_dir),
+            settings,
+            notice_ids,
+        )
         click.echo(f"confirmation mails: {sent.sent} sent, {sent.failed} failed")
 
 

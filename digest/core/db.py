@@ -62,6 +62,9 @@ def get_engine(url: str) -> Engine:
 
 
 def get_sessionmaker(url: str) -> sessionmaker[Session]:
+    """The session factory of `url`. An entry point opens its unit of work with it
+    (`with sessions.begin() as session:` commits, or rolls back on an error), and hands
+    it to the one service that needs several short transactions (`delivery.sending`)."""
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 

@@ -9,13 +9,14 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from digest.core.errors import DigestError
 from digest.core.models import Announcement, AnnouncementReceipt
 from digest.mail.compose import AnnouncementView
 from subscribers.base import utcnow
 from subscribers.text import clean_line, is_safe_line, strip_invisible
 
 
-class AnnouncementError(ValueError):
+class AnnouncementError(DigestError):
     """An announcement that cannot be stored as given; the message says why."""
 
 

@@ -7,22 +7,22 @@ that a crash left behind. At most a few notices an hour go to one address.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from digest import SERVICE_NAME
-from digest.core.db import session_scope
+from digest.core.errors import DigestError
 from digest.core.models import MailStatus, Notice
 from digest.core.settings import Settings
-from digest.delivery import claims
+from digest.delivery import claims, sending
+from digest.mail.envelopes import envelope, notice_message_id
 from digest.mail.links import confirm_url, links_for
-from digest.mail.mailer import Envelope, SendError, Transport, build_message, make_transport
+from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render_notice
 from subscribers.base import utcnow
 from subscribers.models import Channel, SignupRequest, Status, Subscriber
@@ -36,6 +36,14 @@ LOST_AFTER = timedelta(minutes=5)
 # A notice still failing for now this long after it was queued fails for good: whoever
 # asked for it has long since asked again or given up.
 LIFETIME = timedelta(days=1)
+
+
+class MissingSignupRequest(DigestError):
+    """A confirmation notice whose sign-up request is not there: its link cannot be made."""
+
+    def __init__(self, notice_id: int) -> None:
+        super().__init__(f"confirmation notice {notice_id} has no sign-up request")
+        self.notice_id = notice_id
 
 
 def queue_notice(
@@ -105,50 +113,37 @@ def lost_notices(session: Session, now: datetime) -> list[int]:
 
 
 def send_notices(
-    settings: Settings, notice_ids: Sequence[int], transport: Transport | None = None
+    sessions: sessionmaker[Session],
+    transport: Transport,
+    settings: Settings,
+    notice_ids: Sequence[int],
 ) -> NoticeReport:
-    transport = transport or make_transport(settings.smtp_url, settings.outbox_dir)
-    return asyncio.run(_send(settings, list(notice_ids), transport))
+    """Send the notices `notice_ids` (those still owed) over `transport`, each in short
+    transactions of its own (see `sending`)."""
+    batch = NoticeBatch(settings, list(notice_ids))
+    sending.send_batch(sessions, transport, batch)
+    return batch.report
 
 
-async def _send(settings: Settings, ids: list[int], transport: Transport) -> NoticeReport:
-    report = NoticeReport()
-    try:
-        for notice_id in ids:
-            await _send_one(settings, notice_id, transport, report)
-    finally:
-        await transport.close()
-    return report
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    mail_id: int  # the notice's
+    message: EmailMessage
 
 
-async def _send_one(
-    settings: Settings, notice_id: int, transport: Transport, report: NoticeReport
-) -> None:
-    """Claim, build, send and record one notice; any failure stays with this one mail."""
-    if not _claim(settings, notice_id):
-        return
-    try:
-        message = _build(settings, notice_id)
-    except Exception as exc:  # a corrupt row or a bug fails this notice, with its reason
-        _record_failure(settings, notice_id, claims.build_failure(exc), report)
-        return
-    if message is None:
-        return
-    try:
-        await transport.send(message)
-    except Exception as exc:  # whatever it is, it is this notice's failure
-        _record_failure(settings, notice_id, claims.send_failure(exc, transport), report)
-        return
-    with session_scope(settings.database_url) as session:
-        # Gone when its sign-up request went meanwhile (confirmed, or the person left).
-        if (sent := session.get(Notice, notice_id)) is not None:
-            claims.settle_sent(sent, utcnow())
-    report.sent += 1
+@dataclass(slots=True)
+class NoticeBatch:
+    """The steps of sending some notices, each on the session of its own short transaction
+    (`sending.send_batch` runs them)."""
 
+    settings: Settings
+    notice_ids: list[int]
+    report: NoticeReport = field(default_factory=NoticeReport)
 
-def _claim(settings: Settings, notice_id: int) -> bool:
-    with session_scope(settings.database_url) as session:
-        now = utcnow()
+    def begin(self, session: Session, now: datetime) -> list[int]:
+        return self.notice_ids
+
+    def claim(self, session: Session, notice_id: int, now: datetime) -> bool:
         if not claims.claim(session, Notice, notice_id, now):
             return False  # sent already, or another worker has it
         notice = session.get_one(Notice, notice_id)
@@ -157,10 +152,8 @@ def _claim(settings: Settings, notice_id: int) -> bool:
         claims.settle(notice, MailStatus.FAILED, f"gave up; last error: {notice.error}")
         return False
 
-
-def _build(settings: Settings, notice_id: int) -> EmailMessage | None:
-    """The message of a claimed notice; None when there is nobody to send it to."""
-    with session_scope(settings.database_url) as session:
+    def prepare(self, session: Session, notice_id: int, now: datetime) -> Outgoing | None:
+        """The message of a claimed notice; None when there is nobody to send it to."""
         notice = session.get_one(Notice, notice_id)
         subscriber = session.get(Subscriber, notice.subscriber_id)
         if subscriber is None or (
@@ -173,13 +166,17 @@ def _build(settings: Settings, notice_id: int) -> EmailMessage | None:
             if notice.signup_request_id is not None
             else None
         )
-        return _message(settings, notice, subscriber, request)
+        return Outgoing(notice_id, notice_message(self.settings, notice, subscriber, request, now))
 
+    def record_sent(self, session: Session, outgoing: Outgoing, now: datetime) -> None:
+        # Gone when its sign-up request went meanwhile (confirmed, or the person left).
+        if (sent := session.get(Notice, outgoing.mail_id)) is not None:
+            claims.settle_sent(sent, now)
+        self.report.sent += 1
 
-def _record_failure(
-    settings: Settings, notice_id: int, failure: SendError, report: NoticeReport
-) -> None:
-    with session_scope(settings.database_url) as session:
+    def record_failure(
+        self, session: Session, notice_id: int, failure: SendError, now: datetime
+    ) -> None:
         notice = session.get(Notice, notice_id)
         if notice is None:
             return  # deleted with its sign-up request meanwhile: nothing is owed any more
@@ -187,21 +184,29 @@ def _record_failure(
             notice,
             str(failure),
             permanent=failure.permanent,
-            now=utcnow(),
+            now=now,
             give_up_at=give_up_at(notice),
         )
-    report.failed += 1
-    report.errors.append(str(failure))
+        self.report.failed += 1
+        self.report.errors.append(str(failure))
+
+    def end(self, session: Session, now: datetime) -> None:
+        return None
 
 
-def _message(
-    settings: Settings, notice: Notice, subscriber: Subscriber, request: SignupRequest | None
+def notice_message(
+    settings: Settings,
+    notice: Notice,
+    subscriber: Subscriber,
+    request: SignupRequest | None,
+    now: datetime,
 ) -> EmailMessage:
+    """The mail of one notice: rendered, and addressed as all our mails are."""
     links = links_for(settings, subscriber)
     confirm = ""
     if notice.kind == "confirm":
         if request is None:
-            raise LookupError(f"confirmation notice {notice.id} has no sign-up request")
+            raise MissingSignupRequest(notice.id)
         confirm = confirm_url(settings, request)
     # A confirmation goes to someone who has not confirmed anything: no text typed into
     # the form (a name) may reach them, or the form would mail anyone a stranger's words.
@@ -216,14 +221,14 @@ def _message(
         links=links,
         language=subscriber.language or "nb",
     )
-    envelope = Envelope(
-        from_address=settings.from_address,
-        from_name=settings.from_name,
-        to_address=subscriber.email,
-        to_name=name,
-        message_id=f"notice{notice.id}@{settings.mail_domain}",
-        list_id=f"{SERVICE_NAME} <digest.{settings.mail_domain}>",
-        unsubscribe_url=links.unsubscribe,
-        date=utcnow(),
+    return build_message(
+        mail,
+        envelope(
+            settings,
+            to_address=subscriber.email,
+            to_name=name,
+            message_id=notice_message_id(settings, notice.id),
+            unsubscribe_url=links.unsubscribe,
+            date=now,
+        ),
     )
-    return build_message(mail, envelope)

@@ -1,4 +1,5 @@
-"""DigestRun and Delivery lifecycle: start a run, fan out, deliver a chunk, recover the rest.
+"""DigestRun and Delivery lifecycle: start a run and fan it out in chunks, find what is
+unfinished, close a run, and wait for one; what each delivery sends is in `digests`.
 
 The database is the truth: a run is unique per (frequency, period) and a delivery per
 (run, subscriber); a delivery is claimed with a conditional update, so two workers
@@ -7,34 +8,31 @@ never send the same digest, and a lost message is found again by `unfinished_chu
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from digest import SERVICE_NAME
-from digest.core.db import session_scope
-from digest.core.models import Change, Delivery, DigestRun, Item, MailStatus, RunStatus, Source
+from digest.core.errors import DigestError
+from digest.core.models import Delivery, DigestRun, MailStatus, RunStatus
 from digest.core.periods import Period
-from digest.core.settings import Settings
-from digest.delivery import claims
-from digest.delivery.announcements import published_at, received_by, record_receipts
-from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
-from digest.mail.links import links_for
-from digest.mail.mailer import Envelope, SendError, Transport, build_message, make_transport
-from digest.mail.render import render
-from digest.watch.sources import SourcesFileError, load_sources
+from digest.delivery import claims, sending
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.service import delivered, delivery_failed
 
 CHUNK_SIZE = 100
+
+
+class RunNotComplete(DigestError):
+    """A run still had deliveries open when its waiter stopped waiting."""
+
+    def __init__(self, run_id: int, timeout: float) -> None:
+        super().__init__(f"run {run_id} not complete after {timeout:g} s")
+        self.run_id = run_id
+        self.timeout = timeout
 
 
 @dataclass(slots=True)
@@ -139,6 +137,23 @@ def complete_if_done(session: Session, run_id: int) -> bool:
     return True
 
 
+def wait_for_run(sessions: sessionmaker[Session], run_id: int, timeout: float) -> None:
+    """Wait until the workers have finished run `run_id`; RunNotComplete after `timeout` s."""
+    if not sending.poll_until(sessions, lambda session: complete_if_done(session, run_id), timeout):
+        raise RunNotComplete(run_id, timeout)
+
+
+def last_run_ends(session: Session) -> dict[Frequency, datetime | None]:
+    """The end of the latest run of each frequency (None when it never ran)."""
+    rows = session.execute(
+        select(DigestRun.frequency, func.max(DigestRun.period_end)).group_by(DigestRun.frequency)
+    ).all()
+    ends: dict[Frequency, datetime | None] = dict.fromkeys(Frequency)
+    for frequency, end in rows:
+        ends[Frequency(frequency)] = end
+    return ends
+
+
 def run_counts(session: Session, run_id: int) -> Counter[str]:
     rows = session.execute(
         select(Delivery.status, func.count())
@@ -148,339 +163,23 @@ def run_counts(session: Session, run_id: int) -> Counter[str]:
     return Counter({status: count for status, count in rows})
 
 
-def changes_in(session: Session, period: Period) -> list[ChangeView]:
+def not_sent(session: Session, run_id: int) -> list[str]:
+    """Why the deliveries of a run that failed, or failed for now, were not sent: one line
+    each, naming the address."""
     rows = session.execute(
-        select(Change, Source.key, Source.name, Source.topics)
-        .join(Item, Change.item_id == Item.id)
-        .join(Source, Item.source_id == Source.id)
-        .where(Change.detected_at >= period.start, Change.detected_at < period.end)
-        .order_by(Change.detected_at, Change.id)
-    ).all()
-    return [
-        ChangeView(
-            c.id,
-            c.item_id,
-            c.kind,
-            c.detected_at,
-            c.title,
-            c.url,
-            c.summary_text,
-            c.published_at,
-            c.note,
-            key,
-            name,
-            tuple(topics or ()),
-        )
-        for c, key, name, topics in rows
-    ]
-
-
-def recipient_of(subscriber: Subscriber) -> Recipient:
-    return Recipient(
-        subscriber.id,
-        subscriber.email,
-        subscriber.name,
-        subscriber.frequency,
-        tuple(subscriber.topics or ()),
-        subscriber.language or "nb",
-    )
-
-
-def message_id(settings: Settings, run_id: int, subscriber_id: int) -> str:
-    # Derived, not random: a resend after a crash carries the same Message-ID.
-    return f"digest-run{run_id}-sub{subscriber_id}@{settings.mail_domain}"
-
-
-def preview(session: Session, settings: Settings, period: Period) -> list[Digest]:
-    """What a run for `period` would send now, to whom; sends and stores nothing."""
-    changes = changes_in(session, period)
-    announcements = published_at(session, period.end)
-    subscribers = session.scalars(
-        select(Subscriber)
+        select(Delivery.subscriber_id, Subscriber.email, Delivery.error)
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(
-            Subscriber.frequency == period.frequency.value, Subscriber.status == Status.ACTIVE.value
+            Delivery.run_id == run_id,
+            Delivery.status.in_([MailStatus.FAILED.value, MailStatus.PENDING.value]),
+            Delivery.error.is_not(None),
         )
-        .order_by(Subscriber.email)
+        .order_by(Delivery.subscriber_id)
     ).all()
-    digests = []
-    for subscriber in subscribers:
-        received = received_by(session, subscriber.id)
-        digests.append(
-            compose(
-                recipient_of(subscriber),
-                changes,
-                [a for a in announcements if a.announcement_id not in received],
-                period,
-            )
-        )
-    return digests
-
-
-@dataclass(slots=True)
-class ChunkReport:
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    retry: int = 0  # temporary failures left pending for another try
-    errors: list[str] = field(default_factory=list)
-
-    def count_failure(self, status: MailStatus, error: str) -> None:
-        if status == MailStatus.FAILED:
-            self.failed += 1
-        else:
-            self.retry += 1
-        self.errors.append(error)
-
-
-def deliver_chunk(
-    settings: Settings,
-    run_id: int,
-    subscriber_ids: Sequence[int],
-    transport: Transport | None = None,
-) -> ChunkReport:
-    transport = transport or make_transport(settings.smtp_url, settings.outbox_dir)
-    return asyncio.run(_deliver_chunk(settings, run_id, list(subscriber_ids), transport))
+    return [f"{email or f'subscriber {sid}'}: {error}" for sid, email, error in rows]
 
 
 def give_up_at(run: DigestRun) -> datetime:
     """When a delivery of `run` that keeps failing for now fails for good: when the next
     period's digest goes out (counted from the run's start when it was started late)."""
     return max(run.period_end, run.created_at) + (run.period_end - run.period_start)
-
-
-@dataclass(frozen=True, slots=True)
-class _ChunkContext:
-    """What every delivery of one chunk shares, loaded once, and what the pass found."""
-
-    settings: Settings
-    period: Period
-    give_up_at: datetime
-    changes: list[ChangeView]
-    announcements: list[AnnouncementView]
-    topic_labels: dict[str, str]
-    transport: Transport
-    report: ChunkReport
-    # What the relay said to each recipient of this pass, in order: ("sent" | "refused",
-    # delivery id), temporary refusals only (see _count_soft_bounces).
-    answers: list[tuple[str, int]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    """One digest ready to go: built in a short transaction, sent with none open."""
-
-    delivery_id: int
-    subscriber_id: int
-    message: EmailMessage
-    message_id: str
-    item_count: int
-    announcement_ids: list[int]
-
-
-def _topic_labels(settings: Settings) -> dict[str, str]:
-    try:
-        return load_sources(settings.sources_file).topics
-    except SourcesFileError:
-        return {}  # the mail then names topics by their keys; a broken file is reported elsewhere
-
-
-async def _deliver_chunk(
-    settings: Settings, run_id: int, subscriber_ids: list[int], transport: Transport
-) -> ChunkReport:
-    report = ChunkReport()
-    with session_scope(settings.database_url) as session:
-        run = session.get(DigestRun, run_id)
-        if run is None:
-            return report
-        period = Period(Frequency(run.frequency), run.period_start, run.period_end)
-        context = _ChunkContext(
-            settings,
-            period,
-            give_up_at(run),
-            changes_in(session, period),
-            published_at(session, period.end),
-            _topic_labels(settings),
-            transport,
-            report,
-        )
-        delivery_ids = session.scalars(
-            select(Delivery.id)
-            .where(Delivery.run_id == run_id, Delivery.subscriber_id.in_(subscriber_ids))
-            .order_by(Delivery.subscriber_id)
-        ).all()
-    try:
-        for delivery_id in delivery_ids:
-            await _deliver_one(context, delivery_id)
-    finally:
-        await transport.close()
-    _count_soft_bounces(context)
-    with session_scope(settings.database_url) as session:
-        complete_if_done(session, run_id)
-    return report
-
-
-async def _deliver_one(context: _ChunkContext, delivery_id: int) -> None:
-    """Claim, build, send and record one digest; any failure stays with this one mail."""
-    if not _claim(context, delivery_id):
-        return
-    outgoing = _prepare(context, delivery_id)
-    if outgoing is None:
-        return
-    try:
-        await context.transport.send(outgoing.message)
-    except Exception as exc:  # whatever it is, it is this mail's failure, not the chunk's
-        _record_failure(context, delivery_id, claims.send_failure(exc, context.transport))
-        return
-    _record_sent(context, outgoing)
-
-
-def _claim(context: _ChunkContext, delivery_id: int) -> bool:
-    with session_scope(context.settings.database_url) as session:
-        now = utcnow()
-        if not claims.claim(session, Delivery, delivery_id, now):
-            return False  # finished already, or another worker has it
-        delivery = session.get_one(Delivery, delivery_id)
-        if not claims.overdue(delivery, now, context.give_up_at):
-            return True
-        claims.settle(
-            delivery,
-            MailStatus.FAILED,
-            f"gave up after {delivery.attempts - 1} attempt(s), when the next period's "
-            f"digest went out; last error: {delivery.error or 'none (its worker was lost)'}",
-        )
-        context.report.count_failure(
-            MailStatus.FAILED, f"subscriber {delivery.subscriber_id}: {delivery.error}"
-        )
-        return False
-
-
-def _prepare(context: _ChunkContext, delivery_id: int) -> _Outgoing | None:
-    """The message for a claimed delivery, or None when it was skipped or failed here."""
-    try:
-        with session_scope(context.settings.database_url) as session:
-            return _compose_message(context, session, session.get_one(Delivery, delivery_id))
-    except Exception as exc:  # a corrupt row or a bug fails this one mail, with its reason
-        _record_failure(context, delivery_id, claims.build_failure(exc))
-        return None
-
-
-def _compose_message(
-    context: _ChunkContext, session: Session, delivery: Delivery
-) -> _Outgoing | None:
-    settings, report = context.settings, context.report
-    subscriber = session.get(Subscriber, delivery.subscriber_id)
-    if subscriber is None or subscriber.status != Status.ACTIVE.value:
-        claims.settle(delivery, MailStatus.SKIPPED_INACTIVE)
-        report.skipped += 1
-        return None
-    received = received_by(session, subscriber.id)
-    digest = compose(
-        recipient_of(subscriber),
-        context.changes,
-        [a for a in context.announcements if a.announcement_id not in received],
-        context.period,
-    )
-    if digest.is_empty:
-        claims.settle(delivery, MailStatus.SKIPPED_EMPTY)
-        report.skipped += 1
-        return None
-    links = links_for(settings, subscriber)
-    mail = render(digest, links, settings.tz, SERVICE_NAME, context.topic_labels)
-    envelope = Envelope(
-        from_address=settings.from_address,
-        from_name=settings.from_name,
-        to_address=subscriber.email,
-        to_name=subscriber.name,
-        message_id=message_id(settings, delivery.run_id, subscriber.id),
-        list_id=f"{SERVICE_NAME} <digest.{settings.mail_domain}>",
-        unsubscribe_url=links.unsubscribe,
-        date=utcnow(),
-    )
-    return _Outgoing(
-        delivery.id,
-        subscriber.id,
-        build_message(mail, envelope),
-        envelope.message_id,
-        digest.item_count,
-        [a.announcement_id for a in digest.announcements],
-    )
-
-
-def _record_failure(context: _ChunkContext, delivery_id: int, failure: SendError) -> None:
-    settings = context.settings
-    with session_scope(settings.database_url) as session:
-        delivery = session.get_one(Delivery, delivery_id)
-        subscriber = session.get(Subscriber, delivery.subscriber_id)
-        if failure.recipient and failure.permanent and subscriber is not None:
-            delivery_failed(
-                session,
-                subscriber,
-                str(failure),
-                permanent=True,
-                soft_limit=settings.soft_bounce_limit,
-            )
-        elif failure.recipient and not delivery.bounce_counted:
-            context.answers.append(("refused", delivery_id))
-        gone = subscriber is None or subscriber.status == Status.SUPPRESSED.value
-        status = claims.settle_failure(
-            delivery,
-            str(failure),
-            permanent=failure.permanent or gone,
-            now=utcnow(),
-            give_up_at=context.give_up_at,
-        )
-        who = subscriber.email if subscriber is not None else f"subscriber {delivery.subscriber_id}"
-    context.report.count_failure(status, f"{who}: {failure}")
-
-
-def _record_sent(context: _ChunkContext, outgoing: _Outgoing) -> None:
-    with session_scope(context.settings.database_url) as session:
-        delivery = session.get_one(Delivery, outgoing.delivery_id)
-        claims.settle_sent(delivery, utcnow())
-        delivery.message_id = outgoing.message_id
-        delivery.item_count = outgoing.item_count
-        reached = session.get(Subscriber, outgoing.subscriber_id)
-        if reached is not None:
-            delivered(reached)
-        record_receipts(
-            session, outgoing.subscriber_id, outgoing.delivery_id, outgoing.announcement_ids
-        )
-    context.answers.append(("sent", outgoing.delivery_id))
-    context.report.sent += 1
-
-
-def _count_soft_bounces(context: _ChunkContext) -> None:
-    """Count this pass's temporary refusals as soft bounces: once per delivery, and only
-    when the relay accepted someone after refusing this one. A relay that refuses everyone
-    alike (greylisting, maintenance), or everyone from some point on (a rate limit), says
-    nothing about the recipients."""
-    counted: list[int] = []
-    accepted_later = False
-    for answer, delivery_id in reversed(context.answers):
-        if answer == "sent":
-            accepted_later = True
-        elif accepted_later:
-            counted.append(delivery_id)
-    if not counted:
-        return
-    report = context.report
-    with session_scope(context.settings.database_url) as session:
-        for delivery_id in reversed(counted):
-            delivery = session.get_one(Delivery, delivery_id)
-            subscriber = session.get(Subscriber, delivery.subscriber_id)
-            if delivery.bounce_counted or subscriber is None:
-                continue
-            delivery.bounce_counted = True
-            delivery_failed(
-                session,
-                subscriber,
-                delivery.error or "temporary refusal",
-                permanent=False,
-                soft_limit=context.settings.soft_bounce_limit,
-            )
-            if (
-                subscriber.status == Status.SUPPRESSED.value
-                and delivery.status == MailStatus.PENDING
-            ):
-                claims.settle(delivery, MailStatus.FAILED, f"address suppressed: {delivery.error}")
-                report.retry, report.failed = report.retry - 1, report.failed + 1

@@ -128,6 +128,21 @@ def compose(
     period: Period,
 ) -> Digest:
     """Each article once, in its latest state; new if it first appeared in the period."""
+    latest, new_items = _latest_changes(recipient, changes, period)
+    chosen = tuple(
+        sorted(
+            (a for a in announcements if recipient.wants(a.topics)),
+            key=lambda a: (a.publish_from, a.announcement_id),
+        )
+    )
+    return Digest(recipient, period, chosen, _groups(latest, new_items), recipient.topics)
+
+
+def _latest_changes(
+    recipient: Recipient, changes: Sequence[ChangeView], period: Period
+) -> tuple[list[ChangeView], set[int]]:
+    """The latest change of each item the recipient wants in the period, and which of
+    those items first appeared in it."""
     latest: dict[int, ChangeView] = {}
     new_items: set[int] = set()
     for change in changes:
@@ -141,40 +156,41 @@ def compose(
             current.change_id,
         ):
             latest[change.item_id] = change
-    # The same national news reposted by several sites is shown once, under the site
-    # whose name sorts first, naming the others.
+    return list(latest.values()), new_items
+
+
+def _groups(latest: list[ChangeView], new_items: set[int]) -> tuple[SourceGroup, ...]:
+    """The articles by source, sources by name, new articles first then newest first.
+
+    The same national news reposted by several sites is shown once, under the site whose
+    name sorts first, naming the others.
+    """
     copies: dict[str, list[ChangeView]] = {}
-    for change in sorted(latest.values(), key=lambda c: (c.source_name.casefold(), c.change_id)):
+    for change in sorted(latest, key=lambda c: (c.source_name.casefold(), c.change_id)):
         copies.setdefault(same_news_key(change), []).append(change)
     by_source: dict[str, list[DigestItem]] = {}
     names: dict[str, str] = {}
     for first, *others in copies.values():
         names[first.source_key] = first.source_name
-        also = tuple(
-            dict.fromkeys(o.source_name for o in others if o.source_key != first.source_key)
-        )
-        by_source.setdefault(first.source_key, []).append(
-            DigestItem(
-                title=first.title,
-                url=first.url,
-                summary=first.summary,
-                is_new=any(c.item_id in new_items for c in (first, *others)),
-                date=_shown_date(first),
-                note=first.note,
-                also_at=also,
-            )
-        )
-    groups = tuple(
+        by_source.setdefault(first.source_key, []).append(_item(first, others, new_items))
+    return tuple(
         SourceGroup(
             names[key],
             tuple(sorted(items, key=lambda i: (not i.is_new, -i.date.timestamp(), i.title))),
         )
         for key, items in sorted(by_source.items(), key=lambda kv: names[kv[0]].casefold())
     )
-    chosen = tuple(
-        sorted(
-            (a for a in announcements if recipient.wants(a.topics)),
-            key=lambda a: (a.publish_from, a.announcement_id),
-        )
+
+
+def _item(first: ChangeView, others: list[ChangeView], new_items: set[int]) -> DigestItem:
+    """One article as the digest shows it, naming the other sites that carried it."""
+    also = tuple(dict.fromkeys(o.source_name for o in others if o.source_key != first.source_key))
+    return DigestItem(
+        title=first.title,
+        url=first.url,
+        summary=first.summary,
+        is_new=any(c.item_id in new_items for c in (first, *others)),
+        date=_shown_date(first),
+        note=first.note,
+        also_at=also,
     )
-    return Digest(recipient, period, chosen, groups, recipient.topics)

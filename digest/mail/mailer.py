@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 
+from digest.core.errors import DigestError
 from digest.mail.render import RenderedMail
 from subscribers.text import clean_line, is_safe_line
 
@@ -28,20 +29,28 @@ WIRE_POLICY = MAIL_POLICY.clone(linesep="\r\n")
 UTF8_WIRE_POLICY = WIRE_POLICY.clone(utf8=True)
 
 
-class SendError(Exception):
-    """A message was not accepted; `permanent` says whether trying again can help, and
+class SendError(DigestError):
+    """A message was not accepted; `permanent` says whether trying again can help,
     `recipient` whether it was the recipient's address that was refused (a bounce) rather
-    than the server or the connection failing."""
+    than the server or the connection failing, and `code` the SMTP reply code, if any."""
 
-    def __init__(self, reason: str, permanent: bool, recipient: bool = False) -> None:
+    def __init__(
+        self, reason: str, permanent: bool, recipient: bool = False, code: int | None = None
+    ) -> None:
         super().__init__(reason)
         self.permanent = permanent
         self.recipient = recipient
+        self.code = code
 
 
-class MessageError(ValueError):
+class MessageError(DigestError):
     """A message we refuse to build: a header value that is not one safe line, or an
-    address that cannot be written in a header or an SMTP envelope."""
+    address that cannot be written in a header or an SMTP envelope; `header` names the
+    header (From, To, Subject ...) whose value was refused."""
+
+    def __init__(self, header: str, reason: str) -> None:
+        super().__init__(f"{header} refused: {reason}")
+        self.header = header
 
 
 # Names are stored with at most this many characters.
@@ -63,11 +72,11 @@ def header_text(text: str, limit: int | None = NAME_LIMIT) -> str:
 def _refuse_unsafe(field: str, value: str) -> str:
     """`value` if it is one safe line for the `field` header, else MessageError."""
     if "\r" in value or "\n" in value:
-        raise MessageError(f"{field} refused: it contains a line break")
+        raise MessageError(field, "it contains a line break")
     if not is_safe_line(value):
-        raise MessageError(f"{field} refused: it contains a control or invisible character")
+        raise MessageError(field, "it contains a control or invisible character")
     if "=?" in value:
-        raise MessageError(f"{field} refused: it contains an encoded word")
+        raise MessageError(field, "it contains an encoded word")
     return value
 
 
@@ -94,12 +103,12 @@ def _ascii_domain(field: str, domain: str) -> str:
     """The domain as it goes out: IDNA-encoded (A-labels), in the envelope and headers."""
     if domain.isascii():
         if not _ASCII_DOMAIN.fullmatch(domain):
-            raise MessageError(f"{field} refused: {domain!r} is not a mail domain")
+            raise MessageError(field, f"{domain!r} is not a mail domain")
         return domain
     try:
         return validate_email(f"x@{domain}", check_deliverability=False).ascii_domain
     except EmailNotValidError as exc:
-        raise MessageError(f"{field} refused: cannot IDNA-encode {domain!r}: {exc}") from None
+        raise MessageError(field, f"cannot IDNA-encode {domain!r}: {exc}") from None
 
 
 def _address(field: str, name: str, address: str) -> Address:
@@ -107,11 +116,11 @@ def _address(field: str, name: str, address: str) -> Address:
     _refuse_unsafe(field, address)
     local, _, domain = address.rpartition("@")
     if not local or any(c.isspace() or c in '<>"\\' for c in local):
-        raise MessageError(f"{field} refused: {address!r} is not a mail address")
+        raise MessageError(field, f"{address!r} is not a mail address")
     try:
         return Address(display_name=name, username=local, domain=_ascii_domain(field, domain))
     except ValueError as exc:
-        raise MessageError(f"{field} refused: {address!r}: {exc}") from None
+        raise MessageError(field, f"{address!r}: {exc}") from None
 
 
 def build_message(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
@@ -233,6 +242,7 @@ class SMTPTransport:
                 f"recipient refused: {exc.recipients}",
                 permanent=all(500 <= c < 600 for c in codes),
                 recipient=True,
+                code=codes[0] if codes else None,
             ) from None
         except aiosmtplib.SMTPNotSupported as exc:
             # Nothing was sent; the connection is still good for the next message.
@@ -242,7 +252,9 @@ class SMTPTransport:
                 permanent=True,
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
-            raise SendError(f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600) from None
+            raise SendError(
+                f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600, code=exc.code
+            ) from None
         except (aiosmtplib.SMTPException, OSError, UnicodeError) as exc:
             self.reset()
             raise SendError(str(exc) or type(exc).__name__, permanent=False) from None

@@ -10,8 +10,9 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from digest.core.db import session_scope
+from digest.core.db import get_sessionmaker, session_scope
 from digest.delivery.notices import queue_notice, send_notices
+from digest.mail.mailer import make_transport
 from digest.web.common import bokmal, choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Channel, Status
@@ -96,7 +97,13 @@ def _signup(request: Request, form: dict[str, list[str]], tasks: BackgroundTasks
             session.rollback()
         notice_id = notice.id if notice else None
     if notice_id is not None:
-        tasks.add_task(send_notices, settings, [notice_id])  # after the response
+        tasks.add_task(
+            send_notices,
+            get_sessionmaker(settings.database_url),
+            make_transport(settings.smtp_url, settings.outbox_dir),
+            settings,
+            [notice_id],
+        )  # after the response
     return page(
         request,
         "message.html",
@@ -259,7 +266,13 @@ async def link_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
 
     notice_id = await run_in_threadpool(run)
     if notice_id is not None:
-        tasks.add_task(send_notices, settings, [notice_id])
+        tasks.add_task(
+            send_notices,
+            get_sessionmaker(settings.database_url),
+            make_transport(settings.smtp_url, settings.outbox_dir),
+            settings,
+            [notice_id],
+        )
     # The same words whether or not we know the address.
     return page(
         request,
