@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscribers.addresses import InvalidAddress, normalise_email
+from subscribers.errors import DigestError, SubscriberError
 from subscribers.models import (
     Channel,
     ConsentEvent,
@@ -32,7 +33,6 @@ from subscribers.models import (
 )
 from subscribers.service import (
     Choices,
-    SubscriberError,
     address_hash,
     apply_choices,
     choices,
@@ -64,8 +64,14 @@ _TOPIC_SEPARATORS = re.compile(r"[\s|,;/]+")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-class RosterError(ValueError):
-    """The file cannot be read as a roster; nothing was imported."""
+class RosterError(DigestError):
+    """The file cannot be read as a roster; nothing was imported. `line` is the line at
+    fault, when one is."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason if line is None else f"line {line}: {reason}")
+        self.reason = reason
+        self.line = line
 
 
 def spreadsheet_safe(value: str) -> str:
@@ -133,9 +139,7 @@ def read_roster(data: bytes) -> list[tuple[int, dict[str, str]]]:
     try:
         header = [_column(h) for h in next(reader)]
         if "email" not in header:
-            raise RosterError(
-                "line 1: no email column (expected columns: " + ", ".join(COLUMNS) + ")"
-            )
+            raise RosterError(f"no email column (expected columns: {', '.join(COLUMNS)})", 1)
         while True:
             # A quoted value may span lines; a record is named by the line it starts on.
             start = reader.line_num + 1
@@ -155,7 +159,7 @@ def read_roster(data: bytes) -> list[tuple[int, dict[str, str]]]:
                 row["_extra"] = "1"
             rows.append((start, row))
     except csv.Error as exc:
-        raise RosterError(f"line {start}: not valid CSV ({escaped(str(exc))})") from None
+        raise RosterError(f"not valid CSV ({escaped(str(exc))})", start) from None
     return rows
 
 
@@ -195,7 +199,7 @@ def import_roster(
         try:
             email = normalise_email(raw)
         except InvalidAddress as exc:
-            report.rows.append(RowResult(line, raw, "refused", f"invalid address: {exc}"))
+            report.rows.append(RowResult(line, raw, "refused", f"invalid address: {exc.reason}"))
             continue
         if email in first_line:
             report.rows.append(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from subscribers.addresses import normalise_email
 from subscribers.base import utcnow
+from subscribers.errors import SubscriberError, UnknownSubscriber
 from subscribers.models import (
     Channel,
     ConsentEvent,
@@ -33,7 +34,7 @@ from subscribers.models import (
 )
 from subscribers.municipalities import find_municipality
 from subscribers.text import clean_line
-from subscribers.tokens import CONFIRM_MAX_AGE
+from subscribers.tokens import CONFIRM_MAX_AGE, BadToken, read_legacy_token, read_token
 
 # A confirm link works this long; an unconfirmed sign-up is deleted a margin after that.
 REQUEST_MAX_AGE = timedelta(seconds=CONFIRM_MAX_AGE)
@@ -45,16 +46,14 @@ MAX_OPEN_REQUESTS = 5
 SOFT_BOUNCE_SPACING = timedelta(hours=20)
 
 
-class SubscriberError(ValueError):
-    """A request about subscribers that cannot be carried out; the message says why."""
-
-
 def parse_frequency(value: str) -> Frequency:
     try:
         return Frequency(clean_line(value).lower())
     except ValueError:
         allowed = ", ".join(f.value for f in Frequency)
-        raise SubscriberError(f"unknown frequency {value!r} (one of: {allowed})") from None
+        raise SubscriberError(
+            f"unknown frequency {value!r} (one of: {allowed})", "frequency"
+        ) from None
 
 
 def parse_role(value: str) -> str:
@@ -65,7 +64,7 @@ def parse_role(value: str) -> str:
         return Role(value).value
     except ValueError:
         allowed = ", ".join(r.value for r in Role)
-        raise SubscriberError(f"unknown role {value!r} (one of: {allowed})") from None
+        raise SubscriberError(f"unknown role {value!r} (one of: {allowed})", "role") from None
 
 
 def parse_language(value: str) -> str:
@@ -74,7 +73,9 @@ def parse_language(value: str) -> str:
         return Language(value).value
     except ValueError:
         allowed = ", ".join(lang.value for lang in Language)
-        raise SubscriberError(f"unknown language {value!r} (one of: {allowed})") from None
+        raise SubscriberError(
+            f"unknown language {value!r} (one of: {allowed})", "language"
+        ) from None
 
 
 def parse_municipality(value: str) -> str:
@@ -84,7 +85,7 @@ def parse_municipality(value: str) -> str:
         return ""
     found = find_municipality(value)
     if found is None:
-        raise SubscriberError(f"unknown municipality {value!r}")
+        raise SubscriberError(f"unknown municipality {value!r}", "municipality")
     return found.number
 
 
@@ -94,7 +95,7 @@ def clean_text(value: str, limit: int, what: str) -> str:
     Raises SubscriberError when it is longer than `limit`, rather than cutting it."""
     text = clean_line(value)
     if len(text) > limit:
-        raise SubscriberError(f"the {what} is longer than {limit} characters")
+        raise SubscriberError(f"the {what} is longer than {limit} characters", what)
     return text
 
 
@@ -107,7 +108,7 @@ def clean_topics(topics: Iterable[str], known: set[str] | None = None) -> list[s
     if known is not None:
         unknown = [t for t in cleaned if t not in known]
         if unknown:
-            raise SubscriberError(f"unknown topic(s): {', '.join(unknown)}")
+            raise SubscriberError(f"unknown topic(s): {', '.join(unknown)}", "topic")
     return cleaned
 
 
@@ -143,9 +144,35 @@ def find_by_email(session: Session, email: str) -> Subscriber | None:
     return session.scalar(select(Subscriber).where(Subscriber.email == normalise_email(email)))
 
 
+def get_by_email(session: Session, email: str) -> Subscriber:
+    """The subscriber with this address, or UnknownSubscriber."""
+    subscriber = find_by_email(session, email)
+    if subscriber is None:
+        raise UnknownSubscriber(email)
+    return subscriber
+
+
 def find_by_ref(session: Session, ref: str) -> Subscriber | None:
     """The subscriber a manage or unsubscribe link names."""
     return session.scalar(select(Subscriber).where(Subscriber.ref == ref))
+
+
+def by_link(session: Session, secret_key: str, purpose: str, token: str) -> Subscriber:
+    """The subscriber a manage or unsubscribe link names, or BadToken.
+
+    Links made before links became opaque name an id and an address; they are honoured
+    while the address still matches the row, so leaving stays one click away.
+    """
+    try:
+        subscriber = find_by_ref(session, read_token(secret_key, purpose, token))
+    except BadToken:
+        subscriber_id, email = read_legacy_token(secret_key, purpose, token)
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is not None and subscriber.email != email:
+            subscriber = None
+    if subscriber is None:
+        raise BadToken("the link names nobody")
+    return subscriber
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +252,7 @@ def add_subscriber(
     """
     address = normalise_email(email)
     if session.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None:
-        raise SubscriberError(f"{address} is already a subscriber")
+        raise SubscriberError(f"{address} is already a subscriber", "email")
     subscriber = new_subscriber(address, chosen, confirmed=confirmed)
     session.add(subscriber)
     session.flush()
@@ -344,16 +371,18 @@ def _drop_requests(session: Session, subscriber: Subscriber) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class SignUp:
+class ToMail:
+    """The notice a sign-up or a request for one's link sends, and to whom."""
+
     subscriber: Subscriber
-    # "confirm": send the link of `request`; "already": send the manage link instead.
-    send: str
+    # "confirm": the link of `request`; "already" (a sign-up) or "link": the manage link.
+    kind: str
     request: SignupRequest | None = None
 
 
 def sign_up(
     session: Session, email: str, chosen: Choices, channel: Channel = Channel.WEB
-) -> SignUp:
+) -> ToMail:
     """A sign-up through the public form; the same outcome is shown whoever the address is.
 
     A new address becomes a pending subscriber. For a known one nothing stored about the
@@ -364,15 +393,29 @@ def sign_up(
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
         subscriber = add_subscriber(session, address, chosen, channel=channel)
-        return SignUp(subscriber, "confirm", latest_request(session, subscriber))
+        return ToMail(subscriber, "confirm", latest_request(session, subscriber))
     if subscriber.status == Status.ACTIVE.value:
-        return SignUp(subscriber, "already")
+        return ToMail(subscriber, "already")
     # Pending, unsubscribed or suppressed: a new request for consent, and nothing else.
     # The newest request is kept: the owner's own sign-up must not lose to a pile of
     # earlier ones a stranger made. The oldest go (with the notices that carried them).
     for oldest in open_requests(session, subscriber)[MAX_OPEN_REQUESTS - 1 :]:
         session.delete(oldest)
-    return SignUp(subscriber, "confirm", new_request(session, subscriber, chosen, channel))
+    return ToMail(subscriber, "confirm", new_request(session, subscriber, chosen, channel))
+
+
+def link_request(session: Session, email: str) -> ToMail | None:
+    """What a request for one's link sends: an active person their manage link, a pending
+    one the confirm link of their latest open request (or of a new one); anyone else,
+    or an unknown address, nothing."""
+    subscriber = find_by_email(session, email)
+    if subscriber is None:
+        return None
+    if subscriber.status == Status.ACTIVE.value:
+        return ToMail(subscriber, "link")
+    if subscriber.status == Status.PENDING.value:
+        return ToMail(subscriber, "confirm", request_confirmation(session, subscriber))
+    return None
 
 
 def confirm(
@@ -439,13 +482,10 @@ def list_subscribers(session: Session, status: str | None = None) -> Sequence[Su
     return session.scalars(query).all()
 
 
-def remove_subscriber(session: Session, email: str) -> bool:
-    subscriber = find_by_email(session, email)
-    if subscriber is None:
-        return False
-    session.delete(subscriber)
+def remove_subscriber(session: Session, email: str) -> None:
+    """Delete a subscriber (and, by cascade, what hangs on them); UnknownSubscriber if none."""
+    session.delete(get_by_email(session, email))
     session.flush()
-    return True
 
 
 def unsubscribe(

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from digest.commands.common import current_settings, fail, known_topics
-from subscribers.addresses import InvalidAddress
 from subscribers.models import Channel, Frequency, Language, Role, Status
 from subscribers.roster import escaped
 
@@ -51,33 +50,28 @@ def subscribers_add(
     """Add a subscriber: pending, with a confirmation mail, unless --confirmed."""
     from digest.core.db import session_scope
     from digest.delivery.notices import queue_notice, send_notices
-    from subscribers.service import SubscriberError, add_subscriber, choices, latest_request
+    from subscribers.service import add_subscriber, choices, latest_request
 
     settings = current_settings()
     notice_id: int | None = None
-    try:
-        chosen = choices(
-            name=name,
-            municipality=municipality,
-            role=role,
-            frequency=frequency,
-            topics=topics,
-            language=language,
-            known_topics=known_topics(settings),
+    chosen = choices(
+        name=name,
+        municipality=municipality,
+        role=role,
+        frequency=frequency,
+        topics=topics,
+        language=language,
+        known_topics=known_topics(settings),
+    )
+    with session_scope(settings.database_url) as session:
+        subscriber = add_subscriber(
+            session, email, chosen, confirmed=confirmed, channel=Channel.ADMIN, basis=basis
         )
-        with session_scope(settings.database_url) as session:
-            subscriber = add_subscriber(
-                session, email, chosen, confirmed=confirmed, channel=Channel.ADMIN, basis=basis
-            )
-            if not confirmed:
-                request = latest_request(session, subscriber)
-                notice = queue_notice(session, subscriber, "confirm", request)
-                notice_id = notice.id if notice else None
-            click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
-    except InvalidAddress as exc:
-        fail(f"invalid address {email!r}: {exc}")
-    except SubscriberError as exc:
-        fail(escaped(str(exc)))
+        if not confirmed:
+            request = latest_request(session, subscriber)
+            notice = queue_notice(session, subscriber, "confirm", request)
+            notice_id = notice.id if notice else None
+        click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
     if notice_id is not None:
         sent = send_notices(settings, [notice_id])
         click.echo(
@@ -112,13 +106,8 @@ def subscribers_remove(email: str) -> None:
     from subscribers.service import remove_subscriber
 
     settings = current_settings()
-    try:
-        with session_scope(settings.database_url) as session:
-            removed = remove_subscriber(session, email)
-    except InvalidAddress as exc:
-        fail(f"invalid address {email!r}: {exc}")
-    if not removed:
-        fail(f"no subscriber {email}")
+    with session_scope(settings.database_url) as session:
+        remove_subscriber(session, email)
     click.echo(f"removed {email}")
 
 
@@ -199,18 +188,11 @@ def subscribers_show(email: str) -> None:
     """Everything stored about one person, as JSON (a GDPR access request)."""
     from digest.core.db import session_scope
     from digest.delivery.privacy import person_export
-    from subscribers.service import find_by_email
+    from subscribers.service import get_by_email
 
     settings = current_settings()
-    try:
-        with session_scope(settings.database_url) as session:
-            subscriber = find_by_email(session, email)
-            if subscriber is None:
-                fail(f"no subscriber {email}")
-                return
-            data = person_export(session, subscriber)
-    except InvalidAddress as exc:
-        fail(f"invalid address {email!r}: {exc}")
+    with session_scope(settings.database_url) as session:
+        data = person_export(session, get_by_email(session, email))
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
@@ -225,11 +207,8 @@ def subscribers_erase(email: str, yes: bool) -> None:
     settings = current_settings()
     if not yes and not click.confirm(f"Erase everything about {email}?", default=False):
         fail("nothing erased")
-    try:
-        with session_scope(settings.database_url) as session:
-            existed = erase(session, settings.secret_key, email)
-    except InvalidAddress as exc:
-        fail(f"invalid address {email!r}: {exc}")
+    with session_scope(settings.database_url) as session:
+        existed = erase(session, settings.secret_key, email)
     click.echo(
         f"erased {email}"
         if existed
