@@ -31,7 +31,7 @@ from subscribers.models import (
     Subscriber,
     Suppression,
 )
-from subscribers.service import (
+from subscribers.signups import (
     Choices,
     address_hash,
     apply_choices,

@@ -24,7 +24,7 @@ from digest.core.models import Notice
 from digest.core.settings import Settings
 from subscribers.base import utcnow
 from subscribers.models import ConsentEvent, SignupRequest, Subscriber
-from subscribers.service import (
+from subscribers.signups import (
     MAX_OPEN_REQUESTS,
     add_subscriber,
     choices,

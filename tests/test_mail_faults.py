@@ -26,7 +26,7 @@ from digest.delivery import runs
 from digest.delivery.claims import STALE_CLAIM, claim
 from digest.delivery.notices import lost_notices, queue_notice, send_notices
 from subscribers.models import Status, Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber, choices
 from tests.support.smtp import free_port
 from tests.test_runs import RUN_AT, seed, start, statuses
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from digest.core.db import session_scope
 from subscribers.base import utcnow
 from subscribers.models import ConsentEvent, Subscriber, Suppression
-from subscribers.service import (
+from subscribers.signups import (
     add_subscriber,
     address_hash,
     choices,

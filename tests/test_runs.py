@@ -16,7 +16,7 @@ from digest.core.settings import Settings, get_settings
 from digest.delivery import runs
 from digest.delivery.announcements import add_announcement
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber, choices
 from tests.support.smtp import SMTPServer
 
 RUN_AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)

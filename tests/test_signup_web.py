@@ -16,7 +16,7 @@ from digest.core.models import Notice
 from digest.core.settings import Settings
 from subscribers.base import utcnow
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber, choices, latest_request
+from subscribers.signups import add_subscriber, choices, latest_request
 from subscribers.tokens import make_token
 from tests.support.server import csrf
 from tests.support.smtp import SMTPServer

@@ -11,7 +11,7 @@ from digest.core.db import session_scope
 from digest.core.settings import Settings
 from digest.web.app import create_app
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber, choices
 from subscribers.tokens import make_token
 from tests.support.server import LiveServer
 

@@ -16,7 +16,7 @@ from digest.core.settings import Settings
 from digest.web.app import create_app
 from digest.web.ratelimit import LocalRateLimiter, RedisRateLimiter, build_limiter
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber, choices
 from subscribers.tokens import make_token
 from tests.conftest import REDIS_URL
 from tests.support.server import LiveServer

@@ -18,7 +18,7 @@ from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.errors import SubscriberError
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS
 from subscribers.municipalities import find_municipality
-from subscribers.service import (
+from subscribers.signups import (
     Choices,
     ToMail,
     confirm,
