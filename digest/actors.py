@@ -20,7 +20,7 @@ from digest.delivery.notices import lost_notices, send_notices
 from digest.watch.collect import collect_by_id, lease_due_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency
-from subscribers.signups import purge_unconfirmed, purge_unsubscribed
+from subscribers.privacy import purge_unconfirmed, purge_unsubscribed
 
 log = logging.getLogger(__name__)
 

@@ -1,239 +1,40 @@
-"""Subscribers' lifecycle: sign-up, confirmation, preferences, leaving, suppression, erasure.
+"""Coming and going: adding people, sign-up requests and their confirmation (double
+opt-in), asking for one's link again, and unsubscribing.
 
-One entry point per action; each records a consent event with its channel, so the
-history of what a person agreed to, and how, is kept with them. A sign-up for an address
-that is already known changes nothing about that person: what it asks for waits in a
-`SignupRequest` until the owner confirms it from their own mailbox.
+A sign-up for an address that is already known changes nothing about that person: what
+it asks for waits in a `SignupRequest` until the owner confirms it from their own mailbox.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from subscribers.addresses import normalise_email
 from subscribers.base import utcnow
-from subscribers.errors import SubscriberError, UnknownSubscriber
-from subscribers.models import (
-    Channel,
-    ConsentEvent,
-    Frequency,
-    Language,
-    Role,
-    SignupRequest,
-    Status,
-    Subscriber,
-    Suppression,
+from subscribers.choices import (
+    Choices,
+    apply_choices,
+    choices_json,
+    requested_choices,
+    stored_choices,
+    summary,
 )
-from subscribers.municipalities import find_municipality
-from subscribers.text import clean_line
-from subscribers.tokens import CONFIRM_MAX_AGE, BadToken, read_legacy_token, read_token
+from subscribers.errors import SubscriberError
+from subscribers.models import Channel, SignupRequest, Status, Subscriber, Suppression
+from subscribers.people import find_by_email, new_subscriber, record, record_joined
+from subscribers.suppression import address_hash
+from subscribers.tokens import CONFIRM_MAX_AGE
 
-# A confirm link works this long; an unconfirmed sign-up is deleted a margin after that.
+# A confirm link works this long.
 REQUEST_MAX_AGE = timedelta(seconds=CONFIRM_MAX_AGE)
-PURGE_MARGIN = timedelta(days=1)
 # Open requests kept per person. Past this a sign-up drops the oldest, so that nobody can
 # pile requests (and their text) onto an address.
 MAX_OPEN_REQUESTS = 5
-# Soft bounces closer together than this count as one.
-SOFT_BOUNCE_SPACING = timedelta(hours=20)
-
-
-def parse_frequency(value: str) -> Frequency:
-    try:
-        return Frequency(clean_line(value).lower())
-    except ValueError:
-        allowed = ", ".join(f.value for f in Frequency)
-        raise SubscriberError(
-            f"unknown frequency {value!r} (one of: {allowed})", "frequency"
-        ) from None
-
-
-def parse_role(value: str) -> str:
-    value = clean_line(value).lower()
-    if not value:
-        return ""
-    try:
-        return Role(value).value
-    except ValueError:
-        allowed = ", ".join(r.value for r in Role)
-        raise SubscriberError(f"unknown role {value!r} (one of: {allowed})", "role") from None
-
-
-def parse_language(value: str) -> str:
-    value = clean_line(value).lower() or Language.BOKMAL.value
-    try:
-        return Language(value).value
-    except ValueError:
-        allowed = ", ".join(lang.value for lang in Language)
-        raise SubscriberError(
-            f"unknown language {value!r} (one of: {allowed})", "language"
-        ) from None
-
-
-def parse_municipality(value: str) -> str:
-    """The municipality's number, from its number or name; '' when none is given."""
-    value = clean_line(value)
-    if not value:
-        return ""
-    found = find_municipality(value)
-    if found is None:
-        raise SubscriberError(f"unknown municipality {value!r}", "municipality")
-    return found.number
-
-
-def clean_text(value: str, limit: int, what: str) -> str:
-    """One line of safe text from a form, the CLI or a roster (see `subscribers.text`):
-    encoded words decoded, control, line-break, bidi and zero-width characters removed.
-    Raises SubscriberError when it is longer than `limit`, rather than cutting it."""
-    text = clean_line(value)
-    if len(text) > limit:
-        raise SubscriberError(f"the {what} is longer than {limit} characters", what)
-    return text
-
-
-def clean_name(value: str) -> str:
-    return clean_text(value, 200, "name")
-
-
-def clean_topics(topics: Iterable[str], known: set[str] | None = None) -> list[str]:
-    cleaned = sorted({clean_line(t).lower() for t in topics if t and clean_line(t)})
-    if known is not None:
-        unknown = [t for t in cleaned if t not in known]
-        if unknown:
-            raise SubscriberError(f"unknown topic(s): {', '.join(unknown)}", "topic")
-    return cleaned
-
-
-def address_hash(secret_key: str, email: str) -> str:
-    """The salted hash an address is kept as once the person is gone."""
-    key = hashlib.sha256(b"digest.suppression:" + secret_key.encode()).digest()
-    return hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
-
-
-def is_suppressed(session: Session, secret_key: str, email: str) -> bool:
-    digest = address_hash(secret_key, email)
-    return (
-        session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
-    )
-
-
-def record(
-    session: Session, subscriber: Subscriber, action: str, channel: Channel | str, detail: str = ""
-) -> None:
-    session.add(
-        ConsentEvent(
-            subscriber_id=subscriber.id,
-            at=utcnow(),
-            action=action,
-            channel=str(channel),
-            # Details come from people (a basis typed at the CLI) and relays (bounce replies).
-            detail=clean_line(detail, 2000),
-        )
-    )
-
-
-def find_by_email(session: Session, email: str) -> Subscriber | None:
-    return session.scalar(select(Subscriber).where(Subscriber.email == normalise_email(email)))
-
-
-def get_by_email(session: Session, email: str) -> Subscriber:
-    """The subscriber with this address, or UnknownSubscriber."""
-    subscriber = find_by_email(session, email)
-    if subscriber is None:
-        raise UnknownSubscriber(email)
-    return subscriber
-
-
-def find_by_ref(session: Session, ref: str) -> Subscriber | None:
-    """The subscriber a manage or unsubscribe link names."""
-    return session.scalar(select(Subscriber).where(Subscriber.ref == ref))
-
-
-def by_link(session: Session, secret_key: str, purpose: str, token: str) -> Subscriber:
-    """The subscriber a manage or unsubscribe link names, or BadToken.
-
-    Links made before links became opaque name an id and an address; they are honoured
-    while the address still matches the row, so leaving stays one click away.
-    """
-    try:
-        subscriber = find_by_ref(session, read_token(secret_key, purpose, token))
-    except BadToken:
-        subscriber_id, email = read_legacy_token(secret_key, purpose, token)
-        subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is not None and subscriber.email != email:
-            subscriber = None
-    if subscriber is None:
-        raise BadToken("the link names nobody")
-    return subscriber
-
-
-@dataclass(frozen=True, slots=True)
-class Choices:
-    """What a person chooses, already checked (see `choices`)."""
-
-    name: str = ""
-    municipality: str = ""  # number
-    role: str = ""
-    frequency: str = Frequency.DAILY.value
-    topics: tuple[str, ...] = ()
-    language: str = Language.BOKMAL.value
-
-
-def choices(
-    *,
-    name: str = "",
-    municipality: str = "",
-    role: str = "",
-    frequency: str = Frequency.DAILY.value,
-    topics: Iterable[str] = (),
-    language: str = "",
-    known_topics: set[str] | None = None,
-) -> Choices:
-    """Check a person's choices; raises SubscriberError naming the first bad one."""
-    return Choices(
-        name=clean_name(name),
-        municipality=parse_municipality(municipality),
-        role=parse_role(role),
-        frequency=parse_frequency(frequency).value,
-        topics=tuple(clean_topics(topics, known_topics)),
-        language=parse_language(language),
-    )
-
-
-def apply_choices(subscriber: Subscriber, chosen: Choices) -> bool:
-    """Set the chosen preferences on a subscriber; True if anything changed."""
-    changed = False
-    for field in ("name", "municipality", "role", "frequency", "language"):
-        if getattr(subscriber, field) != getattr(chosen, field):
-            setattr(subscriber, field, getattr(chosen, field))
-            changed = True
-    if list(subscriber.topics or []) != list(chosen.topics):
-        subscriber.topics = list(chosen.topics)
-        changed = True
-    return changed
-
-
-def new_subscriber(email: str, chosen: Choices, *, confirmed: bool) -> Subscriber:
-    """A Subscriber row for an address already normalised and checked to be new."""
-    now = utcnow()
-    subscriber = Subscriber(
-        email=email,
-        status=Status.ACTIVE.value if confirmed else Status.PENDING.value,
-        created_at=now,
-        confirmed_at=now if confirmed else None,
-        soft_failures=0,
-        topics=[],
-    )
-    apply_choices(subscriber, chosen)
-    return subscriber
 
 
 def add_subscriber(
@@ -256,56 +57,10 @@ def add_subscriber(
     subscriber = new_subscriber(address, chosen, confirmed=confirmed)
     session.add(subscriber)
     session.flush()
-    record(session, subscriber, "subscribed", channel, basis)
-    if confirmed:
-        record(session, subscriber, "confirmed", channel, basis)
-    else:
+    record_joined(session, subscriber, channel, basis, confirmed=confirmed)
+    if not confirmed:
         new_request(session, subscriber, chosen, channel)
     return subscriber
-
-
-# Sign-up requests: what a sign-up asked for, waiting for the owner of the address.
-
-
-def choices_json(chosen: Choices) -> dict[str, object]:
-    return {
-        "name": chosen.name,
-        "municipality": chosen.municipality,
-        "role": chosen.role,
-        "frequency": chosen.frequency,
-        "topics": list(chosen.topics),
-        "language": chosen.language,
-    }
-
-
-def requested_choices(request: SignupRequest) -> Choices:
-    """The choices a request carries (written by `choices_json`, so already checked)."""
-    data = request.choices if isinstance(request.choices, dict) else {}
-
-    def text(key: str, default: str = "") -> str:
-        value = data.get(key)
-        return value if isinstance(value, str) else default
-
-    topics = data.get("topics")
-    return Choices(
-        name=text("name"),
-        municipality=text("municipality"),
-        role=text("role"),
-        frequency=text("frequency", Frequency.DAILY.value),
-        topics=tuple(t for t in topics if isinstance(t, str)) if isinstance(topics, list) else (),
-        language=text("language", Language.BOKMAL.value),
-    )
-
-
-def stored_choices(subscriber: Subscriber) -> Choices:
-    return Choices(
-        name=subscriber.name,
-        municipality=subscriber.municipality,
-        role=subscriber.role,
-        frequency=subscriber.frequency,
-        topics=tuple(subscriber.topics or ()),
-        language=subscriber.language,
-    )
 
 
 def request_row(subscriber: Subscriber, chosen: Choices, channel: Channel | str) -> SignupRequest:
@@ -454,38 +209,9 @@ def confirm(
             Suppression.address_hash == address_hash(secret_key, subscriber.email)
         )
     )
-    record(session, subscriber, "confirmed", Channel.WEB, f"{asked}; {_summary(chosen)}")
+    record(session, subscriber, "confirmed", Channel.WEB, f"{asked}; {summary(chosen)}")
     session.flush()
     return "confirmed", subscriber
-
-
-def _summary(chosen: Choices) -> str:
-    return (
-        f"frequency={chosen.frequency}; topics={','.join(chosen.topics) or 'all'}; "
-        f"language={chosen.language}"
-    )
-
-
-def update_preferences(
-    session: Session, subscriber: Subscriber, chosen: Choices, channel: Channel = Channel.WEB
-) -> bool:
-    changed = apply_choices(subscriber, chosen)
-    if changed:
-        record(session, subscriber, "preferences", channel, _summary(chosen))
-    return changed
-
-
-def list_subscribers(session: Session, status: str | None = None) -> Sequence[Subscriber]:
-    query = select(Subscriber).order_by(Subscriber.email)
-    if status:
-        query = query.where(Subscriber.status == status)
-    return session.scalars(query).all()
-
-
-def remove_subscriber(session: Session, email: str) -> None:
-    """Delete a subscriber (and, by cascade, what hangs on them); UnknownSubscriber if none."""
-    session.delete(get_by_email(session, email))
-    session.flush()
 
 
 def unsubscribe(
@@ -500,152 +226,3 @@ def unsubscribe(
     _drop_requests(session, subscriber)
     session.flush()
     return subscriber
-
-
-def suppress(session: Session, subscriber: Subscriber, reason: str) -> None:
-    """Never mail this address again (until the person confirms a new sign-up)."""
-    if subscriber.status == Status.SUPPRESSED.value:
-        return
-    subscriber.status = Status.SUPPRESSED.value
-    subscriber.suppressed_at = utcnow()
-    subscriber.suppressed_reason = clean_line(reason, 500)  # a relay's words
-    record(session, subscriber, "suppressed", Channel.SYSTEM, reason)
-
-
-def delivery_failed(
-    session: Session, subscriber: Subscriber, reason: str, *, permanent: bool, soft_limit: int
-) -> None:
-    """Count one failed delivery; a permanent one, or `soft_limit` soft ones in a row,
-    suppresses. The caller counts a temporary refusal once per delivery, not per attempt,
-    and only when it is the recipient's (the relay accepted others); here at most one a
-    day is counted, so the limit means days of trouble, not a burst of runs."""
-    if permanent:
-        suppress(session, subscriber, f"permanent delivery failure: {reason}")
-        return
-    now = utcnow()
-    last = subscriber.soft_failed_at
-    if last is not None and now - last < SOFT_BOUNCE_SPACING:
-        # Runs that follow each other quickly (immediate digests, a catch-up after an
-        # outage) would otherwise use up the limit in minutes of one passing trouble.
-        return
-    subscriber.soft_failed_at = now
-    subscriber.soft_failures = (subscriber.soft_failures or 0) + 1
-    if subscriber.soft_failures >= soft_limit:
-        suppress(
-            session,
-            subscriber,
-            f"{subscriber.soft_failures} temporary delivery failures in a row: {reason}",
-        )
-
-
-def delivered(subscriber: Subscriber) -> None:
-    """A mail reached the person: the soft bounces in a row start again from zero."""
-    subscriber.soft_failures = 0
-
-
-def erase(session: Session, secret_key: str, email: str, reason: str = "erased on request") -> bool:
-    """Remove everything about the person; keep only a salted hash so they are not mailed."""
-    subscriber = find_by_email(session, email)
-    digest = address_hash(secret_key, normalise_email(email))
-    if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
-        session.add(Suppression(address_hash=digest, reason=reason, created_at=utcnow()))
-    if subscriber is None:
-        return False
-    session.delete(subscriber)
-    session.flush()
-    return True
-
-
-def purge_unsubscribed(session: Session, secret_key: str, before: datetime) -> int:
-    """Erase people who left before `before` (the retention period); returns how many."""
-    gone = session.scalars(
-        select(Subscriber).where(
-            Subscriber.status == Status.UNSUBSCRIBED.value, Subscriber.unsubscribed_at < before
-        )
-    ).all()
-    for subscriber in gone:
-        erase(session, secret_key, subscriber.email, "unsubscribed; data deleted after retention")
-    return len(gone)
-
-
-@dataclass(frozen=True, slots=True)
-class Purged:
-    requests: int  # sign-up requests whose link had expired
-    people: int  # addresses nobody confirmed
-
-
-def purge_unconfirmed(session: Session, secret_key: str, now: datetime) -> Purged:
-    """Delete sign-ups nobody confirmed, a margin after their links expired.
-
-    Expired requests go first; then people who never confirmed and have no request left:
-    a pending sign-up is simply deleted, while one that was suppressed meanwhile (or a
-    pending row from before requests, which had once confirmed) is erased, keeping the
-    salted hash so the address is not mailed again. A person who confirmed once and has
-    since left is not touched here: `purge_unsubscribed` keeps them for the retention time.
-    """
-    cutoff = now - REQUEST_MAX_AGE - PURGE_MARGIN
-    expired = SignupRequest.created_at < cutoff
-    requests = session.scalar(select(func.count()).select_from(SignupRequest).where(expired)) or 0
-    if requests:
-        session.execute(delete(SignupRequest).where(expired))
-    waiting = session.scalars(
-        select(Subscriber).where(
-            Subscriber.created_at < cutoff,
-            ~exists().where(SignupRequest.subscriber_id == Subscriber.id),
-            or_(
-                Subscriber.status == Status.PENDING.value,
-                and_(
-                    Subscriber.status == Status.SUPPRESSED.value,
-                    Subscriber.confirmed_at.is_(None),
-                ),
-            ),
-        )
-    ).all()
-    for subscriber in waiting:
-        if subscriber.status == Status.PENDING.value and subscriber.confirmed_at is None:
-            session.delete(subscriber)
-        else:
-            erase(session, secret_key, subscriber.email, "sign-up never confirmed; data deleted")
-    session.flush()
-    return Purged(requests, len(waiting))
-
-
-def person_record(session: Session, subscriber: Subscriber) -> dict[str, object]:
-    """Everything `subscribers` stores about one person, for a GDPR access request."""
-    events = session.scalars(
-        select(ConsentEvent)
-        .where(ConsentEvent.subscriber_id == subscriber.id)
-        .order_by(ConsentEvent.at, ConsentEvent.id)
-    )
-    return {
-        "email": subscriber.email,
-        "name": subscriber.name,
-        "municipality": subscriber.municipality,
-        "role": subscriber.role,
-        "language": subscriber.language,
-        "frequency": subscriber.frequency,
-        "topics": list(subscriber.topics or []),
-        "status": subscriber.status,
-        "created_at": subscriber.created_at.isoformat(),
-        "confirmed_at": _iso(subscriber.confirmed_at),
-        "unsubscribed_at": _iso(subscriber.unsubscribed_at),
-        "suppressed_at": _iso(subscriber.suppressed_at),
-        "suppressed_reason": subscriber.suppressed_reason,
-        "soft_failures": subscriber.soft_failures,
-        "consent_events": [
-            {"at": e.at.isoformat(), "action": e.action, "channel": e.channel, "detail": e.detail}
-            for e in events
-        ],
-        "signup_requests": [
-            {"created_at": r.created_at.isoformat(), "channel": r.channel, "choices": r.choices}
-            for r in session.scalars(
-                select(SignupRequest)
-                .where(SignupRequest.subscriber_id == subscriber.id)
-                .order_by(SignupRequest.created_at, SignupRequest.id)
-            )
-        ],
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None

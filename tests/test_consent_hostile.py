@@ -23,14 +23,10 @@ from digest.core.db import session_scope
 from digest.core.models import Notice
 from digest.core.settings import Settings
 from subscribers.base import utcnow
+from subscribers.choices import choices
 from subscribers.models import ConsentEvent, SignupRequest, Subscriber
-from subscribers.signups import (
-    MAX_OPEN_REQUESTS,
-    add_subscriber,
-    choices,
-    new_request,
-    suppress,
-)
+from subscribers.signups import MAX_OPEN_REQUESTS, add_subscriber, new_request
+from subscribers.suppression import suppress
 from subscribers.text import is_safe_line
 from tests.support.server import csrf
 from tests.support.smtp import SMTPServer

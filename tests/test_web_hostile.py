@@ -15,8 +15,9 @@ from digest.core.db import session_scope
 from digest.core.settings import Settings
 from digest.web.app import create_app
 from digest.web.ratelimit import LocalRateLimiter, RedisRateLimiter, build_limiter
+from subscribers.choices import choices
 from subscribers.models import Subscriber
-from subscribers.signups import add_subscriber, choices
+from subscribers.signups import add_subscriber
 from subscribers.tokens import make_token
 from tests.conftest import REDIS_URL
 from tests.support.server import LiveServer

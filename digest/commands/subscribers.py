@@ -50,7 +50,8 @@ def subscribers_add(
     """Add a subscriber: pending, with a confirmation mail, unless --confirmed."""
     from digest.core.db import session_scope
     from digest.delivery.notices import queue_notice, send_notices
-    from subscribers.signups import add_subscriber, choices, latest_request
+    from subscribers.choices import choices
+    from subscribers.signups import add_subscriber, latest_request
 
     settings = current_settings()
     notice_id: int | None = None
@@ -86,7 +87,7 @@ def subscribers_add(
 def subscribers_list(status: str | None) -> None:
     """List subscribers."""
     from digest.core.db import session_scope
-    from subscribers.signups import list_subscribers
+    from subscribers.people import list_subscribers
 
     settings = current_settings()
     with session_scope(settings.database_url) as session:
@@ -103,7 +104,7 @@ def subscribers_list(status: str | None) -> None:
 def subscribers_remove(email: str) -> None:
     """Delete a subscriber and their deliveries (see also `erase`)."""
     from digest.core.db import session_scope
-    from subscribers.signups import remove_subscriber
+    from subscribers.people import remove_subscriber
 
     settings = current_settings()
     with session_scope(settings.database_url) as session:
@@ -169,8 +170,8 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
 def subscribers_export(file: Path | None) -> None:
     """Write the roster as CSV to FILE, or to standard output."""
     from digest.core.db import session_scope
+    from subscribers.people import list_subscribers
     from subscribers.roster import export_roster
-    from subscribers.signups import list_subscribers
 
     settings = current_settings()
     with session_scope(settings.database_url) as session:
@@ -188,7 +189,7 @@ def subscribers_show(email: str) -> None:
     """Everything stored about one person, as JSON (a GDPR access request)."""
     from digest.core.db import session_scope
     from digest.delivery.privacy import person_export
-    from subscribers.signups import get_by_email
+    from subscribers.people import get_by_email
 
     settings = current_settings()
     with session_scope(settings.database_url) as session:
@@ -202,7 +203,7 @@ def subscribers_show(email: str) -> None:
 def subscribers_erase(email: str, yes: bool) -> None:
     """Delete all personal data about EMAIL; keep only a salted hash so it is never mailed."""
     from digest.core.db import session_scope
-    from subscribers.signups import erase
+    from subscribers.privacy import erase
 
     settings = current_settings()
     if not yes and not click.confirm(f"Erase everything about {email}?", default=False):
@@ -222,7 +223,7 @@ def subscribers_purge() -> None:
     sign-ups nobody confirmed once their link has expired (the recovery sweep does both)."""
     from digest.core.db import session_scope
     from subscribers.base import utcnow
-    from subscribers.signups import purge_unconfirmed, purge_unsubscribed
+    from subscribers.privacy import purge_unconfirmed, purge_unsubscribed
 
     settings = current_settings()
     now = utcnow()

@@ -32,7 +32,7 @@ from digest.mail.render import render
 from digest.watch.sources import SourcesFileError, load_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.signups import delivered, delivery_failed
+from subscribers.suppression import delivered, delivery_failed
 
 CHUNK_SIZE = 100
 

@@ -16,7 +16,7 @@ from digest.core.errors import DigestError
 from digest.web import csrf as csrf_tokens
 from digest.web import ratelimit
 from digest.web.common import topics
-from subscribers.signups import Choices, choices
+from subscribers.choices import Choices, choices
 
 MAX_FORM_BYTES = 20_000
 

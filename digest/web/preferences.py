@@ -16,7 +16,8 @@ from digest.web.errors import FormInvalid
 from digest.web.forms import PostedForm, chosen_from
 from subscribers.errors import SubscriberError
 from subscribers.models import Status, Subscriber
-from subscribers.signups import by_link, unsubscribe, update_preferences
+from subscribers.people import by_link, update_preferences
+from subscribers.signups import unsubscribe
 from subscribers.tokens import make_token
 
 router = APIRouter()

@@ -15,19 +15,11 @@ from digest.web.common import DbSession, bokmal, choice_lists, page, topics
 from digest.web.errors import FormInvalid, expired_link, note
 from digest.web.forms import Form, LimitedForm, chosen_from, field, posted_form
 from subscribers.addresses import InvalidAddress, normalise_email
+from subscribers.choices import Choices, requested_choices
 from subscribers.errors import SubscriberError
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS
 from subscribers.municipalities import find_municipality
-from subscribers.signups import (
-    Choices,
-    ToMail,
-    confirm,
-    find_request,
-    is_expired,
-    link_request,
-    requested_choices,
-    sign_up,
-)
+from subscribers.signups import ToMail, confirm, find_request, is_expired, link_request, sign_up
 from subscribers.tokens import read_token
 
 router = APIRouter()
