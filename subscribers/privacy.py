@@ -9,11 +9,10 @@ from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from subscribers.addresses import normalise_email
-from subscribers.base import utcnow
-from subscribers.models import ConsentEvent, SignupRequest, Status, Subscriber, Suppression
+from subscribers.models import ConsentEvent, SignupRequest, Status, Subscriber
 from subscribers.people import find_by_email
 from subscribers.signups import REQUEST_MAX_AGE
-from subscribers.suppression import address_hash
+from subscribers.suppression import keep_hash
 
 # Unconfirmed sign-ups are deleted this long after their links expired.
 PURGE_MARGIN = timedelta(days=1)
@@ -63,9 +62,7 @@ def _iso(moment: datetime | None) -> str | None:
 def erase(session: Session, secret_key: str, email: str, reason: str = "erased on request") -> bool:
     """Remove everything about the person; keep only a salted hash so they are not mailed."""
     subscriber = find_by_email(session, email)
-    digest = address_hash(secret_key, normalise_email(email))
-    if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
-        session.add(Suppression(address_hash=digest, reason=reason, created_at=utcnow()))
+    keep_hash(session, secret_key, normalise_email(email), reason)
     if subscriber is None:
         return False
     session.delete(subscriber)

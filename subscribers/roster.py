@@ -50,6 +50,7 @@ ALIASES = {
 MAX_ROWS = 100_000
 _TOPIC_SEPARATORS = re.compile(r"[\s|,;/]+")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+OUTCOMES = ("imported", "updated", "duplicate", "refused")
 
 
 class RosterError(DigestError):
@@ -87,7 +88,7 @@ def shown(value: str) -> str:
 class RowResult:
     line: int  # the line the record starts on
     email: str
-    outcome: str  # imported, updated, duplicate, refused
+    outcome: str  # one of OUTCOMES
     reason: str = ""
 
     def describe(self) -> str:
@@ -104,6 +105,10 @@ class ImportReport:
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
+
+    def totals(self) -> str:
+        """ "2 imported, 1 updated, 0 duplicate, 3 refused"."""
+        return ", ".join(f"{self.count(o)} {o}" for o in OUTCOMES)
 
 
 def decode(data: bytes) -> str:

@@ -25,9 +25,9 @@ from subscribers.choices import (
     summary,
 )
 from subscribers.errors import SubscriberError
-from subscribers.models import Channel, SignupRequest, Status, Subscriber, Suppression
+from subscribers.models import Channel, SignupRequest, Status, Subscriber
 from subscribers.people import find_by_email, new_subscriber, record, record_joined
-from subscribers.suppression import address_hash
+from subscribers.suppression import lift_suppression
 from subscribers.tokens import CONFIRM_MAX_AGE
 
 # A confirm link works this long.
@@ -193,6 +193,14 @@ def confirm(
         suppressed_at is not None and request.created_at <= suppressed_at
     ):
         return "used", subscriber  # only a sign-up made after the suppression can lift it
+    _activate(session, secret_key, subscriber, request, now)
+    return "confirmed", subscriber
+
+
+def _activate(
+    session: Session, secret_key: str, subscriber: Subscriber, request: SignupRequest, now: datetime
+) -> None:
+    """Apply a confirmed request: its choices, an active status, consent recorded."""
     chosen = requested_choices(request)
     apply_choices(subscriber, chosen)
     subscriber.status = Status.ACTIVE.value
@@ -204,14 +212,9 @@ def confirm(
     asked = f"{request.channel} sign-up of {request.created_at:%Y-%m-%d %H:%M} UTC"
     _drop_requests(session, subscriber)
     # Consent given anew lifts an earlier suppression of this address.
-    session.execute(
-        delete(Suppression).where(
-            Suppression.address_hash == address_hash(secret_key, subscriber.email)
-        )
-    )
+    lift_suppression(session, secret_key, subscriber.email)
     record(session, subscriber, "confirmed", Channel.WEB, f"{asked}; {summary(chosen)}")
     session.flush()
-    return "confirmed", subscriber
 
 
 def unsubscribe(

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from subscribers.base import utcnow
@@ -32,6 +32,20 @@ def is_suppressed(session: Session, secret_key: str, email: str) -> bool:
     digest = address_hash(secret_key, email)
     return (
         session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is not None
+    )
+
+
+def keep_hash(session: Session, secret_key: str, email: str, reason: str) -> None:
+    """Put a normalised address on the suppression list (as its salted hash) if not there."""
+    digest = address_hash(secret_key, email)
+    if session.scalar(select(Suppression.id).where(Suppression.address_hash == digest)) is None:
+        session.add(Suppression(address_hash=digest, reason=reason, created_at=utcnow()))
+
+
+def lift_suppression(session: Session, secret_key: str, email: str) -> None:
+    """Mail this address again: its owner has confirmed a new sign-up."""
+    session.execute(
+        delete(Suppression).where(Suppression.address_hash == address_hash(secret_key, email))
     )
 
 

@@ -8,10 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
 
 from digest.commands.common import current_settings, fail, known_topics
 from subscribers.models import Channel, Frequency, Language, Role, Status
-from subscribers.roster import escaped
+from subscribers.roster import ImportReport, escaped
 
 MAX_ROSTER_BYTES = 20_000_000
 
@@ -124,19 +125,13 @@ def subscribers_remove(email: str) -> None:
 def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -> None:
     """Import a roster CSV (email, name, municipality, role, frequency, topics, language)."""
     from digest.core.db import session_scope
-    from digest.delivery.notices import queue_notice, send_notices
-    from subscribers.roster import RosterError, import_roster, read_roster
+    from digest.delivery.notices import send_notices
+    from subscribers.roster import import_roster
 
     settings = current_settings()
     if confirmed and not basis.strip():
         fail("--confirmed needs --basis: say on what basis these people get mail")
-    if file.stat().st_size > MAX_ROSTER_BYTES:
-        fail(f"{file} is larger than {MAX_ROSTER_BYTES // 1_000_000} MB; split it")
-    try:
-        rows = read_roster(file.read_bytes())
-    except RosterError as exc:
-        fail(f"{file}: {exc}; nothing was imported")
-    notice_ids: list[int] = []
+    rows = _roster_rows(file)
     with session_scope(settings.database_url) as session:
         report = import_roster(
             session,
@@ -148,21 +143,37 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
         )
         if dry_run:
             session.rollback()
-        else:
-            for subscriber in report.to_confirm:
-                request = report.requests[subscriber.id]
-                notice = queue_notice(session, subscriber, "confirm", request)
-                if notice is not None:
-                    notice_ids.append(notice.id)
+        notice_ids = [] if dry_run else _queue_confirmations(session, report)
     for row in report.rows:
         click.echo(row.describe())
-    counts = ", ".join(
-        f"{report.count(o)} {o}" for o in ("imported", "updated", "duplicate", "refused")
-    )
-    click.echo(f"{'dry run, nothing stored: ' if dry_run else ''}{counts}")
+    click.echo(f"{'dry run, nothing stored: ' if dry_run else ''}{report.totals()}")
     if notice_ids:
         sent = send_notices(settings, notice_ids)
         click.echo(f"confirmation mails: {sent.sent} sent, {sent.failed} failed")
+
+
+def _roster_rows(file: Path) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a roster file; one that is too large or not a roster stops the command."""
+    from subscribers.roster import RosterError, read_roster
+
+    if file.stat().st_size > MAX_ROSTER_BYTES:
+        fail(f"{file} is larger than {MAX_ROSTER_BYTES // 1_000_000} MB; split it")
+    try:
+        return read_roster(file.read_bytes())
+    except RosterError as exc:
+        # The file's name, and what became of it, on top of what the central line says.
+        fail(f"{file}: {exc}; nothing was imported")
+
+
+def _queue_confirmations(session: Session, report: ImportReport) -> list[int]:
+    """Queue the confirmation mail of each new person; the ids of the notices queued."""
+    from digest.delivery.notices import queue_notice
+
+    notices = (
+        queue_notice(session, subscriber, "confirm", report.requests[subscriber.id])
+        for subscriber in report.to_confirm
+    )
+    return [notice.id for notice in notices if notice is not None]
 
 
 @subscribers.command("export")
