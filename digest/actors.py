@@ -28,7 +28,7 @@ from digest.watch.fetch import make_fetcher
 from digest.watch.selection import lease_due_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency
-from subscribers.service import purge_unconfirmed, purge_unsubscribed
+from subscribers.privacy import purge_unconfirmed, purge_unsubscribed
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
+from subscribers.errors import DigestError
+
 MAX_LENGTH = 254
 
 
-class InvalidAddress(ValueError):
-    """An address that cannot be mailed; the message says why, in plain words."""
+class InvalidAddress(DigestError):
+    """An address that cannot be mailed: `reason` says why in plain words, `address` is
+    what was given, and `field` the form field it belongs to."""
+
+    field = "email"
+
+    def __init__(self, reason: str, address: object = "") -> None:
+        super().__init__(f"invalid address {address!r}: {reason}")
+        self.reason = reason
+        self.address = address
 
 
 def normalise_email(raw: str) -> str:
@@ -19,16 +29,16 @@ def normalise_email(raw: str) -> str:
     and duplicates by case are a common roster error.
     """
     if not isinstance(raw, str):
-        raise InvalidAddress("the address must be text")
+        raise InvalidAddress("the address must be text", raw)
     if any(c in raw for c in "\r\n\x00"):
-        raise InvalidAddress("the address contains a line break or control character")
+        raise InvalidAddress("the address contains a line break or control character", raw)
     text = raw.strip()
     if not text:
-        raise InvalidAddress("the address is empty")
+        raise InvalidAddress("the address is empty", raw)
     if len(text) > MAX_LENGTH:
-        raise InvalidAddress(f"the address is longer than {MAX_LENGTH} characters")
+        raise InvalidAddress(f"the address is longer than {MAX_LENGTH} characters", raw)
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidAddress(str(exc)) from None
+        raise InvalidAddress(str(exc), raw) from None
     return result.normalized.lower()

@@ -22,24 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscribers.addresses import InvalidAddress, normalise_email
-from subscribers.models import (
-    Channel,
-    ConsentEvent,
-    SignupRequest,
-    Status,
-    Subscriber,
-    Suppression,
-)
-from subscribers.service import (
-    Choices,
-    SubscriberError,
-    address_hash,
-    apply_choices,
-    choices,
-    new_subscriber,
-    request_row,
-    stored_choices,
-)
+from subscribers.choices import Choices, apply_choices, choices, stored_choices
+from subscribers.errors import DigestError, SubscriberError
+from subscribers.models import Channel, SignupRequest, Status, Subscriber, Suppression
+from subscribers.people import new_subscriber, record, record_joined
+from subscribers.signups import request_row
+from subscribers.suppression import address_hash
 from subscribers.text import clean_line
 
 COLUMNS = ("email", "name", "municipality", "role", "frequency", "topics", "language")
@@ -62,10 +50,17 @@ ALIASES = {
 MAX_ROWS = 100_000
 _TOPIC_SEPARATORS = re.compile(r"[\s|,;/]+")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+OUTCOMES = ("imported", "updated", "duplicate", "refused")
 
 
-class RosterError(ValueError):
-    """The file cannot be read as a roster; nothing was imported."""
+class RosterError(DigestError):
+    """The file cannot be read as a roster; nothing was imported. `line` is the line at
+    fault, when one is."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason if line is None else f"line {line}: {reason}")
+        self.reason = reason
+        self.line = line
 
 
 def spreadsheet_safe(value: str) -> str:
@@ -93,7 +88,7 @@ def shown(value: str) -> str:
 class RowResult:
     line: int  # the line the record starts on
     email: str
-    outcome: str  # imported, updated, duplicate, refused
+    outcome: str  # one of OUTCOMES
     reason: str = ""
 
     def describe(self) -> str:
@@ -110,6 +105,10 @@ class ImportReport:
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
+
+    def totals(self) -> str:
+        """ "2 imported, 1 updated, 0 duplicate, 3 refused"."""
+        return ", ".join(f"{self.count(o)} {o}" for o in OUTCOMES)
 
 
 def decode(data: bytes) -> str:
@@ -133,9 +132,7 @@ def read_roster(data: bytes) -> list[tuple[int, dict[str, str]]]:
     try:
         header = [_column(h) for h in next(reader)]
         if "email" not in header:
-            raise RosterError(
-                "line 1: no email column (expected columns: " + ", ".join(COLUMNS) + ")"
-            )
+            raise RosterError(f"no email column (expected columns: {', '.join(COLUMNS)})", 1)
         while True:
             # A quoted value may span lines; a record is named by the line it starts on.
             start = reader.line_num + 1
@@ -155,7 +152,7 @@ def read_roster(data: bytes) -> list[tuple[int, dict[str, str]]]:
                 row["_extra"] = "1"
             rows.append((start, row))
     except csv.Error as exc:
-        raise RosterError(f"line {start}: not valid CSV ({escaped(str(exc))})") from None
+        raise RosterError(f"not valid CSV ({escaped(str(exc))})", start) from None
     return rows
 
 
@@ -180,98 +177,116 @@ def import_roster(
     """
     report = ImportReport()
     basis = clean_line(basis, 2000)  # typed at the CLI; kept as consent
+    known = _known(session, secret_key, rows)
+    first_line: dict[str, int] = {}
+    fresh: list[Subscriber] = []
+    for line, row in rows:
+        checked = _check(line, row, known, first_line, known_topics)
+        if isinstance(checked, RowResult):
+            report.rows.append(checked)
+            continue
+        email, chosen = checked
+        subscriber = known.people.get(email)
+        if subscriber is None:
+            fresh.append(new_subscriber(email, chosen, confirmed=confirmed))
+            report.rows.append(RowResult(line, email, "imported"))
+        else:
+            report.rows.append(_update(session, line, subscriber, chosen, basis))
+    _add_new(session, report, fresh, confirmed=confirmed, basis=basis)
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the database already holds of a roster's addresses, read up front in batches."""
+
+    people: dict[str, Subscriber]
+    suppressed: set[str]
+
+
+def _known(session: Session, secret_key: str, rows: Iterable[tuple[int, dict[str, str]]]) -> _Known:
     emails = []
     for _line, row in rows:
         try:
             emails.append(normalise_email(row.get("email", "")))
         except InvalidAddress:
             continue
-    existing = _existing(session, emails)
-    suppressed = _suppressed(session, secret_key, emails)
-    first_line: dict[str, int] = {}
-    fresh: list[tuple[Subscriber, int]] = []
-    for line, row in rows:
-        raw = row.get("email", "")
-        try:
-            email = normalise_email(raw)
-        except InvalidAddress as exc:
-            report.rows.append(RowResult(line, raw, "refused", f"invalid address: {exc}"))
-            continue
-        if email in first_line:
-            report.rows.append(
-                RowResult(line, email, "duplicate", f"also on line {first_line[email]}")
-            )
-            continue
-        first_line[email] = line
-        if row.get("_extra"):
-            report.rows.append(RowResult(line, email, "refused", "more fields than columns"))
-            continue
-        try:
-            chosen = _choices(row, known_topics)
-        except SubscriberError as exc:
-            report.rows.append(RowResult(line, email, "refused", str(exc)))
-            continue
-        subscriber = existing.get(email)
-        if email in suppressed or (
-            subscriber is not None and subscriber.status == Status.SUPPRESSED.value
-        ):
-            report.rows.append(
-                RowResult(
-                    line, email, "refused", "suppressed: only a new sign-up can bring it back"
-                )
-            )
-            continue
-        if subscriber is not None and subscriber.status == Status.UNSUBSCRIBED.value:
-            report.rows.append(
-                RowResult(
-                    line, email, "refused", "unsubscribed: only a new sign-up can bring it back"
-                )
-            )
-            continue
-        if subscriber is not None:
-            outcome = "updated" if apply_choices(subscriber, chosen) else "duplicate"
-            if outcome == "updated":
-                session.add(
-                    ConsentEvent(
-                        subscriber_id=subscriber.id,
-                        action="preferences",
-                        channel=Channel.IMPORT.value,
-                        detail=basis,
-                    )
-                )
-            report.rows.append(
-                RowResult(line, email, outcome, "" if outcome == "updated" else "already imported")
-            )
-            continue
-        fresh.append((new_subscriber(email, chosen, confirmed=confirmed), line))
-        report.rows.append(RowResult(line, email, "imported"))
-    session.add_all(s for s, _ in fresh)
+    return _Known(_existing(session, emails), _suppressed(session, secret_key, emails))
+
+
+def _check(
+    line: int,
+    row: dict[str, str],
+    known: _Known,
+    first_line: dict[str, int],
+    known_topics: set[str],
+) -> RowResult | tuple[str, Choices]:
+    """One row's address and choices, or the result that says why it goes no further.
+
+    Notes the line each address is first seen on in `first_line`, for later duplicates.
+    """
+    raw = row.get("email", "")
+    try:
+        email = normalise_email(raw)
+    except InvalidAddress as exc:
+        return RowResult(line, raw, "refused", f"invalid address: {exc.reason}")
+    if email in first_line:
+        return RowResult(line, email, "duplicate", f"also on line {first_line[email]}")
+    first_line[email] = line
+    if row.get("_extra"):
+        return RowResult(line, email, "refused", "more fields than columns")
+    try:
+        chosen = _choices(row, known_topics)
+    except SubscriberError as exc:
+        return RowResult(line, email, "refused", str(exc))
+    refusal = _refusal(email, known)
+    if refusal:
+        return RowResult(line, email, "refused", refusal)
+    return email, chosen
+
+
+def _refusal(email: str, known: _Known) -> str:
+    """Why a known address may not come back through a roster, or "" when it may."""
+    subscriber = known.people.get(email)
+    status = subscriber.status if subscriber is not None else None
+    if email in known.suppressed or status == Status.SUPPRESSED.value:
+        return "suppressed: only a new sign-up can bring it back"
+    if status == Status.UNSUBSCRIBED.value:
+        return "unsubscribed: only a new sign-up can bring it back"
+    return ""
+
+
+def _update(
+    session: Session, line: int, subscriber: Subscriber, chosen: Choices, basis: str
+) -> RowResult:
+    """A row for someone already subscribed: their choices as the roster gives them."""
+    if not apply_choices(subscriber, chosen):
+        return RowResult(line, subscriber.email, "duplicate", "already imported")
+    record(session, subscriber, "preferences", Channel.IMPORT, basis)
+    return RowResult(line, subscriber.email, "updated")
+
+
+def _add_new(
+    session: Session,
+    report: ImportReport,
+    fresh: list[Subscriber],
+    *,
+    confirmed: bool,
+    basis: str,
+) -> None:
+    """Insert the new people in one round, with the consent they come in with and, unless
+    `confirmed`, the sign-up request their confirmation mail names."""
+    session.add_all(fresh)
     session.flush()  # one round of inserts gives the new rows their ids
-    for subscriber, _line in fresh:
-        session.add(
-            ConsentEvent(
-                subscriber_id=subscriber.id,
-                action="subscribed",
-                channel=Channel.IMPORT.value,
-                detail=basis,
-            )
-        )
-        if confirmed:
-            session.add(
-                ConsentEvent(
-                    subscriber_id=subscriber.id,
-                    action="confirmed",
-                    channel=Channel.IMPORT.value,
-                    detail=basis,
-                )
-            )
-        else:
-            report.to_confirm.append(subscriber)
-    requests = [request_row(s, stored_choices(s), Channel.IMPORT) for s in report.to_confirm]
+    for subscriber in fresh:
+        record_joined(session, subscriber, Channel.IMPORT, basis, confirmed=confirmed)
+    if confirmed:
+        return
+    report.to_confirm = fresh
+    requests = [request_row(s, stored_choices(s), Channel.IMPORT) for s in fresh]
     session.add_all(requests)
     session.flush()
     report.requests = {r.subscriber_id: r for r in requests}
-    return report
 
 
 def _choices(row: dict[str, str], known_topics: set[str]) -> Choices:

@@ -14,14 +14,16 @@ import re
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from subscribers.errors import DigestError
+
 PURPOSES = frozenset({"unsubscribe", "manage", "confirm"})
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 # What `secrets.token_urlsafe` makes: the only values a token may name.
 _RANDOM_VALUE = re.compile(r"[A-Za-z0-9_-]{16,32}")
 
 
-class BadToken(ValueError):
-    """The token is forged, altered or meant for something else."""
+class BadToken(DigestError):
+    """The token is forged, altered or meant for something else, or names nobody."""
 
 
 class ExpiredToken(BadToken):

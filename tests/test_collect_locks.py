@@ -22,8 +22,9 @@ from digest.core.models import Delivery, DigestRun, Item, MailStatus, Source
 from digest.core.settings import Settings
 from digest.watch.collect import CollectOutcome
 from digest.watch.sources import load_sources, sync_sources
+from subscribers.choices import choices
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber, choices, sign_up
+from subscribers.signups import add_subscriber, sign_up
 from tests.support.collecting import collect_once
 from tests.support.site import FixtureSite, Route
 

@@ -23,14 +23,10 @@ from digest.core.db import session_scope
 from digest.core.models import Notice
 from digest.core.settings import Settings
 from subscribers.base import utcnow
+from subscribers.choices import choices
 from subscribers.models import ConsentEvent, SignupRequest, Subscriber
-from subscribers.service import (
-    MAX_OPEN_REQUESTS,
-    add_subscriber,
-    choices,
-    new_request,
-    suppress,
-)
+from subscribers.signups import MAX_OPEN_REQUESTS, add_subscriber, new_request
+from subscribers.suppression import suppress
 from subscribers.text import is_safe_line
 from tests.support.server import csrf
 from tests.support.smtp import SMTPServer
@@ -153,6 +149,8 @@ def test_a_sign_up_for_a_known_address_changes_nothing_until_its_owner_confirms(
 def test_confirming_applies_that_request_and_uses_up_the_others(client, settings, smtp) -> None:
     known_kari(settings, "unsubscribed")
     sign_up(client, STRANGER)
+    # Each mail goes out after its response: wait for the first, so they arrive in order.
+    mails_to(smtp, KARI, 1)
     sign_up(client, {**STRANGER, "name": "Kari N.", "frequency": "immediate", "topic": []})
     first, second = mails_to(smtp, KARI, 2)
     assert len(requests_of(settings)) == 2

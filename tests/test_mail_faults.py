@@ -25,8 +25,9 @@ from digest.core.settings import Settings
 from digest.delivery import runs
 from digest.delivery.claims import STALE_CLAIM, claim
 from digest.delivery.notices import lost_notices, queue_notice
+from subscribers.choices import choices
 from subscribers.models import Status, Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber
 from tests.support.mailroom import deliver_chunk, send_notices
 from tests.support.smtp import free_port
 from tests.test_runs import RUN_AT, seed, start, statuses

@@ -11,16 +11,11 @@ from sqlalchemy import func, select
 
 from digest.core.db import session_scope
 from subscribers.base import utcnow
+from subscribers.choices import choices
 from subscribers.models import ConsentEvent, Subscriber, Suppression
-from subscribers.service import (
-    add_subscriber,
-    address_hash,
-    choices,
-    is_suppressed,
-    purge_unsubscribed,
-    sign_up,
-    unsubscribe,
-)
+from subscribers.privacy import purge_unsubscribed
+from subscribers.signups import add_subscriber, sign_up, unsubscribe
+from subscribers.suppression import address_hash, is_suppressed
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,9 @@ from digest.core.periods import latest_period, schedule_of
 from digest.core.settings import Settings, get_settings
 from digest.delivery import runs
 from digest.delivery.announcements import add_announcement
+from subscribers.choices import choices
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber
 from tests.support.mailroom import deliver_chunk
 from tests.support.smtp import SMTPServer
 

@@ -15,8 +15,9 @@ from digest.core.db import session_scope
 from digest.core.models import Notice
 from digest.core.settings import Settings
 from subscribers.base import utcnow
+from subscribers.choices import choices
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber, choices, latest_request
+from subscribers.signups import add_subscriber, latest_request
 from subscribers.tokens import make_token
 from tests.support.server import csrf
 from tests.support.smtp import SMTPServer

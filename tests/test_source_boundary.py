@@ -286,8 +286,9 @@ def test_an_absurd_date_from_one_site_breaks_no_mail(
 ) -> None:
     from digest.core.periods import latest_period, schedule_of
     from digest.delivery import runs
+    from subscribers.choices import choices
     from subscribers.models import Frequency
-    from subscribers.service import add_subscriber, choices
+    from subscribers.signups import add_subscriber
 
     run_at = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
     period = latest_period(Frequency.DAILY, run_at, schedule_of(settings))

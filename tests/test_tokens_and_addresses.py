@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from subscribers.addresses import InvalidAddress, normalise_email
+from subscribers.choices import choices
+from subscribers.errors import DigestError, SubscriberError
 from subscribers.models import new_ref
 from subscribers.tokens import BadToken, make_token, read_token
 
@@ -70,3 +73,29 @@ def test_bad_addresses_are_refused_with_a_reason(raw: str) -> None:
     with pytest.raises(InvalidAddress) as info:
         normalise_email(raw)
     assert str(info.value)
+    error = info.value
+    # What callers read: the form field, the reason, what was given; and the error's root.
+    assert (error.field, error.address) == ("email", raw) and error.reason in str(error)
+    assert isinstance(error, DigestError)
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"name": "x" * 201}, "name"),
+        ({"municipality": "Atlantis"}, "municipality"),
+        ({"role": "sjef"}, "role"),
+        ({"frequency": "hourly"}, "frequency"),
+        ({"topics": ["fotball"]}, "topic"),
+        ({"language": "de"}, "language"),
+    ],
+)
+def test_a_bad_choice_names_its_form_field(given: dict[str, Any], field: str) -> None:
+    with pytest.raises(SubscriberError) as info:
+        choices(**given, known_topics={"vold"})
+    assert info.value.field == field and isinstance(info.value, DigestError)
+
+
+def test_a_bad_token_is_a_digest_error() -> None:
+    with pytest.raises(DigestError):
+        read_token(KEY, "manage", "forged")

@@ -10,8 +10,9 @@ import pytest
 from digest.core.db import session_scope
 from digest.core.settings import Settings
 from digest.web.app import create_app
+from subscribers.choices import choices
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber
 from subscribers.tokens import make_token
 from tests.support.server import LiveServer
 

@@ -15,8 +15,9 @@ from digest.core.db import session_scope
 from digest.core.settings import Settings
 from digest.web.app import create_app
 from digest.web.ratelimit import LocalRateLimiter, RedisRateLimiter, build_limiter
+from subscribers.choices import choices
 from subscribers.models import Subscriber
-from subscribers.service import add_subscriber, choices
+from subscribers.signups import add_subscriber
 from subscribers.tokens import make_token
 from tests.conftest import REDIS_URL
 from tests.support.server import LiveServer
@@ -334,3 +335,20 @@ def test_clients_are_counted_by_address_or_ipv6_64() -> None:
     assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
     assert client_key("::ffff:192.0.2.1") == client_key("192.0.2.1") == "192.0.2.1"
     assert client_key(None) == "unknown"
+
+
+# --- Expected errors become pages, in one place ---------------------------------------------
+
+
+def test_a_database_out_of_reach_is_a_503_page_not_a_traceback(settings: Settings, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    broken = settings.model_copy(update={"database_url": f"sqlite:///{blocked}/digest.db"})
+    live = LiveServer(create_app(broken)).start()
+    try:
+        with live.client() as client:
+            response = client.get("/innstillinger/anything")
+    finally:
+        live.stop()
+    assert response.status_code == 503 and "Tjenesten er ikke tilgjengelig" in response.text
+    assert response.headers["cache-control"] == "no-store"

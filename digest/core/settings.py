@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         try:
             return normalise_email(value)
         except InvalidAddress as exc:
-            raise ValueError(f"is not a valid address: {exc}") from None
+            raise ValueError(f"is not a valid address: {exc.reason}") from None
 
     @field_validator("from_name")
     @classmethod

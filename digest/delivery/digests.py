@@ -27,7 +27,7 @@ from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render
 from digest.watch.sources import SourcesFileError, load_sources
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.service import delivered, delivery_failed
+from subscribers.suppression import delivered, delivery_failed
 
 
 def changes_in(session: Session, period: Period) -> list[ChangeView]:

@@ -26,7 +26,7 @@ from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render_notice
 from subscribers.base import utcnow
 from subscribers.models import Channel, SignupRequest, Status, Subscriber
-from subscribers.service import request_confirmation
+from subscribers.signups import request_confirmation
 
 KINDS = ("confirm", "link", "already")
 MAX_PER_HOUR = 3

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.models import AnnouncementReceipt, Delivery, DigestRun, Notice
 from subscribers.models import Subscriber
-from subscribers.service import person_record
+from subscribers.privacy import person_record
 
 
 def person_export(session: Session, subscriber: Subscriber) -> dict[str, object]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
+from digest.web.errors import error_page
 from digest.web.guards import (
     HeadAsGet,
     SecurityHeaders,
@@ -35,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(preferences.router)
     app.include_router(signup.router)
+    # The one place where an expected error becomes a page (see digest.web.errors).
+    app.add_exception_handler(DigestError, error_page)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
     # Added innermost first: a request meets SecurityHeaders, HeadAsGet, TrustedHost, then
     # SlashRedirect, so even the 400 for a foreign host carries the headers.

@@ -1,28 +1,41 @@
-"""What the public pages share: templates, the catalogue's topics, forms with CSRF, limits."""
+"""What the public pages share: the request's database session, templates with the CSRF
+field, and what the forms offer to choose from."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qs
+from typing import Annotated, TypedDict
 
-from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
+from digest.core.db import session_scope
 from digest.core.paths import templates_dir
 from digest.mail.locale import translator
 from digest.watch.sources import SourcesFileError, load_sources
 from digest.web import csrf as csrf_tokens
-from digest.web import ratelimit
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency
-from subscribers.municipalities import municipalities
+from subscribers.municipalities import Municipality, municipalities
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
-MAX_FORM_BYTES = 20_000
 bokmal = translator("nb")  # the pages are in bokmål
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's unit of work: committed when the route returns, rolled back when it
+    raises. Routes take it as `DbSession`, whose function scope makes the commit happen
+    before the response is sent and before any background task runs (enqueue after commit).
+    """
+    with session_scope(request.app.state.settings.database_url) as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +69,17 @@ def topics(request: Request) -> tuple[Topic, ...]:
     return _topics(path, path.stat().st_mtime)
 
 
-def choice_lists(request: Request) -> dict[str, object]:
+class ChoiceLists(TypedDict):
+    """What the forms offer to choose from, as the templates name it."""
+
+    topics: tuple[Topic, ...]
+    frequencies: dict[str, str]
+    roles: dict[str, str]
+    languages: dict[str, str]
+    municipalities: tuple[Municipality, ...]
+
+
+def choice_lists(request: Request) -> ChoiceLists:
     """What the forms offer to choose from."""
     return {
         "topics": topics(request),
@@ -67,7 +90,7 @@ def choice_lists(request: Request) -> dict[str, object]:
     }
 
 
-def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
+def page(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
     """A page from its template, with the CSRF field for this client's cookie.
 
     Responses are `Cache-Control: no-store` (see `digest.web.guards.SecurityHeaders`).
@@ -92,61 +115,3 @@ def page(request: Request, name: str, status: int = 200, **context: object) -> H
             secure=cookie.startswith("__Host-"),
         )
     return response
-
-
-class FormError(Exception):
-    """A form that cannot be read; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-async def read_form(request: Request, *, csrf: bool = True) -> dict[str, list[str]]:
-    """The urlencoded form, read within a size limit and, by default, checked for CSRF."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise FormError(413, "Skjemaet er for stort.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise FormError(413, "Skjemaet er for stort.")
-    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    if csrf:
-        settings = request.app.state.settings
-        secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
-        sent = (form.get("csrf") or [""])[0]
-        if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
-            raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
-    return form
-
-
-async def form_or_page(
-    request: Request, limiter: ratelimit.Limiter | None = None
-) -> dict[str, list[str]] | HTMLResponse:
-    """The posted form, or the page that says why it cannot be used (size, CSRF, rate)."""
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return page(
-            request, "message.html", status=exc.status, title="Noe gikk galt", message=str(exc)
-        )
-    # A shared limiter asks Redis: not on the event loop.
-    if limiter is not None and not await run_in_threadpool(limiter.allow, client_key(request)):
-        return page(
-            request,
-            "message.html",
-            status=429,
-            title="For mange forsøk",
-            message="Vent litt før du prøver igjen.",
-        )
-    return form
-
-
-def field(form: dict[str, list[str]], name: str, limit: int = 300) -> str:
-    return (form.get(name) or [""])[0][:limit]
-
-
-def client_key(request: Request) -> str:
-    return ratelimit.client_key(request.client.host if request.client else None)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from digest.core.db import session_scope
 from digest.delivery.status import ServiceStatus, current_status
+from digest.web.common import DbSession
 
 router = APIRouter()
 
@@ -76,7 +76,5 @@ def exposition(status: ServiceStatus) -> bytes:
 
 
 @router.get("/metrics")
-def metrics(request: Request) -> Response:
-    with session_scope(request.app.state.settings.database_url) as session:
-        status = current_status(session)
-    return Response(exposition(status), media_type=CONTENT_TYPE_LATEST)
+def metrics(session: DbSession) -> Response:
+    return Response(exposition(current_status(session)), media_type=CONTENT_TYPE_LATEST)

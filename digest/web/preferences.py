@@ -8,78 +8,67 @@ so link scanners are harmless.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from digest.core.db import session_scope
-from digest.web.common import choice_lists, form_or_page, page
-from digest.web.signup import chosen_from
+from digest.web.common import DbSession, choice_lists, page
+from digest.web.errors import FormInvalid
+from digest.web.forms import PostedForm, chosen_from
+from subscribers.errors import SubscriberError
 from subscribers.models import Status, Subscriber
-from subscribers.service import SubscriberError, find_by_ref, unsubscribe, update_preferences
-from subscribers.tokens import BadToken, make_token, read_legacy_token, read_token
+from subscribers.people import by_link, update_preferences
+from subscribers.signups import unsubscribe
+from subscribers.tokens import make_token
 
 router = APIRouter()
 
 
-def _subscriber(request: Request, purpose: str, token: str, session: Session) -> Subscriber | None:
-    key = request.app.state.settings.secret_key
-    try:
-        return find_by_ref(session, read_token(key, purpose, token))
-    except BadToken:
-        pass
-    try:
-        subscriber_id, email = read_legacy_token(key, purpose, token)
-    except BadToken:
-        return None
-    # A link from a mail sent before links became opaque: the address must still match.
-    subscriber = session.get(Subscriber, subscriber_id)
-    return subscriber if subscriber is not None and subscriber.email == email else None
+def _subscriber(request: Request, purpose: str, token: str, session: Session) -> Subscriber:
+    return by_link(session, request.app.state.settings.secret_key, purpose, token)
 
 
 @router.get("/avmelding/{token}", response_class=HTMLResponse)
-def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
-    with session_scope(request.app.state.settings.database_url) as session:
-        subscriber = _subscriber(request, "unsubscribe", token, session)
-        if subscriber is None:
-            return page(request, "bad_link.html", status=400)
-        return page(
-            request,
-            "unsubscribe.html",
-            email=subscriber.email,
-            already=subscriber.status != Status.ACTIVE.value,
-        )
+def unsubscribe_page(request: Request, token: str, session: DbSession) -> HTMLResponse:
+    subscriber = _subscriber(request, "unsubscribe", token, session)
+    return page(
+        request,
+        "unsubscribe.html",
+        email=subscriber.email,
+        already=subscriber.status != Status.ACTIVE.value,
+    )
 
 
 @router.post("/avmelding/{token}", response_class=HTMLResponse)
-def unsubscribe_post(request: Request, token: str) -> HTMLResponse:
+def unsubscribe_post(request: Request, token: str, session: DbSession) -> HTMLResponse:
     # The one-click POST of RFC 8058 and the page's own button land here alike; the
     # RFC's bare POST carries no CSRF field, and the signed token is the proof.
-    settings = request.app.state.settings
-    with session_scope(settings.database_url) as session:
-        subscriber = _subscriber(request, "unsubscribe", token, session)
-        if subscriber is None:
-            return page(request, "bad_link.html", status=400)
-        unsubscribe(session, subscriber)
-        return page(request, "unsubscribed.html", email=subscriber.email)
+    subscriber = unsubscribe(session, _subscriber(request, "unsubscribe", token, session))
+    return page(request, "unsubscribed.html", email=subscriber.email)
 
 
 @router.get("/innstillinger/{token}", response_class=HTMLResponse)
-def manage_page(request: Request, token: str) -> HTMLResponse:
-    with session_scope(request.app.state.settings.database_url) as session:
-        subscriber = _subscriber(request, "manage", token, session)
-        if subscriber is None:
-            return page(request, "bad_link.html", status=400)
-        return _manage(request, subscriber)
+def manage_page(request: Request, token: str, session: DbSession) -> HTMLResponse:
+    subscriber = _subscriber(request, "manage", token, session)
+    return page(request, "manage.html", status=200, **_manage(request, subscriber))
+
+
+@router.post("/innstillinger/{token}", response_class=HTMLResponse)
+def manage_post(request: Request, token: str, form: PostedForm, session: DbSession) -> HTMLResponse:
+    subscriber = _subscriber(request, "manage", token, session)
+    try:
+        chosen = chosen_from(form, request)
+    except SubscriberError:
+        error = "Noe i skjemaet ble ikke forstått. Ingenting er endret."
+        raise FormInvalid("manage.html", {}, _manage(request, subscriber, error=error)) from None
+    update_preferences(session, subscriber, chosen)
+    return page(request, "manage.html", status=200, **_manage(request, subscriber, saved=True))
 
 
 def _manage(
-    request: Request,
-    subscriber: Subscriber,
-    saved: bool = False,
-    error: str | None = None,
-    status: int = 200,
-) -> HTMLResponse:
+    request: Request, subscriber: Subscriber, *, saved: bool = False, error: str | None = None
+) -> dict[str, object]:
+    """What the settings page shows of a subscriber, as plain values (it may be shown once
+    the session is gone, by `digest.web.errors`)."""
     settings = request.app.state.settings
     unsubscribe_token = make_token(settings.secret_key, "unsubscribe", subscriber.ref)
     values = {
@@ -90,42 +79,13 @@ def _manage(
         "language": subscriber.language,
         "topic": list(subscriber.topics or []),
     }
-    return page(
-        request,
-        "manage.html",
-        status=status,
-        subscriber=subscriber,
-        saved=saved,
-        error=error,
-        values=values,
-        errors={},
-        unsubscribe_path=f"/avmelding/{unsubscribe_token}",
-        active=subscriber.status == Status.ACTIVE.value,
+    return {
+        "email": subscriber.email,
+        "saved": saved,
+        "error": error,
+        "values": values,
+        "errors": {},
+        "unsubscribe_path": f"/avmelding/{unsubscribe_token}",
+        "active": subscriber.status == Status.ACTIVE.value,
         **choice_lists(request),
-    )
-
-
-@router.post("/innstillinger/{token}", response_class=HTMLResponse)
-async def manage_post(request: Request, token: str) -> HTMLResponse:
-    form = await form_or_page(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    return await run_in_threadpool(_save, request, token, form)
-
-
-def _save(request: Request, token: str, form: dict[str, list[str]]) -> HTMLResponse:
-    with session_scope(request.app.state.settings.database_url) as session:
-        subscriber = _subscriber(request, "manage", token, session)
-        if subscriber is None:
-            return page(request, "bad_link.html", status=400)
-        try:
-            update_preferences(session, subscriber, chosen_from(form, request))
-        except SubscriberError:
-            session.rollback()
-            return _manage(
-                request,
-                subscriber,
-                status=400,
-                error="Noe i skjemaet ble ikke forstått. Ingenting er endret.",
-            )
-        return _manage(request, subscriber, saved=True)
+    }

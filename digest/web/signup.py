@@ -6,44 +6,25 @@ known, and both are limited per client here and per address in `digest.delivery.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
-from digest.core.db import get_sessionmaker, session_scope
+from digest.core.db import get_sessionmaker
 from digest.delivery.notices import queue_notice, send_notices
 from digest.mail.mailer import make_transport
-from digest.web.common import bokmal, choice_lists, field, form_or_page, page, topics
+from digest.web.common import DbSession, bokmal, choice_lists, page, topics
+from digest.web.errors import FormInvalid, expired_link, note
+from digest.web.forms import Form, LimitedForm, chosen_from, field, posted_form
 from subscribers.addresses import InvalidAddress, normalise_email
-from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Channel, Status
+from subscribers.choices import Choices, requested_choices
+from subscribers.errors import SubscriberError
+from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS
 from subscribers.municipalities import find_municipality
-from subscribers.service import (
-    Choices,
-    SubscriberError,
-    choices,
-    confirm,
-    find_by_email,
-    find_request,
-    is_expired,
-    request_confirmation,
-    requested_choices,
-    sign_up,
-)
-from subscribers.tokens import BadToken, ExpiredToken, read_token
+from subscribers.signups import ToMail, confirm, find_request, is_expired, link_request, sign_up
+from subscribers.tokens import read_token
 
 router = APIRouter()
-
-
-def chosen_from(form: dict[str, list[str]], request: Request) -> Choices:
-    return choices(
-        name=field(form, "name", 250),
-        municipality=field(form, "municipality", 10),
-        role=field(form, "role", 30),
-        frequency=field(form, "frequency", 20) or "daily",
-        topics=[t[:40] for t in form.get("topic", [])][:50],
-        language=field(form, "language", 5),
-        known_topics={t.key for t in topics(request)},
-    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -58,52 +39,11 @@ def signup_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/abonner", response_class=HTMLResponse)
-async def signup_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
-    form = await form_or_page(request, request.app.state.limiter)
-    if isinstance(form, HTMLResponse):
-        return form
-    return await run_in_threadpool(_signup, request, form, tasks)
-
-
-def _signup(request: Request, form: dict[str, list[str]], tasks: BackgroundTasks) -> HTMLResponse:
-    settings = request.app.state.settings
-    errors: dict[str, str] = {}
-    email = field(form, "email", 400)
-    try:
-        email = normalise_email(email)
-    except InvalidAddress:
-        errors["email"] = "Skriv en gyldig e-postadresse, for eksempel navn@kommune.no."
-    chosen = None
-    try:
-        chosen = chosen_from(form, request)
-    except SubscriberError as exc:
-        errors[_field_of(str(exc))] = _message_of(str(exc))
-    if errors or chosen is None:
-        values: dict[str, object] = {k: v[0] for k, v in form.items() if k != "topic" and v}
-        values["topic"] = form.get("topic", [])
-        return page(
-            request,
-            "signup.html",
-            status=400,
-            values=values,
-            errors=errors,
-            **choice_lists(request),
-        )
-    with session_scope(settings.database_url) as session:
-        outcome = sign_up(session, email, chosen)
-        notice = queue_notice(session, outcome.subscriber, outcome.send, outcome.request)
-        if notice is None:
-            # The address has had its share of mail this hour: keep nothing of this sign-up.
-            session.rollback()
-        notice_id = notice.id if notice else None
-    if notice_id is not None:
-        tasks.add_task(
-            send_notices,
-            get_sessionmaker(settings.database_url),
-            make_transport(settings.smtp_url, settings.outbox_dir),
-            settings,
-            [notice_id],
-        )  # after the response
+def signup_post(
+    request: Request, form: LimitedForm, session: DbSession, tasks: BackgroundTasks
+) -> HTMLResponse:
+    email, chosen = _checked(request, form)
+    _mail(request, session, tasks, sign_up(session, email, chosen))
     return page(
         request,
         "message.html",
@@ -113,45 +53,56 @@ def _signup(request: Request, form: dict[str, list[str]], tasks: BackgroundTasks
     )
 
 
-def _field_of(message: str) -> str:
-    for name in ("municipality", "role", "frequency", "topic", "language", "name"):
-        if name in message:
-            return name
-    return "form"
+def _checked(request: Request, form: Form) -> tuple[str, Choices]:
+    """The address and choices of a sign-up, or FormInvalid with a note by each field at fault."""
+    notes: dict[str, str] = {}
+    email, chosen = "", None
+    try:
+        email = normalise_email(field(form, "email", 400))
+    except InvalidAddress as exc:
+        notes[exc.field] = note(exc)
+    try:
+        chosen = chosen_from(form, request)
+    except SubscriberError as exc:
+        notes[exc.field or "form"] = note(exc)
+    if notes or chosen is None:
+        values: dict[str, object] = {k: v[0] for k, v in form.items() if k != "topic" and v}
+        values["topic"] = form.get("topic", [])
+        raise FormInvalid("signup.html", notes, {"values": values, **choice_lists(request)})
+    return email, chosen
 
 
-def _message_of(message: str) -> str:
-    return {
-        "municipality": "Velg en kommune fra listen.",
-        "role": "Velg en rolle fra listen.",
-        "frequency": "Velg hvor ofte du vil ha e-post.",
-        "topic": "Velg temaer fra listen.",
-        "language": "Velg et språk fra listen.",
-        "name": "Navnet kan ha høyst 200 tegn.",
-    }.get(_field_of(message), "Noe i skjemaet ble ikke forstått.")
+def _mail(request: Request, session: Session, tasks: BackgroundTasks, to: ToMail | None) -> None:
+    """Queue the notice `to` names, sent after the response (and so after the commit)."""
+    notice = queue_notice(session, to.subscriber, to.kind, to.request) if to else None
+    if notice is None:
+        # Nobody to mail, or the address has had its share of mail this hour: keep nothing.
+        session.rollback()
+        return
+    settings = request.app.state.settings
+    tasks.add_task(
+        send_notices,
+        get_sessionmaker(settings.database_url),
+        make_transport(settings.smtp_url, settings.outbox_dir),
+        settings,
+        [notice.id],
+    )
 
 
-def _confirm_token(request: Request, token: str) -> str:
+def _confirm_nonce(request: Request, token: str) -> str:
     return read_token(request.app.state.settings.secret_key, "confirm", token)
 
 
 @router.get("/bekreft/{token}", response_class=HTMLResponse)
-def confirm_page(request: Request, token: str) -> HTMLResponse:
+def confirm_page(request: Request, token: str, session: DbSession) -> HTMLResponse:
     # A GET changes nothing: mail scanners open links, people press buttons.
-    try:
-        nonce = _confirm_token(request, token)
-    except ExpiredToken:
-        return _expired(request)
-    except BadToken:
-        return page(request, "bad_link.html", status=400)
-    with session_scope(request.app.state.settings.database_url) as session:
-        asked = find_request(session, nonce)
-        if asked is None:
-            return _answer(request, "used", "")
-        if is_expired(asked):
-            return _expired(request)
-        # Show what confirming applies: it may be someone else's sign-up for this address.
-        return page(request, "confirm.html", summary=_summary(request, requested_choices(asked)))
+    asked = find_request(session, _confirm_nonce(request, token))
+    if asked is None:
+        return _answer(request, "used", "")
+    if is_expired(asked):
+        return expired_link(request)
+    # Show what confirming applies: it may be someone else's sign-up for this address.
+    return page(request, "confirm.html", summary=_summary(request, requested_choices(asked)))
 
 
 def _summary(request: Request, chosen: Choices) -> list[tuple[str, str]]:
@@ -169,31 +120,16 @@ def _summary(request: Request, chosen: Choices) -> list[tuple[str, str]]:
     return [(label, value) for label, value in rows if value]
 
 
-@router.post("/bekreft/{token}", response_class=HTMLResponse)
-async def confirm_post(request: Request, token: str) -> HTMLResponse:
-    form = await form_or_page(request)
-    if isinstance(form, HTMLResponse):
-        return form
-    try:
-        nonce = _confirm_token(request, token)
-    except ExpiredToken:
-        return _expired(request)
-    except BadToken:
-        return page(request, "bad_link.html", status=400)
-    settings = request.app.state.settings
-
-    def run() -> tuple[str, str]:
-        with session_scope(settings.database_url) as session:
-            outcome, subscriber = confirm(session, settings.secret_key, nonce)
-            return outcome, subscriber.email if subscriber else ""
-
-    outcome, email = await run_in_threadpool(run)
-    return _answer(request, outcome, email)
+@router.post("/bekreft/{token}", response_class=HTMLResponse, dependencies=[Depends(posted_form)])
+def confirm_post(request: Request, token: str, session: DbSession) -> HTMLResponse:
+    nonce = _confirm_nonce(request, token)
+    outcome, subscriber = confirm(session, request.app.state.settings.secret_key, nonce)
+    return _answer(request, outcome, subscriber.email if subscriber else "")
 
 
 def _answer(request: Request, outcome: str, email: str) -> HTMLResponse:
     if outcome == "expired":
-        return _expired(request)
+        return expired_link(request)
     if outcome == "confirmed":
         return page(
             request,
@@ -213,66 +149,23 @@ def _answer(request: Request, outcome: str, email: str) -> HTMLResponse:
     )
 
 
-def _expired(request: Request) -> HTMLResponse:
-    return page(
-        request,
-        "message.html",
-        status=400,
-        title="Lenken er utløpt",
-        message="Bekreftelseslenker virker i sju dager. Meld deg på igjen, så sender vi en ny.",
-        signup_link=True,
-    )
-
-
 @router.get("/lenke", response_class=HTMLResponse)
 def link_page(request: Request) -> HTMLResponse:
     return page(request, "link.html", errors={}, email="")
 
 
 @router.post("/lenke", response_class=HTMLResponse)
-async def link_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
-    form = await form_or_page(request, request.app.state.limiter)
-    if isinstance(form, HTMLResponse):
-        return form
+def link_post(
+    request: Request, form: LimitedForm, session: DbSession, tasks: BackgroundTasks
+) -> HTMLResponse:
     raw = field(form, "email", 400)
     try:
         email = normalise_email(raw)
     except InvalidAddress:
-        return page(
-            request,
-            "link.html",
-            status=400,
-            email=raw,
-            errors={"email": "Skriv en gyldig e-postadresse."},
-        )
-    settings = request.app.state.settings
-
-    def run() -> int | None:
-        with session_scope(settings.database_url) as session:
-            subscriber = find_by_email(session, email)
-            if subscriber is None or subscriber.status not in (
-                Status.ACTIVE.value,
-                Status.PENDING.value,
-            ):
-                return None
-            if subscriber.status == Status.ACTIVE.value:
-                notice = queue_notice(session, subscriber, "link")
-            else:  # pending: the link of their latest open request, or of a new one
-                asked = request_confirmation(session, subscriber, Channel.WEB)
-                notice = queue_notice(session, subscriber, "confirm", asked)
-            if notice is None:
-                session.rollback()  # its share of mail this hour: keep nothing
-            return notice.id if notice else None
-
-    notice_id = await run_in_threadpool(run)
-    if notice_id is not None:
-        tasks.add_task(
-            send_notices,
-            get_sessionmaker(settings.database_url),
-            make_transport(settings.smtp_url, settings.outbox_dir),
-            settings,
-            [notice_id],
-        )
+        raise FormInvalid(
+            "link.html", {"email": "Skriv en gyldig e-postadresse."}, {"email": raw}
+        ) from None
+    _mail(request, session, tasks, link_request(session, email))
     # The same words whether or not we know the address.
     return page(
         request,

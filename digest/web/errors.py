@@ -1,0 +1,89 @@
+"""How the web answers an expected error: the one place where a `DigestError` becomes a page.
+
+Routes and their dependencies raise; `error_page` (registered in `digest.web.app` for
+every `DigestError`) picks the page by the error's type and attributes, never its text.
+The request's session has been rolled back by then, so nothing here reads the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from digest.core.errors import DigestError
+from digest.web.common import page
+from digest.web.forms import FormError
+from subscribers.addresses import InvalidAddress
+from subscribers.errors import SubscriberError
+from subscribers.tokens import BadToken, ExpiredToken
+
+log = logging.getLogger(__name__)
+
+# What a form says by a field at fault, by the field an error names.
+FIELD_NOTES = {
+    "email": "Skriv en gyldig e-postadresse, for eksempel navn@kommune.no.",
+    "municipality": "Velg en kommune fra listen.",
+    "role": "Velg en rolle fra listen.",
+    "frequency": "Velg hvor ofte du vil ha e-post.",
+    "topic": "Velg temaer fra listen.",
+    "language": "Velg et språk fra listen.",
+    "name": "Navnet kan ha høyst 200 tegn.",
+}
+NOT_UNDERSTOOD = "Noe i skjemaet ble ikke forstått."
+
+
+class FormInvalid(DigestError):
+    """A form with fields to correct: `template` is shown again, with `notes` by the fields
+    at fault and `context` (plain values: the values sent, what to choose from)."""
+
+    def __init__(
+        self, template: str, notes: Mapping[str, str], context: Mapping[str, object]
+    ) -> None:
+        super().__init__(f"{template}: {', '.join(notes)}")
+        self.template = template
+        self.notes = dict(notes)
+        self.context = dict(context)
+
+
+def note(error: SubscriberError | InvalidAddress) -> str:
+    """What a form says by the field `error` names."""
+    return FIELD_NOTES.get(error.field, NOT_UNDERSTOOD)
+
+
+def expired_link(request: Request) -> HTMLResponse:
+    return page(
+        request,
+        "message.html",
+        status=400,
+        title="Lenken er utløpt",
+        message="Bekreftelseslenker virker i sju dager. Meld deg på igjen, så sender vi en ny.",
+        signup_link=True,
+    )
+
+
+def error_page(request: Request, exc: Exception) -> HTMLResponse:
+    """The page for an expected error (Starlette's handler signature, hence `Exception`)."""
+    if isinstance(exc, FormInvalid):
+        return page(request, exc.template, status=400, **{**exc.context, "errors": exc.notes})
+    if isinstance(exc, ExpiredToken):
+        return expired_link(request)
+    if isinstance(exc, BadToken):
+        return page(request, "bad_link.html", status=400)
+    if isinstance(exc, FormError):
+        return page(request, "message.html", status=exc.status, title=exc.title, message=str(exc))
+    if isinstance(exc, SubscriberError | InvalidAddress):
+        return page(
+            request, "message.html", status=400, title="Noe gikk galt", message=NOT_UNDERSTOOD
+        )
+    # The database or another service we need is out of reach: the operator's to fix.
+    log.error("%s: %s", type(exc).__name__, exc)
+    return page(
+        request,
+        "message.html",
+        status=503,
+        title="Tjenesten er ikke tilgjengelig",
+        message="Prøv igjen om litt.",
+    )

@@ -1,0 +1,97 @@
+"""Posted forms: read within a size limit, checked for CSRF and, where asked, rate-limited.
+
+Routes take a form as a dependency (`PostedForm`, `LimitedForm`); a form that cannot be
+used raises `FormError` before the route runs, and `digest.web.errors` answers it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from digest.core.errors import DigestError
+from digest.web import csrf as csrf_tokens
+from digest.web import ratelimit
+from digest.web.common import topics
+from subscribers.choices import Choices, choices
+
+MAX_FORM_BYTES = 20_000
+
+Form = dict[str, list[str]]
+
+
+class FormError(DigestError):
+    """A form that cannot be used; `status` is the HTTP status to answer with, `title` and
+    the message what the page says (in bokmål)."""
+
+    title = "Noe gikk galt"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(FormError):
+    """Too many sign-ups or link requests from one client in the window."""
+
+    title = "For mange forsøk"
+
+    def __init__(self) -> None:
+        super().__init__(429, "Vent litt før du prøver igjen.")
+
+
+async def posted_form(request: Request) -> Form:
+    """The urlencoded form, read within a size limit and checked for CSRF."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise FormError(413, "Skjemaet er for stort.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormError(413, "Skjemaet er for stort.")
+    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    settings = request.app.state.settings
+    secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
+    sent = (form.get("csrf") or [""])[0]
+    if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
+        raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
+    return form
+
+
+PostedForm = Annotated[Form, Depends(posted_form)]
+
+
+async def limited_form(request: Request, form: PostedForm) -> Form:
+    """A posted form from a client still within its limit of sign-ups and link requests."""
+    # A shared limiter asks Redis: not on the event loop.
+    if not await run_in_threadpool(request.app.state.limiter.allow, client_key(request)):
+        raise RateLimited()
+    return form
+
+
+LimitedForm = Annotated[Form, Depends(limited_form)]
+
+
+def field(form: Form, name: str, limit: int = 300) -> str:
+    return (form.get(name) or [""])[0][:limit]
+
+
+def chosen_from(form: Form, request: Request) -> Choices:
+    """The choices a sign-up or settings form sends; SubscriberError names the field at fault."""
+    return choices(
+        name=field(form, "name", 250),
+        municipality=field(form, "municipality", 10),
+        role=field(form, "role", 30),
+        frequency=field(form, "frequency", 20) or "daily",
+        topics=[t[:40] for t in form.get("topic", [])][:50],
+        language=field(form, "language", 5),
+        known_topics={t.key for t in topics(request)},
+    )
+
+
+def client_key(request: Request) -> str:
+    return ratelimit.client_key(request.client.host if request.client else None)

@@ -1,0 +1,175 @@
+"""What a person chooses (name, municipality, role, frequency, topics, language), checked.
+
+Pure: no database. Every way in (the forms, the CLI, a roster) checks choices here, and a
+bad one raises `SubscriberError` naming the form field at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from subscribers.errors import SubscriberError
+from subscribers.models import Frequency, Language, Role, SignupRequest, Subscriber
+from subscribers.municipalities import find_municipality
+from subscribers.text import clean_line
+
+
+def parse_frequency(value: str) -> Frequency:
+    try:
+        return Frequency(clean_line(value).lower())
+    except ValueError:
+        allowed = ", ".join(f.value for f in Frequency)
+        raise SubscriberError(
+            f"unknown frequency {value!r} (one of: {allowed})", "frequency"
+        ) from None
+
+
+def parse_role(value: str) -> str:
+    value = clean_line(value).lower()
+    if not value:
+        return ""
+    try:
+        return Role(value).value
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise SubscriberError(f"unknown role {value!r} (one of: {allowed})", "role") from None
+
+
+def parse_language(value: str) -> str:
+    value = clean_line(value).lower() or Language.BOKMAL.value
+    try:
+        return Language(value).value
+    except ValueError:
+        allowed = ", ".join(lang.value for lang in Language)
+        raise SubscriberError(
+            f"unknown language {value!r} (one of: {allowed})", "language"
+        ) from None
+
+
+def parse_municipality(value: str) -> str:
+    """The municipality's number, from its number or name; '' when none is given."""
+    value = clean_line(value)
+    if not value:
+        return ""
+    found = find_municipality(value)
+    if found is None:
+        raise SubscriberError(f"unknown municipality {value!r}", "municipality")
+    return found.number
+
+
+def clean_text(value: str, limit: int, what: str) -> str:
+    """One line of safe text from a form, the CLI or a roster (see `subscribers.text`):
+    encoded words decoded, control, line-break, bidi and zero-width characters removed.
+    Raises SubscriberError when it is longer than `limit`, rather than cutting it."""
+    text = clean_line(value)
+    if len(text) > limit:
+        raise SubscriberError(f"the {what} is longer than {limit} characters", what)
+    return text
+
+
+def clean_name(value: str) -> str:
+    return clean_text(value, 200, "name")
+
+
+def clean_topics(topics: Iterable[str], known: set[str] | None = None) -> list[str]:
+    cleaned = sorted({clean_line(t).lower() for t in topics if t and clean_line(t)})
+    if known is not None:
+        unknown = [t for t in cleaned if t not in known]
+        if unknown:
+            raise SubscriberError(f"unknown topic(s): {', '.join(unknown)}", "topic")
+    return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """What a person chooses, already checked (see `choices`)."""
+
+    name: str = ""
+    municipality: str = ""  # number
+    role: str = ""
+    frequency: str = Frequency.DAILY.value
+    topics: tuple[str, ...] = ()
+    language: str = Language.BOKMAL.value
+
+
+def choices(
+    *,
+    name: str = "",
+    municipality: str = "",
+    role: str = "",
+    frequency: str = Frequency.DAILY.value,
+    topics: Iterable[str] = (),
+    language: str = "",
+    known_topics: set[str] | None = None,
+) -> Choices:
+    """Check a person's choices; raises SubscriberError naming the first bad one."""
+    return Choices(
+        name=clean_name(name),
+        municipality=parse_municipality(municipality),
+        role=parse_role(role),
+        frequency=parse_frequency(frequency).value,
+        topics=tuple(clean_topics(topics, known_topics)),
+        language=parse_language(language),
+    )
+
+
+def apply_choices(subscriber: Subscriber, chosen: Choices) -> bool:
+    """Set the chosen preferences on a subscriber; True if anything changed."""
+    changed = False
+    for field in ("name", "municipality", "role", "frequency", "language"):
+        if getattr(subscriber, field) != getattr(chosen, field):
+            setattr(subscriber, field, getattr(chosen, field))
+            changed = True
+    if list(subscriber.topics or []) != list(chosen.topics):
+        subscriber.topics = list(chosen.topics)
+        changed = True
+    return changed
+
+
+def choices_json(chosen: Choices) -> dict[str, object]:
+    return {
+        "name": chosen.name,
+        "municipality": chosen.municipality,
+        "role": chosen.role,
+        "frequency": chosen.frequency,
+        "topics": list(chosen.topics),
+        "language": chosen.language,
+    }
+
+
+def requested_choices(request: SignupRequest) -> Choices:
+    """The choices a request carries (written by `choices_json`, so already checked)."""
+    data = request.choices if isinstance(request.choices, dict) else {}
+
+    def text(key: str, default: str = "") -> str:
+        value = data.get(key)
+        return value if isinstance(value, str) else default
+
+    topics = data.get("topics")
+    return Choices(
+        name=text("name"),
+        municipality=text("municipality"),
+        role=text("role"),
+        frequency=text("frequency", Frequency.DAILY.value),
+        topics=tuple(t for t in topics if isinstance(t, str)) if isinstance(topics, list) else (),
+        language=text("language", Language.BOKMAL.value),
+    )
+
+
+def stored_choices(subscriber: Subscriber) -> Choices:
+    return Choices(
+        name=subscriber.name,
+        municipality=subscriber.municipality,
+        role=subscriber.role,
+        frequency=subscriber.frequency,
+        topics=tuple(subscriber.topics or ()),
+        language=subscriber.language,
+    )
+
+
+def summary(chosen: Choices) -> str:
+    return (
+        f"frequency={chosen.frequency}; topics={','.join(chosen.topics) or 'all'}; "
+        f"language={chosen.language}"
+    )
