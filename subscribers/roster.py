@@ -213,7 +213,7 @@ def import_roster(
             continue
         subscriber = existing.get(email)
         if email in suppressed or (
-            subscriber is not None and subscriber.status == Status.SUPPRESSED.value
+            subscriber is not None and subscriber.status == Status.SUPPRESSED
         ):
             report.rows.append(
                 RowResult(
@@ -221,7 +221,7 @@ def import_roster(
                 )
             )
             continue
-        if subscriber is not None and subscriber.status == Status.UNSUBSCRIBED.value:
+        if subscriber is not None and subscriber.status == Status.UNSUBSCRIBED:
             report.rows.append(
                 RowResult(
                     line, email, "refused", "unsubscribed: only a new sign-up can bring it back"

@@ -199,7 +199,7 @@ def new_subscriber(email: str, chosen: Choices, *, confirmed: bool) -> Subscribe
     now = utcnow()
     subscriber = Subscriber(
         email=email,
-        status=Status.ACTIVE.value if confirmed else Status.PENDING.value,
+        status=Status.ACTIVE if confirmed else Status.PENDING,
         created_at=now,
         confirmed_at=now if confirmed else None,
         soft_failures=0,
@@ -365,7 +365,7 @@ def sign_up(
     if subscriber is None:
         subscriber = add_subscriber(session, address, chosen, channel=channel)
         return SignUp(subscriber, "confirm", latest_request(session, subscriber))
-    if subscriber.status == Status.ACTIVE.value:
+    if subscriber.status == Status.ACTIVE:
         return SignUp(subscriber, "already")
     # Pending, unsubscribed or suppressed: a new request for consent, and nothing else.
     # The newest request is kept: the owner's own sign-up must not lose to a pile of
@@ -391,13 +391,13 @@ def confirm(
     if is_expired(request, now):
         return "expired", subscriber
     suppressed_at = subscriber.suppressed_at
-    if subscriber.status == Status.SUPPRESSED.value and (
+    if subscriber.status == Status.SUPPRESSED and (
         suppressed_at is not None and request.created_at <= suppressed_at
     ):
         return "used", subscriber  # only a sign-up made after the suppression can lift it
     chosen = requested_choices(request)
     apply_choices(subscriber, chosen)
-    subscriber.status = Status.ACTIVE.value
+    subscriber.status = Status.ACTIVE
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     subscriber.suppressed_at = None
@@ -432,7 +432,7 @@ def update_preferences(
     return changed
 
 
-def list_subscribers(session: Session, status: str | None = None) -> Sequence[Subscriber]:
+def list_subscribers(session: Session, status: Status | None = None) -> Sequence[Subscriber]:
     query = select(Subscriber).order_by(Subscriber.email)
     if status:
         query = query.where(Subscriber.status == status)
@@ -452,8 +452,8 @@ def unsubscribe(
     session: Session, subscriber: Subscriber, channel: Channel = Channel.WEB
 ) -> Subscriber:
     """Unsubscribe the subscriber a link named; idempotent."""
-    if subscriber.status in (Status.ACTIVE.value, Status.PENDING.value):
-        subscriber.status = Status.UNSUBSCRIBED.value
+    if subscriber.status in (Status.ACTIVE, Status.PENDING):
+        subscriber.status = Status.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()
         record(session, subscriber, "unsubscribed", channel)
     # Open confirm links stop working, a stranger's sign-up among them.
@@ -464,9 +464,9 @@ def unsubscribe(
 
 def suppress(session: Session, subscriber: Subscriber, reason: str) -> None:
     """Never mail this address again (until the person confirms a new sign-up)."""
-    if subscriber.status == Status.SUPPRESSED.value:
+    if subscriber.status == Status.SUPPRESSED:
         return
-    subscriber.status = Status.SUPPRESSED.value
+    subscriber.status = Status.SUPPRESSED
     subscriber.suppressed_at = utcnow()
     subscriber.suppressed_reason = clean_line(reason, 500)  # a relay's words
     record(session, subscriber, "suppressed", Channel.SYSTEM, reason)
@@ -520,7 +520,7 @@ def purge_unsubscribed(session: Session, secret_key: str, before: datetime) -> i
     """Erase people who left before `before` (the retention period); returns how many."""
     gone = session.scalars(
         select(Subscriber).where(
-            Subscriber.status == Status.UNSUBSCRIBED.value, Subscriber.unsubscribed_at < before
+            Subscriber.status == Status.UNSUBSCRIBED, Subscriber.unsubscribed_at < before
         )
     ).all()
     for subscriber in gone:
@@ -553,16 +553,16 @@ def purge_unconfirmed(session: Session, secret_key: str, now: datetime) -> Purge
             Subscriber.created_at < cutoff,
             ~exists().where(SignupRequest.subscriber_id == Subscriber.id),
             or_(
-                Subscriber.status == Status.PENDING.value,
+                Subscriber.status == Status.PENDING,
                 and_(
-                    Subscriber.status == Status.SUPPRESSED.value,
+                    Subscriber.status == Status.SUPPRESSED,
                     Subscriber.confirmed_at.is_(None),
                 ),
             ),
         )
     ).all()
     for subscriber in waiting:
-        if subscriber.status == Status.PENDING.value and subscriber.confirmed_at is None:
+        if subscriber.status == Status.PENDING and subscriber.confirmed_at is None:
             session.delete(subscriber)
         else:
             erase(session, secret_key, subscriber.email, "sign-up never confirmed; data deleted")

@@ -55,7 +55,7 @@ def sources_sync(allow_empty: bool) -> None:
 def sources_list() -> None:
     """Each source with its health."""
     from digest.core.db import session_scope
-    from digest.core.models import Item, Source
+    from digest.core.models import Item, Source, SourceStatus
 
     settings = current_settings()
     tz = settings.tz
@@ -72,7 +72,7 @@ def sources_list() -> None:
             f"{'LAST SUCCESS':16} {'FAILS':5} {'ITEMS':5} {'NEXT CHECK':16} ERROR / WARNING"
         )
         for s in rows:
-            status = s.status if s.enabled else "disabled"
+            status = s.status if s.enabled else SourceStatus.DISABLED
             click.echo(
                 f"{s.key:28} {s.kind:8} {status:9} {s.http_status or '-'!s:4} "
                 f"{local(s.last_checked_at, tz):16} {local(s.last_success_at, tz):16} "

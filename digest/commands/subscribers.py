@@ -96,7 +96,7 @@ def subscribers_list(status: str | None) -> None:
 
     settings = current_settings()
     with session_scope(settings.database_url) as session:
-        rows = list_subscribers(session, status)
+        rows = list_subscribers(session, Status(status) if status else None)
         for s in rows:
             topics = ",".join(s.topics) or "all topics"
             name = escaped(s.name)  # rows from before names were cleaned on the way in

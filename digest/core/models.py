@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from subscribers.base import Base, UTCDateTime, utcnow
+from subscribers.base import Base, UTCDateTime, str_enum, utcnow
 from subscribers.models import SignupRequest, Subscriber
 
 __all__ = [
@@ -54,7 +54,9 @@ class Source(Base):
     etag: Mapped[str | None] = mapped_column(String(500))
     last_modified: Mapped[str | None] = mapped_column(String(100))
     # Health.
-    status: Mapped[str] = mapped_column(String(16), default=SourceStatus.NEW.value)
+    status: Mapped[SourceStatus] = mapped_column(
+        str_enum(SourceStatus, 16), default=SourceStatus.NEW
+    )
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     # Something odd that did not fail the collection (a selector that matched nothing).
@@ -173,7 +175,9 @@ class Notice(Base):
         ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(16), default=MailStatus.PENDING.value, index=True)
+    status: Mapped[MailStatus] = mapped_column(
+        str_enum(MailStatus, 16), default=MailStatus.PENDING, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
@@ -198,7 +202,7 @@ class DigestRun(Base):
     frequency: Mapped[str] = mapped_column(String(16))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 16), default=RunStatus.RUNNING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -212,7 +216,9 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default=MailStatus.PENDING.value, index=True)
+    status: Mapped[MailStatus] = mapped_column(
+        str_enum(MailStatus, 16), default=MailStatus.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

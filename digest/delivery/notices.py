@@ -63,7 +63,7 @@ def queue_notice(
     notice = Notice(
         subscriber_id=subscriber.id,
         kind=kind,
-        status=MailStatus.PENDING.value,
+        status=MailStatus.PENDING,
         created_at=now,
         signup_request_id=request.id if request is not None else None,
     )
@@ -93,7 +93,7 @@ def lost_notices(session: Session, now: datetime) -> list[int]:
             .where(
                 or_(
                     and_(
-                        Notice.status == MailStatus.PENDING.value,
+                        Notice.status == MailStatus.PENDING,
                         Notice.created_at < now - LOST_AFTER,
                     ),
                     claims.stale_claim(Notice, now),
@@ -164,7 +164,7 @@ def _build(settings: Settings, notice_id: int) -> EmailMessage | None:
         notice = session.get_one(Notice, notice_id)
         subscriber = session.get(Subscriber, notice.subscriber_id)
         if subscriber is None or (
-            subscriber.status == Status.SUPPRESSED.value and notice.kind != "confirm"
+            subscriber.status == Status.SUPPRESSED and notice.kind != "confirm"
         ):
             claims.settle(notice, MailStatus.SKIPPED_INACTIVE)
             return None

@@ -75,7 +75,7 @@ def start_run(session: Session, period: Period) -> StartedRun:
     ).all()
     session.add_all(Delivery(run_id=run.id, subscriber_id=sid) for sid in subscriber_ids)
     if not subscriber_ids:
-        run.status = RunStatus.COMPLETE.value
+        run.status = RunStatus.COMPLETE
         run.completed_at = utcnow()
     session.flush()
     return StartedRun(run.id, True, _chunked(list(subscriber_ids)))

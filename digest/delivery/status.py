@@ -4,53 +4,68 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from digest.core.models import Change, Delivery, DigestRun, Item, RunStatus, Source
-from subscribers.models import Subscriber
+from digest.core.models import (
+    Change,
+    Delivery,
+    DigestRun,
+    Item,
+    MailStatus,
+    RunStatus,
+    Source,
+    SourceStatus,
+)
+from subscribers.models import Status, Subscriber
+
+S = TypeVar("S", bound=StrEnum)
 
 
 @dataclass(slots=True)
 class ServiceStatus:
-    sources_by_status: dict[str, int] = field(default_factory=dict)
+    sources_by_status: dict[SourceStatus, int] = field(default_factory=dict)
     source_failures: dict[str, int] = field(default_factory=dict)
-    subscribers_by_status: dict[str, int] = field(default_factory=dict)
-    deliveries_by_status: dict[str, int] = field(default_factory=dict)
+    subscribers_by_status: dict[Status, int] = field(default_factory=dict)
+    deliveries_by_status: dict[MailStatus, int] = field(default_factory=dict)
     runs_unfinished: int = 0
     last_run_end: dict[str, datetime] = field(default_factory=dict)
     items: int = 0
     changes: int = 0
 
 
-def current_status(session: Session) -> ServiceStatus:
-    def grouped(column) -> dict[str, int]:  # type: ignore[no-untyped-def]
-        return {k: n for k, n in session.execute(select(column, func.count()).group_by(column))}
+def _count_by(session: Session, column: InstrumentedAttribute[S]) -> dict[S, int]:
+    return {
+        value: count
+        for value, count in session.execute(select(column, func.count()).group_by(column))
+    }
 
+
+def current_status(session: Session) -> ServiceStatus:
     enabled = session.execute(
         select(Source.key, Source.status, Source.consecutive_failures).where(
             Source.enabled.is_(True)
         )
     ).all()
-    by_status: dict[str, int] = {}
+    by_status: dict[SourceStatus, int] = {}
     for _key, status, _failures in enabled:
         by_status[status] = by_status.get(status, 0) + 1
     return ServiceStatus(
         sources_by_status=by_status,
         source_failures={key: failures for key, _status, failures in enabled},
-        subscribers_by_status=grouped(Subscriber.status),
-        deliveries_by_status=grouped(Delivery.status),
+        subscribers_by_status=_count_by(session, Subscriber.status),
+        deliveries_by_status=_count_by(session, Delivery.status),
         runs_unfinished=session.scalar(
-            select(func.count())
-            .select_from(DigestRun)
-            .where(DigestRun.status == RunStatus.RUNNING.value)
+            select(func.count()).select_from(DigestRun).where(DigestRun.status == RunStatus.RUNNING)
         )
         or 0,
         last_run_end=dict(
             session.execute(
                 select(DigestRun.frequency, func.max(DigestRun.period_end))
-                .where(DigestRun.status == RunStatus.COMPLETE.value)
+                .where(DigestRun.status == RunStatus.COMPLETE)
                 .group_by(DigestRun.frequency)
             ).all()
         ),

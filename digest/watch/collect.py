@@ -290,7 +290,7 @@ def record(
     if found.warnings or not found.not_modified:
         # An unchanged page (304) keeps the warning it had.
         source.warning = _health_text("; ".join(found.warnings)) or None
-    source.status = SourceStatus.OK.value
+    source.status = SourceStatus.OK
     source.consecutive_failures = 0
     source.last_success_at = at
     source.next_check_at = at + timedelta(minutes=source.interval_minutes)
@@ -396,12 +396,12 @@ def _failed(source: Source, at: datetime, exc: Exception) -> None:
     source.error = _health_text(_reason(exc)) or type(exc).__name__
     source.consecutive_failures += 1
     if status == 410:
-        source.status = SourceStatus.DISABLED.value
+        source.status = SourceStatus.DISABLED
         source.enabled = False
     elif status == 404:
-        source.status = SourceStatus.BROKEN.value
+        source.status = SourceStatus.BROKEN
     else:
-        source.status = SourceStatus.FAILING.value
+        source.status = SourceStatus.FAILING
     # Back off exponentially so a broken site is not hammered, but keep trying daily.
     delay = timedelta(minutes=source.interval_minutes) * (2 ** min(source.consecutive_failures, 10))
     source.next_check_at = at + min(delay, MAX_BACKOFF)

@@ -225,7 +225,7 @@ def sync_sources(session: Session, specs: Sequence[SourceSpec]) -> SyncReport:
                     key=spec.key,
                     options=spec.options,
                     enabled=spec.enabled,
-                    status=SourceStatus.NEW.value,
+                    status=SourceStatus.NEW,
                     **{f: getattr(spec, f) for f in _SPEC_FIELDS},
                 )
             )
@@ -239,8 +239,8 @@ def sync_sources(session: Session, specs: Sequence[SourceSpec]) -> SyncReport:
             if getattr(source, name) != getattr(spec, name):
                 setattr(source, name, getattr(spec, name))
                 changed = True
-        if spec.enabled and source.status == SourceStatus.DISABLED.value:
-            source.status = SourceStatus.NEW.value
+        if spec.enabled and source.status == SourceStatus.DISABLED:
+            source.status = SourceStatus.NEW
             changed = True
         (report.updated if changed else report.unchanged).append(spec.key)
     for key, source in existing.items():
