@@ -59,12 +59,15 @@ def local(moment: datetime | None, tz: ZoneInfo) -> str:
 
 
 def known_topics(settings: Settings) -> set[str]:
-    from digest.watch.sources import SourcesFileError, load_sources
+    """The topic keys `digest sources sync` stored, which commands accept."""
+    from digest.core.db import session_scope
+    from digest.core.topics import topic_labels
 
-    try:
-        return set(load_sources(settings.sources_file).topics)
-    except SourcesFileError as exc:
-        fail(str(exc))
+    with session_scope(settings.database_url) as session:
+        keys = set(topic_labels(session))
+    if not keys:
+        click.echo("warning: no topics are stored yet; `digest sources sync` stores them", err=True)
+    return keys
 
 
 # --- the database ---------------------------------------------------------------------------

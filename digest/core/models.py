@@ -1,4 +1,5 @@
-"""The tables that `digest` owns: sources, items and changes, announcements, runs, deliveries."""
+"""The tables that `digest` owns: topics and sources, items and changes, announcements, runs,
+deliveries; and the enums of their statuses, which the columns store as values."""
 
 from __future__ import annotations
 
@@ -24,7 +25,24 @@ __all__ = [
     "Source",
     "SourceStatus",
     "Subscriber",
+    "Topic",
 ]
+
+
+class Topic(Base):
+    """A topic the sources file declares, with its Norwegian label.
+
+    Written by `digest sources sync`, so that mails, pages and commands read topics from
+    the database and never from the file.
+    """
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    # Where the file lists it: the pages offer topics in that order.
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SourceStatus(StrEnum):

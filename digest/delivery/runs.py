@@ -23,13 +23,13 @@ from digest.core.db import session_scope
 from digest.core.models import Change, Delivery, DigestRun, Item, MailStatus, RunStatus, Source
 from digest.core.periods import Period
 from digest.core.settings import Settings
+from digest.core.topics import topic_labels
 from digest.delivery import claims
 from digest.delivery.announcements import published_at, received_by, record_receipts
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
 from digest.mail.links import links_for
 from digest.mail.mailer import Envelope, SendError, Transport, build_message, make_transport
 from digest.mail.render import render
-from digest.watch.sources import SourcesFileError, load_sources
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
 from subscribers.service import delivered, delivery_failed
@@ -277,13 +277,6 @@ class _Outgoing:
     announcement_ids: list[int]
 
 
-def _topic_labels(settings: Settings) -> dict[str, str]:
-    try:
-        return load_sources(settings.sources_file).topics
-    except SourcesFileError:
-        return {}  # the mail then names topics by their keys; a broken file is reported elsewhere
-
-
 async def _deliver_chunk(
     settings: Settings, run_id: int, subscriber_ids: list[int], transport: Transport
 ) -> ChunkReport:
@@ -299,7 +292,7 @@ async def _deliver_chunk(
             give_up_at(run),
             changes_in(session, period),
             published_at(session, period.end),
-            _topic_labels(settings),
+            topic_labels(session),
             transport,
             report,
         )

@@ -10,36 +10,28 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from digest.core.models import (
-    Change,
-    Delivery,
-    DigestRun,
-    Item,
-    MailStatus,
-    RunStatus,
-    Source,
-    SourceStatus,
-)
-from subscribers.models import Status, Subscriber
+from digest.core.models import Change, Delivery, DigestRun, Item, RunStatus, Source
+from subscribers.models import Subscriber
 
 S = TypeVar("S", bound=StrEnum)
 
 
 @dataclass(slots=True)
 class ServiceStatus:
-    sources_by_status: dict[SourceStatus, int] = field(default_factory=dict)
+    # Keyed by the statuses' values: they are the labels of the metrics.
+    sources_by_status: dict[str, int] = field(default_factory=dict)
     source_failures: dict[str, int] = field(default_factory=dict)
-    subscribers_by_status: dict[Status, int] = field(default_factory=dict)
-    deliveries_by_status: dict[MailStatus, int] = field(default_factory=dict)
+    subscribers_by_status: dict[str, int] = field(default_factory=dict)
+    deliveries_by_status: dict[str, int] = field(default_factory=dict)
     runs_unfinished: int = 0
     last_run_end: dict[str, datetime] = field(default_factory=dict)
     items: int = 0
     changes: int = 0
 
 
-def _count_by(session: Session, column: InstrumentedAttribute[S]) -> dict[S, int]:
+def _count_by(session: Session, column: InstrumentedAttribute[S]) -> dict[str, int]:
     return {
-        value: count
+        value.value: count
         for value, count in session.execute(select(column, func.count()).group_by(column))
     }
 
@@ -50,9 +42,9 @@ def current_status(session: Session) -> ServiceStatus:
             Source.enabled.is_(True)
         )
     ).all()
-    by_status: dict[SourceStatus, int] = {}
+    by_status: dict[str, int] = {}
     for _key, status, _failures in enabled:
-        by_status[status] = by_status.get(status, 0) + 1
+        by_status[status.value] = by_status.get(status.value, 0) + 1
     return ServiceStatus(
         sources_by_status=by_status,
         source_failures={key: failures for key, _status, failures in enabled},

@@ -1,10 +1,8 @@
-"""What the public pages share: templates, the catalogue's topics, forms with CSRF, limits."""
+"""What the public pages share: templates, the stored topics, forms with CSRF, limits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -12,9 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from digest.core.db import session_scope
 from digest.core.paths import templates_dir
+from digest.core.topics import topic_labels, topic_sources
 from digest.mail.locale import translator
-from digest.watch.sources import SourcesFileError, load_sources
 from digest.web import csrf as csrf_tokens
 from digest.web import ratelimit
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency
@@ -32,28 +31,21 @@ class Topic:
     resources: tuple[str, ...]  # the guidance resources that write about it
 
 
-@lru_cache(maxsize=4)
-def _topics(path: Path, _mtime: float) -> tuple[Topic, ...]:
-    try:
-        catalogue = load_sources(path)
-    except SourcesFileError:
-        return ()
-    resources: dict[str, list[str]] = {key: [] for key in catalogue.topics}
-    for source in catalogue.sources:
+def _resources(source_names: list[str]) -> tuple[str, ...]:
+    resources: list[str] = []
+    for name in source_names:
         # «Bufdir – Krisesenterveileder» is Bufdir; «RVTS Øst» is one of the RVTS.
-        resource = source.name.split(" – ")[0].strip()
+        resource = name.split(" – ")[0].strip()
         resource = "RVTS" if resource.startswith("RVTS") else resource
-        for key in source.topics:
-            if resource not in resources.setdefault(key, []):
-                resources[key].append(resource)
-    return tuple(
-        Topic(k, label, tuple(resources.get(k, ()))) for k, label in catalogue.topics.items()
-    )
+        if resource not in resources:
+            resources.append(resource)
+    return tuple(resources)
 
 
 def topics(request: Request) -> tuple[Topic, ...]:
-    path = request.app.state.settings.sources_file
-    return _topics(path, path.stat().st_mtime)
+    with session_scope(request.app.state.settings.database_url) as session:
+        labels, sources = topic_labels(session), topic_sources(session)
+    return tuple(Topic(k, label, _resources(sources.get(k, []))) for k, label in labels.items())
 
 
 def choice_lists(request: Request) -> dict[str, object]:
