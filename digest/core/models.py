@@ -128,7 +128,7 @@ class Change(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[ChangeKind] = mapped_column(str_enum(ChangeKind, 16))
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     title: Mapped[str] = mapped_column(String(500))
     url: Mapped[str] = mapped_column(String(2000))

@@ -133,9 +133,7 @@ def ingest(
         session.add_all(
             Change(
                 item_id=item.id,
-                kind=ChangeKind.NEW.value
-                if decision.verdict is Verdict.NEW
-                else ChangeKind.UPDATED.value,
+                kind=ChangeKind.NEW if decision.verdict is Verdict.NEW else ChangeKind.UPDATED,
                 detected_at=at,
                 title=decision.entry.title,
                 url=decision.entry.url,
