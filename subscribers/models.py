@@ -61,6 +61,14 @@ LANGUAGE_LABELS = {
 }
 
 
+class NoticeKind(StrEnum):
+    """What a mail about the subscription itself is for (digest's Notice table)."""
+
+    CONFIRM = "confirm"  # the link that confirms a sign-up request
+    LINK = "link"  # the person's manage link, asked for again
+    ALREADY = "already"  # a sign-up for an active address: their manage link instead
+
+
 class Channel(StrEnum):
     WEB = "web"
     IMPORT = "import"

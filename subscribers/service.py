@@ -25,6 +25,7 @@ from subscribers.models import (
     ConsentEvent,
     Frequency,
     Language,
+    NoticeKind,
     Role,
     SignupRequest,
     Status,
@@ -346,8 +347,8 @@ def _drop_requests(session: Session, subscriber: Subscriber) -> None:
 @dataclass(frozen=True, slots=True)
 class SignUp:
     subscriber: Subscriber
-    # "confirm": send the link of `request`; "already": send the manage link instead.
-    send: str
+    # CONFIRM: send the link of `request`; ALREADY: send the manage link instead.
+    send: NoticeKind
     request: SignupRequest | None = None
 
 
@@ -364,15 +365,15 @@ def sign_up(
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
         subscriber = add_subscriber(session, address, chosen, channel=channel)
-        return SignUp(subscriber, "confirm", latest_request(session, subscriber))
+        return SignUp(subscriber, NoticeKind.CONFIRM, latest_request(session, subscriber))
     if subscriber.status == Status.ACTIVE:
-        return SignUp(subscriber, "already")
+        return SignUp(subscriber, NoticeKind.ALREADY)
     # Pending, unsubscribed or suppressed: a new request for consent, and nothing else.
     # The newest request is kept: the owner's own sign-up must not lose to a pile of
     # earlier ones a stranger made. The oldest go (with the notices that carried them).
     for oldest in open_requests(session, subscriber)[MAX_OPEN_REQUESTS - 1 :]:
         session.delete(oldest)
-    return SignUp(subscriber, "confirm", new_request(session, subscriber, chosen, channel))
+    return SignUp(subscriber, NoticeKind.CONFIRM, new_request(session, subscriber, chosen, channel))
 
 
 def confirm(

@@ -11,7 +11,7 @@ import click
 
 from digest.commands.common import current_settings, fail, known_topics
 from subscribers.addresses import InvalidAddress
-from subscribers.models import Channel, Frequency, Language, Role, Status
+from subscribers.models import Channel, Frequency, Language, NoticeKind, Role, Status
 from subscribers.roster import escaped
 
 MAX_ROSTER_BYTES = 20_000_000
@@ -71,7 +71,7 @@ def subscribers_add(
             )
             if not confirmed:
                 request = latest_request(session, subscriber)
-                notice = queue_notice(session, subscriber, "confirm", request)
+                notice = queue_notice(session, subscriber, NoticeKind.CONFIRM, request)
                 notice_id = notice.id if notice else None
             click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
     except InvalidAddress as exc:
@@ -161,7 +161,7 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
         else:
             for subscriber in report.to_confirm:
                 request = report.requests[subscriber.id]
-                notice = queue_notice(session, subscriber, "confirm", request)
+                notice = queue_notice(session, subscriber, NoticeKind.CONFIRM, request)
                 if notice is not None:
                     notice_ids.append(notice.id)
     for row in report.rows:

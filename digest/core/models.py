@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, str_enum, utcnow
-from subscribers.models import SignupRequest, Subscriber
+from subscribers.models import NoticeKind, SignupRequest, Subscriber
 
 __all__ = [
     "Announcement",
@@ -22,6 +22,7 @@ __all__ = [
     "Item",
     "MailStatus",
     "Notice",
+    "NoticeKind",
     "Source",
     "SourceStatus",
     "Subscriber",
@@ -192,7 +193,7 @@ class Notice(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[NoticeKind] = mapped_column(str_enum(NoticeKind, 20))
     status: Mapped[MailStatus] = mapped_column(
         str_enum(MailStatus, 16), default=MailStatus.PENDING, index=True
     )

@@ -25,10 +25,9 @@ from digest.mail.links import confirm_url, links_for
 from digest.mail.mailer import Envelope, SendError, Transport, build_message, make_transport
 from digest.mail.render import render_notice
 from subscribers.base import utcnow
-from subscribers.models import Channel, SignupRequest, Status, Subscriber
+from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
 from subscribers.service import request_confirmation
 
-KINDS = ("confirm", "link", "already")
 MAX_PER_HOUR = 3
 # A notice still pending this long after it was queued was lost with its sender (or
 # failed for now), and the recovery sweep sends it.
@@ -39,16 +38,19 @@ LIFETIME = timedelta(days=1)
 
 
 def queue_notice(
-    session: Session, subscriber: Subscriber, kind: str, request: SignupRequest | None = None
+    session: Session,
+    subscriber: Subscriber,
+    kind: NoticeKind,
+    request: SignupRequest | None = None,
 ) -> Notice | None:
     """Queue a notice, unless this address has had its share this hour (then None).
 
     A confirmation names the sign-up request whose link it carries; without one given it
     carries the person's latest open request (or a new one with their stored choices).
     """
-    if kind not in KINDS:
+    if kind not in tuple(NoticeKind):
         raise ValueError(f"unknown notice kind {kind!r}")
-    if request is not None and kind != "confirm":
+    if request is not None and kind != NoticeKind.CONFIRM:
         raise ValueError(f"a {kind!r} notice carries no sign-up request")
     now = utcnow()
     recent = session.scalar(
@@ -58,7 +60,7 @@ def queue_notice(
     )
     if recent and recent >= MAX_PER_HOUR:
         return None
-    if kind == "confirm" and request is None:
+    if kind == NoticeKind.CONFIRM and request is None:
         request = request_confirmation(session, subscriber, Channel.SYSTEM)
     notice = Notice(
         subscriber_id=subscriber.id,
@@ -164,7 +166,7 @@ def _build(settings: Settings, notice_id: int) -> EmailMessage | None:
         notice = session.get_one(Notice, notice_id)
         subscriber = session.get(Subscriber, notice.subscriber_id)
         if subscriber is None or (
-            subscriber.status == Status.SUPPRESSED and notice.kind != "confirm"
+            subscriber.status == Status.SUPPRESSED and notice.kind != NoticeKind.CONFIRM
         ):
             claims.settle(notice, MailStatus.SKIPPED_INACTIVE)
             return None
@@ -199,14 +201,14 @@ def _message(
 ) -> EmailMessage:
     links = links_for(settings, subscriber)
     confirm = ""
-    if notice.kind == "confirm":
+    if notice.kind == NoticeKind.CONFIRM:
         if request is None:
             raise LookupError(f"confirmation notice {notice.id} has no sign-up request")
         confirm = confirm_url(settings, request)
     # A confirmation goes to someone who has not confirmed anything: no text typed into
     # the form (a name) may reach them, or the form would mail anyone a stranger's words.
     # The language is the one stored.
-    name = "" if notice.kind == "confirm" else subscriber.name
+    name = "" if notice.kind == NoticeKind.CONFIRM else subscriber.name
     mail = render_notice(
         notice.kind,
         service_name=SERVICE_NAME,

@@ -14,7 +14,7 @@ from digest.core.db import session_scope
 from digest.delivery.notices import queue_notice, send_notices
 from digest.web.common import bokmal, choice_lists, field, form_or_page, page, topics
 from subscribers.addresses import InvalidAddress, normalise_email
-from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Channel, Status
+from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Channel, NoticeKind, Status
 from subscribers.municipalities import find_municipality
 from subscribers.service import (
     Choices,
@@ -249,10 +249,10 @@ async def link_post(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
             ):
                 return None
             if subscriber.status == Status.ACTIVE.value:
-                notice = queue_notice(session, subscriber, "link")
+                notice = queue_notice(session, subscriber, NoticeKind.LINK)
             else:  # pending: the link of their latest open request, or of a new one
                 asked = request_confirmation(session, subscriber, Channel.WEB)
-                notice = queue_notice(session, subscriber, "confirm", asked)
+                notice = queue_notice(session, subscriber, NoticeKind.CONFIRM, asked)
             if notice is None:
                 session.rollback()  # its share of mail this hour: keep nothing
             return notice.id if notice else None
