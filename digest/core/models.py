@@ -1,5 +1,6 @@
 """The tables that `digest` owns: topics and sources, items and changes, announcements, runs,
-deliveries; and the enums of their statuses, which the columns store as values."""
+deliveries; and the enums of their statuses and kinds, which the columns store as values
+(`str_enum`), so that models, queries and templates use one vocabulary."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ __all__ = [
     "AnnouncementReceipt",
     "Base",
     "Change",
+    "ChangeKind",
     "Delivery",
     "DigestRun",
     "Item",
     "MailStatus",
     "Notice",
     "NoticeKind",
+    "RunStatus",
     "Source",
     "SourceStatus",
     "Subscriber",
