@@ -153,7 +153,7 @@ def main() -> None:
         settings = get_settings()
         upgrade(settings.database_url)
         with session_scope(settings.database_url) as session:
-            sync_sources(session, load_sources(all_file).sources)
+            sync_sources(session, load_sources(all_file))
             ids = {s.key: (s.kind, s.id) for s in session.scalars(select(Source))}
         n = len(ids)
         first_wall, first_cpu, first_kinds = _pass(settings, ids)

@@ -7,8 +7,9 @@ It lives here, in the lowest layer, so that `digest` models can build on it whil
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, Enum, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -47,6 +48,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def str_enum(enum: type[StrEnum], length: int) -> Enum:
+    """A column type for a status (or another closed vocabulary) kept as a `StrEnum`.
+
+    The column stores the members' values (not their names) as plain VARCHAR, so the
+    stored strings are what they were when these columns were `String`, and it hands
+    back enum members; an unknown string is refused on the way in.
+    """
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 def utcnow() -> datetime:

@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from subscribers.base import Base, UTCDateTime, utcnow
+from subscribers.base import Base, UTCDateTime, str_enum, utcnow
 
 
 def new_ref() -> str:
@@ -61,6 +61,14 @@ LANGUAGE_LABELS = {
 }
 
 
+class NoticeKind(StrEnum):
+    """What a mail about the subscription itself is for (digest's Notice table)."""
+
+    CONFIRM = "confirm"  # the link that confirms a sign-up request
+    LINK = "link"  # the person's manage link, asked for again
+    ALREADY = "already"  # a sign-up for an active address: their manage link instead
+
+
 class Channel(StrEnum):
     WEB = "web"
     IMPORT = "import"
@@ -80,7 +88,7 @@ class Subscriber(Base):
     frequency: Mapped[str] = mapped_column(String(16), default=Frequency.DAILY.value, index=True)
     # Topic keys; an empty list means every topic.
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING.value, index=True)
+    status: Mapped[Status] = mapped_column(str_enum(Status, 16), default=Status.PENDING, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -92,7 +92,7 @@ def new_subscriber(email: str, chosen: Choices, *, confirmed: bool) -> Subscribe
     now = utcnow()
     subscriber = Subscriber(
         email=email,
-        status=Status.ACTIVE.value if confirmed else Status.PENDING.value,
+        status=Status.ACTIVE if confirmed else Status.PENDING,
         created_at=now,
         confirmed_at=now if confirmed else None,
         soft_failures=0,

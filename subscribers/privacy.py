@@ -74,7 +74,7 @@ def purge_unsubscribed(session: Session, secret_key: str, before: datetime) -> i
     """Erase people who left before `before` (the retention period); returns how many."""
     gone = session.scalars(
         select(Subscriber).where(
-            Subscriber.status == Status.UNSUBSCRIBED.value, Subscriber.unsubscribed_at < before
+            Subscriber.status == Status.UNSUBSCRIBED, Subscriber.unsubscribed_at < before
         )
     ).all()
     for subscriber in gone:
@@ -107,16 +107,16 @@ def purge_unconfirmed(session: Session, secret_key: str, now: datetime) -> Purge
             Subscriber.created_at < cutoff,
             ~exists().where(SignupRequest.subscriber_id == Subscriber.id),
             or_(
-                Subscriber.status == Status.PENDING.value,
+                Subscriber.status == Status.PENDING,
                 and_(
-                    Subscriber.status == Status.SUPPRESSED.value,
+                    Subscriber.status == Status.SUPPRESSED,
                     Subscriber.confirmed_at.is_(None),
                 ),
             ),
         )
     ).all()
     for subscriber in waiting:
-        if subscriber.status == Status.PENDING.value and subscriber.confirmed_at is None:
+        if subscriber.status == Status.PENDING and subscriber.confirmed_at is None:
             session.delete(subscriber)
         else:
             erase(session, secret_key, subscriber.email, "sign-up never confirmed; data deleted")

@@ -249,9 +249,9 @@ def _refusal(email: str, known: _Known) -> str:
     """Why a known address may not come back through a roster, or "" when it may."""
     subscriber = known.people.get(email)
     status = subscriber.status if subscriber is not None else None
-    if email in known.suppressed or status == Status.SUPPRESSED.value:
+    if email in known.suppressed or status == Status.SUPPRESSED:
         return "suppressed: only a new sign-up can bring it back"
-    if status == Status.UNSUBSCRIBED.value:
+    if status == Status.UNSUBSCRIBED:
         return "unsubscribed: only a new sign-up can bring it back"
     return ""
 

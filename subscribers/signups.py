@@ -25,7 +25,7 @@ from subscribers.choices import (
     summary,
 )
 from subscribers.errors import SubscriberError
-from subscribers.models import Channel, SignupRequest, Status, Subscriber
+from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
 from subscribers.people import find_by_email, new_subscriber, record, record_joined
 from subscribers.suppression import lift_suppression
 from subscribers.tokens import CONFIRM_MAX_AGE
@@ -130,8 +130,8 @@ class ToMail:
     """The notice a sign-up or a request for one's link sends, and to whom."""
 
     subscriber: Subscriber
-    # "confirm": the link of `request`; "already" (a sign-up) or "link": the manage link.
-    kind: str
+    # CONFIRM: the link of `request`; ALREADY (a sign-up) or LINK: the manage link.
+    kind: NoticeKind
     request: SignupRequest | None = None
 
 
@@ -148,15 +148,15 @@ def sign_up(
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
         subscriber = add_subscriber(session, address, chosen, channel=channel)
-        return ToMail(subscriber, "confirm", latest_request(session, subscriber))
-    if subscriber.status == Status.ACTIVE.value:
-        return ToMail(subscriber, "already")
+        return ToMail(subscriber, NoticeKind.CONFIRM, latest_request(session, subscriber))
+    if subscriber.status == Status.ACTIVE:
+        return ToMail(subscriber, NoticeKind.ALREADY)
     # Pending, unsubscribed or suppressed: a new request for consent, and nothing else.
     # The newest request is kept: the owner's own sign-up must not lose to a pile of
     # earlier ones a stranger made. The oldest go (with the notices that carried them).
     for oldest in open_requests(session, subscriber)[MAX_OPEN_REQUESTS - 1 :]:
         session.delete(oldest)
-    return ToMail(subscriber, "confirm", new_request(session, subscriber, chosen, channel))
+    return ToMail(subscriber, NoticeKind.CONFIRM, new_request(session, subscriber, chosen, channel))
 
 
 def link_request(session: Session, email: str) -> ToMail | None:
@@ -166,10 +166,10 @@ def link_request(session: Session, email: str) -> ToMail | None:
     subscriber = find_by_email(session, email)
     if subscriber is None:
         return None
-    if subscriber.status == Status.ACTIVE.value:
-        return ToMail(subscriber, "link")
-    if subscriber.status == Status.PENDING.value:
-        return ToMail(subscriber, "confirm", request_confirmation(session, subscriber))
+    if subscriber.status == Status.ACTIVE:
+        return ToMail(subscriber, NoticeKind.LINK)
+    if subscriber.status == Status.PENDING:
+        return ToMail(subscriber, NoticeKind.CONFIRM, request_confirmation(session, subscriber))
     return None
 
 
@@ -189,7 +189,7 @@ def confirm(
     if is_expired(request, now):
         return "expired", subscriber
     suppressed_at = subscriber.suppressed_at
-    if subscriber.status == Status.SUPPRESSED.value and (
+    if subscriber.status == Status.SUPPRESSED and (
         suppressed_at is not None and request.created_at <= suppressed_at
     ):
         return "used", subscriber  # only a sign-up made after the suppression can lift it
@@ -203,7 +203,7 @@ def _activate(
     """Apply a confirmed request: its choices, an active status, consent recorded."""
     chosen = requested_choices(request)
     apply_choices(subscriber, chosen)
-    subscriber.status = Status.ACTIVE.value
+    subscriber.status = Status.ACTIVE
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     subscriber.suppressed_at = None
@@ -221,8 +221,8 @@ def unsubscribe(
     session: Session, subscriber: Subscriber, channel: Channel = Channel.WEB
 ) -> Subscriber:
     """Unsubscribe the subscriber a link named; idempotent."""
-    if subscriber.status in (Status.ACTIVE.value, Status.PENDING.value):
-        subscriber.status = Status.UNSUBSCRIBED.value
+    if subscriber.status in (Status.ACTIVE, Status.PENDING):
+        subscriber.status = Status.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()
         record(session, subscriber, "unsubscribed", channel)
     # Open confirm links stop working, a stranger's sign-up among them.

@@ -51,9 +51,9 @@ def lift_suppression(session: Session, secret_key: str, email: str) -> None:
 
 def suppress(session: Session, subscriber: Subscriber, reason: str) -> None:
     """Never mail this address again (until the person confirms a new sign-up)."""
-    if subscriber.status == Status.SUPPRESSED.value:
+    if subscriber.status == Status.SUPPRESSED:
         return
-    subscriber.status = Status.SUPPRESSED.value
+    subscriber.status = Status.SUPPRESSED
     subscriber.suppressed_at = utcnow()
     subscriber.suppressed_reason = clean_line(reason, 500)  # a relay's words
     record(session, subscriber, "suppressed", Channel.SYSTEM, reason)

@@ -11,8 +11,10 @@ import httpx
 import psycopg
 import pytest
 
+from digest.core.db import session_scope
 from digest.core.migrate import upgrade
 from digest.core.settings import Settings, get_settings
+from digest.watch.sources import load_sources, sync_topics
 from tests.support.site import FixtureSite
 from tests.support.smtp import SMTPServer
 
@@ -83,7 +85,8 @@ def sources_file(tmp_path: Path, site: FixtureSite) -> Path:
 
 @pytest.fixture
 def settings(env: pytest.MonkeyPatch, sources_file: Path, smtp: SMTPServer) -> Settings:
-    """Embedded-default settings on a migrated SQLite database, mailing the test SMTP server."""
+    """Embedded-default settings on a migrated SQLite database holding the sources file's
+    topics (as `digest sources sync` stores them), mailing the test SMTP server."""
     env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
     env.setenv("DIGEST_SMTP_URL", smtp.url)
     env.setenv("DIGEST_FROM_ADDRESS", "varsel@veiledervarsel.no")
@@ -92,6 +95,8 @@ def settings(env: pytest.MonkeyPatch, sources_file: Path, smtp: SMTPServer) -> S
     env.setenv("DIGEST_FETCH_HOST_DELAY_SECONDS", "0")
     settings = get_settings()
     upgrade(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        sync_topics(session, load_sources(sources_file).topics)
     return settings
 
 

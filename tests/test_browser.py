@@ -19,6 +19,7 @@ from sqlalchemy import select
 from digest.core.db import session_scope
 from digest.core.migrate import upgrade
 from digest.core.settings import Settings, get_settings
+from digest.watch.sources import load_sources, sync_sources
 from digest.web.app import create_app
 from subscribers.models import Subscriber
 from tests.support.server import LiveServer
@@ -39,6 +40,8 @@ def site(env, sources_file: Path, smtp: SMTPServer) -> Iterator[tuple[Settings, 
     get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.database_url)
+    with session_scope(settings.database_url) as session:  # as `digest sources sync` does
+        sync_sources(session, load_sources(sources_file))
     server = LiveServer(create_app(settings), port=port).start()
     yield settings, server
     server.stop()

@@ -39,7 +39,7 @@ def feed(site: FixtureSite, n: int = 2) -> bytes:
 @pytest.fixture
 def synced(settings: Settings) -> dict[str, int]:
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(settings.sources_file).sources)
+        sync_sources(session, load_sources(settings.sources_file))
         return {s.key: s.id for s in session.scalars(select(Source))}
 
 
@@ -154,7 +154,7 @@ def test_a_pattern_that_suddenly_matches_nothing_is_a_warning(settings, site, tm
         encoding="utf-8",
     )
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
         source_id = session.scalar(select(Source.id).where(Source.key == "sor"))
     site.routes["/aktuelt/"] = Route(b'<a href="/aktuelt/1/a/">A</a>', content_type="text/html")
     site.routes["/aktuelt/1/a/"] = Route(b"<h1>A</h1><p>Tekst.</p>", content_type="text/html")

@@ -86,7 +86,7 @@ def slow_source(settings: Settings, site: FixtureSite, tmp_path: Path) -> int:
     path = tmp_path / "slow.toml"
     path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
         return session.scalars(select(Source.id)).one()
 
 

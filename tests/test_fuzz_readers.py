@@ -291,7 +291,7 @@ def fuzz_sources(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[
     path = tmp_path / "fuzz.toml"
     path.write_text(FUZZ_SOURCES.format(blocks=blocks, base=site.base_url), encoding="utf-8")
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
         return {s.key: s.id for s in session.scalars(select(Source))}
 
 

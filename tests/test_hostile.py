@@ -110,7 +110,7 @@ def hostile(settings: Settings, site: FixtureSite, tmp_path: Path, env) -> Setti
     path = tmp_path / "hostile.toml"
     path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
     with session_scope(limited.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
     site.routes["/good"] = Route(
         rss(
             "Good",

@@ -77,7 +77,7 @@ def watched(settings: Settings, site: FixtureSite, tmp_path: Path, env) -> Setti
     path = tmp_path / "bodies.toml"
     path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
     with session_scope(limited.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
     site.routes["/good"] = Route(
         rss("Good", site.url("/"), [{"title": "Trygg", "link": site.url("/n/"), "published": AT}])
     )

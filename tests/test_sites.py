@@ -100,7 +100,7 @@ def sources(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, 
     path = tmp_path / "sites.toml"
     path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
         return {s.key: s.id for s in session.scalars(select(Source))}
 
 

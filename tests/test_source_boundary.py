@@ -104,7 +104,7 @@ def broken(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, i
     path = tmp_path / "broken.toml"
     path.write_text(SOURCES.format(blocks=blocks), encoding="utf-8")
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
         ids = {s.key: s.id for s in session.scalars(select(Source))}
     database = settings.database_url.split(":///", 1)[1]
     with sqlite3.connect(database) as db:
@@ -293,7 +293,7 @@ def test_an_absurd_date_from_one_site_breaks_no_mail(
     run_at = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
     period = latest_period(Frequency.DAILY, run_at, schedule_of(settings))
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(settings.sources_file).sources)
+        sync_sources(session, load_sources(settings.sources_file))
         ids = {s.key: s.id for s in session.scalars(select(Source))}
         add_subscriber(session, "kari@kommune.no", choices(), confirmed=True)
     # The baseline pass: both sources known, nothing new yet.
@@ -341,7 +341,7 @@ def test_a_validator_no_request_can_carry_is_neither_kept_nor_sent(
     settings: Settings, site: FixtureSite
 ) -> None:
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(settings.sources_file).sources)
+        sync_sources(session, load_sources(settings.sources_file))
         source_id = session.scalars(select(Source.id).where(Source.key == "rvts-test")).one()
     feed = rss("RVTS Test", site.url("/"), items(site, site.url("/sak/1/")))
     # Latin-1 bytes in the validators: httpx will not send them back in a request.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from digest.core.db import session_scope
 from digest.core.errors import DigestError
 from digest.core.models import Source
 from digest.core.settings import PACKAGE_DIR, Settings
+from digest.core.topics import topic_labels, topic_sources
 from digest.watch.overview import source_health
 from digest.watch.selection import UnknownSource, sources_to_collect
 from digest.watch.sources import BadSourceTables, SourcesFileError, load_sources, sync_sources
@@ -68,7 +70,7 @@ def test_bad_sources_files_name_the_problem(tmp_path: Path, text: str, problem: 
 def test_sync_adds_updates_and_disables_keeping_state(settings: Settings) -> None:
     catalogue = load_sources(settings.sources_file)
     with session_scope(settings.database_url) as session:
-        first = sync_sources(session, catalogue.sources)
+        first = sync_sources(session, catalogue)
         assert sorted(first.added) == ["barn-test", "rvts-test"]
         row = session.scalar(select(Source).where(Source.key == "rvts-test"))
         row.etag = '"abc"'
@@ -77,12 +79,53 @@ def test_sync_adds_updates_and_disables_keeping_state(settings: Settings) -> Non
         s.model_copy(update={"name": "RVTS Ny"}) for s in catalogue.sources if s.key == "rvts-test"
     ]
     with session_scope(settings.database_url) as session:
-        second = sync_sources(session, renamed)
+        second = sync_sources(session, replace(catalogue, sources=renamed))
         assert second.updated == ["rvts-test"] and second.disabled == ["barn-test"]
         row = session.scalar(select(Source).where(Source.key == "rvts-test"))
         assert row.name == "RVTS Ny" and row.etag == '"abc"' and row.consecutive_failures == 2
         gone = session.scalar(select(Source).where(Source.key == "barn-test"))
         assert gone.enabled is False
+
+
+def test_sync_stores_the_topics_in_the_files_order_and_follows_their_changes(
+    settings: Settings,
+) -> None:
+    catalogue = load_sources(settings.sources_file)
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, catalogue)
+        assert topic_labels(session) == {
+            "vold": "Vold i nære relasjoner",
+            "barn": "Barn og unge",
+            "krisesenter": "Krisesentertilbudet",
+        }
+        assert topic_sources(session) == {"vold": ["RVTS Test"], "barn": ["Barnesiden"]}
+    changed = {"krisesenter": "Krisesentre", "vold": "Vold i nære relasjoner"}
+    rvts = [s for s in catalogue.sources if s.key == "rvts-test"]
+    with session_scope(settings.database_url) as session:
+        sync_sources(session, replace(catalogue, topics=changed, sources=rvts))
+    with session_scope(settings.database_url) as session:
+        # Relabelled, reordered, one gone; a disabled source no longer covers its topic.
+        assert list(topic_labels(session).items()) == list(changed.items())
+        assert topic_sources(session) == {"vold": ["RVTS Test"]}
+
+
+@pytest.mark.parametrize(
+    ("topics", "problem"),
+    [
+        ("Vold = 'Vold'", "'Vold' is not a topic key"),
+        ("' vold' = 'Vold'", "' vold' is not a topic key"),
+        (f"{'v' * 101} = 'Vold'", "is not a topic key"),
+        ("vold = ' '", "'vold' needs a label"),
+        (f"vold = '{'V' * 201}'", "'vold' needs a label"),
+    ],
+)
+def test_topics_that_could_not_be_stored_or_chosen_are_refused(
+    tmp_path: Path, topics: str, problem: str
+) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(f"[topics]\n{topics}\n")
+    with pytest.raises(SourcesFileError, match=problem):
+        load_sources(path)
 
 
 TABLE = "[topics]\nt = 'T'\n\n[[source]]\nkey = 'rvts-x'\nname = 'X'\n"

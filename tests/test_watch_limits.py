@@ -73,7 +73,7 @@ def limited(
     env.setenv("DIGEST_FETCH_SOURCE_BUDGET_SECONDS", "2")
     get_settings.cache_clear()
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path).sources)
+        sync_sources(session, load_sources(path))
         ids = {s.key: s.id for s in session.scalars(select(Source))}
     other_site.routes["/feed/"] = Route(
         rss(

@@ -126,7 +126,7 @@ def test_metrics_count_subscribers_and_sources(client, settings, kari) -> None:
     from digest.watch.sources import load_sources, sync_sources
 
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(settings.sources_file).sources)
+        sync_sources(session, load_sources(settings.sources_file))
     body = client.get("/metrics").text
     assert 'digest_subscribers{status="active"} 1' in body
     assert 'digest_sources{status="new"} 2' in body

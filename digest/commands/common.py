@@ -14,13 +14,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from digest.core.errors import DigestError
+from digest.core.migrate import SchemaState
 from digest.core.settings import Settings, get_settings, load_settings
 
 # Set in click's shared context metadata while migrations run: advice to run them is wrong then.
 MIGRATING = "digest.migrating"
 UPGRADE_ADVICE = {
-    "empty": "the database has no tables yet: run `digest db upgrade`",
-    "behind": "the database is older than this version of digest: run `digest db upgrade`",
+    SchemaState.EMPTY: "the database has no tables yet: run `digest db upgrade`",
+    SchemaState.BEHIND: (
+        "the database is older than this version of digest: run `digest db upgrade`"
+    ),
 }
 
 
@@ -56,12 +59,15 @@ def local(moment: datetime | None, tz: ZoneInfo) -> str:
 
 
 def known_topics(settings: Settings) -> set[str]:
-    from digest.watch.sources import SourcesFileError, load_sources
+    """The topic keys `digest sources sync` stored, which commands accept."""
+    from digest.core.db import session_scope
+    from digest.core.topics import topic_labels
 
-    try:
-        return set(load_sources(settings.sources_file).topics)
-    except SourcesFileError as exc:
-        fail(str(exc))
+    with session_scope(settings.database_url) as session:
+        keys = set(topic_labels(session))
+    if not keys:
+        click.echo("warning: no topics are stored yet; `digest sources sync` stores them", err=True)
+    return keys
 
 
 # --- the database ---------------------------------------------------------------------------
@@ -135,11 +141,11 @@ def _explain(error: DBAPIError, migrating: bool) -> str | None:
     if migrating:
         return f"cannot bring the database {shown} up to date: {_reason(error)}"
     try:
-        state = schema_state(url)
+        advice = UPGRADE_ADVICE.get(schema_state(url))
     except Exception:  # the question failed too: the first error speaks
-        state = "unknown"
-    if state in UPGRADE_ADVICE:
-        return UPGRADE_ADVICE[state]
+        advice = None
+    if advice is not None:
+        return advice
     if isinstance(error, IntegrityError | DataError):
         return None
     # Read-only files, missing tables, permissions: the operator's to fix, in one line.

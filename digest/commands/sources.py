@@ -25,7 +25,7 @@ def sync_sources_file(settings: Settings, allow_empty: bool, refused_is_fatal: b
         click.echo(f"warning: {refusal}", err=True)
         return
     with session_scope(settings.database_url) as session:
-        report = sync_sources(session, catalogue.sources)
+        report = sync_sources(session, catalogue)
     click.echo(
         f"sources: {len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.disabled)} disabled, {len(report.unchanged)} unchanged"

@@ -11,7 +11,7 @@ import click
 from sqlalchemy.orm import Session
 
 from digest.commands.common import current_settings, fail, known_topics
-from subscribers.models import Channel, Frequency, Language, Role, Status
+from subscribers.models import Channel, Frequency, Language, NoticeKind, Role, Status
 from subscribers.roster import ImportReport, escaped
 
 MAX_ROSTER_BYTES = 20_000_000
@@ -72,7 +72,7 @@ def subscribers_add(
         )
         if not confirmed:
             request = latest_request(session, subscriber)
-            notice = queue_notice(session, subscriber, "confirm", request)
+            notice = queue_notice(session, subscriber, NoticeKind.CONFIRM, request)
             notice_id = notice.id if notice else None
         click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
     if notice_id is not None:
@@ -98,7 +98,7 @@ def subscribers_list(status: str | None) -> None:
 
     settings = current_settings()
     with session_scope(settings.database_url) as session:
-        rows = list_subscribers(session, status)
+        rows = list_subscribers(session, Status(status) if status else None)
         for s in rows:
             topics = ",".join(s.topics) or "all topics"
             name = escaped(s.name)  # rows from before names were cleaned on the way in
@@ -182,7 +182,7 @@ def _queue_confirmations(session: Session, report: ImportReport) -> list[int]:
     from digest.delivery.notices import queue_notice
 
     notices = (
-        queue_notice(session, subscriber, "confirm", report.requests[subscriber.id])
+        queue_notice(session, subscriber, NoticeKind.CONFIRM, report.requests[subscriber.id])
         for subscriber in report.to_confirm
     )
     return [notice.id for notice in notices if notice is not None]

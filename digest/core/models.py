@@ -1,4 +1,6 @@
-"""The tables that `digest` owns: sources, items and changes, announcements, runs, deliveries."""
+"""The tables that `digest` owns: topics and sources, items and changes, announcements, runs,
+deliveries; and the enums of their statuses and kinds, which the columns store as values
+(`str_enum`), so that models, queries and templates use one vocabulary."""
 
 from __future__ import annotations
 
@@ -8,23 +10,43 @@ from enum import StrEnum
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from subscribers.base import Base, UTCDateTime, utcnow
-from subscribers.models import SignupRequest, Subscriber
+from subscribers.base import Base, UTCDateTime, str_enum, utcnow
+from subscribers.models import NoticeKind, SignupRequest, Subscriber
 
 __all__ = [
     "Announcement",
     "AnnouncementReceipt",
     "Base",
     "Change",
+    "ChangeKind",
     "Delivery",
     "DigestRun",
     "Item",
     "MailStatus",
     "Notice",
+    "NoticeKind",
+    "RunStatus",
     "Source",
     "SourceStatus",
     "Subscriber",
+    "Topic",
 ]
+
+
+class Topic(Base):
+    """A topic the sources file declares, with its Norwegian label.
+
+    Written by `digest sources sync`, so that mails, pages and commands read topics from
+    the database and never from the file.
+    """
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    # Where the file lists it: the pages offer topics in that order.
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SourceStatus(StrEnum):
@@ -54,7 +76,9 @@ class Source(Base):
     etag: Mapped[str | None] = mapped_column(String(500))
     last_modified: Mapped[str | None] = mapped_column(String(100))
     # Health.
-    status: Mapped[str] = mapped_column(String(16), default=SourceStatus.NEW.value)
+    status: Mapped[SourceStatus] = mapped_column(
+        str_enum(SourceStatus, 16), default=SourceStatus.NEW
+    )
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     # Something odd that did not fail the collection (a selector that matched nothing).
@@ -108,7 +132,7 @@ class Change(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[ChangeKind] = mapped_column(str_enum(ChangeKind, 16))
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     title: Mapped[str] = mapped_column(String(500))
     url: Mapped[str] = mapped_column(String(2000))
@@ -172,8 +196,10 @@ class Notice(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(16), default=MailStatus.PENDING.value, index=True)
+    kind: Mapped[NoticeKind] = mapped_column(str_enum(NoticeKind, 20))
+    status: Mapped[MailStatus] = mapped_column(
+        str_enum(MailStatus, 16), default=MailStatus.PENDING, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
@@ -198,7 +224,7 @@ class DigestRun(Base):
     frequency: Mapped[str] = mapped_column(String(16))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 16), default=RunStatus.RUNNING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -212,7 +238,9 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey(Subscriber.id, ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default=MailStatus.PENDING.value, index=True)
+    status: Mapped[MailStatus] = mapped_column(
+        str_enum(MailStatus, 16), default=MailStatus.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

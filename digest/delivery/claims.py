@@ -28,13 +28,13 @@ MailTable = type[Delivery] | type[Notice]
 def stale_claim(table: MailTable, now: datetime) -> ColumnElement[bool]:
     # A claim without a time is one from before claims were timed: stale too.
     return and_(
-        table.status == MailStatus.SENDING.value,
+        table.status == MailStatus.SENDING,
         or_(table.claimed_at.is_(None), table.claimed_at < now - STALE_CLAIM),
     )
 
 
 def claimable(table: MailTable, now: datetime) -> ColumnElement[bool]:
-    return or_(table.status == MailStatus.PENDING.value, stale_claim(table, now))
+    return or_(table.status == MailStatus.PENDING, stale_claim(table, now))
 
 
 def claim(session: Session, table: MailTable, row_id: int, now: datetime) -> bool:
@@ -43,7 +43,7 @@ def claim(session: Session, table: MailTable, row_id: int, now: datetime) -> boo
     claimed = session.execute(
         update(table)
         .where(table.id == row_id, claimable(table, now))
-        .values(status=MailStatus.SENDING.value, claimed_at=now, attempts=table.attempts + 1)
+        .values(status=MailStatus.SENDING, claimed_at=now, attempts=table.attempts + 1)
     )
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
@@ -56,7 +56,7 @@ def overdue(mail: Mail, now: datetime, give_up_at: datetime) -> bool:
 
 def settle(mail: Mail, status: MailStatus, reason: str | None = None) -> None:
     """End a claim with a final status (sent, skipped or failed) and its reason."""
-    mail.status = status.value
+    mail.status = status
     mail.error = reason[:2000] if reason else None
 
 

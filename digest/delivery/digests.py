@@ -17,6 +17,7 @@ from digest import SERVICE_NAME
 from digest.core.models import Change, Delivery, DigestRun, Item, MailStatus, Source
 from digest.core.periods import Period
 from digest.core.settings import Settings
+from digest.core.topics import topic_labels
 from digest.delivery import claims, sending
 from digest.delivery.announcements import published_at, received_by, record_receipts
 from digest.delivery.runs import complete_if_done, give_up_at
@@ -25,7 +26,6 @@ from digest.mail.envelopes import digest_message_id, envelope
 from digest.mail.links import links_for
 from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render
-from digest.watch.sources import SourcesFileError, load_sources
 from subscribers.models import Frequency, Status, Subscriber
 from subscribers.suppression import delivered, delivery_failed
 
@@ -92,9 +92,7 @@ def preview(session: Session, period: Period) -> list[Digest]:
     announcements = published_at(session, period.end)
     subscribers = session.scalars(
         select(Subscriber)
-        .where(
-            Subscriber.frequency == period.frequency.value, Subscriber.status == Status.ACTIVE.value
-        )
+        .where(Subscriber.frequency == period.frequency.value, Subscriber.status == Status.ACTIVE)
         .order_by(Subscriber.email)
     ).all()
     return [digest_for(session, s, changes, announcements, period) for s in subscribers]
@@ -153,13 +151,6 @@ class Outgoing:
     announcement_ids: list[int]
 
 
-def _topic_labels(settings: Settings) -> dict[str, str]:
-    try:
-        return load_sources(settings.sources_file).topics
-    except SourcesFileError:
-        return {}  # the mail then names topics by their keys; a broken file is reported elsewhere
-
-
 @dataclass(slots=True)
 class DigestBatch:
     """The steps of delivering one chunk of a run, each on the session of its own short
@@ -185,7 +176,7 @@ class DigestBatch:
             give_up_at(run),
             changes_in(session, period),
             published_at(session, period.end),
-            _topic_labels(self.settings),
+            topic_labels(session),
         )
         return list(
             session.scalars(
@@ -221,7 +212,7 @@ class DigestBatch:
     def prepare(self, session: Session, delivery_id: int, now: datetime) -> Outgoing | None:
         delivery = session.get_one(Delivery, delivery_id)
         subscriber = session.get(Subscriber, delivery.subscriber_id)
-        if subscriber is None or subscriber.status != Status.ACTIVE.value:
+        if subscriber is None or subscriber.status != Status.ACTIVE:
             self._skip(delivery, MailStatus.SKIPPED_INACTIVE)
             return None
         shared = self._shared()
@@ -274,7 +265,7 @@ class DigestBatch:
             )
         elif failure.recipient and not delivery.bounce_counted:
             self.answers.append(("refused", delivery_id))
-        gone = subscriber is None or subscriber.status == Status.SUPPRESSED.value
+        gone = subscriber is None or subscriber.status == Status.SUPPRESSED
         status = claims.settle_failure(
             delivery,
             str(failure),
@@ -343,6 +334,6 @@ def count_soft_bounces(
             permanent=False,
             soft_limit=settings.soft_bounce_limit,
         )
-        if subscriber.status == Status.SUPPRESSED.value and delivery.status == MailStatus.PENDING:
+        if subscriber.status == Status.SUPPRESSED and delivery.status == MailStatus.PENDING:
             claims.settle(delivery, MailStatus.FAILED, f"address suppressed: {delivery.error}")
             report.retry, report.failed = report.retry - 1, report.failed + 1

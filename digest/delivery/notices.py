@@ -25,10 +25,9 @@ from digest.mail.links import confirm_url, links_for
 from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render_notice
 from subscribers.base import utcnow
-from subscribers.models import Channel, SignupRequest, Status, Subscriber
+from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
 from subscribers.signups import request_confirmation
 
-KINDS = ("confirm", "link", "already")
 MAX_PER_HOUR = 3
 # A notice still pending this long after it was queued was lost with its sender (or
 # failed for now), and the recovery sweep sends it.
@@ -47,16 +46,19 @@ class MissingSignupRequest(DigestError):
 
 
 def queue_notice(
-    session: Session, subscriber: Subscriber, kind: str, request: SignupRequest | None = None
+    session: Session,
+    subscriber: Subscriber,
+    kind: NoticeKind,
+    request: SignupRequest | None = None,
 ) -> Notice | None:
     """Queue a notice, unless this address has had its share this hour (then None).
 
     A confirmation names the sign-up request whose link it carries; without one given it
     carries the person's latest open request (or a new one with their stored choices).
     """
-    if kind not in KINDS:
+    if kind not in tuple(NoticeKind):
         raise ValueError(f"unknown notice kind {kind!r}")
-    if request is not None and kind != "confirm":
+    if request is not None and kind != NoticeKind.CONFIRM:
         raise ValueError(f"a {kind!r} notice carries no sign-up request")
     now = utcnow()
     recent = session.scalar(
@@ -66,12 +68,12 @@ def queue_notice(
     )
     if recent and recent >= MAX_PER_HOUR:
         return None
-    if kind == "confirm" and request is None:
+    if kind == NoticeKind.CONFIRM and request is None:
         request = request_confirmation(session, subscriber, Channel.SYSTEM)
     notice = Notice(
         subscriber_id=subscriber.id,
         kind=kind,
-        status=MailStatus.PENDING.value,
+        status=MailStatus.PENDING,
         created_at=now,
         signup_request_id=request.id if request is not None else None,
     )
@@ -101,7 +103,7 @@ def lost_notices(session: Session, now: datetime) -> list[int]:
             .where(
                 or_(
                     and_(
-                        Notice.status == MailStatus.PENDING.value,
+                        Notice.status == MailStatus.PENDING,
                         Notice.created_at < now - LOST_AFTER,
                     ),
                     claims.stale_claim(Notice, now),
@@ -157,7 +159,7 @@ class NoticeBatch:
         notice = session.get_one(Notice, notice_id)
         subscriber = session.get(Subscriber, notice.subscriber_id)
         if subscriber is None or (
-            subscriber.status == Status.SUPPRESSED.value and notice.kind != "confirm"
+            subscriber.status == Status.SUPPRESSED and notice.kind != NoticeKind.CONFIRM
         ):
             claims.settle(notice, MailStatus.SKIPPED_INACTIVE)
             return None
@@ -204,14 +206,14 @@ def notice_message(
     """The mail of one notice: rendered, and addressed as all our mails are."""
     links = links_for(settings, subscriber)
     confirm = ""
-    if notice.kind == "confirm":
+    if notice.kind == NoticeKind.CONFIRM:
         if request is None:
             raise MissingSignupRequest(notice.id)
         confirm = confirm_url(settings, request)
     # A confirmation goes to someone who has not confirmed anything: no text typed into
     # the form (a name) may reach them, or the form would mail anyone a stranger's words.
     # The language is the one stored.
-    name = "" if notice.kind == "confirm" else subscriber.name
+    name = "" if notice.kind == NoticeKind.CONFIRM else subscriber.name
     mail = render_notice(
         notice.kind,
         service_name=SERVICE_NAME,

@@ -53,7 +53,7 @@ def start_run(session: Session, period: Period) -> StartedRun:
                 frequency=period.frequency.value,
                 period_start=period.start,
                 period_end=period.end,
-                status=RunStatus.RUNNING.value,
+                status=RunStatus.RUNNING,
                 created_at=utcnow(),
             )
             session.add(run)
@@ -67,13 +67,13 @@ def start_run(session: Session, period: Period) -> StartedRun:
         select(Subscriber.id)
         .where(
             Subscriber.frequency == period.frequency.value,
-            Subscriber.status == Status.ACTIVE.value,
+            Subscriber.status == Status.ACTIVE,
         )
         .order_by(Subscriber.id)
     ).all()
     session.add_all(Delivery(run_id=run.id, subscriber_id=sid) for sid in subscriber_ids)
     if not subscriber_ids:
-        run.status = RunStatus.COMPLETE.value
+        run.status = RunStatus.COMPLETE
         run.completed_at = utcnow()
     session.flush()
     return StartedRun(run.id, True, _chunked(list(subscriber_ids)))
@@ -104,7 +104,7 @@ def unfinished_chunks(session: Session, now: datetime) -> list[tuple[int, list[i
     """What the recovery sweep re-enqueues: claimable deliveries of runs not just started."""
     run_ids = session.scalars(
         select(DigestRun.id).where(
-            DigestRun.status == RunStatus.RUNNING.value,
+            DigestRun.status == RunStatus.RUNNING,
             DigestRun.created_at < now - claims.STALE_CLAIM,
         )
     ).all()
@@ -124,15 +124,15 @@ def complete_if_done(session: Session, run_id: int) -> bool:
         .select_from(Delivery)
         .where(
             Delivery.run_id == run_id,
-            Delivery.status.in_([MailStatus.PENDING.value, MailStatus.SENDING.value]),
+            Delivery.status.in_([MailStatus.PENDING, MailStatus.SENDING]),
         )
     )
     if open_count:
         return False
     session.execute(
         update(DigestRun)
-        .where(DigestRun.id == run_id, DigestRun.status == RunStatus.RUNNING.value)
-        .values(status=RunStatus.COMPLETE.value, completed_at=utcnow())
+        .where(DigestRun.id == run_id, DigestRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.COMPLETE, completed_at=utcnow())
     )
     return True
 
@@ -171,7 +171,7 @@ def not_sent(session: Session, run_id: int) -> list[str]:
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(
             Delivery.run_id == run_id,
-            Delivery.status.in_([MailStatus.FAILED.value, MailStatus.PENDING.value]),
+            Delivery.status.in_([MailStatus.FAILED, MailStatus.PENDING]),
             Delivery.error.is_not(None),
         )
         .order_by(Delivery.subscriber_id)

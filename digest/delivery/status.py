@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from digest.core.models import Change, Delivery, DigestRun, Item, RunStatus, Source
 from subscribers.models import Subscriber
 
+S = TypeVar("S", bound=StrEnum)
+
 
 @dataclass(slots=True)
 class ServiceStatus:
+    # Keyed by the statuses' values: they are the labels of the metrics.
     sources_by_status: dict[str, int] = field(default_factory=dict)
     source_failures: dict[str, int] = field(default_factory=dict)
     subscribers_by_status: dict[str, int] = field(default_factory=dict)
@@ -24,10 +29,14 @@ class ServiceStatus:
     changes: int = 0
 
 
-def current_status(session: Session) -> ServiceStatus:
-    def grouped(column) -> dict[str, int]:  # type: ignore[no-untyped-def]
-        return {k: n for k, n in session.execute(select(column, func.count()).group_by(column))}
+def _count_by(session: Session, column: InstrumentedAttribute[S]) -> dict[str, int]:
+    return {
+        value.value: count
+        for value, count in session.execute(select(column, func.count()).group_by(column))
+    }
 
+
+def current_status(session: Session) -> ServiceStatus:
     enabled = session.execute(
         select(Source.key, Source.status, Source.consecutive_failures).where(
             Source.enabled.is_(True)
@@ -35,22 +44,20 @@ def current_status(session: Session) -> ServiceStatus:
     ).all()
     by_status: dict[str, int] = {}
     for _key, status, _failures in enabled:
-        by_status[status] = by_status.get(status, 0) + 1
+        by_status[status.value] = by_status.get(status.value, 0) + 1
     return ServiceStatus(
         sources_by_status=by_status,
         source_failures={key: failures for key, _status, failures in enabled},
-        subscribers_by_status=grouped(Subscriber.status),
-        deliveries_by_status=grouped(Delivery.status),
+        subscribers_by_status=_count_by(session, Subscriber.status),
+        deliveries_by_status=_count_by(session, Delivery.status),
         runs_unfinished=session.scalar(
-            select(func.count())
-            .select_from(DigestRun)
-            .where(DigestRun.status == RunStatus.RUNNING.value)
+            select(func.count()).select_from(DigestRun).where(DigestRun.status == RunStatus.RUNNING)
         )
         or 0,
         last_run_end=dict(
             session.execute(
                 select(DigestRun.frequency, func.max(DigestRun.period_end))
-                .where(DigestRun.status == RunStatus.COMPLETE.value)
+                .where(DigestRun.status == RunStatus.COMPLETE)
                 .group_by(DigestRun.frequency)
             ).all()
         ),

@@ -152,7 +152,7 @@ def _change(decision: Decision, item: Item, note: str, at: datetime) -> Change:
     new = decision.verdict is Verdict.NEW
     return Change(
         item_id=item.id,
-        kind=(ChangeKind.NEW if new else ChangeKind.UPDATED).value,
+        kind=ChangeKind.NEW if new else ChangeKind.UPDATED,
         detected_at=at,
         title=decision.entry.title,
         url=decision.entry.url,

@@ -36,7 +36,7 @@ def source_health(session: Session) -> list[SourceHealth]:
             key=s.key,
             kind=s.kind,
             enabled=s.enabled,
-            status=s.status if s.enabled else SourceStatus.DISABLED.value,
+            status=s.status if s.enabled else SourceStatus.DISABLED,
             http_status=s.http_status,
             last_checked_at=s.last_checked_at,
             last_success_at=s.last_success_at,

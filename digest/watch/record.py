@@ -141,7 +141,7 @@ def _succeeded(source: Source, snapshot: Snapshot, found: Gathered, at: datetime
     if found.warnings or not found.not_modified:
         # An unchanged page (304) keeps the warning it had.
         source.warning = _health_text("; ".join(found.warnings)) or None
-    source.status = SourceStatus.OK.value
+    source.status = SourceStatus.OK
     source.consecutive_failures = 0
     source.last_success_at = at
     source.next_check_at = at + timedelta(minutes=source.interval_minutes)
@@ -152,7 +152,7 @@ def _failed(source: Source, at: datetime, exc: Exception) -> None:
     source.http_status = status
     source.error = _health_text(_reason(exc)) or type(exc).__name__
     source.consecutive_failures += 1
-    source.status = _status_after(status).value
+    source.status = _status_after(status)
     if status == 410:
         source.enabled = False
     source.next_check_at = at + _backoff(source)

@@ -1,9 +1,10 @@
-"""The sources file: reading and checking `[[source]]` tables, and syncing them to Source rows."""
+"""The sources file: reading and checking `[topics]` and `[[source]]` tables, and syncing them
+to Topic and Source rows, which is all that the rest of the service reads."""
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,16 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Source, SourceStatus
+from digest.core.models import Source, SourceStatus, Topic
 from digest.watch.errors import WatchError
 from digest.watch.html import parse
 from digest.watch.patterns import compile_pattern
 from digest.watch.readers import READERS
 
 _SPEC_FIELDS = ("name", "kind", "url", "topics", "audiences", "language", "interval_minutes")
+# The sizes of Topic's columns.
+TOPIC_KEY_MAX = 100
+TOPIC_LABEL_MAX = 200
 
 
 class SourcesFileError(WatchError):
@@ -209,7 +213,7 @@ def load_sources(path: Path) -> Catalogue:
     tables = data.get("source", [])
     if not isinstance(tables, list):
         raise SourcesFileError(path, "'source' must be an array of tables ([[source]])")
-    problems: list[str] = []
+    problems = _topic_problems(topics)
     specs: list[SourceSpec] = []
     seen: set[str] = set()
     for number, table in enumerate(tables, start=1):
@@ -235,6 +239,20 @@ def load_sources(path: Path) -> Catalogue:
     return Catalogue(topics=dict(topics), sources=specs)
 
 
+def _topic_problems(topics: Mapping[str, str]) -> list[str]:
+    problems = []
+    for key, label in topics.items():
+        # Sources' and subscribers' topic keys are lowercased: another key could not be chosen.
+        if not key or key != key.strip().lower() or len(key) > TOPIC_KEY_MAX:
+            problems.append(
+                f"[topics]: {key!r} is not a topic key (lower case, no spaces at the ends, "
+                f"at most {TOPIC_KEY_MAX} characters)"
+            )
+        if not label.strip() or len(label) > TOPIC_LABEL_MAX:
+            problems.append(f"[topics]: {key!r} needs a label of 1 to {TOPIC_LABEL_MAX} characters")
+    return problems
+
+
 @dataclass(slots=True)
 class SyncReport:
     added: list[str] = field(default_factory=list)
@@ -243,11 +261,13 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
 
 
-def sync_sources(session: Session, specs: Sequence[SourceSpec]) -> SyncReport:
-    """Make the Source rows match the specs; a removed source is disabled, keeping its state."""
+def sync_sources(session: Session, catalogue: Catalogue) -> SyncReport:
+    """Make the Topic and Source rows match the catalogue; a removed source is disabled,
+    keeping its state, a removed topic is deleted."""
+    sync_topics(session, catalogue.topics)
     report = SyncReport()
     existing = {s.key: s for s in session.scalars(select(Source))}
-    for spec in specs:
+    for spec in catalogue.sources:
         source = existing.pop(spec.key, None)
         if source is None:
             session.add(
@@ -255,7 +275,7 @@ def sync_sources(session: Session, specs: Sequence[SourceSpec]) -> SyncReport:
                     key=spec.key,
                     options=spec.options,
                     enabled=spec.enabled,
-                    status=SourceStatus.NEW.value,
+                    status=SourceStatus.NEW,
                     **{f: getattr(spec, f) for f in _SPEC_FIELDS},
                 )
             )
@@ -269,8 +289,8 @@ def sync_sources(session: Session, specs: Sequence[SourceSpec]) -> SyncReport:
             if getattr(source, name) != getattr(spec, name):
                 setattr(source, name, getattr(spec, name))
                 changed = True
-        if spec.enabled and source.status == SourceStatus.DISABLED.value:
-            source.status = SourceStatus.NEW.value
+        if spec.enabled and source.status == SourceStatus.DISABLED:
+            source.status = SourceStatus.NEW
             changed = True
         (report.updated if changed else report.unchanged).append(spec.key)
     for key, source in existing.items():
@@ -279,3 +299,21 @@ def sync_sources(session: Session, specs: Sequence[SourceSpec]) -> SyncReport:
             report.disabled.append(key)
     session.flush()
     return report
+
+
+def sync_topics(session: Session, topics: Mapping[str, str]) -> None:
+    """Make the Topic rows match the file's `[topics]`, in its order.
+
+    A removed topic's row goes: the pages stop offering it, and what still names its key
+    (a subscriber's choice, a source's list) shows the key, as a mail did before.
+    """
+    existing = {t.key: t for t in session.scalars(select(Topic))}
+    for position, (key, label) in enumerate(topics.items()):
+        topic = existing.pop(key, None)
+        if topic is None:
+            session.add(Topic(key=key, label=label, position=position))
+            continue
+        topic.label, topic.position = label, position
+    for topic in existing.values():
+        session.delete(topic)
+    session.flush()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
@@ -16,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from digest.core.db import session_scope
 from digest.core.paths import templates_dir
+from digest.core.topics import topic_labels, topic_sources
 from digest.mail.locale import translator
-from digest.watch.sources import SourcesFileError, load_sources
 from digest.web import csrf as csrf_tokens
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency
 from subscribers.municipalities import Municipality, municipalities
@@ -45,28 +43,21 @@ class Topic:
     resources: tuple[str, ...]  # the guidance resources that write about it
 
 
-@lru_cache(maxsize=4)
-def _topics(path: Path, _mtime: float) -> tuple[Topic, ...]:
-    try:
-        catalogue = load_sources(path)
-    except SourcesFileError:
-        return ()
-    resources: dict[str, list[str]] = {key: [] for key in catalogue.topics}
-    for source in catalogue.sources:
+def _resources(source_names: list[str]) -> tuple[str, ...]:
+    resources: list[str] = []
+    for name in source_names:
         # «Bufdir – Krisesenterveileder» is Bufdir; «RVTS Øst» is one of the RVTS.
-        resource = source.name.split(" – ")[0].strip()
+        resource = name.split(" – ")[0].strip()
         resource = "RVTS" if resource.startswith("RVTS") else resource
-        for key in source.topics:
-            if resource not in resources.setdefault(key, []):
-                resources[key].append(resource)
-    return tuple(
-        Topic(k, label, tuple(resources.get(k, ()))) for k, label in catalogue.topics.items()
-    )
+        if resource not in resources:
+            resources.append(resource)
+    return tuple(resources)
 
 
-def topics(request: Request) -> tuple[Topic, ...]:
-    path = request.app.state.settings.sources_file
-    return _topics(path, path.stat().st_mtime)
+def topics(session: Session) -> tuple[Topic, ...]:
+    """The topics `digest sources sync` stored, with the resources that write about each."""
+    labels, sources = topic_labels(session), topic_sources(session)
+    return tuple(Topic(k, label, _resources(sources.get(k, []))) for k, label in labels.items())
 
 
 class ChoiceLists(TypedDict):
@@ -79,10 +70,10 @@ class ChoiceLists(TypedDict):
     municipalities: tuple[Municipality, ...]
 
 
-def choice_lists(request: Request) -> ChoiceLists:
+def choice_lists(session: Session) -> ChoiceLists:
     """What the forms offer to choose from."""
     return {
-        "topics": topics(request),
+        "topics": topics(session),
         "frequencies": {f.value: bokmal(f"frequency.{f.value}") for f in Frequency},
         "roles": {k.value: v for k, v in ROLE_LABELS.items()},
         "languages": {k.value: v for k, v in LANGUAGE_LABELS.items()},

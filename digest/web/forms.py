@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
 from digest.web import csrf as csrf_tokens
@@ -80,7 +81,7 @@ def field(form: Form, name: str, limit: int = 300) -> str:
     return (form.get(name) or [""])[0][:limit]
 
 
-def chosen_from(form: Form, request: Request) -> Choices:
+def chosen_from(form: Form, session: Session) -> Choices:
     """The choices a sign-up or settings form sends; SubscriberError names the field at fault."""
     return choices(
         name=field(form, "name", 250),
@@ -89,7 +90,7 @@ def chosen_from(form: Form, request: Request) -> Choices:
         frequency=field(form, "frequency", 20) or "daily",
         topics=[t[:40] for t in form.get("topic", [])][:50],
         language=field(form, "language", 5),
-        known_topics={t.key for t in topics(request)},
+        known_topics={t.key for t in topics(session)},
     )
 
 

@@ -34,7 +34,7 @@ def unsubscribe_page(request: Request, token: str, session: DbSession) -> HTMLRe
         request,
         "unsubscribe.html",
         email=subscriber.email,
-        already=subscriber.status != Status.ACTIVE.value,
+        already=subscriber.status != Status.ACTIVE,
     )
 
 
@@ -49,23 +49,32 @@ def unsubscribe_post(request: Request, token: str, session: DbSession) -> HTMLRe
 @router.get("/innstillinger/{token}", response_class=HTMLResponse)
 def manage_page(request: Request, token: str, session: DbSession) -> HTMLResponse:
     subscriber = _subscriber(request, "manage", token, session)
-    return page(request, "manage.html", status=200, **_manage(request, subscriber))
+    return page(request, "manage.html", status=200, **_manage(request, session, subscriber))
 
 
 @router.post("/innstillinger/{token}", response_class=HTMLResponse)
 def manage_post(request: Request, token: str, form: PostedForm, session: DbSession) -> HTMLResponse:
     subscriber = _subscriber(request, "manage", token, session)
     try:
-        chosen = chosen_from(form, request)
+        chosen = chosen_from(form, session)
     except SubscriberError:
         error = "Noe i skjemaet ble ikke forstått. Ingenting er endret."
-        raise FormInvalid("manage.html", {}, _manage(request, subscriber, error=error)) from None
+        raise FormInvalid(
+            "manage.html", {}, _manage(request, session, subscriber, error=error)
+        ) from None
     update_preferences(session, subscriber, chosen)
-    return page(request, "manage.html", status=200, **_manage(request, subscriber, saved=True))
+    return page(
+        request, "manage.html", status=200, **_manage(request, session, subscriber, saved=True)
+    )
 
 
 def _manage(
-    request: Request, subscriber: Subscriber, *, saved: bool = False, error: str | None = None
+    request: Request,
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    saved: bool = False,
+    error: str | None = None,
 ) -> dict[str, object]:
     """What the settings page shows of a subscriber, as plain values (it may be shown once
     the session is gone, by `digest.web.errors`)."""
@@ -86,6 +95,6 @@ def _manage(
         "values": values,
         "errors": {},
         "unsubscribe_path": f"/avmelding/{unsubscribe_token}",
-        "active": subscriber.status == Status.ACTIVE.value,
-        **choice_lists(request),
+        "active": subscriber.status == Status.ACTIVE,
+        **choice_lists(session),
     }

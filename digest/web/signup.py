@@ -28,13 +28,13 @@ router = APIRouter()
 
 
 @router.get("/", response_class=HTMLResponse)
-def signup_page(request: Request) -> HTMLResponse:
+def signup_page(request: Request, session: DbSession) -> HTMLResponse:
     return page(
         request,
         "signup.html",
         values={"frequency": "daily", "language": "nb"},
         errors={},
-        **choice_lists(request),
+        **choice_lists(session),
     )
 
 
@@ -42,7 +42,7 @@ def signup_page(request: Request) -> HTMLResponse:
 def signup_post(
     request: Request, form: LimitedForm, session: DbSession, tasks: BackgroundTasks
 ) -> HTMLResponse:
-    email, chosen = _checked(request, form)
+    email, chosen = _checked(form, session)
     _mail(request, session, tasks, sign_up(session, email, chosen))
     return page(
         request,
@@ -53,7 +53,7 @@ def signup_post(
     )
 
 
-def _checked(request: Request, form: Form) -> tuple[str, Choices]:
+def _checked(form: Form, session: Session) -> tuple[str, Choices]:
     """The address and choices of a sign-up, or FormInvalid with a note by each field at fault."""
     notes: dict[str, str] = {}
     email, chosen = "", None
@@ -62,13 +62,13 @@ def _checked(request: Request, form: Form) -> tuple[str, Choices]:
     except InvalidAddress as exc:
         notes[exc.field] = note(exc)
     try:
-        chosen = chosen_from(form, request)
+        chosen = chosen_from(form, session)
     except SubscriberError as exc:
         notes[exc.field or "form"] = note(exc)
     if notes or chosen is None:
         values: dict[str, object] = {k: v[0] for k, v in form.items() if k != "topic" and v}
         values["topic"] = form.get("topic", [])
-        raise FormInvalid("signup.html", notes, {"values": values, **choice_lists(request)})
+        raise FormInvalid("signup.html", notes, {"values": values, **choice_lists(session)})
     return email, chosen
 
 
@@ -102,12 +102,12 @@ def confirm_page(request: Request, token: str, session: DbSession) -> HTMLRespon
     if is_expired(asked):
         return expired_link(request)
     # Show what confirming applies: it may be someone else's sign-up for this address.
-    return page(request, "confirm.html", summary=_summary(request, requested_choices(asked)))
+    return page(request, "confirm.html", summary=_summary(session, requested_choices(asked)))
 
 
-def _summary(request: Request, chosen: Choices) -> list[tuple[str, str]]:
+def _summary(session: Session, chosen: Choices) -> list[tuple[str, str]]:
     """The choices a confirmation applies, as the page shows them (label, value)."""
-    topic_labels = {t.key: t.label for t in topics(request)}
+    topic_labels = {t.key: t.label for t in topics(session)}
     municipality = find_municipality(chosen.municipality) if chosen.municipality else None
     rows = [
         ("Navn", chosen.name),

@@ -1,0 +1,128 @@
+"""The migrations against the models, on SQLite and PostgreSQL: they build the same schema,
+and a database made by an older release upgrades with its rows and statuses intact."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select, text
+
+from digest.core.db import get_engine, session_scope
+from digest.core.migrate import SchemaState, schema_state, upgrade
+from digest.core.models import Delivery, DigestRun, MailStatus, RunStatus, Source, SourceStatus
+from digest.core.topics import topic_labels
+from digest.watch.sources import load_sources, sync_sources
+from subscribers.base import Base
+from subscribers.models import Status, Subscriber
+
+T = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'digest.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_the_migrations_build_the_schema_the_models_declare(database_url: str) -> None:
+    upgrade(database_url)
+    with get_engine(database_url).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def _rows_of_release_0004(database_url: str) -> None:
+    """Rows as the release at revision 0004 wrote them, statuses as plain strings."""
+    with get_engine(database_url).begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO sources (key, name, kind, url, topics, audiences, language, options,"
+                " interval_minutes, enabled, status, consecutive_failures)"
+                " VALUES ('rvts', 'RVTS', 'feed', 'https://rvts.no/feed', '[\"vold\"]', '[]',"
+                " 'nb', '{}', 60, true, 'failing', 2)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO subscribers (email, name, municipality, role, language, frequency,"
+                " topics, status, created_at, soft_failures, ref)"
+                " VALUES ('kari@kommune.no', '', '', '', 'nb', 'daily', '[]', 'unsubscribed',"
+                " :at, 0, 'ref-kari')"
+            ),
+            {"at": T},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO digest_runs (frequency, period_start, period_end, status, created_at)"
+                " VALUES ('daily', :at, :at, 'complete', :at)"
+            ),
+            {"at": T},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (run_id, subscriber_id, status, attempts, item_count,"
+                " bounce_counted) SELECT r.id, s.id, 'skipped_empty', 1, 0, false"
+                " FROM digest_runs r, subscribers s"
+            )
+        )
+
+
+def test_a_database_of_revision_0004_upgrades_keeping_its_statuses(
+    database_url: str, sources_file: Path
+) -> None:
+    upgrade(database_url, "0004")
+    _rows_of_release_0004(database_url)
+    assert schema_state(database_url) == SchemaState.BEHIND
+    upgrade(database_url)
+    assert schema_state(database_url) == SchemaState.CURRENT
+    with session_scope(database_url) as session:
+        source = session.scalars(select(Source)).one()
+        subscriber = session.scalars(select(Subscriber)).one()
+        run = session.scalars(select(DigestRun)).one()
+        delivery = session.scalars(select(Delivery)).one()
+        # Loaded as members of the enums, from the strings the older release stored.
+        assert source.status is SourceStatus.FAILING
+        assert subscriber.status is Status.UNSUBSCRIBED
+        assert run.status is RunStatus.COMPLETE
+        assert delivery.status is MailStatus.SKIPPED_EMPTY
+        assert topic_labels(session) == {}  # filled by the next `digest sources sync`
+        sync_sources(session, load_sources(sources_file))
+    with session_scope(database_url) as session:
+        assert topic_labels(session)["vold"] == "Vold i nære relasjoner"
+    # What a member writes is its value, as before.
+    with get_engine(database_url).connect() as connection:
+        stored = connection.execute(text("SELECT status FROM sources WHERE key = 'rvts-test'"))
+        assert stored.scalar_one() == "new"
+
+
+def test_digest_db_upgrade_brings_a_0004_database_up_and_back_down(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'digest.db'}"
+    env.setenv("DIGEST_DATABASE_URL", database_url)
+    upgrade(database_url, "0004")
+    _rows_of_release_0004(database_url)
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert schema_state(database_url) == SchemaState.CURRENT
+    from alembic import command
+
+    from digest.core.migrate import alembic_config
+
+    command.downgrade(alembic_config(database_url), "0004")
+    with get_engine(database_url).connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM subscribers")).scalar_one() == 1
+    upgrade(database_url)
+    assert schema_state(database_url) == SchemaState.CURRENT
