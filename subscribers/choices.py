@@ -8,43 +8,38 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
 
 from subscribers.errors import SubscriberError
 from subscribers.models import Frequency, Language, Role, SignupRequest, Subscriber
 from subscribers.municipalities import find_municipality
 from subscribers.text import clean_line
 
+E = TypeVar("E", bound=StrEnum)
+
+
+def _member(vocabulary: type[E], value: str, field: str) -> E:
+    """The member of `vocabulary` that `value` names, or SubscriberError naming `field`."""
+    value = clean_line(value).lower()
+    try:
+        return vocabulary(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in vocabulary)
+        raise SubscriberError(f"unknown {field} {value!r} (one of: {allowed})", field) from None
+
 
 def parse_frequency(value: str) -> Frequency:
-    try:
-        return Frequency(clean_line(value).lower())
-    except ValueError:
-        allowed = ", ".join(f.value for f in Frequency)
-        raise SubscriberError(
-            f"unknown frequency {value!r} (one of: {allowed})", "frequency"
-        ) from None
+    return _member(Frequency, value, "frequency")
 
 
 def parse_role(value: str) -> str:
-    value = clean_line(value).lower()
-    if not value:
-        return ""
-    try:
-        return Role(value).value
-    except ValueError:
-        allowed = ", ".join(r.value for r in Role)
-        raise SubscriberError(f"unknown role {value!r} (one of: {allowed})", "role") from None
+    """A role's value, or '' when none is given (a role is optional)."""
+    return _member(Role, value, "role").value if clean_line(value) else ""
 
 
 def parse_language(value: str) -> str:
-    value = clean_line(value).lower() or Language.BOKMAL.value
-    try:
-        return Language(value).value
-    except ValueError:
-        allowed = ", ".join(lang.value for lang in Language)
-        raise SubscriberError(
-            f"unknown language {value!r} (one of: {allowed})", "language"
-        ) from None
+    return _member(Language, clean_line(value) or Language.BOKMAL.value, "language").value
 
 
 def parse_municipality(value: str) -> str:
