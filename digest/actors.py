@@ -13,12 +13,13 @@ from typing import cast
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from sqlalchemy.orm import Session, sessionmaker
 
 from digest.core.broker import build_broker
 from digest.core.db import get_sessionmaker
 from digest.core.errors import DigestError
 from digest.core.periods import Period, latest_period, schedule_of
-from digest.core.settings import load_settings
+from digest.core.settings import Settings, load_settings
 from digest.core.unit_of_work import Unit, UnitOfWork
 from digest.delivery import digests, runs
 from digest.delivery.notices import lost_notices, send_notices
@@ -33,8 +34,19 @@ from subscribers.privacy import purge_unconfirmed, purge_unsubscribed
 log = logging.getLogger(__name__)
 
 settings = load_settings()
-sessions = get_sessionmaker(settings.database_url)
-units = UnitOfWork(sessions)
+
+
+def current_settings() -> Settings:
+    """The settings now; the same object as `settings` in a worker, but read afresh where
+    settings change within one process (the CLI's in-process worker under test)."""
+    return load_settings()
+
+
+def sessions() -> sessionmaker[Session]:
+    return get_sessionmaker(current_settings().database_url)
+
+
+units = UnitOfWork(lambda: sessions()())
 broker = build_broker(settings.broker_url)
 broker.add_middleware(units)
 dramatiq.set_broker(broker)
@@ -62,15 +74,16 @@ COLLECT_TIME_LIMIT = settings.fetch_source_budget_seconds + 2 * 3 * settings.fet
 
 @dramatiq.actor(max_retries=0, time_limit=int((COLLECT_TIME_LIMIT + 60) * 1000))
 def collect_source(source_id: int, at: str | None = None) -> None:
+    config = current_settings()
     when = datetime.fromisoformat(at) if at else utcnow()
     # No session for the whole message: a pass opens its own short ones (watch.collect).
-    with make_fetcher(settings) as fetcher:
+    with make_fetcher(config) as fetcher:
         outcome = collect_by_id(
             source_id,
             when,
-            sessions=sessions_for(settings.database_url),
+            sessions=sessions_for(config.database_url),
             fetcher=fetcher,
-            settings=settings,
+            settings=config,
         )
     if outcome is not None:
         level = logging.INFO if outcome.ok else logging.WARNING
@@ -86,8 +99,9 @@ def collect_due() -> None:
 
 @dramatiq.actor(max_retries=3)
 def start_run(frequency: str, period_end: str) -> None:
+    config = current_settings()
     end = datetime.fromisoformat(period_end).astimezone(UTC)
-    period = latest_period(Frequency(frequency), end, schedule_of(settings))
+    period = latest_period(Frequency(frequency), end, schedule_of(config))
     started = runs.start_run(unit().session, period)
     for chunk in started.chunks:
         unit().send_after_commit(deliver_chunk, started.run_id, chunk)
@@ -95,10 +109,11 @@ def start_run(frequency: str, period_end: str) -> None:
 
 @dramatiq.actor(max_retries=8, min_backoff=30_000, max_backoff=3_600_000)
 def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
+    config = current_settings()
     # Sending is several short transactions by design (see delivery.sending): it takes
     # the session factory, not the message's session.
-    transport = make_transport(settings.smtp_url, settings.outbox_dir)
-    report = digests.deliver_chunk(sessions, transport, settings, run_id, subscriber_ids)
+    transport = make_transport(config.smtp_url, config.outbox_dir)
+    report = digests.deliver_chunk(sessions(), transport, config, run_id, subscriber_ids)
     log.info(
         "run %s: %s sent, %s skipped, %s failed, %s to retry",
         run_id,
@@ -114,14 +129,15 @@ def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
 @dramatiq.actor(max_retries=0)
 def recover() -> None:
     """The sweep: unfinished deliveries, notices a crash left behind, expired personal data."""
+    config = current_settings()
     now = utcnow()
     session = unit().session
     chunks = runs.unfinished_chunks(session, now)
     notices = lost_notices(session, now)
     purged = purge_unsubscribed(
-        session, settings.secret_key, now - timedelta(days=settings.retention_days)
+        session, config.secret_key, now - timedelta(days=config.retention_days)
     )
-    purge_unconfirmed(session, settings.secret_key, now)  # sign-ups whose link expired
+    purge_unconfirmed(session, config.secret_key, now)  # sign-ups whose link expired
     for run_id, chunk in chunks:
         unit().send_after_commit(deliver_chunk, run_id, chunk)
     if notices:
@@ -132,8 +148,9 @@ def recover() -> None:
 
 @dramatiq.actor(max_retries=3, min_backoff=60_000)
 def send_notice_batch(notice_ids: list[int]) -> None:
-    transport = make_transport(settings.smtp_url, settings.outbox_dir)
-    report = send_notices(sessions, transport, settings, notice_ids)
+    config = current_settings()
+    transport = make_transport(config.smtp_url, config.outbox_dir)
+    report = send_notices(sessions(), transport, config, notice_ids)
     if report.failed:
         log.warning("%s notice(s) not sent: %s", report.failed, "; ".join(report.errors[:3]))
 

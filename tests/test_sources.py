@@ -225,7 +225,7 @@ def test_a_bad_file_is_a_digest_error_with_its_path_and_problems(tmp_path: Path)
 
 def test_sources_to_collect_by_key_and_with_their_health(settings: Settings) -> None:
     with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(settings.sources_file).sources)
+        sync_sources(session, load_sources(settings.sources_file))
     with session_scope(settings.database_url) as session:
         every = sources_to_collect(session)
         one = sources_to_collect(session, "rvts-test")

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any, ParamSpec, cast
 
 import dramatiq
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 P = ParamSpec("P")
 
@@ -42,7 +42,7 @@ class UnitOfWork(dramatiq.Middleware):
     is the truth, and the scheduler and the recovery sweep enqueue the work again.
     """
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: Callable[[], Session]) -> None:
         self.sessions = sessions
         self._local = threading.local()  # a worker thread handles one message at a time
 
