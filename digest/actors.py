@@ -155,13 +155,47 @@ def send_notice_batch(notice_ids: list[int]) -> None:
         log.warning("%s notice(s) not sent: %s", report.failed, "; ".join(report.errors[:3]))
 
 
+class _Failures(dramatiq.Middleware):
+    """While `work_here` runs: the exceptions of the messages it processed, so that the
+    command that asked for the work fails with them instead of exiting 0."""
+
+    def __init__(self) -> None:
+        self.seen: list[BaseException] | None = None
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
+        *,
+        result: object = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        # A chunk left to retry (RetryLater) is not a failure: the database still owes it.
+        if self.seen is None or exception is None or isinstance(exception, dramatiq.Retry):
+            return
+        self.seen.append(exception)
+
+
+_failures = _Failures()
+broker.add_middleware(_failures)
+
+
 def work_here() -> None:
     """On the in-memory broker, where no other process can take the messages: do what is
     queued, in this process, through the same actors and middleware as a worker would.
+
     Retries that back off are left undone; the database still owes them, and the next
-    recovery sweep sends them."""
+    recovery sweep sends them. The first exception a message raised is raised here, once
+    the queues are done, for the command's own error handling to explain.
+    """
     memory = cast(StubBroker, broker)
     worker = dramatiq.Worker(memory, worker_threads=1, worker_timeout=100)
+    # The failure is raised below and explained by the caller; the worker's own log line
+    # with its traceback would say it twice.
+    worker_log = logging.getLogger("dramatiq.worker")
+    level = worker_log.level
+    worker_log.setLevel(logging.CRITICAL)
+    _failures.seen = []
     worker.start()
     try:
         # The queues themselves, not their delay queues: those hold the backed-off retries.
@@ -169,6 +203,10 @@ def work_here() -> None:
             memory.queues[queue].join()
     finally:
         worker.stop()
+        worker_log.setLevel(level)
+        seen, _failures.seen = _failures.seen, None
+    if seen:
+        raise seen[0]
 
 
 def enqueue_chunks(started: runs.StartedRun) -> None:
