@@ -34,7 +34,7 @@ def announce_add(
     from digest.delivery.announcements import add_announcement
 
     settings = current_settings()
-    known = known_topics(settings)
+    known = known_topics(settings, asked=bool(topics))
     unknown = sorted({t.strip().lower() for t in topics} - known)
     if unknown:
         fail(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")

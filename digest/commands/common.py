@@ -58,14 +58,15 @@ def local(moment: datetime | None, tz: ZoneInfo) -> str:
         return moment.isoformat()
 
 
-def known_topics(settings: Settings) -> set[str]:
-    """The topic keys `digest sources sync` stored, which commands accept."""
+def known_topics(settings: Settings, *, asked: bool = True) -> set[str]:
+    """The topic keys `digest sources sync` stored, which commands accept. `asked`: the
+    command was given topics, so an empty store is worth a warning."""
     from digest.core.db import session_scope
     from digest.core.topics import topic_labels
 
     with session_scope(settings.database_url) as session:
         keys = set(topic_labels(session))
-    if not keys:
+    if asked and not keys:
         click.echo("warning: no topics are stored yet; `digest sources sync` stores them", err=True)
     return keys
 

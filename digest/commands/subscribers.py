@@ -64,7 +64,7 @@ def subscribers_add(
         frequency=frequency,
         topics=topics,
         language=language,
-        known_topics=known_topics(settings),
+        known_topics=known_topics(settings, asked=bool(topics)),
     )
     with session_scope(settings.database_url) as session:
         subscriber = add_subscriber(
@@ -139,12 +139,13 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
     if confirmed and not basis.strip():
         fail("--confirmed needs --basis: say on what basis these people get mail")
     rows = _roster_rows(file)
+    known = known_topics(settings, asked=False)  # a row naming a topic is refused, with why
     with session_scope(settings.database_url) as session:
         report = import_roster(
             session,
             settings.secret_key,
             rows,
-            known_topics=known_topics(settings),
+            known_topics=known,
             confirmed=confirmed,
             basis=basis.strip(),
         )

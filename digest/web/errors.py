@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from digest.core.db import DatabaseUnavailable
 from digest.core.errors import DigestError
 from digest.web.common import page
 from digest.web.forms import FormError
@@ -78,7 +79,11 @@ def error_page(request: Request, exc: Exception) -> HTMLResponse:
         return page(
             request, "message.html", status=400, title="Noe gikk galt", message=NOT_UNDERSTOOD
         )
-    # The database or another service we need is out of reach: the operator's to fix.
+    if not isinstance(exc, DatabaseUnavailable):
+        # Any other error reaching a route is a bug of ours: a 500 with its traceback,
+        # not an outage page that would hide it.
+        raise exc
+    # The database is out of reach: the operator's to fix.
     log.error("%s: %s", type(exc).__name__, exc)
     return page(
         request,
