@@ -10,6 +10,7 @@ import click
 
 from digest.commands.common import current_settings, fail, migrating, require_current_schema
 from digest.commands.sources import sync_sources_file
+from digest.core.settings import Settings
 
 
 @click.command()
@@ -38,13 +39,7 @@ def run(host: str | None, port: int | None) -> None:
     scheduler = Scheduler(settings, actors.ActorEnqueuer())
     thread = threading.Thread(target=scheduler.run_forever, name="scheduler", daemon=True)
     thread.start()
-    mail = (
-        settings.smtp_url.split("@")[-1] if settings.smtp_url else f"outbox {settings.outbox_dir}"
-    )
-    click.echo(
-        f"Veiledervarsel on http://{host or settings.host}:{port or settings.port} "
-        f"(database {settings.database_url.split('://')[0]}, mail to {mail}); Ctrl-C stops"
-    )
+    click.echo(_banner(settings, host, port))
     try:
         uvicorn.run(
             create_app(settings),
@@ -57,6 +52,17 @@ def run(host: str | None, port: int | None) -> None:
         thread.join(timeout=5)
         worker.stop(timeout=10_000)
         click.echo("stopped")
+
+
+def _banner(settings: Settings, host: str | None, port: int | None) -> str:
+    """Where the embedded service listens, what it stores in and where its mail goes."""
+    mail = (
+        settings.smtp_url.split("@")[-1] if settings.smtp_url else f"outbox {settings.outbox_dir}"
+    )
+    return (
+        f"Veiledervarsel on http://{host or settings.host}:{port or settings.port} "
+        f"(database {settings.database_url.split('://')[0]}, mail to {mail}); Ctrl-C stops"
+    )
 
 
 @click.command()

@@ -6,13 +6,18 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.orm import Session
 
 from digest.commands.common import current_settings, fail, known_topics
+from digest.core.settings import Settings
 from subscribers.models import Channel, Frequency, Language, NoticeKind, Role, Status
 from subscribers.roster import ImportReport, escaped
+
+if TYPE_CHECKING:  # the mail pipeline is imported only by the commands that send
+    from digest.delivery.notices import NoticeReport
 
 MAX_ROSTER_BYTES = 20_000_000
 
@@ -49,9 +54,8 @@ def subscribers_add(
     basis: str,
 ) -> None:
     """Add a subscriber: pending, with a confirmation mail, unless --confirmed."""
-    from digest.core.db import get_sessionmaker, session_scope
-    from digest.delivery.notices import queue_notice, send_notices
-    from digest.mail.mailer import make_transport
+    from digest.core.db import session_scope
+    from digest.delivery.notices import queue_notice
     from subscribers.choices import choices
     from subscribers.signups import add_subscriber, latest_request
 
@@ -76,12 +80,7 @@ def subscribers_add(
             notice_id = notice.id if notice else None
         click.echo(f"added {subscriber.email} ({subscriber.status}, {subscriber.frequency})")
     if notice_id is not None:
-        sent = send_notices(
-            get_sessionmaker(settings.database_url),
-            make_transport(settings.smtp_url, settings.outbox_dir),
-            settings,
-            [notice_id],
-        )
+        sent = _send_notices(settings, [notice_id])
         click.echo(
             "confirmation mail sent"
             if sent.sent
@@ -130,9 +129,7 @@ def subscribers_remove(email: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Check and report; store and send nothing.")
 def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -> None:
     """Import a roster CSV (email, name, municipality, role, frequency, topics, language)."""
-    from digest.core.db import get_sessionmaker, session_scope
-    from digest.delivery.notices import send_notices
-    from digest.mail.mailer import make_transport
+    from digest.core.db import session_scope
     from subscribers.roster import import_roster
 
     settings = current_settings()
@@ -156,13 +153,22 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
         click.echo(row.describe())
     click.echo(f"{'dry run, nothing stored: ' if dry_run else ''}{report.totals()}")
     if notice_ids:
-        sent = send_notices(
-            get_sessionmaker(settings.database_url),
-            make_transport(settings.smtp_url, settings.outbox_dir),
-            settings,
-            notice_ids,
-        )
+        sent = _send_notices(settings, notice_ids)
         click.echo(f"confirmation mails: {sent.sent} sent, {sent.failed} failed")
+
+
+def _send_notices(settings: Settings, notice_ids: list[int]) -> NoticeReport:
+    """Send the notices just committed, from this process, as a worker would."""
+    from digest.core.db import get_sessionmaker
+    from digest.delivery.notices import send_notices
+    from digest.mail.mailer import make_transport
+
+    return send_notices(
+        get_sessionmaker(settings.database_url),
+        make_transport(settings.smtp_url, settings.outbox_dir),
+        settings,
+        notice_ids,
+    )
 
 
 def _roster_rows(file: Path) -> list[tuple[int, dict[str, str]]]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest.core.errors import DigestError
@@ -80,3 +80,13 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def check_database(url: str) -> str | None:
+    """None when the database answers a query, else the reason it does not (for health)."""
+    try:
+        with get_engine(url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure is the answer to "does it answer?"
+        return f"{type(exc).__name__}: {exc}"
+    return None

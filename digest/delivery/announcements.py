@@ -32,24 +32,9 @@ def add_announcement(
     draft: bool = False,
 ) -> Announcement:
     # Editors paste from anywhere: no bidi, zero-width or control characters reach a mail.
-    title = clean_line(title)
-    body = "\n".join(strip_invisible(line) for line in body.splitlines())
-    if not title:
-        raise AnnouncementError("the title is empty")
-    if len(title) > 300:
-        raise AnnouncementError("the title is longer than 300 characters")
-    if len(body) > 20_000:
-        raise AnnouncementError("the body is longer than 20,000 characters")
-    if link:
-        parts = urlsplit(link.strip())
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or not is_safe_line(link.strip())
-            or " " in link.strip()
-        ):
-            raise AnnouncementError("the link must be an http:// or https:// URL")
-        link = link.strip()
+    title = _checked_title(title)
+    body = _checked_body(body)
+    link = _checked_link(link) if link else None
     start = publish_from or utcnow()
     if publish_until is not None and publish_until <= start:
         raise AnnouncementError("the publish window ends before it starts")
@@ -66,6 +51,36 @@ def add_announcement(
     session.add(announcement)
     session.flush()
     return announcement
+
+
+def _checked_title(title: str) -> str:
+    title = clean_line(title)
+    if not title:
+        raise AnnouncementError("the title is empty")
+    if len(title) > 300:
+        raise AnnouncementError("the title is longer than 300 characters")
+    return title
+
+
+def _checked_body(body: str) -> str:
+    body = "\n".join(strip_invisible(line) for line in body.splitlines())
+    if len(body) > 20_000:
+        raise AnnouncementError("the body is longer than 20,000 characters")
+    return body
+
+
+def _checked_link(link: str) -> str:
+    """An http(s) URL with a host and nothing a header or an href could be broken with."""
+    link = link.strip()
+    parts = urlsplit(link)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not is_safe_line(link)
+        or " " in link
+    ):
+        raise AnnouncementError("the link must be an http:// or https:// URL")
+    return link
 
 
 def list_announcements(session: Session) -> Sequence[Announcement]:
