@@ -32,6 +32,7 @@ from subscribers.service import (
     suppress,
 )
 from subscribers.text import is_safe_line
+from tests.support import command
 from tests.support.server import csrf
 from tests.support.smtp import SMTPServer
 
@@ -247,9 +248,7 @@ def test_a_request_made_before_a_suppression_cannot_lift_it(client, settings, sm
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, timeout=60
-    )
+    return command.digest(*args, timeout=60)
 
 
 def age(settings: Settings, email: str, days: int) -> None:

@@ -8,8 +8,6 @@ claim and send: each mail fails or waits on its own, the rest go out, every run 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_string, policy
@@ -27,6 +25,7 @@ from digest.delivery.claims import STALE_CLAIM, claim
 from digest.delivery.notices import lost_notices, queue_notice, send_notices
 from subscribers.models import Status, Subscriber
 from subscribers.service import add_subscriber, choices
+from tests.support import command
 from tests.support.smtp import free_port
 from tests.test_runs import RUN_AT, seed, start, statuses
 
@@ -262,10 +261,11 @@ def test_digest_send_reports_an_unmailable_address_without_a_traceback(
     ascii_only.controller.start()
     try:
         seed(settings, ["æøå@kommune.no", "ok@kommune.no"])
-        result = subprocess.run(
-            [sys.executable, "-m", "digest", "send", "daily", "--at", RUN_AT.isoformat()],
-            capture_output=True,
-            text=True,
+        result = command.digest(
+            "send",
+            "daily",
+            "--at",
+            RUN_AT.isoformat(),
             env={**os.environ, "DIGEST_SMTP_URL": ascii_only.url},
             timeout=60,
         )

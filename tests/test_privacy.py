@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -21,12 +20,11 @@ from subscribers.service import (
     sign_up,
     unsubscribe,
 )
+from tests.support import command
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, timeout=60
-    )
+    return command.digest(*args, timeout=60)
 
 
 def test_show_gives_everything_as_json(settings) -> None:

@@ -12,7 +12,6 @@ import codecs
 import os
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from digest.core.models import Change, Item, Source
 from digest.core.settings import Settings
 from digest.watch.collect import collect_by_id
 from digest.watch.sources import load_sources, sync_sources
+from tests.support import command
 from tests.support.feeds import rss
 from tests.support.server import LiveServer
 from tests.support.site import FixtureSite, Route
@@ -119,13 +119,7 @@ def broken(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, i
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ,
-    )
+    return command.digest(*args, timeout=120, env=dict(os.environ))
 
 
 def rows(settings: Settings) -> dict[str, Source]:
