@@ -10,7 +10,6 @@ import base64
 import json
 import re
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from email.message import EmailMessage
@@ -292,9 +291,7 @@ def test_unconfirmed_sign_ups_are_deleted_when_their_link_has_expired(
             result.stdout
         )
     else:  # the recovery sweep the scheduler runs
-        result = subprocess.run(
-            [sys.executable, "-c", SWEEP], capture_output=True, text=True, timeout=60
-        )
+        result = command.run(["-c", SWEEP], timeout=60)
     assert result.returncode == 0, result.stderr
     with session_scope(settings.database_url) as session:
         left = set(session.scalars(select(Subscriber.email)))

@@ -43,9 +43,10 @@ class Service:
         return result
 
     def python(self, code: str) -> None:
-        subprocess.run(
-            [sys.executable, "-c", code], env=self.env, cwd=self.cwd, check=True, timeout=60
+        result = command.run(
+            ["-c", code], env=self.env, cwd=self.cwd, timeout=60, capture_output=False
         )
+        result.check_returncode()
 
     def start(self, *args: str) -> subprocess.Popen[bytes] | command.Process:
         log = open(self.cwd / f"{args[0]}-{len(self.processes)}.log", "wb")  # noqa: SIM115

@@ -5,7 +5,7 @@ suite runs the command a few hundred times. So one process imports it once per s
 (`forkserver.py`) and forks a child per invocation: a separate process with the caller's
 arguments, environment, working folder and standard streams, whose exit status comes back
 as a subprocess's would. `digest(...)` stands for `subprocess.run([python, "-m", "digest",
-...], capture_output=True, text=True)` and `start(...)` for `subprocess.Popen`.
+...], capture_output=True, text=True)` `start(...)` for `subprocess.Popen`, and `run(["-c", code])` runs Python code the same way.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Process:
 
     def __init__(
         self,
-        args: tuple[str, ...],
+        argv: list[str],
         *,
         env: dict[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
@@ -82,12 +82,12 @@ class Process:
         stderr: int | IO[bytes] | None = None,
         text: bool = False,
     ) -> None:
-        self.args = [sys.executable, "-m", "digest", *args]
+        self.args = [sys.executable, *argv]
         self.returncode: int | None = None
         self._text = text
         self._replies = b""
         request = {
-            "args": list(args),
+            "argv": argv,
             "env": dict(os.environ if env is None else env),
             "cwd": os.fspath(cwd) if cwd is not None else os.getcwd(),
         }
@@ -213,16 +213,42 @@ def start(
     text: bool = False,
 ) -> Process:
     """`subprocess.Popen([python, "-m", "digest", *args], ...)`."""
+    return _start(["-m", "digest", *args], env, cwd, stdout, stderr, text)
+
+
+def _start(
+    argv: list[str],
+    env: dict[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    stdout: int | IO[bytes] | None,
+    stderr: int | IO[bytes] | None,
+    text: bool,
+) -> Process:
     if not FORKING:
         return subprocess.Popen(  # type: ignore[return-value]
-            [sys.executable, "-m", "digest", *args],
-            env=env,
-            cwd=cwd,
-            stdout=stdout,
-            stderr=stderr,
-            text=text,
+            [sys.executable, *argv], env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=text
         )
-    return Process(args, env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=text)
+    return Process(argv, env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=text)
+
+
+def run(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 60,
+    capture_output: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run([python, *argv], text=True, ...)` for `-m digest ...` or `-c code`."""
+    out = PIPE if capture_output else None
+    process = _start(argv, env, cwd, out, out, True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    return subprocess.CompletedProcess(process.args, process.wait(), stdout, stderr)
 
 
 def digest(
@@ -232,11 +258,4 @@ def digest(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """`subprocess.run([python, "-m", "digest", *args], capture_output=True, text=True)`."""
-    process = start(*args, env=env, cwd=cwd, stdout=PIPE, stderr=PIPE, text=True)
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise
-    return subprocess.CompletedProcess(process.args, process.wait(), out, err)  # type: ignore[arg-type]
+    return run(["-m", "digest", *args], env=env, cwd=cwd, timeout=timeout)

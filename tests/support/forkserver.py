@@ -1,7 +1,7 @@
 """A process that has imported the `digest` command and forks a child to run each invocation.
 
 Started once per test session by `tests.support.command`. Each child gets the caller's
-arguments, environment, working folder and standard streams, runs `python -m digest` as the
+arguments, environment, working folder and standard streams, runs `python -m digest` (or `python -c`) as the
 interpreter would, and exits; this process reports the child's pid and then its exit status.
 It stays single-threaded, so forking it is safe.
 """
@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+import types
 
 
 def _read_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
@@ -69,10 +70,19 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
     sys.stdin = sys.__stdin__ = _stream(0, "stdin", unbuffered)
     sys.stdout = sys.__stdout__ = _stream(1, "stdout", unbuffered)
     sys.stderr = sys.__stderr__ = _stream(2, "stderr", unbuffered)
-    sys.argv = ["-m", *request["args"]]  # type: ignore[misc]
     # Exceptions, SystemExit and KeyboardInterrupt included, end this child as they would
     # end the interpreter.
-    runpy.run_module("digest", run_name="__main__", alter_sys=True)
+    option, target, *rest = request["argv"]  # type: ignore[misc]
+    if option == "-m":  # python -m target ...
+        sys.argv = ["-m", *rest]
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    elif option == "-c":  # python -c target ...
+        sys.argv = ["-c", *rest]
+        main = types.ModuleType("__main__")
+        sys.modules["__main__"] = main
+        exec(compile(target, "<string>", "exec"), main.__dict__)
+    else:
+        raise SystemExit(f"the fork server runs -m or -c, not {option}")
     raise SystemExit(0)
 
 
