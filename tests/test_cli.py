@@ -99,6 +99,7 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(
             "DIGEST_PORT": str(port),
             "DIGEST_SOURCES_FILE": str(sources_file),
             "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
+            "DIGEST_FETCH_HOST_DELAY_SECONDS": "0",  # no second between robots.txt and the feed
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -153,6 +154,7 @@ def test_run_leaves_sources_alone_when_the_file_has_none(
             "DIGEST_PORT": str(port),
             "DIGEST_SOURCES_FILE": str(sources_file),
             "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
+            "DIGEST_FETCH_HOST_DELAY_SECONDS": "0",  # no second between robots.txt and the feed
             "PYTHONUNBUFFERED": "1",
         }
     )

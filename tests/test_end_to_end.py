@@ -48,16 +48,19 @@ class Service:
         )
         result.check_returncode()
 
-    def start(self, *args: str) -> subprocess.Popen[bytes] | command.Process:
+    def start(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes] | command.Process:
         log = open(self.cwd / f"{args[0]}-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        full = {**self.env, **(env or {})}
         process: subprocess.Popen[bytes] | command.Process
         if args[:3] == (sys.executable, "-m", "digest"):
             process = command.start(
-                *args[3:], env=self.env, cwd=self.cwd, stdout=log, stderr=command.STDOUT
+                *args[3:], env=full, cwd=self.cwd, stdout=log, stderr=command.STDOUT
             )
         else:
             process = subprocess.Popen(
-                args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+                args, env=full, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
             )
         self.processes.append(process)
         return process
@@ -113,9 +116,6 @@ def service(
             "DIGEST_BASE_URL": f"http://127.0.0.1:{port}",
             "DIGEST_PORT": str(port),
             "PYTHONUNBUFFERED": "1",
-            # Dramatiq's own setting: an idle worker looks for messages (and for the
-            # signal to stop) every 0.1 s instead of every second.
-            "dramatiq_worker_timeout": "100",
         }
     )
     if kind != "embedded":
@@ -132,7 +132,11 @@ def service(
     svc.start(sys.executable, "-m", "digest", "web")
     if kind != "embedded":
         svc.start(
-            sys.executable, "-m", "dramatiq", "digest.actors", "--processes", "1", "--threads", "2"
+            *(sys.executable, "-m", "dramatiq", "digest.actors", "--processes", "1"),
+            *("--threads", "2"),
+            # Dramatiq's own setting: an idle worker looks for messages (and for the signal
+            # to stop) every 0.1 s instead of every second.
+            env={"dramatiq_worker_timeout": "100"},
         )
     _wait_http(f"http://127.0.0.1:{port}/healthz")
     yield kind, svc

@@ -16,6 +16,7 @@ import locale
 import os
 import select
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,19 @@ STDOUT = subprocess.STDOUT
 FORKSERVER = Path(__file__).with_name("forkserver.py")
 # DIGEST_TEST_FORKSERVER=0 starts a fresh interpreter for every command instead.
 FORKING = os.environ.get("DIGEST_TEST_FORKSERVER", "1") != "0"
+# The environment the suite began with, before any test changed it: the fork server's.
+BASE_ENV = dict(os.environ)
+# Read once, when the interpreter or a library starts (Dramatiq reads its dramatiq_*
+# variables on import): a command whose value differs gets a fresh interpreter. The child
+# sets up PYTHONUNBUFFERED and PYTHONIOENCODING itself.
+READ_AT_START = ("PYTHON", "dramatiq_", "LANG", "LC_")
+SET_UP_BY_CHILD = {"PYTHONUNBUFFERED", "PYTHONIOENCODING"}
+
+
+def forkable(env: dict[str, str]) -> bool:
+    """Whether a child of the fork server starts as a fresh interpreter with `env` would."""
+    names = {n for n in env.keys() | BASE_ENV.keys() if n.startswith(READ_AT_START)}
+    return FORKING and all(env.get(n) == BASE_ENV.get(n) for n in names - SET_UP_BY_CHILD)
 
 
 class _Forkserver:
@@ -39,6 +53,8 @@ class _Forkserver:
         self._process: subprocess.Popen[bytes] | None = None
         self._folder = tempfile.mkdtemp(prefix="digest-forkserver-")
         self.path = os.path.join(self._folder, "socket")
+        atexit.register(self.stop)
+        atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
 
     def ensure(self) -> str:
         with self._lock:
@@ -49,12 +65,12 @@ class _Forkserver:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     cwd=self._folder,
+                    env=BASE_ENV,
                 )
                 assert self._process.stdout is not None
                 line = self._process.stdout.readline()
                 if line.strip() != b"ready":
                     raise RuntimeError("the digest fork server did not start")
-                atexit.register(self.stop)
         return self.path
 
     def stop(self) -> None:
@@ -224,7 +240,7 @@ def _start(
     stderr: int | IO[bytes] | None,
     text: bool,
 ) -> Process:
-    if not FORKING:
+    if not forkable(dict(os.environ if env is None else env)):
         return subprocess.Popen(  # type: ignore[return-value]
             [sys.executable, *argv], env=env, cwd=cwd, stdout=stdout, stderr=stderr, text=text
         )

@@ -23,6 +23,19 @@ class Route:
     gzip: bool = False
     drip_seconds: float = 0.0  # send one byte per this many seconds
     etag: bool = True
+    _sent: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.wire()  # compressed now, not inside the client's fetch deadline
+
+    def wire(self) -> bytes:
+        """The body as it goes out: compressed once for a gzip route, not on every request
+        (50 MB took longer than a short fetch deadline on a busy machine)."""
+        if not self.gzip:
+            return self.body
+        if self._sent is None or self._sent[0] is not self.body:
+            self._sent = (self.body, gzip.compress(self.body))
+        return self._sent[1]
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -58,7 +71,7 @@ class FixtureSite:
                 if route is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})
                     return
-                body = gzip.compress(route.body) if route.gzip else route.body
+                body = route.wire()
                 headers = {"Content-Type": route.content_type, **route.headers}
                 if route.gzip:
                     headers["Content-Encoding"] = "gzip"
