@@ -17,10 +17,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import select
 
 from digest.core.db import session_scope
-from digest.core.migrate import upgrade
 from digest.core.settings import Settings, get_settings
 from digest.web.app import create_app
 from subscribers.models import Subscriber
+from tests.conftest import fresh_database
 from tests.support.server import LiveServer
 from tests.support.smtp import SMTPServer, free_port
 
@@ -30,7 +30,9 @@ WIDTHS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "he
 
 
 @pytest.fixture
-def site(env, sources_file: Path, smtp: SMTPServer) -> Iterator[tuple[Settings, LiveServer]]:
+def site(
+    env, sources_file: Path, smtp: SMTPServer, migrated_sqlite: bytes
+) -> Iterator[tuple[Settings, LiveServer]]:
     port = free_port()
     env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
     env.setenv("DIGEST_SMTP_URL", smtp.url)
@@ -38,7 +40,7 @@ def site(env, sources_file: Path, smtp: SMTPServer) -> Iterator[tuple[Settings, 
     env.setenv("DIGEST_BASE_URL", f"http://127.0.0.1:{port}")
     get_settings.cache_clear()
     settings = get_settings()
-    upgrade(settings.database_url)
+    fresh_database(settings, migrated_sqlite)
     server = LiveServer(create_app(settings), port=port).start()
     yield settings, server
     server.stop()

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import AMQP_URL, REDIS_URL
 from tests.support import command
 from tests.support.feeds import rss
+from tests.support.server import TLS
 from tests.support.site import FixtureSite, Route
 from tests.support.smtp import SMTPServer, free_port
 
@@ -91,7 +92,7 @@ def _wait_for(check, timeout: float = 30.0, what: str = "condition") -> None:
 def _wait_http(url: str, timeout: float = 30.0) -> None:
     def up() -> bool:
         try:
-            return httpx.get(url, timeout=1).status_code < 500
+            return httpx.get(url, timeout=1, verify=TLS).status_code < 500
         except httpx.HTTPError:
             return False
 

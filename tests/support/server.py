@@ -13,6 +13,9 @@ import uvicorn
 
 from tests.support.smtp import free_port
 
+# Loading the CA bundle costs tens of milliseconds; one context serves every test client.
+TLS = httpx.create_ssl_context()
+
 
 class _StoppableServer(uvicorn.Server):
     """uvicorn, but stopped at once from another thread.
@@ -80,7 +83,7 @@ class LiveServer:
         self.thread.join(timeout=10)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
+        return httpx.Client(base_url=self.url, timeout=10, verify=TLS)
 
 
 def csrf(client: httpx.Client, path: str = "/") -> str:
