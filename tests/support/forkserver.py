@@ -24,9 +24,16 @@ import sys
 import threading
 import time
 import types
+from typing import TypedDict
 
 
-def _read_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
+class Request(TypedDict):
+    argv: list[str]  # ["-m", module, *args] or ["-c", code, *args]
+    env: dict[str, str]
+    cwd: str
+
+
+def _read_request(conn: socket.socket) -> tuple[Request, list[int]]:
     """A length-prefixed JSON request with the child's stdin, stdout and stderr attached."""
     data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
     size = int.from_bytes(data[:8], "big")
@@ -36,16 +43,18 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
         if not chunk:
             raise ConnectionError("request cut short")
         body += chunk
-    return json.loads(body), fds
+    request: Request = json.loads(body)
+    return request, fds
 
 
 def _stream(fd: int, name: str, unbuffered: bool) -> io.TextIOWrapper:
     """A standard stream as CPython sets it up at start-up, for the environment given."""
-    mode = "rb" if name == "stdin" else "wb"
-    raw = open(fd, mode, buffering=0, closefd=False)  # noqa: SIM115
+    raw = io.FileIO(fd, "r" if name == "stdin" else "w", closefd=False)
     binary: io.RawIOBase | io.BufferedIOBase = raw
-    if not (unbuffered and name != "stdin"):
-        binary = io.BufferedReader(raw) if name == "stdin" else io.BufferedWriter(raw)
+    if name == "stdin":
+        binary = io.BufferedReader(raw)
+    elif not unbuffered:
+        binary = io.BufferedWriter(raw)
     encoding = os.environ.get("PYTHONIOENCODING", "").split(":")[0] or "utf-8"
     return io.TextIOWrapper(
         binary,  # type: ignore[arg-type]
@@ -56,24 +65,24 @@ def _stream(fd: int, name: str, unbuffered: bool) -> io.TextIOWrapper:
     )
 
 
-def _child(request: dict[str, object], fds: list[int]) -> None:
+def _child(request: Request, fds: list[int]) -> None:
     """Become the `digest` command (or run `-c` code); never returns."""
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-    os.chdir(str(request["cwd"]))
+    os.chdir(request["cwd"])
     os.environ.clear()
-    os.environ.update(request["env"])  # type: ignore[arg-type]
+    os.environ.update(request["env"])
     time.tzset()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
-    sys.stdin = sys.__stdin__ = _stream(0, "stdin", unbuffered)
-    sys.stdout = sys.__stdout__ = _stream(1, "stdout", unbuffered)
-    sys.stderr = sys.__stderr__ = _stream(2, "stderr", unbuffered)
+    sys.stdin = sys.__stdin__ = _stream(0, "stdin", unbuffered)  # type: ignore[misc]
+    sys.stdout = sys.__stdout__ = _stream(1, "stdout", unbuffered)  # type: ignore[misc]
+    sys.stderr = sys.__stderr__ = _stream(2, "stderr", unbuffered)  # type: ignore[misc]
     # Other exceptions and KeyboardInterrupt end this child as they end the interpreter.
     try:
-        _run(request["argv"])  # type: ignore[arg-type]
+        _run(request["argv"])
     except SystemExit as exit:
         _exit(exit.code)
     _exit(0)

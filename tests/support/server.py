@@ -10,6 +10,7 @@ import time
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from tests.support.smtp import free_port
 
@@ -57,7 +58,7 @@ class _StoppableServer(uvicorn.Server):
 
 
 class LiveServer:
-    def __init__(self, app, port: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, port: int | None = None) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
