@@ -82,7 +82,7 @@ def mail_to(smtp: SMTPServer, address: str, count: int, timeout: float = 15) -> 
     deadline = time.monotonic() + timeout
     while len(smtp.inbox.to(address)) < count:
         assert time.monotonic() < deadline, f"no mail number {count} to {address}"
-        time.sleep(0.1)
+        time.sleep(0.01)
     return smtp.inbox.to(address)[count - 1].get_body(("plain",)).get_content()
 
 

@@ -57,7 +57,7 @@ def sign_up(client: httpx.Client, form: dict[str, object]) -> httpx.Response:
 def mails_to(smtp: SMTPServer, address: str, count: int) -> list[EmailMessage]:
     deadline = time.monotonic() + 10
     while len(smtp.inbox.to(address)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     found = smtp.inbox.to(address)
     assert len(found) == count, [m["Subject"] for m in found]
     return found
