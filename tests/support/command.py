@@ -4,8 +4,11 @@ Starting the interpreter and importing the command costs about half a second of 
 suite runs the command a few hundred times. So one process imports it once per session
 (`forkserver.py`) and forks a child per invocation: a separate process with the caller's
 arguments, environment, working folder and standard streams, whose exit status comes back
-as a subprocess's would. `digest(...)` stands for `subprocess.run([python, "-m", "digest",
-...], capture_output=True, text=True)` `start(...)` for `subprocess.Popen`, and `run(["-c", code])` runs Python code the same way.
+as a subprocess's would.
+
+`digest(*args)` stands for `subprocess.run([python, "-m", "digest", *args],
+capture_output=True, text=True)`, `start(*args)` for `subprocess.Popen`, and
+`run(["-c", code])` runs Python code the same way.
 """
 
 from __future__ import annotations
@@ -53,12 +56,14 @@ class _Forkserver:
         self._process: subprocess.Popen[bytes] | None = None
         self._folder = tempfile.mkdtemp(prefix="digest-forkserver-")
         self.path = os.path.join(self._folder, "socket")
-        atexit.register(self.stop)
+        # Run last first: stop the server, then remove its folder.
         atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
+        atexit.register(self.stop)
 
     def ensure(self) -> str:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
+                Path(self.path).unlink(missing_ok=True)  # left by one that died
                 # Started from the environment the suite began with; each child gets its own.
                 self._process = subprocess.Popen(
                     [sys.executable, str(FORKSERVER), self.path],
@@ -108,6 +113,7 @@ class Process:
             "cwd": os.fspath(cwd) if cwd is not None else os.getcwd(),
         }
         ours: dict[str, int] = {}  # the read ends of pipes, by stream
+        # No test feeds a command its input: stdin is /dev/null.
         theirs = [os.open(os.devnull, os.O_RDONLY), self._end("stdout", stdout, ours)]
         theirs.append(theirs[1] if stderr == STDOUT else self._end("stderr", stderr, ours))
         body = json.dumps(request).encode()

@@ -1,9 +1,9 @@
 """A process that has imported the `digest` command and forks a child to run each invocation.
 
 Started once per test session by `tests.support.command`. Each child gets the caller's
-arguments, environment, working folder and standard streams, runs `python -m digest` (or `python -c`) as the
-interpreter would, and exits; this process reports the child's pid and then its exit status.
-It stays single-threaded, so forking it is safe.
+arguments, environment, working folder and standard streams, runs `python -m digest` (or
+`python -c`) as the interpreter would, and exits; this process reports the child's pid and
+then its exit status. It stays single-threaded, so forking it is safe.
 """
 
 from __future__ import annotations
@@ -91,9 +91,11 @@ def _child(request: Request, fds: list[int]) -> None:
 def _run(argv: list[str]) -> None:
     option, target, *rest = argv
     if option == "-m":  # python -m target ...
+        sys.path.insert(0, os.getcwd())
         sys.argv = ["-m", *rest]
         runpy.run_module(target, run_name="__main__", alter_sys=True)
     elif option == "-c":  # python -c target ...
+        sys.path.insert(0, "")
         sys.argv = ["-c", *rest]
         main = types.ModuleType("__main__")
         sys.modules["__main__"] = main
@@ -157,6 +159,8 @@ def _import_everything() -> None:
 
 
 def serve(path: str) -> None:
+    # This script's folder is no child's: each puts its own first, as the interpreter does.
+    sys.path.pop(0)
     _import_everything()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
