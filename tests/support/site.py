@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import selectors
 import socket
 import sys
 import threading
@@ -11,8 +12,6 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-POLL_SECONDS = 0.01
 
 
 @dataclass
@@ -40,6 +39,33 @@ class Route:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    """Stops at once: socketserver's own loop notices a shutdown only between polls (every
+    0.5 s by default), which summed to most of the suite's teardown."""
+
+    timeout = 0.1  # handle_request is called once the socket is ready; never wait long
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._stopping = False
+        self._wake_read, self._wake_write = socket.socketpair()
+
+    def serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _events in selector.select():
+                    if key.fileobj is self and not self._stopping:
+                        self.handle_request()  # ready: it does not wait
+
+    def stop(self, thread: threading.Thread) -> None:
+        self._stopping = True
+        self._wake_write.send(b"x")
+        thread.join()
+        self.server_close()
+        self._wake_read.close()
+        self._wake_write.close()
+
     def handle_error(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
     ) -> None:
@@ -113,11 +139,7 @@ class FixtureSite:
 
         self.server = _QuietServer((host, 0), Handler)
         self.server.daemon_threads = True
-        # serve_forever checks for shutdown between polls; the default 0.5 s made every
-        # stop wait up to half a second, which summed to most of the suite's teardown.
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
-        )
+        self.thread = threading.Thread(target=self.server.serve, daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -132,5 +154,4 @@ class FixtureSite:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop(self.thread)
