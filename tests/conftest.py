@@ -11,9 +11,9 @@ import httpx
 import psycopg
 import pytest
 
-from digest.core.db import session_scope
+from digest.core.db import get_engine, session_scope
 from digest.core.migrate import upgrade
-from digest.core.settings import Settings, get_settings
+from digest.core.settings import Settings, get_settings, sqlite_path
 from digest.watch.sources import load_sources, sync_topics
 from tests.support.site import FixtureSite
 from tests.support.smtp import SMTPServer
@@ -83,8 +83,34 @@ def sources_file(tmp_path: Path, site: FixtureSite) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A SQLite database at the head revision, built once: copying it is what a per-test
+    `upgrade` produced, at a fraction of the cost."""
+    path = tmp_path_factory.mktemp("template") / "digest.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    get_engine(url).dispose()  # the last connection closing folds the WAL into the file
+    assert not path.with_name("digest.db-wal").exists()
+    return path.read_bytes()
+
+
+def fresh_database(settings: Settings, migrated: bytes) -> None:
+    """Give `settings` its own migrated database: a copy of the template where it is SQLite."""
+    path = sqlite_path(settings.database_url)
+    if path is None or path.exists():
+        upgrade(settings.database_url)
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Private, as the service creates it.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+        file.write(migrated)
+
+
 @pytest.fixture
-def settings(env: pytest.MonkeyPatch, sources_file: Path, smtp: SMTPServer) -> Settings:
+def settings(
+    env: pytest.MonkeyPatch, sources_file: Path, smtp: SMTPServer, migrated_sqlite: bytes
+) -> Settings:
     """Embedded-default settings on a migrated SQLite database holding the sources file's
     topics (as `digest sources sync` stores them), mailing the test SMTP server."""
     env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
@@ -94,7 +120,7 @@ def settings(env: pytest.MonkeyPatch, sources_file: Path, smtp: SMTPServer) -> S
     env.setenv("DIGEST_ALLOW_PRIVATE_HOSTS", "true")
     env.setenv("DIGEST_FETCH_HOST_DELAY_SECONDS", "0")
     settings = get_settings()
-    upgrade(settings.database_url)
+    fresh_database(settings, migrated_sqlite)
     with session_scope(settings.database_url) as session:
         sync_topics(session, load_sources(sources_file).topics)
     return settings
@@ -108,8 +134,6 @@ def pg_url() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
-    from digest.core.db import get_engine
-
     get_engine.cache_clear()
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -17,11 +17,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import select
 
 from digest.core.db import session_scope
-from digest.core.migrate import upgrade
 from digest.core.settings import Settings, get_settings
 from digest.watch.sources import load_sources, sync_sources
 from digest.web.app import create_app
 from subscribers.models import Subscriber
+from tests.conftest import fresh_database
 from tests.support.server import LiveServer
 from tests.support.smtp import SMTPServer, free_port
 
@@ -31,7 +31,9 @@ WIDTHS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "he
 
 
 @pytest.fixture
-def site(env, sources_file: Path, smtp: SMTPServer) -> Iterator[tuple[Settings, LiveServer]]:
+def site(
+    env, sources_file: Path, smtp: SMTPServer, migrated_sqlite: bytes
+) -> Iterator[tuple[Settings, LiveServer]]:
     port = free_port()
     env.setenv("DIGEST_SOURCES_FILE", str(sources_file))
     env.setenv("DIGEST_SMTP_URL", smtp.url)
@@ -39,7 +41,7 @@ def site(env, sources_file: Path, smtp: SMTPServer) -> Iterator[tuple[Settings, 
     env.setenv("DIGEST_BASE_URL", f"http://127.0.0.1:{port}")
     get_settings.cache_clear()
     settings = get_settings()
-    upgrade(settings.database_url)
+    fresh_database(settings, migrated_sqlite)
     with session_scope(settings.database_url) as session:  # as `digest sources sync` does
         sync_sources(session, load_sources(sources_file))
     server = LiveServer(create_app(settings), port=port).start()
@@ -83,7 +85,7 @@ def mail_to(smtp: SMTPServer, address: str, count: int, timeout: float = 15) -> 
     deadline = time.monotonic() + timeout
     while len(smtp.inbox.to(address)) < count:
         assert time.monotonic() < deadline, f"no mail number {count} to {address}"
-        time.sleep(0.1)
+        time.sleep(0.01)
     return smtp.inbox.to(address)[count - 1].get_body(("plain",)).get_content()
 
 

@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support import command
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 from tests.support.smtp import free_port
 
 
 def digest(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-    )
+    return command.digest(*args, env=env, cwd=cwd, timeout=60)
 
 
 def test_invalid_address_is_refused_clearly(settings) -> None:
@@ -107,17 +99,13 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(
             "DIGEST_PORT": str(port),
             "DIGEST_SOURCES_FILE": str(sources_file),
             "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
+            "DIGEST_FETCH_HOST_DELAY_SECONDS": "0",  # no second between robots.txt and the feed
             "PYTHONUNBUFFERED": "1",
         }
     )
     site.routes["/feed/"] = Route(rss("T", site.url("/"), []))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "run"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = command.start(
+        "run", cwd=tmp_path, env=env, stdout=command.PIPE, stderr=command.STDOUT, text=True
     )
     try:
         deadline = time.monotonic() + 30
@@ -166,19 +154,15 @@ def test_run_leaves_sources_alone_when_the_file_has_none(
             "DIGEST_PORT": str(port),
             "DIGEST_SOURCES_FILE": str(sources_file),
             "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
+            "DIGEST_FETCH_HOST_DELAY_SECONDS": "0",  # no second between robots.txt and the feed
             "PYTHONUNBUFFERED": "1",
         }
     )
     assert digest("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     assert digest("sources", "sync", env=env, cwd=tmp_path).returncode == 0
     sources_file.write_text('[topics]\nvold = "Vold"\n', encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "run"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = command.start(
+        "run", cwd=tmp_path, env=env, stdout=command.PIPE, stderr=command.STDOUT, text=True
     )
     try:
         deadline = time.monotonic() + 30

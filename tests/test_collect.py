@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +12,7 @@ from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
 from digest.watch.sources import load_sources, sync_sources
 from digest.watch.urls import BadLink, canonical_url
+from tests.support import command
 from tests.support.collecting import collect_once
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
@@ -165,12 +164,7 @@ def test_a_pattern_that_suddenly_matches_nothing_is_a_warning(settings, site, tm
     outcome = collect_once(settings, source_id, AT + timedelta(hours=2))
     assert outcome.ok
     assert "no link on the page matched" in source(settings, source_id).warning
-    listed = subprocess.run(
-        [sys.executable, "-m", "digest", "sources", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    listed = command.digest("sources", "list", timeout=60).stdout
     assert "warning: no link on the page matched" in listed
 
 

@@ -10,7 +10,6 @@ import base64
 import json
 import re
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from email.message import EmailMessage
@@ -28,6 +27,7 @@ from subscribers.models import ConsentEvent, SignupRequest, Subscriber
 from subscribers.signups import MAX_OPEN_REQUESTS, add_subscriber, new_request
 from subscribers.suppression import suppress
 from subscribers.text import is_safe_line
+from tests.support import command
 from tests.support.server import csrf
 from tests.support.smtp import SMTPServer
 
@@ -53,7 +53,7 @@ def sign_up(client: httpx.Client, form: dict[str, object]) -> httpx.Response:
 def mails_to(smtp: SMTPServer, address: str, count: int) -> list[EmailMessage]:
     deadline = time.monotonic() + 10
     while len(smtp.inbox.to(address)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     found = smtp.inbox.to(address)
     assert len(found) == count, [m["Subject"] for m in found]
     return found
@@ -245,9 +245,7 @@ def test_a_request_made_before_a_suppression_cannot_lift_it(client, settings, sm
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, timeout=60
-    )
+    return command.digest(*args, timeout=60)
 
 
 def age(settings: Settings, email: str, days: int) -> None:
@@ -292,9 +290,7 @@ def test_unconfirmed_sign_ups_are_deleted_when_their_link_has_expired(
             result.stdout
         )
     else:  # the recovery sweep the scheduler runs
-        result = subprocess.run(
-            [sys.executable, "-c", SWEEP], capture_output=True, text=True, timeout=60
-        )
+        result = command.run(["-c", SWEEP], timeout=60)
     assert result.returncode == 0, result.stderr
     with session_scope(settings.database_url) as session:
         left = set(session.scalars(select(Subscriber.email)))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.watch.discover import feed_links, guess_index_pattern, sitemaps_in_robots
+from tests.support import command
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 
@@ -52,12 +51,7 @@ def test_discover_command_prints_a_usable_source(settings, site: FixtureSite) ->
         "</loc></url></urlset>".encode(),
         content_type="application/xml",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "sources", "discover", site.url("/")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = command.digest("sources", "discover", site.url("/"), timeout=60)
     assert result.returncode == 0, result.stderr
     assert f"sitemaps:  {site.url('/kart.xml')}" in result.stdout
     assert "feeds:     none found" in result.stdout
@@ -77,11 +71,6 @@ def test_discover_command_prints_a_usable_source(settings, site: FixtureSite) ->
             ],
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "sources", "discover", site.url("/")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = command.digest("sources", "discover", site.url("/"), timeout=60)
     entry = tomllib.loads(result.stdout.split("\n\n", 1)[1])["source"][0]
     assert entry["kind"] == "feed" and entry["url"] == site.url("/feed/")

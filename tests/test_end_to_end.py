@@ -18,7 +18,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import AMQP_URL, REDIS_URL
+from tests.support import command
 from tests.support.feeds import rss
+from tests.support.server import TLS
 from tests.support.site import FixtureSite, Route
 from tests.support.smtp import SMTPServer, free_port
 
@@ -33,31 +35,34 @@ class Service:
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.env = env
         self.cwd = cwd
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[subprocess.Popen[bytes] | command.Process] = []
 
     def digest(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "digest", *args],
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = command.digest(*args, env=self.env, cwd=self.cwd, timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"digest {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return result
 
     def python(self, code: str) -> None:
-        subprocess.run(
-            [sys.executable, "-c", code], env=self.env, cwd=self.cwd, check=True, timeout=60
+        result = command.run(
+            ["-c", code], env=self.env, cwd=self.cwd, timeout=60, capture_output=False
         )
+        result.check_returncode()
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes] | command.Process:
         log = open(self.cwd / f"{args[0]}-{len(self.processes)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
-        )
+        full = {**self.env, **(env or {})}
+        process: subprocess.Popen[bytes] | command.Process
+        if args[:3] == (sys.executable, "-m", "digest"):
+            process = command.start(
+                *args[3:], env=full, cwd=self.cwd, stdout=log, stderr=command.STDOUT
+            )
+        else:
+            process = subprocess.Popen(
+                args, env=full, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
         self.processes.append(process)
         return process
 
@@ -80,14 +85,14 @@ def _wait_for(check, timeout: float = 30.0, what: str = "condition") -> None:
     while time.monotonic() < deadline:
         if check():
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
 
 def _wait_http(url: str, timeout: float = 30.0) -> None:
     def up() -> bool:
         try:
-            return httpx.get(url, timeout=1).status_code < 500
+            return httpx.get(url, timeout=1, verify=TLS).status_code < 500
         except httpx.HTTPError:
             return False
 
@@ -128,7 +133,11 @@ def service(
     svc.start(sys.executable, "-m", "digest", "web")
     if kind != "embedded":
         svc.start(
-            sys.executable, "-m", "dramatiq", "digest.actors", "--processes", "1", "--threads", "2"
+            *(sys.executable, "-m", "dramatiq", "digest.actors", "--processes", "1"),
+            *("--threads", "2"),
+            # Dramatiq's own setting: an idle worker looks for messages (and for the signal
+            # to stop) every 0.1 s instead of every second.
+            env={"dramatiq_worker_timeout": "100"},
         )
     _wait_http(f"http://127.0.0.1:{port}/healthz")
     yield kind, svc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import encodings
+import functools
 import gzip
 import logging
 import pkgutil
@@ -140,6 +141,7 @@ def test_the_feed_reader_reads_a_path_as_text(tmp_path: Path) -> None:
 # 2. Compressed bodies are decoded by us, within the cap.
 
 
+@functools.cache  # the same bomb serves several tests; making it is most of their time
 def zeros_gzipped(size: int, times: int = 1) -> bytes:
     """`size` zero bytes gzipped `times` times, without holding them all at once."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)

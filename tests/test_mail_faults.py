@@ -8,8 +8,6 @@ claim and send: each mail fails or waits on its own, the rest go out, every run 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_string, policy
@@ -28,6 +26,7 @@ from digest.delivery.notices import lost_notices, queue_notice
 from subscribers.choices import choices
 from subscribers.models import Status, Subscriber
 from subscribers.signups import add_subscriber
+from tests.support import command
 from tests.support.mailroom import deliver_chunk, send_notices
 from tests.support.smtp import free_port
 from tests.test_runs import RUN_AT, seed, start, statuses
@@ -264,10 +263,11 @@ def test_digest_send_reports_an_unmailable_address_without_a_traceback(
     ascii_only.controller.start()
     try:
         seed(settings, ["æøå@kommune.no", "ok@kommune.no"])
-        result = subprocess.run(
-            [sys.executable, "-m", "digest", "send", "daily", "--at", RUN_AT.isoformat()],
-            capture_output=True,
-            text=True,
+        result = command.digest(
+            "send",
+            "daily",
+            "--at",
+            RUN_AT.isoformat(),
             env={**os.environ, "DIGEST_SMTP_URL": ascii_only.url},
             timeout=60,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -16,12 +15,11 @@ from subscribers.models import ConsentEvent, Subscriber, Suppression
 from subscribers.privacy import purge_unsubscribed
 from subscribers.signups import add_subscriber, sign_up, unsubscribe
 from subscribers.suppression import address_hash, is_suppressed
+from tests.support import command
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, timeout=60
-    )
+    return command.digest(*args, timeout=60)
 
 
 def test_show_gives_everything_as_json(settings) -> None:

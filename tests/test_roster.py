@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from digest.core.db import session_scope
 from subscribers.models import ConsentEvent, Subscriber
+from tests.support import command
 
 ROSTERS = Path(__file__).parent / "fixtures" / "rosters"
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, timeout=120
-    )
+    return command.digest(*args, timeout=120)
 
 
 def people(settings) -> dict[str, Subscriber]:

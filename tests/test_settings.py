@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from digest.core.settings import get_settings
+from tests.support import command
 
 
 def test_embedded_defaults_keep_a_generated_secret(env: pytest.MonkeyPatch, tmp_path) -> None:
@@ -49,9 +47,7 @@ def test_bad_setting_stops_with_its_name(
     env: pytest.MonkeyPatch, name: str, value: str, expected: str
 ) -> None:
     env.setenv(name, value)
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "sources", "list"], capture_output=True, text=True
-    )
+    result = command.digest("sources", "list")
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
@@ -59,8 +55,6 @@ def test_bad_setting_stops_with_its_name(
 
 def test_secret_key_required_outside_embedded_default(env: pytest.MonkeyPatch) -> None:
     env.setenv("DIGEST_BROKER_URL", "redis://127.0.0.1:6379/0")
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "db", "upgrade"], capture_output=True, text=True
-    )
+    result = command.digest("db", "upgrade")
     assert result.returncode == 2
     assert "DIGEST_SECRET_KEY is required" in result.stderr

@@ -12,7 +12,6 @@ import codecs
 import os
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from digest.core.db import session_scope
 from digest.core.models import Change, Item, Source
 from digest.core.settings import Settings
 from digest.watch.sources import load_sources, sync_sources
+from tests.support import command
 from tests.support.collecting import collect_once
 from tests.support.feeds import rss
 from tests.support.mailroom import deliver_chunk
@@ -120,13 +120,7 @@ def broken(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, i
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ,
-    )
+    return command.digest(*args, timeout=120, env=dict(os.environ))
 
 
 def rows(settings: Settings) -> dict[str, Source]:

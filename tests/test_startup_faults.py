@@ -8,22 +8,20 @@ import re
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from digest.core.settings import Settings
 from tests.conftest import REDIS_URL
+from tests.support import command
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43,}")
 
 
 def digest(*args: str) -> subprocess.CompletedProcess[str]:
     """The `digest` command in the test's working folder and DIGEST_* environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, timeout=60
-    )
+    return command.digest(*args, timeout=60)
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], status: int, *words: str) -> None:

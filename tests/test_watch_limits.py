@@ -64,13 +64,13 @@ def other_site() -> Iterator[FixtureSite]:
 def limited(
     settings: Settings, env: pytest.MonkeyPatch, site: FixtureSite, other_site, tmp_path: Path
 ) -> dict[str, int]:
-    """Short limits: a page that trickles takes a whole fetch deadline (3 s), which is
-    more than the pass's budget (2 s); the listing and a quick page take far less."""
+    """Short limits: a page that trickles takes a whole fetch deadline (1.5 s), which is
+    as much as the pass's budget (1.5 s); the listing and a quick page take far less."""
     path = tmp_path / "limits.toml"
     path.write_text(SOURCES.format(slow=site.base_url, other=other_site.base_url), "utf-8")
     env.setenv("DIGEST_SOURCES_FILE", str(path))
-    env.setenv("DIGEST_FETCH_TIMEOUT_SECONDS", "1")
-    env.setenv("DIGEST_FETCH_SOURCE_BUDGET_SECONDS", "2")
+    env.setenv("DIGEST_FETCH_TIMEOUT_SECONDS", "0.5")
+    env.setenv("DIGEST_FETCH_SOURCE_BUDGET_SECONDS", "1.5")
     get_settings.cache_clear()
     with session_scope(settings.database_url) as session:
         sync_sources(session, load_sources(path))
@@ -92,7 +92,7 @@ def serve_index(site: FixtureSite, quick: list[str], dripping: list[str]) -> Non
     for path in quick:
         site.routes[path] = Route(page(f"Rask {path}"), content_type=HTML)
     for path in dripping:
-        # One byte each 0.2 s of a long page: the fetch ends at its deadline, 3 s.
+        # One byte each 0.2 s of a long page: the fetch ends at its deadline, 1.5 s.
         site.routes[path] = Route(page(f"Treg {path}") * 20, content_type=HTML, drip_seconds=0.2)
 
 
@@ -142,7 +142,7 @@ def test_a_pass_stops_reading_pages_when_its_budget_is_spent(
     slow = source(settings, "slow-index")
     assert slow.status == "ok", slow.error
     assert outcomes["slow-index"].ok and outcomes["slow-index"].report.new == 1
-    assert "budget of 2 s" in slow.warning and "4 page(s) left for the next pass" in slow.warning
+    assert "budget of 1.5 s" in slow.warning and "4 page(s) left for the next pass" in slow.warning
     assert "1 page(s) could not be read" in slow.warning
     # The other host's source, after the slow one in the same run, is collected too.
     assert outcomes["other-host"].ok and other_site.requests

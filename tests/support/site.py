@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import selectors
 import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -21,10 +23,52 @@ class Route:
     gzip: bool = False
     drip_seconds: float = 0.0  # send one byte per this many seconds
     etag: bool = True
+    _sent: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.wire()  # compressed now, not inside the client's fetch deadline
+
+    def wire(self) -> bytes:
+        """The body as it goes out: compressed once for a gzip route, not on every request
+        (50 MB took longer than a short fetch deadline on a busy machine)."""
+        if not self.gzip:
+            return self.body
+        if self._sent is None or self._sent[0] is not self.body:
+            self._sent = (self.body, gzip.compress(self.body))
+        return self._sent[1]
 
 
 class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
+    """Stops at once: socketserver's own loop notices a shutdown only between polls (every
+    0.5 s by default), which summed to most of the suite's teardown."""
+
+    timeout = 0.1  # handle_request is called once the socket is ready; never wait long
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._stopping = False
+        self._wake_read, self._wake_write = socket.socketpair()
+
+    def serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _events in selector.select():
+                    if key.fileobj is self and not self._stopping:
+                        self.handle_request()  # ready: it does not wait
+
+    def stop(self, thread: threading.Thread) -> None:
+        self._stopping = True
+        self._wake_write.send(b"x")
+        thread.join()
+        self.server_close()
+        self._wake_read.close()
+        self._wake_write.close()
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
         # A client that hangs up early (a cut-off fetch) is part of the tests, not an error.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
@@ -56,7 +100,7 @@ class FixtureSite:
                 if route is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})
                     return
-                body = gzip.compress(route.body) if route.gzip else route.body
+                body = route.wire()
                 headers = {"Content-Type": route.content_type, **route.headers}
                 if route.gzip:
                     headers["Content-Encoding"] = "gzip"
@@ -95,11 +139,11 @@ class FixtureSite:
 
         self.server = _QuietServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve, daemon=True)
 
     @property
     def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
+        host, port = self.server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def url(self, path: str) -> str:
@@ -110,5 +154,4 @@ class FixtureSite:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop(self.thread)
