@@ -37,8 +37,9 @@ settings = load_settings()
 
 
 def current_settings() -> Settings:
-    """The settings now; the same object as `settings` in a worker, but read afresh where
-    settings change within one process (the CLI's in-process worker under test)."""
+    """The settings when a message runs (cached by `get_settings`): the same object as
+    `settings` in a worker; in one process whose settings change (tests clear the cache)
+    the current ones, not those of whoever imported this module first."""
     return load_settings()
 
 
