@@ -24,7 +24,15 @@ from sqlalchemy.orm import Session
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.choices import Choices, apply_choices, choices, stored_choices
 from subscribers.errors import DigestError, SubscriberError
-from subscribers.models import Channel, SignupRequest, Status, Subscriber, Suppression
+from subscribers.models import (
+    Channel,
+    ConsentAction,
+    Frequency,
+    SignupRequest,
+    Status,
+    Subscriber,
+    Suppression,
+)
 from subscribers.people import new_subscriber, record, record_joined
 from subscribers.signups import request_row
 from subscribers.suppression import address_hash
@@ -262,7 +270,7 @@ def _update(
     """A row for someone already subscribed: their choices as the roster gives them."""
     if not apply_choices(subscriber, chosen):
         return RowResult(line, subscriber.email, "duplicate", "already imported")
-    record(session, subscriber, "preferences", Channel.IMPORT, basis)
+    record(session, subscriber, ConsentAction.PREFERENCES, Channel.IMPORT, basis)
     return RowResult(line, subscriber.email, "updated")
 
 
@@ -294,7 +302,7 @@ def _choices(row: dict[str, str], known_topics: set[str]) -> Choices:
         name=row.get("name", ""),
         municipality=row.get("municipality", ""),
         role=row.get("role", ""),
-        frequency=row.get("frequency", "") or "daily",
+        frequency=row.get("frequency", "") or Frequency.DAILY,
         topics=[t for t in _TOPIC_SEPARATORS.split(row.get("topics", "")) if t],
         language=row.get("language", ""),
         known_topics=known_topics,

@@ -25,7 +25,14 @@ from subscribers.choices import (
     summary,
 )
 from subscribers.errors import SubscriberError
-from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
+from subscribers.models import (
+    Channel,
+    ConsentAction,
+    NoticeKind,
+    SignupRequest,
+    Status,
+    Subscriber,
+)
 from subscribers.people import find_by_email, new_subscriber, record, record_joined
 from subscribers.suppression import lift_suppression
 from subscribers.tokens import CONFIRM_MAX_AGE
@@ -63,19 +70,19 @@ def add_subscriber(
     return subscriber
 
 
-def request_row(subscriber: Subscriber, chosen: Choices, channel: Channel | str) -> SignupRequest:
+def request_row(subscriber: Subscriber, chosen: Choices, channel: Channel) -> SignupRequest:
     """A request (not yet added) for a subscriber that has its id."""
     return SignupRequest(
         subscriber_id=subscriber.id,
         nonce=secrets.token_urlsafe(18),
         choices=choices_json(chosen),
-        channel=str(channel),
+        channel=channel,
         created_at=utcnow(),
     )
 
 
 def new_request(
-    session: Session, subscriber: Subscriber, chosen: Choices, channel: Channel | str
+    session: Session, subscriber: Subscriber, chosen: Choices, channel: Channel
 ) -> SignupRequest:
     request = request_row(subscriber, chosen, channel)
     session.add(request)
@@ -103,7 +110,7 @@ def latest_request(session: Session, subscriber: Subscriber) -> SignupRequest | 
 
 
 def request_confirmation(
-    session: Session, subscriber: Subscriber, channel: Channel | str = Channel.WEB
+    session: Session, subscriber: Subscriber, channel: Channel = Channel.WEB
 ) -> SignupRequest:
     """What a new confirm link names: the latest open request, or a new one carrying the
     choices stored on the person (whose requests have run out, or who predate them)."""
@@ -213,7 +220,7 @@ def _activate(
     _drop_requests(session, subscriber)
     # Consent given anew lifts an earlier suppression of this address.
     lift_suppression(session, secret_key, subscriber.email)
-    record(session, subscriber, "confirmed", Channel.WEB, f"{asked}; {summary(chosen)}")
+    record(session, subscriber, ConsentAction.CONFIRMED, Channel.WEB, f"{asked}; {summary(chosen)}")
     session.flush()
 
 
@@ -224,7 +231,7 @@ def unsubscribe(
     if subscriber.status in (Status.ACTIVE, Status.PENDING):
         subscriber.status = Status.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()
-        record(session, subscriber, "unsubscribed", channel)
+        record(session, subscriber, ConsentAction.UNSUBSCRIBED, channel)
     # Open confirm links stop working, a stranger's sign-up among them.
     _drop_requests(session, subscriber)
     session.flush()

@@ -26,7 +26,7 @@ from digest.mail.envelopes import digest_message_id, envelope
 from digest.mail.links import links_for
 from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render
-from subscribers.models import Frequency, Status, Subscriber
+from subscribers.models import Status, Subscriber
 from subscribers.suppression import delivered, delivery_failed
 
 
@@ -64,7 +64,7 @@ def recipient_of(subscriber: Subscriber) -> Recipient:
         subscriber.name,
         subscriber.frequency,
         tuple(subscriber.topics or ()),
-        subscriber.language or "nb",
+        subscriber.language,
     )
 
 
@@ -92,7 +92,7 @@ def preview(session: Session, period: Period) -> list[Digest]:
     announcements = published_at(session, period.end)
     subscribers = session.scalars(
         select(Subscriber)
-        .where(Subscriber.frequency == period.frequency.value, Subscriber.status == Status.ACTIVE)
+        .where(Subscriber.frequency == period.frequency, Subscriber.status == Status.ACTIVE)
         .order_by(Subscriber.email)
     ).all()
     return [digest_for(session, s, changes, announcements, period) for s in subscribers]
@@ -170,7 +170,7 @@ class DigestBatch:
         run = session.get(DigestRun, self.run_id)
         if run is None:
             return []
-        period = Period(Frequency(run.frequency), run.period_start, run.period_end)
+        period = Period(run.frequency, run.period_start, run.period_end)
         self.shared = _Shared(
             period,
             give_up_at(run),
