@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -180,10 +181,18 @@ def link_request(session: Session, email: str) -> ToMail | None:
     return None
 
 
+class Confirmation(StrEnum):
+    """What following a confirm link came to."""
+
+    CONFIRMED = "confirmed"
+    USED = "used"  # no such request (used up, or dropped), or one older than a suppression
+    EXPIRED = "expired"
+
+
 def confirm(
     session: Session, secret_key: str, nonce: str, now: datetime | None = None
-) -> tuple[str, Subscriber | None]:
-    """("confirmed" | "used" | "expired", subscriber) for the nonce a confirm link names.
+) -> tuple[Confirmation, Subscriber | None]:
+    """(outcome, subscriber) for the nonce a confirm link names.
 
     Confirming applies that request's choices and only those, makes the person active,
     lifts a suppression of the address, and uses up every open request of theirs.
@@ -191,17 +200,18 @@ def confirm(
     now = now or utcnow()
     request = find_request(session, nonce)
     if request is None:
-        return "used", None
+        return Confirmation.USED, None
     subscriber = session.get_one(Subscriber, request.subscriber_id)
     if is_expired(request, now):
-        return "expired", subscriber
+        return Confirmation.EXPIRED, subscriber
     suppressed_at = subscriber.suppressed_at
     if subscriber.status == Status.SUPPRESSED and (
         suppressed_at is not None and request.created_at <= suppressed_at
     ):
-        return "used", subscriber  # only a sign-up made after the suppression can lift it
+        # Only a sign-up made after the suppression can lift it.
+        return Confirmation.USED, subscriber
     _activate(session, secret_key, subscriber, request, now)
-    return "confirmed", subscriber
+    return Confirmation.CONFIRMED, subscriber
 
 
 def _activate(
