@@ -25,7 +25,7 @@ def _member(vocabulary: type[E], value: str, field: str) -> E:
     try:
         return vocabulary(value)
     except ValueError:
-        allowed = ", ".join(member.value for member in vocabulary)
+        allowed = ", ".join(vocabulary)
         raise SubscriberError(f"unknown {field} {value!r} (one of: {allowed})", field) from None
 
 
@@ -38,8 +38,9 @@ def parse_role(value: str) -> str:
     return _member(Role, value, "role").value if clean_line(value) else ""
 
 
-def parse_language(value: str) -> str:
-    return _member(Language, clean_line(value) or Language.BOKMAL.value, "language").value
+def parse_language(value: str) -> Language:
+    """The language `value` names; bokmål when none is given."""
+    return _member(Language, clean_line(value) or Language.BOKMAL, "language")
 
 
 def parse_municipality(value: str) -> str:
@@ -82,10 +83,10 @@ class Choices:
 
     name: str = ""
     municipality: str = ""  # number
-    role: str = ""
-    frequency: str = Frequency.DAILY.value
+    role: str = ""  # a Role's value, or "" for none (the column keeps "" for none)
+    frequency: Frequency = Frequency.DAILY
     topics: tuple[str, ...] = ()
-    language: str = Language.BOKMAL.value
+    language: Language = Language.BOKMAL
 
 
 def choices(
@@ -93,7 +94,7 @@ def choices(
     name: str = "",
     municipality: str = "",
     role: str = "",
-    frequency: str = Frequency.DAILY.value,
+    frequency: str = Frequency.DAILY,
     topics: Iterable[str] = (),
     language: str = "",
     known_topics: set[str] | None = None,
@@ -103,7 +104,7 @@ def choices(
         name=clean_name(name),
         municipality=parse_municipality(municipality),
         role=parse_role(role),
-        frequency=parse_frequency(frequency).value,
+        frequency=parse_frequency(frequency),
         topics=tuple(clean_topics(topics, known_topics)),
         language=parse_language(language),
     )
@@ -134,21 +135,30 @@ def choices_json(chosen: Choices) -> dict[str, object]:
 
 
 def requested_choices(request: SignupRequest) -> Choices:
-    """The choices a request carries (written by `choices_json`, so already checked)."""
+    """The choices a request carries (written by `choices_json`, so already checked; a
+    value outside its vocabulary all the same comes back as none, or the default, rather
+    than reaching a column that refuses it)."""
     data = request.choices if isinstance(request.choices, dict) else {}
 
     def text(key: str, default: str = "") -> str:
         value = data.get(key)
         return value if isinstance(value, str) else default
 
+    def member(vocabulary: type[E], key: str, default: E) -> E:
+        try:
+            return vocabulary(text(key, default))
+        except ValueError:
+            return default
+
     topics = data.get("topics")
+    role = text("role")
     return Choices(
         name=text("name"),
         municipality=text("municipality"),
-        role=text("role"),
-        frequency=text("frequency", Frequency.DAILY.value),
+        role=role if role in tuple(Role) else "",
+        frequency=member(Frequency, "frequency", Frequency.DAILY),
         topics=tuple(t for t in topics if isinstance(t, str)) if isinstance(topics, list) else (),
-        language=text("language", Language.BOKMAL.value),
+        language=member(Language, "language", Language.BOKMAL),
     )
 
 

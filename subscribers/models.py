@@ -1,4 +1,5 @@
-"""The Subscriber table and the vocabularies of its preferences."""
+"""The people's tables (subscribers, sign-up requests, consent events, suppressions) and
+the vocabularies their columns hold, as enums stored by value (`str_enum`)."""
 
 from __future__ import annotations
 
@@ -70,10 +71,22 @@ class NoticeKind(StrEnum):
 
 
 class Channel(StrEnum):
-    WEB = "web"
-    IMPORT = "import"
-    ADMIN = "admin"
-    SYSTEM = "system"
+    """How a sign-up or a change of consent came in."""
+
+    WEB = "web"  # the public pages and the links in mails
+    IMPORT = "import"  # a roster
+    ADMIN = "admin"  # the CLI
+    SYSTEM = "system"  # the service itself (a suppression after bounces)
+
+
+class ConsentAction(StrEnum):
+    """What a consent event records."""
+
+    SUBSCRIBED = "subscribed"
+    CONFIRMED = "confirmed"
+    PREFERENCES = "preferences"  # the person's choices changed
+    UNSUBSCRIBED = "unsubscribed"
+    SUPPRESSED = "suppressed"
 
 
 class Subscriber(Base):
@@ -84,8 +97,10 @@ class Subscriber(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     municipality: Mapped[str] = mapped_column(String(100), default="")  # number, e.g. "0301"
     role: Mapped[str] = mapped_column(String(50), default="")
-    language: Mapped[str] = mapped_column(String(8), default="nb")
-    frequency: Mapped[str] = mapped_column(String(16), default=Frequency.DAILY.value, index=True)
+    language: Mapped[Language] = mapped_column(str_enum(Language, 8), default=Language.BOKMAL)
+    frequency: Mapped[Frequency] = mapped_column(
+        str_enum(Frequency, 16), default=Frequency.DAILY, index=True
+    )
     # Topic keys; an empty list means every topic.
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[Status] = mapped_column(str_enum(Status, 16), default=Status.PENDING, index=True)
@@ -118,7 +133,7 @@ class SignupRequest(Base):
     # The random value the confirm link names; opaque and single-use.
     nonce: Mapped[str] = mapped_column(String(32), unique=True)
     choices: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    channel: Mapped[str] = mapped_column(String(10), default="web")
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, 10), default=Channel.WEB)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
@@ -132,8 +147,8 @@ class ConsentEvent(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    action: Mapped[str] = mapped_column(String(30))
-    channel: Mapped[str] = mapped_column(String(10))
+    action: Mapped[ConsentAction] = mapped_column(str_enum(ConsentAction, 30))
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, 10))
     detail: Mapped[str] = mapped_column(Text, default="")
 
 

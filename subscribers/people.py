@@ -15,7 +15,7 @@ from subscribers.addresses import normalise_email
 from subscribers.base import utcnow
 from subscribers.choices import Choices, apply_choices, summary
 from subscribers.errors import UnknownSubscriber
-from subscribers.models import Channel, ConsentEvent, Status, Subscriber
+from subscribers.models import Channel, ConsentAction, ConsentEvent, Status, Subscriber
 from subscribers.text import clean_line
 from subscribers.tokens import BadToken, read_legacy_token, read_token
 
@@ -55,7 +55,7 @@ def by_link(session: Session, secret_key: str, purpose: str, token: str) -> Subs
     return subscriber
 
 
-def list_subscribers(session: Session, status: str | None = None) -> Sequence[Subscriber]:
+def list_subscribers(session: Session, status: Status | None = None) -> Sequence[Subscriber]:
     query = select(Subscriber).order_by(Subscriber.email)
     if status:
         query = query.where(Subscriber.status == status)
@@ -63,14 +63,18 @@ def list_subscribers(session: Session, status: str | None = None) -> Sequence[Su
 
 
 def record(
-    session: Session, subscriber: Subscriber, action: str, channel: Channel | str, detail: str = ""
+    session: Session,
+    subscriber: Subscriber,
+    action: ConsentAction,
+    channel: Channel,
+    detail: str = "",
 ) -> None:
     session.add(
         ConsentEvent(
             subscriber_id=subscriber.id,
             at=utcnow(),
             action=action,
-            channel=str(channel),
+            channel=channel,
             # Details come from people (a basis typed at the CLI) and relays (bounce replies).
             detail=clean_line(detail, 2000),
         )
@@ -78,13 +82,13 @@ def record(
 
 
 def record_joined(
-    session: Session, subscriber: Subscriber, channel: Channel | str, basis: str, *, confirmed: bool
+    session: Session, subscriber: Subscriber, channel: Channel, basis: str, *, confirmed: bool
 ) -> None:
     """The consent a new person comes in with: subscribed, and confirmed when consent was
     obtained elsewhere (`basis` says how)."""
-    record(session, subscriber, "subscribed", channel, basis)
+    record(session, subscriber, ConsentAction.SUBSCRIBED, channel, basis)
     if confirmed:
-        record(session, subscriber, "confirmed", channel, basis)
+        record(session, subscriber, ConsentAction.CONFIRMED, channel, basis)
 
 
 def new_subscriber(email: str, chosen: Choices, *, confirmed: bool) -> Subscriber:
@@ -107,7 +111,7 @@ def update_preferences(
 ) -> bool:
     changed = apply_choices(subscriber, chosen)
     if changed:
-        record(session, subscriber, "preferences", channel, summary(chosen))
+        record(session, subscriber, ConsentAction.PREFERENCES, channel, summary(chosen))
     return changed
 
 

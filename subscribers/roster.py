@@ -17,6 +17,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +25,15 @@ from sqlalchemy.orm import Session
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.choices import Choices, apply_choices, choices, stored_choices
 from subscribers.errors import DigestError, SubscriberError
-from subscribers.models import Channel, SignupRequest, Status, Subscriber, Suppression
+from subscribers.models import (
+    Channel,
+    ConsentAction,
+    Frequency,
+    SignupRequest,
+    Status,
+    Subscriber,
+    Suppression,
+)
 from subscribers.people import new_subscriber, record, record_joined
 from subscribers.signups import request_row
 from subscribers.suppression import address_hash
@@ -50,7 +59,6 @@ ALIASES = {
 MAX_ROWS = 100_000
 _TOPIC_SEPARATORS = re.compile(r"[\s|,;/]+")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-OUTCOMES = ("imported", "updated", "duplicate", "refused")
 
 
 class RosterError(DigestError):
@@ -84,11 +92,20 @@ def shown(value: str) -> str:
     return spreadsheet_safe(escaped(value))
 
 
+class RowOutcome(StrEnum):
+    """What became of one row; the report counts them in this order."""
+
+    IMPORTED = "imported"  # a new person
+    UPDATED = "updated"  # a known person's choices changed
+    DUPLICATE = "duplicate"  # an earlier line has the address, or nothing to change
+    REFUSED = "refused"
+
+
 @dataclass(frozen=True, slots=True)
 class RowResult:
     line: int  # the line the record starts on
     email: str
-    outcome: str  # one of OUTCOMES
+    outcome: RowOutcome
     reason: str = ""
 
     def describe(self) -> str:
@@ -103,12 +120,12 @@ class ImportReport:
     # The sign-up request each of `to_confirm` is to confirm, by subscriber id.
     requests: dict[int, SignupRequest] = field(default_factory=dict)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: RowOutcome) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
 
     def totals(self) -> str:
         """ "2 imported, 1 updated, 0 duplicate, 3 refused"."""
-        return ", ".join(f"{self.count(o)} {o}" for o in OUTCOMES)
+        return ", ".join(f"{self.count(o)} {o}" for o in RowOutcome)
 
 
 def decode(data: bytes) -> str:
@@ -189,7 +206,7 @@ def import_roster(
         subscriber = known.people.get(email)
         if subscriber is None:
             fresh.append(new_subscriber(email, chosen, confirmed=confirmed))
-            report.rows.append(RowResult(line, email, "imported"))
+            report.rows.append(RowResult(line, email, RowOutcome.IMPORTED))
         else:
             report.rows.append(_update(session, line, subscriber, chosen, basis))
     _add_new(session, report, fresh, confirmed=confirmed, basis=basis)
@@ -229,19 +246,19 @@ def _check(
     try:
         email = normalise_email(raw)
     except InvalidAddress as exc:
-        return RowResult(line, raw, "refused", f"invalid address: {exc.reason}")
+        return RowResult(line, raw, RowOutcome.REFUSED, f"invalid address: {exc.reason}")
     if email in first_line:
-        return RowResult(line, email, "duplicate", f"also on line {first_line[email]}")
+        return RowResult(line, email, RowOutcome.DUPLICATE, f"also on line {first_line[email]}")
     first_line[email] = line
     if row.get("_extra"):
-        return RowResult(line, email, "refused", "more fields than columns")
+        return RowResult(line, email, RowOutcome.REFUSED, "more fields than columns")
     try:
         chosen = _choices(row, known_topics)
     except SubscriberError as exc:
-        return RowResult(line, email, "refused", str(exc))
+        return RowResult(line, email, RowOutcome.REFUSED, str(exc))
     refusal = _refusal(email, known)
     if refusal:
-        return RowResult(line, email, "refused", refusal)
+        return RowResult(line, email, RowOutcome.REFUSED, refusal)
     return email, chosen
 
 
@@ -261,9 +278,9 @@ def _update(
 ) -> RowResult:
     """A row for someone already subscribed: their choices as the roster gives them."""
     if not apply_choices(subscriber, chosen):
-        return RowResult(line, subscriber.email, "duplicate", "already imported")
-    record(session, subscriber, "preferences", Channel.IMPORT, basis)
-    return RowResult(line, subscriber.email, "updated")
+        return RowResult(line, subscriber.email, RowOutcome.DUPLICATE, "already imported")
+    record(session, subscriber, ConsentAction.PREFERENCES, Channel.IMPORT, basis)
+    return RowResult(line, subscriber.email, RowOutcome.UPDATED)
 
 
 def _add_new(
@@ -294,7 +311,7 @@ def _choices(row: dict[str, str], known_topics: set[str]) -> Choices:
         name=row.get("name", ""),
         municipality=row.get("municipality", ""),
         role=row.get("role", ""),
-        frequency=row.get("frequency", "") or "daily",
+        frequency=row.get("frequency", "") or Frequency.DAILY,
         topics=[t for t in _TOPIC_SEPARATORS.split(row.get("topics", "")) if t],
         language=row.get("language", ""),
         known_topics=known_topics,

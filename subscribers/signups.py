@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -25,7 +26,14 @@ from subscribers.choices import (
     summary,
 )
 from subscribers.errors import SubscriberError
-from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
+from subscribers.models import (
+    Channel,
+    ConsentAction,
+    NoticeKind,
+    SignupRequest,
+    Status,
+    Subscriber,
+)
 from subscribers.people import find_by_email, new_subscriber, record, record_joined
 from subscribers.suppression import lift_suppression
 from subscribers.tokens import CONFIRM_MAX_AGE
@@ -63,19 +71,19 @@ def add_subscriber(
     return subscriber
 
 
-def request_row(subscriber: Subscriber, chosen: Choices, channel: Channel | str) -> SignupRequest:
+def request_row(subscriber: Subscriber, chosen: Choices, channel: Channel) -> SignupRequest:
     """A request (not yet added) for a subscriber that has its id."""
     return SignupRequest(
         subscriber_id=subscriber.id,
         nonce=secrets.token_urlsafe(18),
         choices=choices_json(chosen),
-        channel=str(channel),
+        channel=channel,
         created_at=utcnow(),
     )
 
 
 def new_request(
-    session: Session, subscriber: Subscriber, chosen: Choices, channel: Channel | str
+    session: Session, subscriber: Subscriber, chosen: Choices, channel: Channel
 ) -> SignupRequest:
     request = request_row(subscriber, chosen, channel)
     session.add(request)
@@ -103,7 +111,7 @@ def latest_request(session: Session, subscriber: Subscriber) -> SignupRequest | 
 
 
 def request_confirmation(
-    session: Session, subscriber: Subscriber, channel: Channel | str = Channel.WEB
+    session: Session, subscriber: Subscriber, channel: Channel = Channel.WEB
 ) -> SignupRequest:
     """What a new confirm link names: the latest open request, or a new one carrying the
     choices stored on the person (whose requests have run out, or who predate them)."""
@@ -173,10 +181,18 @@ def link_request(session: Session, email: str) -> ToMail | None:
     return None
 
 
+class Confirmation(StrEnum):
+    """What following a confirm link came to."""
+
+    CONFIRMED = "confirmed"
+    USED = "used"  # no such request (used up, or dropped), or one older than a suppression
+    EXPIRED = "expired"
+
+
 def confirm(
     session: Session, secret_key: str, nonce: str, now: datetime | None = None
-) -> tuple[str, Subscriber | None]:
-    """("confirmed" | "used" | "expired", subscriber) for the nonce a confirm link names.
+) -> tuple[Confirmation, Subscriber | None]:
+    """(outcome, subscriber) for the nonce a confirm link names.
 
     Confirming applies that request's choices and only those, makes the person active,
     lifts a suppression of the address, and uses up every open request of theirs.
@@ -184,17 +200,18 @@ def confirm(
     now = now or utcnow()
     request = find_request(session, nonce)
     if request is None:
-        return "used", None
+        return Confirmation.USED, None
     subscriber = session.get_one(Subscriber, request.subscriber_id)
     if is_expired(request, now):
-        return "expired", subscriber
+        return Confirmation.EXPIRED, subscriber
     suppressed_at = subscriber.suppressed_at
     if subscriber.status == Status.SUPPRESSED and (
         suppressed_at is not None and request.created_at <= suppressed_at
     ):
-        return "used", subscriber  # only a sign-up made after the suppression can lift it
+        # Only a sign-up made after the suppression can lift it.
+        return Confirmation.USED, subscriber
     _activate(session, secret_key, subscriber, request, now)
-    return "confirmed", subscriber
+    return Confirmation.CONFIRMED, subscriber
 
 
 def _activate(
@@ -213,7 +230,7 @@ def _activate(
     _drop_requests(session, subscriber)
     # Consent given anew lifts an earlier suppression of this address.
     lift_suppression(session, secret_key, subscriber.email)
-    record(session, subscriber, "confirmed", Channel.WEB, f"{asked}; {summary(chosen)}")
+    record(session, subscriber, ConsentAction.CONFIRMED, Channel.WEB, f"{asked}; {summary(chosen)}")
     session.flush()
 
 
@@ -224,7 +241,7 @@ def unsubscribe(
     if subscriber.status in (Status.ACTIVE, Status.PENDING):
         subscriber.status = Status.UNSUBSCRIBED
         subscriber.unsubscribed_at = utcnow()
-        record(session, subscriber, "unsubscribed", channel)
+        record(session, subscriber, ConsentAction.UNSUBSCRIBED, channel)
     # Open confirm links stop working, a stranger's sign-up among them.
     _drop_requests(session, subscriber)
     session.flush()

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from subscribers.base import utcnow
-from subscribers.models import Channel, Status, Subscriber, Suppression
+from subscribers.models import Channel, ConsentAction, Status, Subscriber, Suppression
 from subscribers.people import record
 from subscribers.text import clean_line
 
@@ -56,7 +56,7 @@ def suppress(session: Session, subscriber: Subscriber, reason: str) -> None:
     subscriber.status = Status.SUPPRESSED
     subscriber.suppressed_at = utcnow()
     subscriber.suppressed_reason = clean_line(reason, 500)  # a relay's words
-    record(session, subscriber, "suppressed", Channel.SYSTEM, reason)
+    record(session, subscriber, ConsentAction.SUPPRESSED, Channel.SYSTEM, reason)
 
 
 def delivery_failed(

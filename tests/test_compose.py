@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from digest.core.models import ChangeKind
 from digest.core.periods import Period
 from digest.mail.compose import (
     AnnouncementView,
@@ -24,7 +25,13 @@ PERIOD = Period(Frequency.DAILY, START, START + timedelta(days=1))
 
 
 def change(
-    cid: int, item: int, kind: str, hours: float, title: str, topics=("vold",), source: str = "rvts"
+    cid: int,
+    item: int,
+    kind: ChangeKind,
+    hours: float,
+    title: str,
+    topics=("vold",),
+    source: str = "rvts",
 ) -> ChangeView:
     return ChangeView(
         cid,
@@ -43,14 +50,14 @@ def change(
 
 
 def recipient(topics=()) -> Recipient:
-    return Recipient(1, "kari@kommune.no", "Kari", "daily", tuple(topics))
+    return Recipient(1, "kari@kommune.no", "Kari", Frequency.DAILY, tuple(topics))
 
 
 def test_an_article_changed_several_times_appears_once_in_its_latest_state() -> None:
     changes = [
-        change(1, 10, "new", 1, "Utkast"),
-        change(2, 10, "updated", 3, "Endelig tittel"),
-        change(3, 11, "updated", 2, "Revidert kapittel"),
+        change(1, 10, ChangeKind.NEW, 1, "Utkast"),
+        change(2, 10, ChangeKind.UPDATED, 3, "Endelig tittel"),
+        change(3, 11, ChangeKind.UPDATED, 2, "Revidert kapittel"),
     ]
     digest = compose(recipient(), changes, [], PERIOD)
     items = digest.groups[0].items
@@ -62,12 +69,15 @@ def test_an_article_changed_several_times_appears_once_in_its_latest_state() -> 
 
 
 def test_changes_outside_the_period_are_left_out() -> None:
-    changes = [change(1, 10, "new", -1, "Før"), change(2, 11, "new", 24, "Etter")]
+    changes = [change(1, 10, ChangeKind.NEW, -1, "Før"), change(2, 11, ChangeKind.NEW, 24, "Etter")]
     assert compose(recipient(), changes, [], PERIOD).is_empty
 
 
 def test_topics_choose_what_a_subscriber_gets() -> None:
-    changes = [change(1, 10, "new", 1, "Om vold"), change(2, 11, "new", 1, "Om barn", ("barn",))]
+    changes = [
+        change(1, 10, ChangeKind.NEW, 1, "Om vold"),
+        change(2, 11, ChangeKind.NEW, 1, "Om barn", ("barn",)),
+    ]
     digest = compose(recipient(["barn"]), changes, [], PERIOD)
     assert [i.title for g in digest.groups for i in g.items] == ["Om barn"]
     everything = compose(recipient(), changes, [], PERIOD)
@@ -76,8 +86,8 @@ def test_topics_choose_what_a_subscriber_gets() -> None:
 
 def test_groups_are_per_source_sorted_by_name() -> None:
     changes = [
-        change(1, 10, "new", 1, "A", source="snakke"),
-        change(2, 11, "new", 1, "B", source="bufdir"),
+        change(1, 10, ChangeKind.NEW, 1, "A", source="snakke"),
+        change(2, 11, ChangeKind.NEW, 1, "B", source="bufdir"),
     ]
     digest = compose(recipient(), changes, [], PERIOD)
     assert [g.name for g in digest.groups] == ["BUFDIR", "SNAKKE"]
@@ -92,11 +102,11 @@ def test_announcements_alone_make_a_digest_and_follow_topics() -> None:
 
 def test_the_same_news_on_several_sites_appears_once_naming_the_others() -> None:
     changes = [
-        change(1, 10, "new", 1, "SNAKKE lanseres på samisk", source="rvts nord"),
-        change(2, 11, "new", 2, "SNAKKE lanseres på samisk!", source="rvts midt"),
-        change(3, 12, "new", 3, "Snakke lanseres på  samisk", source="rvts vest"),
-        change(4, 13, "new", 1, "Kurs", source="rvts nord"),
-        change(5, 14, "new", 1, "Kurs", source="rvts midt"),
+        change(1, 10, ChangeKind.NEW, 1, "SNAKKE lanseres på samisk", source="rvts nord"),
+        change(2, 11, ChangeKind.NEW, 2, "SNAKKE lanseres på samisk!", source="rvts midt"),
+        change(3, 12, ChangeKind.NEW, 3, "Snakke lanseres på  samisk", source="rvts vest"),
+        change(4, 13, ChangeKind.NEW, 1, "Kurs", source="rvts nord"),
+        change(5, 14, ChangeKind.NEW, 1, "Kurs", source="rvts midt"),
     ]
     digest = compose(recipient(), changes, [], PERIOD)
     titles = [(g.name, i.title, i.also_at) for g in digest.groups for i in g.items]
@@ -109,8 +119,8 @@ def test_a_date_no_zone_can_show_is_not_the_items_date() -> None:
     23:30 UTC is year 10000 in Oslo, and must not stop the mail it is in."""
     absurd = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
     changes = [
-        dataclasses.replace(change(1, 10, "new", 2, "Langt fram"), published_at=absurd),
-        dataclasses.replace(change(2, 11, "new", 1, "Helt vanlig"), published_at=START),
+        dataclasses.replace(change(1, 10, ChangeKind.NEW, 2, "Langt fram"), published_at=absurd),
+        dataclasses.replace(change(2, 11, ChangeKind.NEW, 1, "Helt vanlig"), published_at=START),
     ]
     digest = compose(recipient(), changes, [], PERIOD)
     dates = {item.title: item.date for item in digest.groups[0].items}

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from digest.core.models import ChangeKind
 from digest.core.periods import Period
 from digest.core.settings import Settings
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
@@ -29,7 +30,7 @@ def sample_digest() -> Digest:
         ChangeView(
             1,
             10,
-            "new",
+            ChangeKind.NEW,
             START + timedelta(hours=2),
             "Ny veileder: «Trygghet først»",
             "https://bufdir.no/a",
@@ -43,7 +44,7 @@ def sample_digest() -> Digest:
         ChangeView(
             2,
             11,
-            "updated",
+            ChangeKind.UPDATED,
             START + timedelta(hours=5),
             "<script>alert(1)</script> Æøå",
             "https://rvtsvest.no/b",
@@ -58,7 +59,7 @@ def sample_digest() -> Digest:
     ann = AnnouncementView(
         7, "Kurs i desember", "Meld deg på **innen fredag**.", "https://bufdir.no/kurs", (), START
     )
-    recipient = Recipient(3, "kari@kommune.no", "Kari Ødegård", "daily", ("vold",))
+    recipient = Recipient(3, "kari@kommune.no", "Kari Ødegård", Frequency.DAILY, ("vold",))
     return compose(recipient, changes, [ann], PERIOD)
 
 

@@ -19,7 +19,16 @@ from digest.core.models import Delivery, DigestRun, MailStatus, RunStatus, Sourc
 from digest.core.topics import topic_labels
 from digest.watch.sources import load_sources, sync_sources
 from subscribers.base import Base
-from subscribers.models import Status, Subscriber
+from subscribers.models import (
+    Channel,
+    ConsentAction,
+    ConsentEvent,
+    Frequency,
+    Language,
+    SignupRequest,
+    Status,
+    Subscriber,
+)
 
 T = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -60,6 +69,20 @@ def _rows_of_release_0004(database_url: str) -> None:
         )
         connection.execute(
             text(
+                "INSERT INTO consent_events (subscriber_id, at, action, channel, detail)"
+                " SELECT id, :at, 'unsubscribed', 'web', '' FROM subscribers"
+            ),
+            {"at": T},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO signup_requests (subscriber_id, nonce, choices, channel, created_at)"
+                " SELECT id, 'nonce-kari', '{}', 'import', :at FROM subscribers"
+            ),
+            {"at": T},
+        )
+        connection.execute(
+            text(
                 "INSERT INTO digest_runs (frequency, period_start, period_end, status, created_at)"
                 " VALUES ('daily', :at, :at, 'complete', :at)"
             ),
@@ -92,6 +115,11 @@ def test_a_database_of_revision_0004_upgrades_keeping_its_statuses(
         assert subscriber.status is Status.UNSUBSCRIBED
         assert run.status is RunStatus.COMPLETE
         assert delivery.status is MailStatus.SKIPPED_EMPTY
+        assert subscriber.frequency is Frequency.DAILY and run.frequency is Frequency.DAILY
+        assert subscriber.language is Language.BOKMAL
+        event = session.scalars(select(ConsentEvent)).one()
+        assert event.action is ConsentAction.UNSUBSCRIBED and event.channel is Channel.WEB
+        assert session.scalars(select(SignupRequest)).one().channel is Channel.IMPORT
         assert topic_labels(session) == {}  # filled by the next `digest sources sync`
         sync_sources(session, load_sources(sources_file))
     with session_scope(database_url) as session:

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from digest.core.db import session_scope
-from subscribers.models import ConsentEvent, Subscriber
+from subscribers.models import ConsentAction, ConsentEvent, Subscriber
 from tests.support import command
 
 ROSTERS = Path(__file__).parent / "fixtures" / "rosters"
@@ -86,7 +86,9 @@ def test_confirmed_import_records_the_basis_and_sends_nothing(settings, smtp) ->
             )
             == 4
         )
-        events = session.scalars(select(ConsentEvent).where(ConsentEvent.action == "confirmed"))
+        events = session.scalars(
+            select(ConsentEvent).where(ConsentEvent.action == ConsentAction.CONFIRMED)
+        )
         assert {(e.channel, e.detail) for e in events} == {
             ("import", "Avtale med KS om varsling av krisesenterledere, 2026")
         }

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, str_enum, utcnow
-from subscribers.models import NoticeKind, SignupRequest, Subscriber
+from subscribers.models import Frequency, NoticeKind, SignupRequest, Subscriber
 
 __all__ = [
     "Announcement",
@@ -221,7 +221,7 @@ class DigestRun(Base):
     __table_args__ = (UniqueConstraint("frequency", "period_start"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    frequency: Mapped[str] = mapped_column(String(16))
+    frequency: Mapped[Frequency] = mapped_column(str_enum(Frequency, 16))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 16), default=RunStatus.RUNNING)

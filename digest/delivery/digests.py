@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +27,7 @@ from digest.mail.envelopes import digest_message_id, envelope
 from digest.mail.links import links_for
 from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render
-from subscribers.models import Frequency, Status, Subscriber
+from subscribers.models import Status, Subscriber
 from subscribers.suppression import delivered, delivery_failed
 
 
@@ -64,7 +65,7 @@ def recipient_of(subscriber: Subscriber) -> Recipient:
         subscriber.name,
         subscriber.frequency,
         tuple(subscriber.topics or ()),
-        subscriber.language or "nb",
+        subscriber.language,
     )
 
 
@@ -92,7 +93,7 @@ def preview(session: Session, period: Period) -> list[Digest]:
     announcements = published_at(session, period.end)
     subscribers = session.scalars(
         select(Subscriber)
-        .where(Subscriber.frequency == period.frequency.value, Subscriber.status == Status.ACTIVE)
+        .where(Subscriber.frequency == period.frequency, Subscriber.status == Status.ACTIVE)
         .order_by(Subscriber.email)
     ).all()
     return [digest_for(session, s, changes, announcements, period) for s in subscribers]
@@ -151,6 +152,13 @@ class Outgoing:
     announcement_ids: list[int]
 
 
+class RelayAnswer(StrEnum):
+    """What the relay said to one recipient of a pass, as far as soft bounces care."""
+
+    SENT = "sent"
+    REFUSED = "refused"  # temporarily
+
+
 @dataclass(slots=True)
 class DigestBatch:
     """The steps of delivering one chunk of a run, each on the session of its own short
@@ -162,15 +170,15 @@ class DigestBatch:
     subscriber_ids: list[int]
     report: ChunkReport = field(default_factory=ChunkReport)
     shared: _Shared | None = None
-    # What the relay said to each recipient of this pass, in order: ("sent" | "refused",
-    # delivery id), temporary refusals only (see count_soft_bounces).
-    answers: list[tuple[str, int]] = field(default_factory=list)
+    # What the relay said to each recipient of this pass, in order, with the delivery id;
+    # of the refusals only the temporary ones (see count_soft_bounces).
+    answers: list[tuple[RelayAnswer, int]] = field(default_factory=list)
 
     def begin(self, session: Session, now: datetime) -> list[int]:
         run = session.get(DigestRun, self.run_id)
         if run is None:
             return []
-        period = Period(Frequency(run.frequency), run.period_start, run.period_end)
+        period = Period(run.frequency, run.period_start, run.period_end)
         self.shared = _Shared(
             period,
             give_up_at(run),
@@ -247,7 +255,7 @@ class DigestBatch:
         record_receipts(
             session, outgoing.subscriber_id, outgoing.mail_id, outgoing.announcement_ids
         )
-        self.answers.append(("sent", outgoing.mail_id))
+        self.answers.append((RelayAnswer.SENT, outgoing.mail_id))
         self.report.sent += 1
 
     def record_failure(
@@ -264,7 +272,7 @@ class DigestBatch:
                 soft_limit=self.settings.soft_bounce_limit,
             )
         elif failure.recipient and not delivery.bounce_counted:
-            self.answers.append(("refused", delivery_id))
+            self.answers.append((RelayAnswer.REFUSED, delivery_id))
         gone = subscriber is None or subscriber.status == Status.SUPPRESSED
         status = claims.settle_failure(
             delivery,
@@ -308,7 +316,10 @@ def digest_message(
 
 
 def count_soft_bounces(
-    session: Session, settings: Settings, answers: list[tuple[str, int]], report: ChunkReport
+    session: Session,
+    settings: Settings,
+    answers: list[tuple[RelayAnswer, int]],
+    report: ChunkReport,
 ) -> None:
     """Count a pass's temporary refusals as soft bounces: once per delivery, and only
     when the relay accepted someone after refusing this one. A relay that refuses everyone
@@ -317,7 +328,7 @@ def count_soft_bounces(
     counted: list[int] = []
     accepted_later = False
     for answer, delivery_id in reversed(answers):
-        if answer == "sent":
+        if answer == RelayAnswer.SENT:
             accepted_later = True
         elif accepted_later:
             counted.append(delivery_id)

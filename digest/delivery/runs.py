@@ -50,7 +50,7 @@ def start_run(session: Session, period: Period) -> StartedRun:
     try:
         with session.begin_nested():
             run = DigestRun(
-                frequency=period.frequency.value,
+                frequency=period.frequency,
                 period_start=period.start,
                 period_end=period.end,
                 status=RunStatus.RUNNING,
@@ -66,7 +66,7 @@ def start_run(session: Session, period: Period) -> StartedRun:
     subscriber_ids = session.scalars(
         select(Subscriber.id)
         .where(
-            Subscriber.frequency == period.frequency.value,
+            Subscriber.frequency == period.frequency,
             Subscriber.status == Status.ACTIVE,
         )
         .order_by(Subscriber.id)
@@ -82,7 +82,7 @@ def start_run(session: Session, period: Period) -> StartedRun:
 def _find_run(session: Session, period: Period) -> DigestRun | None:
     return session.scalar(
         select(DigestRun).where(
-            DigestRun.frequency == period.frequency.value, DigestRun.period_start == period.start
+            DigestRun.frequency == period.frequency, DigestRun.period_start == period.start
         )
     )
 
@@ -150,7 +150,7 @@ def last_run_ends(session: Session) -> dict[Frequency, datetime | None]:
     ).all()
     ends: dict[Frequency, datetime | None] = dict.fromkeys(Frequency)
     for frequency, end in rows:
-        ends[Frequency(frequency)] = end
+        ends[frequency] = end
     return ends
 
 

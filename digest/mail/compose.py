@@ -7,7 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from digest.core.models import ChangeKind
 from digest.core.periods import Period
+from subscribers.models import Frequency, Language
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +18,7 @@ class ChangeView:
 
     change_id: int
     item_id: int
-    kind: str  # "new" or "updated"
+    kind: ChangeKind
     detected_at: datetime
     title: str
     url: str
@@ -43,9 +45,9 @@ class Recipient:
     subscriber_id: int
     email: str
     name: str
-    frequency: str
+    frequency: Frequency
     topics: tuple[str, ...]
-    language: str = "nb"
+    language: Language = Language.BOKMAL
 
     def wants(self, topics: Iterable[str]) -> bool:
         topics = set(topics)
@@ -148,7 +150,7 @@ def _latest_changes(
     for change in changes:
         if not period.contains(change.detected_at) or not recipient.wants(change.source_topics):
             continue
-        if change.kind == "new":
+        if change.kind == ChangeKind.NEW:
             new_items.add(change.item_id)
         current = latest.get(change.item_id)
         if current is None or (change.detected_at, change.change_id) > (

@@ -17,6 +17,7 @@ from digest.core.clean import sanitise_html
 from digest.core.paths import templates_dir
 from digest.mail.compose import Digest
 from digest.mail.locale import counted, format_date, translator
+from subscribers.models import Frequency
 from subscribers.text import clean_line
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
@@ -39,9 +40,9 @@ def subject_for(digest: Digest, tz: ZoneInfo, service_name: str) -> str:
     language = digest.recipient.language
     t = translator(language)
     period_end = digest.period.end.astimezone(tz)
-    if digest.period.frequency == "daily":
+    if digest.period.frequency == Frequency.DAILY:
         label = f"{service_name} {format_date(period_end, tz, language)}"
-    elif digest.period.frequency == "weekly":
+    elif digest.period.frequency == Frequency.WEEKLY:
         week = digest.period.start.astimezone(tz).isocalendar().week
         label = f"{service_name} {t('digest.week', week=week)}"
     else:

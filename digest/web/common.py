@@ -17,7 +17,7 @@ from digest.core.paths import templates_dir
 from digest.core.topics import topic_labels, topic_sources
 from digest.mail.locale import translator
 from digest.web import csrf as csrf_tokens
-from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency
+from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency, Language, Role
 from subscribers.municipalities import Municipality, municipalities
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
@@ -61,12 +61,13 @@ def topics(session: Session) -> tuple[Topic, ...]:
 
 
 class ChoiceLists(TypedDict):
-    """What the forms offer to choose from, as the templates name it."""
+    """What the forms offer to choose from, as the templates name it (a choice's member
+    writes its value in the page, and a value posted back compares equal to it)."""
 
     topics: tuple[Topic, ...]
-    frequencies: dict[str, str]
-    roles: dict[str, str]
-    languages: dict[str, str]
+    frequencies: dict[Frequency, str]
+    roles: dict[Role, str]
+    languages: dict[Language, str]
     municipalities: tuple[Municipality, ...]
 
 
@@ -74,9 +75,9 @@ def choice_lists(session: Session) -> ChoiceLists:
     """What the forms offer to choose from."""
     return {
         "topics": topics(session),
-        "frequencies": {f.value: bokmal(f"frequency.{f.value}") for f in Frequency},
-        "roles": {k.value: v for k, v in ROLE_LABELS.items()},
-        "languages": {k.value: v for k, v in LANGUAGE_LABELS.items()},
+        "frequencies": {f: bokmal(f"frequency.{f}") for f in Frequency},
+        "roles": ROLE_LABELS,
+        "languages": LANGUAGE_LABELS,
         "municipalities": municipalities(),
     }
 

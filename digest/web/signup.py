@@ -19,9 +19,17 @@ from digest.web.forms import Form, LimitedForm, chosen_from, field, posted_form
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.choices import Choices, requested_choices
 from subscribers.errors import SubscriberError
-from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS
+from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency, Language, Role
 from subscribers.municipalities import find_municipality
-from subscribers.signups import ToMail, confirm, find_request, is_expired, link_request, sign_up
+from subscribers.signups import (
+    Confirmation,
+    ToMail,
+    confirm,
+    find_request,
+    is_expired,
+    link_request,
+    sign_up,
+)
 from subscribers.tokens import read_token
 
 router = APIRouter()
@@ -32,7 +40,7 @@ def signup_page(request: Request, session: DbSession) -> HTMLResponse:
     return page(
         request,
         "signup.html",
-        values={"frequency": "daily", "language": "nb"},
+        values={"frequency": Frequency.DAILY, "language": Language.BOKMAL},
         errors={},
         **choice_lists(session),
     )
@@ -98,7 +106,7 @@ def confirm_page(request: Request, token: str, session: DbSession) -> HTMLRespon
     # A GET changes nothing: mail scanners open links, people press buttons.
     asked = find_request(session, _confirm_nonce(request, token))
     if asked is None:
-        return _answer(request, "used", "")
+        return _answer(request, Confirmation.USED, "")
     if is_expired(asked):
         return expired_link(request)
     # Show what confirming applies: it may be someone else's sign-up for this address.
@@ -112,10 +120,10 @@ def _summary(session: Session, chosen: Choices) -> list[tuple[str, str]]:
     rows = [
         ("Navn", chosen.name),
         ("Kommune", municipality.name if municipality else ""),
-        ("Rolle", {k.value: v for k, v in ROLE_LABELS.items()}.get(chosen.role, "")),
+        ("Rolle", ROLE_LABELS[Role(chosen.role)] if chosen.role else ""),
         ("Hvor ofte", bokmal(f"frequency.{chosen.frequency}")),
         ("Temaer", ", ".join(topic_labels.get(t, t) for t in chosen.topics) or "Alle"),
-        ("Språk", {k.value: v for k, v in LANGUAGE_LABELS.items()}.get(chosen.language, "")),
+        ("Språk", LANGUAGE_LABELS[chosen.language]),
     ]
     return [(label, value) for label, value in rows if value]
 
@@ -127,10 +135,10 @@ def confirm_post(request: Request, token: str, session: DbSession) -> HTMLRespon
     return _answer(request, outcome, subscriber.email if subscriber else "")
 
 
-def _answer(request: Request, outcome: str, email: str) -> HTMLResponse:
-    if outcome == "expired":
+def _answer(request: Request, outcome: Confirmation, email: str) -> HTMLResponse:
+    if outcome == Confirmation.EXPIRED:
         return expired_link(request)
-    if outcome == "confirmed":
+    if outcome == Confirmation.CONFIRMED:
         return page(
             request,
             "message.html",
