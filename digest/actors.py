@@ -195,17 +195,22 @@ def work_here() -> None:
     # with its traceback would say it twice.
     worker_log = logging.getLogger("dramatiq.worker")
     level = worker_log.level
-    worker_log.setLevel(logging.CRITICAL)
-    _failures.seen = []
-    worker.start()
+    seen: list[BaseException] = []
     try:
-        # The queues themselves, not their delay queues: those hold the backed-off retries.
-        for queue in memory.get_declared_queues() - memory.get_declared_delay_queues():
-            memory.queues[queue].join()
+        worker_log.setLevel(logging.CRITICAL)
+        _failures.seen = seen
+        worker.start()
+        try:
+            # The queues themselves, not their delay queues: those hold the backed-off retries.
+            for queue in memory.get_declared_queues() - memory.get_declared_delay_queues():
+                memory.queues[queue].join()
+        finally:
+            worker.stop()
     finally:
-        worker.stop()
         worker_log.setLevel(level)
-        seen, _failures.seen = _failures.seen, None
+        _failures.seen = None
+    for later in seen[1:]:  # raised below is the first; the others are not lost
+        log.error("also failed: %s: %s", type(later).__name__, later, exc_info=later)
     if seen:
         raise seen[0]
 

@@ -151,11 +151,12 @@ def requested_choices(request: SignupRequest) -> Choices:
             return default
 
     topics = data.get("topics")
-    role = text("role")
     return Choices(
         name=text("name"),
         municipality=text("municipality"),
-        role=role if role in tuple(Role) else "",
+        # Kept as stored: the first version took any role as free text, and confirming a
+        # new link must not erase what such a person once gave.
+        role=text("role"),
         frequency=member(Frequency, "frequency", Frequency.DAILY),
         topics=tuple(t for t in topics if isinstance(t, str)) if isinstance(topics, list) else (),
         language=member(Language, "language", Language.BOKMAL),

@@ -120,7 +120,7 @@ def _summary(session: Session, chosen: Choices) -> list[tuple[str, str]]:
     rows = [
         ("Navn", chosen.name),
         ("Kommune", municipality.name if municipality else ""),
-        ("Rolle", ROLE_LABELS[Role(chosen.role)] if chosen.role else ""),
+        ("Rolle", ROLE_LABELS[Role(chosen.role)] if chosen.role in tuple(Role) else ""),
         ("Hvor ofte", bokmal(f"frequency.{chosen.frequency}")),
         ("Temaer", ", ".join(topic_labels.get(t, t) for t in chosen.topics) or "Alle"),
         ("Språk", LANGUAGE_LABELS[chosen.language]),
