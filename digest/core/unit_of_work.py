@@ -8,6 +8,7 @@ their session through `UnitOfWork.current()`.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +39,9 @@ class UnitOfWork(dramatiq.Middleware):
     """One session per message, committed when the actor returns and rolled back when it
     raises; then the messages the actor queued with `send_after_commit` are sent.
 
-    A commit that fails is logged by Dramatiq and the message is not retried: the database
-    is the truth, and the scheduler and the recovery sweep enqueue the work again.
+    The commit is made inside the message (each actor's function is wrapped when it is
+    declared), so that a commit that fails fails the message like any other exception:
+    nothing it asked for is sent, and Dramatiq retries it as the actor's options say.
     """
 
     def __init__(self, sessions: Callable[[], Session]) -> None:
@@ -51,6 +53,20 @@ class UnitOfWork(dramatiq.Middleware):
         if unit is None:
             raise RuntimeError("no unit of work: actors run in a Dramatiq worker")
         return cast(Unit, unit)
+
+    def after_declare_actor(self, broker: dramatiq.Broker, actor: dramatiq.Actor[Any, Any]) -> None:
+        actor.fn = self._committing(actor.fn)
+
+    def _committing(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def in_unit(*args: Any, **kwargs: Any) -> Any:
+            result = fn(*args, **kwargs)
+            unit = getattr(self._local, "unit", None)
+            if unit is not None:  # None when the actor is called directly, outside a worker
+                cast(Unit, unit).session.commit()
+            return result
+
+        return in_unit
 
     def before_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.MessageProxy
@@ -69,10 +85,8 @@ class UnitOfWork(dramatiq.Middleware):
         if unit is None:
             return
         try:
-            if exception is None:
-                unit.session.commit()
-            else:
-                unit.session.rollback()
+            if exception is not None:
+                unit.session.rollback()  # committed by the actor's wrapper otherwise
         finally:
             unit.session.close()
         if exception is None:

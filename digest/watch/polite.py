@@ -168,6 +168,10 @@ class RobotsCache:
         with self._lock:
             self._rules[origin] = (time.monotonic(), rules)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
 
 ALLOW_ALL = Protego.parse("")
 DENY_ALL = Protego.parse("User-agent: *\nDisallow: /")

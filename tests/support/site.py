@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from digest.watch.fetch import ROBOTS
+
 
 @dataclass
 class Route:
@@ -150,6 +152,9 @@ class FixtureSite:
         return self.base_url + path
 
     def start(self) -> FixtureSite:
+        # The fetcher keeps robots.txt per origin for the process; a site on a port an
+        # earlier test's site used must not inherit that site's rules.
+        ROBOTS.clear()
         self.thread.start()
         return self
 
