@@ -18,14 +18,13 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from digest.core.db import session_scope
-from digest.core.models import Delivery, DigestRun, Item, MailStatus, Source
+from digest.core.models import Delivery, DigestRun, Item, MailStatus
 from digest.core.settings import Settings
 from digest.watch.collect import CollectOutcome
-from digest.watch.sources import load_sources, sync_sources
 from subscribers.choices import choices
 from subscribers.models import Subscriber
 from subscribers.signups import add_subscriber, sign_up
-from tests.support.collecting import collect_once
+from tests.support.collecting import collect_once, watch
 from tests.support.site import FixtureSite, Route
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -83,11 +82,7 @@ def gate(site: FixtureSite) -> Iterator[GatedRoutes]:
 
 @pytest.fixture
 def slow_source(settings: Settings, site: FixtureSite, tmp_path: Path) -> int:
-    path = tmp_path / "slow.toml"
-    path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
-    with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path))
-        return session.scalars(select(Source.id)).one()
+    return watch(settings, tmp_path / "slow.toml", SOURCES.format(base=site.base_url))["slow"]
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from digest.core.db import session_scope
 from digest.core.models import Source
@@ -30,7 +29,7 @@ from digest.watch.article import read_page
 from digest.watch.collect import collect_sources, sessions_for
 from digest.watch.entries import Entry, ReadError, ReadResult
 from digest.watch.readers import feed, index, sections, sitemap
-from digest.watch.sources import load_sources, sync_sources
+from tests.support.collecting import watch
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 
@@ -288,11 +287,8 @@ def fuzz_sources(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[
     blocks = "".join(
         BLOCK.format(kind=k, base=site.base_url, options=toml(o)) for k, o in OPTIONS.items()
     )
-    path = tmp_path / "fuzz.toml"
-    path.write_text(FUZZ_SOURCES.format(blocks=blocks, base=site.base_url), encoding="utf-8")
-    with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path))
-        return {s.key: s.id for s in session.scalars(select(Source))}
+    toml = FUZZ_SOURCES.format(blocks=blocks, base=site.base_url)
+    return watch(settings, tmp_path / "fuzz.toml", toml)
 
 
 @FUZZ

@@ -14,9 +14,8 @@ from sqlalchemy import select
 from digest.core.db import session_scope
 from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
-from digest.watch.sources import load_sources, sync_sources
 from digest.watch.xmlguard import declares_entities
-from tests.support.collecting import collect_once
+from tests.support.collecting import collect_key, watch
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 from tests.support.trickle import SLOW_HEADERS, TrickleServer
@@ -107,10 +106,7 @@ def hostile(settings: Settings, site: FixtureSite, tmp_path: Path, env) -> Setti
     env.setenv("DIGEST_FETCH_TIMEOUT_SECONDS", "0.5")
     get_settings.cache_clear()
     limited = get_settings()
-    path = tmp_path / "hostile.toml"
-    path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
-    with session_scope(limited.database_url) as session:
-        sync_sources(session, load_sources(path))
+    watch(limited, tmp_path / "hostile.toml", SOURCES.format(base=site.base_url))
     site.routes["/good"] = Route(
         rss(
             "Good",
@@ -122,9 +118,7 @@ def hostile(settings: Settings, site: FixtureSite, tmp_path: Path, env) -> Setti
 
 
 def collect(settings: Settings, key: str):
-    with session_scope(settings.database_url) as session:
-        source_id = session.scalar(select(Source.id).where(Source.key == key))
-    return collect_once(settings, source_id, AT)
+    return collect_key(settings, key, AT)
 
 
 def stored_text(settings: Settings) -> str:

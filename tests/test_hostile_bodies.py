@@ -24,9 +24,8 @@ from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
 from digest.watch.fetch import Fetcher, FetchError, FetchLimits
 from digest.watch.readers.feed import read as read_feed
-from digest.watch.sources import load_sources, sync_sources
 from digest.watch.xmlguard import declares_entities
-from tests.support.collecting import collect_once
+from tests.support.collecting import collect_key, watch
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 
@@ -75,10 +74,7 @@ def watched(settings: Settings, site: FixtureSite, tmp_path: Path, env) -> Setti
     env.setenv("DIGEST_FETCH_TIMEOUT_SECONDS", "2")
     get_settings.cache_clear()
     limited = get_settings()
-    path = tmp_path / "bodies.toml"
-    path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
-    with session_scope(limited.database_url) as session:
-        sync_sources(session, load_sources(path))
+    watch(limited, tmp_path / "bodies.toml", SOURCES.format(base=site.base_url))
     site.routes["/good"] = Route(
         rss("Good", site.url("/"), [{"title": "Trygg", "link": site.url("/n/"), "published": AT}])
     )
@@ -86,9 +82,7 @@ def watched(settings: Settings, site: FixtureSite, tmp_path: Path, env) -> Setti
 
 
 def collect(settings: Settings, key: str):
-    with session_scope(settings.database_url) as session:
-        source_id = session.scalar(select(Source.id).where(Source.key == key))
-    return collect_once(settings, source_id, AT)
+    return collect_key(settings, key, AT)
 
 
 def stored_titles(settings: Settings) -> list[str]:

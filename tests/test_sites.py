@@ -16,8 +16,7 @@ from digest.core.db import session_scope
 from digest.core.models import Change, Item, Source
 from digest.core.settings import Settings
 from digest.watch.article import read_article
-from digest.watch.sources import load_sources, sync_sources
-from tests.support.collecting import collect_once
+from tests.support.collecting import collect_once, watch
 from tests.support.site import FixtureSite, Route
 
 SITES = Path(__file__).parent / "fixtures" / "sites"
@@ -97,11 +96,7 @@ def serve(site: FixtureSite, state: str, lastmod: bool = True) -> None:
 
 @pytest.fixture
 def sources(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, int]:
-    path = tmp_path / "sites.toml"
-    path.write_text(SOURCES.format(base=site.base_url), encoding="utf-8")
-    with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path))
-        return {s.key: s.id for s in session.scalars(select(Source))}
+    return watch(settings, tmp_path / "sites.toml", SOURCES.format(base=site.base_url))
 
 
 def collect_all(settings: Settings, sources: dict[str, int], at: datetime) -> None:

@@ -23,7 +23,7 @@ from digest.core.models import Change, Item, Source
 from digest.core.settings import Settings
 from digest.watch.sources import load_sources, sync_sources
 from tests.support import command
-from tests.support.collecting import collect_once
+from tests.support.collecting import collect_once, watch
 from tests.support.feeds import rss
 from tests.support.mailroom import deliver_chunk
 from tests.support.server import LiveServer
@@ -101,11 +101,7 @@ def broken(settings: Settings, site: FixtureSite, tmp_path: Path) -> dict[str, i
         BLOCK.format(key=key, kind=kind, base=site.base_url, options=options)
         for key, (kind, options) in KINDS.items()
     )
-    path = tmp_path / "broken.toml"
-    path.write_text(SOURCES.format(blocks=blocks), encoding="utf-8")
-    with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path))
-        ids = {s.key: s.id for s in session.scalars(select(Source))}
+    ids = watch(settings, tmp_path / "broken.toml", SOURCES.format(blocks=blocks))
     database = settings.database_url.split(":///", 1)[1]
     with sqlite3.connect(database) as db:
         # A bug in our own code: a kind no reader knows (a row left by another version).

@@ -17,7 +17,7 @@ from digest.core.db import session_scope
 from digest.core.models import Item, Source
 from digest.core.settings import Settings, get_settings
 from digest.watch.collect import CollectOutcome, collect_sources, sessions_for
-from digest.watch.sources import load_sources, sync_sources
+from tests.support.collecting import watch
 from tests.support.feeds import rss
 from tests.support.site import FixtureSite, Route
 
@@ -67,14 +67,11 @@ def limited(
     """Short limits: a page that trickles takes a whole fetch deadline (1.5 s), which is
     as much as the pass's budget (1.5 s); the listing and a quick page take far less."""
     path = tmp_path / "limits.toml"
-    path.write_text(SOURCES.format(slow=site.base_url, other=other_site.base_url), "utf-8")
+    ids = watch(settings, path, SOURCES.format(slow=site.base_url, other=other_site.base_url))
     env.setenv("DIGEST_SOURCES_FILE", str(path))
     env.setenv("DIGEST_FETCH_TIMEOUT_SECONDS", "0.5")
     env.setenv("DIGEST_FETCH_SOURCE_BUDGET_SECONDS", "1.5")
     get_settings.cache_clear()
-    with session_scope(settings.database_url) as session:
-        sync_sources(session, load_sources(path))
-        ids = {s.key: s.id for s in session.scalars(select(Source))}
     other_site.routes["/feed/"] = Route(
         rss(
             "Annen",
