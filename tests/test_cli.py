@@ -88,11 +88,8 @@ def test_dry_run_sends_and_stores_nothing(settings, site: FixtureSite, smtp) -> 
     assert "started" in real and "1 sent" in real  # the dry run did not use up the run
 
 
-@pytest.mark.timeout(90)
-def test_run_serves_and_stops_cleanly_on_ctrl_c(
-    tmp_path: Path, site: FixtureSite, sources_file: Path
-) -> None:
-    port = free_port()
+def run_env(port: int, sources_file: Path) -> dict[str, str]:
+    """The environment of a `digest run` on the embedded default in a test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env.update(
         {
@@ -103,20 +100,34 @@ def test_run_serves_and_stops_cleanly_on_ctrl_c(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    return env
+
+
+def wait_until_up(process: command.Process, port: int) -> httpx.Response:
+    """The first answer of a starting `digest run` to /healthz, within 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        except httpx.HTTPError:
+            assert process.poll() is None, "digest run stopped"
+            assert time.monotonic() < deadline, "digest run did not come up"
+            time.sleep(0.2)
+
+
+@pytest.mark.timeout(90)
+def test_run_serves_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, site: FixtureSite, sources_file: Path
+) -> None:
+    port = free_port()
+    env = run_env(port, sources_file)
     site.routes["/feed/"] = Route(rss("T", site.url("/"), []))
     process = command.start(
         "run", cwd=tmp_path, env=env, stdout=command.PIPE, stderr=command.STDOUT, text=True
     )
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "digest run did not come up"
-                time.sleep(0.2)
-        assert health.json()["status"] == "ok"
+        assert wait_until_up(process, port).json()["status"] == "ok"
         # The scheduler's first tick collects through the in-process worker.
         while not any(path == "/feed/" for path, _ in site.requests):
             assert time.monotonic() < deadline + 30, "the embedded worker collected nothing"
@@ -148,16 +159,7 @@ def test_run_leaves_sources_alone_when_the_file_has_none(
     from sqlalchemy import create_engine, text
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env.update(
-        {
-            "DIGEST_PORT": str(port),
-            "DIGEST_SOURCES_FILE": str(sources_file),
-            "DIGEST_ALLOW_PRIVATE_HOSTS": "true",
-            "DIGEST_FETCH_HOST_DELAY_SECONDS": "0",  # no second between robots.txt and the feed
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = run_env(port, sources_file)
     assert digest("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     assert digest("sources", "sync", env=env, cwd=tmp_path).returncode == 0
     sources_file.write_text('[topics]\nvold = "Vold"\n', encoding="utf-8")
@@ -165,15 +167,7 @@ def test_run_leaves_sources_alone_when_the_file_has_none(
         "run", cwd=tmp_path, env=env, stdout=command.PIPE, stderr=command.STDOUT, text=True
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, "digest run stopped"
-                assert time.monotonic() < deadline, "digest run did not come up"
-                time.sleep(0.2)
+        wait_until_up(process, port)
     finally:
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=30)[0]
