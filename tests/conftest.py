@@ -13,8 +13,10 @@ import pytest
 
 from digest.core.db import get_engine, session_scope
 from digest.core.migrate import upgrade
+from digest.core.models import EditorRole
 from digest.core.settings import Settings, get_settings, sqlite_path
 from digest.watch.sources import load_sources, sync_topics
+from tests.support.server import LiveServer
 from tests.support.site import FixtureSite
 from tests.support.smtp import SMTPServer
 
@@ -140,12 +142,39 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[httpx.Client]:
-    """A client of the web app, served for real by uvicorn on the test's settings."""
+def live_app(settings: Settings) -> Iterator[LiveServer]:
+    """The web app, served for real by uvicorn on the test's settings."""
     from digest.web.app import create_app
-    from tests.support.server import LiveServer
 
     server = LiveServer(create_app(settings)).start()
-    with server.client() as web:
-        yield web
+    yield server
     server.stop()
+
+
+@pytest.fixture
+def client(live_app: LiveServer) -> Iterator[httpx.Client]:
+    """A client of the web app (a browser with no one signed in)."""
+    with live_app.client() as web:
+        yield web
+
+
+@pytest.fixture
+def editor_client(settings: Settings, live_app: LiveServer) -> Iterator[httpx.Client]:
+    """A browser signed in as an editor (redaktor@bufdir.no)."""
+    from tests.support.editors import make_editor, sign_in
+
+    make_editor(settings, "redaktor@bufdir.no", EditorRole.EDITOR)
+    with live_app.client() as web:
+        assert sign_in(web, "redaktor@bufdir.no").status_code == 303
+        yield web
+
+
+@pytest.fixture
+def admin_client(settings: Settings, live_app: LiveServer) -> Iterator[httpx.Client]:
+    """A browser signed in as an admin (admin@bufdir.no)."""
+    from tests.support.editors import make_editor, sign_in
+
+    make_editor(settings, "admin@bufdir.no", EditorRole.ADMIN)
+    with live_app.client() as web:
+        assert sign_in(web, "admin@bufdir.no").status_code == 303
+        yield web

@@ -70,7 +70,7 @@ def announce_list() -> None:
     tz = settings.tz
     with session_scope(settings.database_url) as session:
         for a in list_announcements(session):
-            state = "draft" if a.draft else "published"
+            state = a.status.value
             topics = ",".join(a.topics) or "all topics"
             click.echo(
                 f"{a.id:4} {state:9} {local(a.publish_from, tz)} → "

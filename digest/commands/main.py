@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.commands import announce, database, send, serve, sources
+from digest.commands import announce, database, editors, send, serve, sources
 from digest.commands.common import explained_errors
 from digest.commands.subscribers import subscribers
 
@@ -31,6 +31,7 @@ main.add_command(sources.collect)
 main.add_command(send.send)
 main.add_command(announce.announce)
 main.add_command(subscribers)
+main.add_command(editors.editors)
 
 if __name__ == "__main__":
     main()

@@ -16,16 +16,25 @@ from subscribers.models import Frequency, NoticeKind, SignupRequest, Subscriber
 __all__ = [
     "Announcement",
     "AnnouncementReceipt",
+    "AnnouncementStatus",
+    "ApiToken",
+    "AuditEntry",
     "Base",
     "Change",
     "ChangeKind",
+    "ChangeReview",
     "Delivery",
     "DigestRun",
+    "Editor",
+    "EditorRole",
+    "EditorSession",
+    "IdempotentResponse",
     "Item",
     "MailStatus",
     "Notice",
     "NoticeKind",
     "RunStatus",
+    "SignInFailure",
     "Source",
     "SourceStatus",
     "Subscriber",
@@ -89,6 +98,16 @@ class Source(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Set by the first successful collection; before it, everything found is back catalogue.
     baseline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # «Review before sending»: as the sources file says, unless an editor set it in the UI
+    # (`review_override`, kept across syncs). Changes of such a source wait for approval.
+    review_in_file: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_override: Mapped[bool | None] = mapped_column(Boolean)
+    # Paused by an operator in the UI: not collected until resumed; syncs leave it alone.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def review_before_sending(self) -> bool:
+        return self.review_override if self.review_override is not None else self.review_in_file
 
 
 class Item(Base):
@@ -125,6 +144,21 @@ class ChangeKind(StrEnum):
     UPDATED = "updated"
 
 
+class ChangeReview(StrEnum):
+    """Where a detected change stands with the editors.
+
+    auto: sent in the digests whose period includes its detection (no review asked);
+    waiting: its source wants review, and it is not sent until approved;
+    approved: sent in the digests whose period includes the approval;
+    hidden: noise, sent to nobody.
+    """
+
+    AUTO = "auto"
+    WAITING = "waiting"
+    APPROVED = "approved"
+    HIDDEN = "hidden"
+
+
 class Change(Base):
     """A new or changed item, as detected at one time; a snapshot of what was seen then."""
 
@@ -140,6 +174,29 @@ class Change(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A short human summary of what changed (filled by readers that can tell).
     note: Mapped[str] = mapped_column(Text, default="")
+    # The editors' review: state, a one-line note shown with it in digests, a corrected
+    # title (shown instead of `title`), and who reviewed it when.
+    review: Mapped[ChangeReview] = mapped_column(
+        str_enum(ChangeReview, 16), default=ChangeReview.AUTO, index=True
+    )
+    editor_note: Mapped[str] = mapped_column(String(300), default="")
+    corrected_title: Mapped[str | None] = mapped_column(String(500))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    reviewed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("editors.id", ondelete="SET NULL")
+    )
+
+    @property
+    def shown_title(self) -> str:
+        return self.corrected_title or self.title
+
+
+class AnnouncementStatus(StrEnum):
+    """draft -> published -> withdrawn (and back to published); only drafts are deleted."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
 
 
 class Announcement(Base):
@@ -149,11 +206,130 @@ class Announcement(Base):
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text, default="")  # Markdown
     link: Mapped[str | None] = mapped_column(String(2000))
+    # Targeting: each list empty means everyone.
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    municipalities: Mapped[list[str]] = mapped_column(JSON, default=list)
     publish_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     publish_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[AnnouncementStatus] = mapped_column(
+        str_enum(AnnouncementStatus, 16), default=AnnouncementStatus.PUBLISHED, index=True
+    )
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # «Send with the next immediate run»: daily and weekly subscribers get it then too.
+    send_immediately: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every edit: a form carries the version it was made from, so an edit made
+    # meanwhile by someone else is caught instead of overwritten.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("editors.id", ondelete="SET NULL")
+    )
+
+
+class EditorRole(StrEnum):
+    EDITOR = "editor"  # announcements and review of changes
+    ADMIN = "admin"  # also editors, sources, runs, deliveries, subscribers, the audit log
+
+
+class Editor(Base):
+    """Someone who signs in to the editors' pages (or whose API tokens a CMS uses)."""
+
+    __tablename__ = "editors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[EditorRole] = mapped_column(str_enum(EditorRole, 16), default=EditorRole.EDITOR)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when disabled: their sessions and tokens stop working at the next request.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == EditorRole.ADMIN
+
+
+class EditorSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "editor_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    editor_id: Mapped[int] = mapped_column(
+        ForeignKey("editors.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A token a script or CMS uses for the JSON API on an editor's behalf; stored hashed."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int] = mapped_column(
+        ForeignKey("editors.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters, so that a token can be recognised in a list without being known.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInFailure(Base):
+    """A failed sign-in, by what it counts against: an account (`account:<email>`) or a
+    client (`client:<address>`). Counted over a window to slow guessing down."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class AuditEntry(Base):
+    """One editor's or admin's action: who, what, when, before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="SET NULL"))
+    # Kept as written then, so the entry still says who after the account is gone.
+    editor_email: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(60))
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str] = mapped_column(String(100), default="")
+    before: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class IdempotentResponse(Base):
+    """The first answer to an API request with a client's `Idempotency-Key`, to repeat."""
+
+    __tablename__ = "idempotent_responses"
+    __table_args__ = (UniqueConstraint("editor_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    # What was asked (method, path and body, hashed): the same key with another request
+    # is refused rather than answered with the first one's result.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class AnnouncementReceipt(Base):

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     retention_days: int = Field(365, ge=1, le=3650)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # Editors' sign-in: a session ends after this long unused, and in any case after
+    # `editor_session_hours`; this many failed sign-ins in the window (per account, and
+    # per client) refuse further tries until the window has passed.
+    editor_idle_minutes: int = Field(30, ge=1, le=24 * 60)
+    editor_session_hours: int = Field(12, ge=1, le=24 * 30)
+    sign_in_attempts: int = Field(5, ge=1, le=1000)
+    sign_in_window_minutes: int = Field(15, ge=1, le=24 * 60)
 
     @field_validator("data_dir")
     @classmethod

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
-from digest.core.models import Announcement, AnnouncementReceipt
+from digest.core.models import Announcement, AnnouncementReceipt, AnnouncementStatus
 from digest.mail.compose import AnnouncementView
 from subscribers.base import utcnow
 from subscribers.text import clean_line, is_safe_line, strip_invisible
@@ -45,7 +45,8 @@ def add_announcement(
         topics=sorted({t.strip().lower() for t in topics if t.strip()}),
         publish_from=start,
         publish_until=publish_until,
-        draft=draft,
+        status=AnnouncementStatus.DRAFT if draft else AnnouncementStatus.PUBLISHED,
+        published_at=None if draft else utcnow(),
         created_at=utcnow(),
     )
     session.add(announcement)
@@ -90,7 +91,7 @@ def list_announcements(session: Session) -> Sequence[Announcement]:
 def published_at(session: Session, moment: datetime) -> list[AnnouncementView]:
     """Announcements whose publish window includes `moment`."""
     query = select(Announcement).where(
-        Announcement.draft.is_(False),
+        Announcement.status == AnnouncementStatus.PUBLISHED,
         Announcement.publish_from <= moment,
         or_(Announcement.publish_until.is_(None), Announcement.publish_until > moment),
     )

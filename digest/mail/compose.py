@@ -28,6 +28,15 @@ class ChangeView:
     source_key: str
     source_name: str
     source_topics: tuple[str, ...]
+    # The editors' one-line note, shown with it in digests.
+    editor_note: str = ""
+    # When it became sendable, if not when detected: an approved change of a source whose
+    # changes wait for review goes into the digests whose period includes the approval.
+    released_at: datetime | None = None
+
+    @property
+    def counted_at(self) -> datetime:
+        return self.released_at or self.detected_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,12 @@ class AnnouncementView:
     link: str | None
     topics: tuple[str, ...]
     publish_from: datetime
+    # Targeting beyond topics: each empty means everyone.
+    roles: tuple[str, ...] = ()
+    municipalities: tuple[str, ...] = ()
+    pinned: bool = False  # shown before the others
+    # «Send with the next immediate run»: daily and weekly subscribers get it then too.
+    send_immediately: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +63,8 @@ class Recipient:
     frequency: Frequency
     topics: tuple[str, ...]
     language: Language = Language.BOKMAL
+    role: str = ""
+    municipality: str = ""  # the number, e.g. "0301"
 
     def wants(self, topics: Iterable[str]) -> bool:
         topics = set(topics)

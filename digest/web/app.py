@@ -1,4 +1,5 @@
-"""The FastAPI application: health, and the pages reached from links in mails."""
+"""The FastAPI application: health and metrics, the pages reached from links in mails, the
+editors' pages under /redaksjon and their JSON API under /api."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
+from digest.web.admin import auth
 from digest.web.errors import error_page
 from digest.web.guards import (
     HeadAsGet,
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(preferences.router)
     app.include_router(signup.router)
+    app.include_router(auth.router)
     # The one place where an expected error becomes a page (see digest.web.errors).
     app.add_exception_handler(DigestError, error_page)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")

@@ -11,10 +11,11 @@ import logging
 from collections.abc import Mapping
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from digest.core.db import DatabaseUnavailable
 from digest.core.errors import DigestError
+from digest.web.admin.common import SignInNeeded, sign_in_url
 from digest.web.common import page
 from digest.web.forms import FormError
 from subscribers.addresses import InvalidAddress
@@ -65,8 +66,10 @@ def expired_link(request: Request) -> HTMLResponse:
     )
 
 
-def error_page(request: Request, exc: Exception) -> HTMLResponse:
+def error_page(request: Request, exc: Exception) -> Response:
     """The page for an expected error (Starlette's handler signature, hence `Exception`)."""
+    if isinstance(exc, SignInNeeded):
+        return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
     if isinstance(exc, FormInvalid):
         return page(request, exc.template, status=400, **{**exc.context, "errors": exc.notes})
     if isinstance(exc, ExpiredToken):

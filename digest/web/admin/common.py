@@ -1,0 +1,119 @@
+"""What the editors' pages share: who is signed in, the session cookie, and the page helper.
+
+A request's editor comes from the session cookie (`SignedIn`); without a live session the
+browser is sent to the sign-in page, and a disabled editor's session is gone at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from digest.core.errors import DigestError
+from digest.core.models import Editor
+from digest.editors import signins
+from digest.web.common import DbSession, page
+from digest.web.forms import FormError
+
+PREFIX = "/redaksjon"
+
+
+def cookie_name(base_url: str) -> str:
+    # As for the CSRF cookie: `__Host-` (Secure, Path=/, host-only) needs HTTPS.
+    return "__Host-editor" if base_url.startswith("https://") else "editor"
+
+
+class SignInNeeded(DigestError):
+    """No live session: the browser is sent to sign in, and back to `next_path` after."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__("sign-in needed")
+        self.next_path = next_path
+
+
+class NotAllowed(FormError):
+    """An editor asking for an admin's page or action."""
+
+    title = "Ikke tilgang"
+
+    def __init__(self) -> None:
+        super().__init__(403, "Denne siden er bare for administratorer.")
+
+
+def session_token(request: Request) -> str:
+    return request.cookies.get(cookie_name(request.app.state.settings.base_url), "")
+
+
+def current_editor(request: Request, session: DbSession) -> Editor:
+    settings = request.app.state.settings
+    editor = signins.editor_of(session, session_token(request), signins.Lifetimes.of(settings))
+    if editor is None:
+        # Only a GET comes back to where it was; a form posted after the session ended
+        # lands on the list it came from.
+        target = request.url.path if request.method in ("GET", "HEAD") else PREFIX
+        if request.method in ("GET", "HEAD") and request.url.query:
+            target += "?" + request.url.query
+        # The ended session's row (if any) is deleted: commit that before refusing.
+        session.commit()
+        raise SignInNeeded(target)
+    request.state.editor = editor
+    return editor
+
+
+SignedIn = Annotated[Editor, Depends(current_editor)]
+
+
+def admin_editor(editor: SignedIn) -> Editor:
+    if not editor.is_admin:
+        raise NotAllowed()
+    return editor
+
+
+AdminOnly = Annotated[Editor, Depends(admin_editor)]
+
+
+def sign_in_url(next_path: str) -> str:
+    return f"{PREFIX}/logg-inn?neste={quote(next_path, safe='/')}"
+
+
+def safe_next(value: str) -> str:
+    """Where to go after signing in: one of our own editor pages, never another site."""
+    if (
+        value.startswith(PREFIX)
+        and not value.startswith("//")
+        and "\\" not in value
+        and all(c.isprintable() for c in value)
+        and len(value) < 500
+    ):
+        return value
+    return PREFIX
+
+
+def admin_page(
+    request: Request,
+    name: str,
+    editor: Editor,
+    *,
+    status: int = 200,
+    messages: Mapping[str, str] | None = None,
+    **context: object,
+) -> HTMLResponse:
+    """An editors' page (`templates/web/admin/<name>`) with who is signed in and the menu.
+
+    A page reached by `see_other(url, "key")` shows `messages[key]` as its notice: only
+    our own texts, never anything from the query string itself.
+    """
+    shown = (messages or {}).get(request.query_params.get("melding", ""), "")
+    return page(request, f"admin/{name}", status=status, editor=editor, flash=shown, **context)
+
+
+def see_other(url: str, message: str = "") -> Response:
+    """After a form: 303 to the page that shows the result (so a reload does not resend),
+    with the key of the notice that page shows (see `admin_page`)."""
+    if message:
+        url += ("&" if "?" in url else "?") + "melding=" + quote(message)
+    return Response(status_code=303, headers={"Location": url})
