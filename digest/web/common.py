@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
@@ -22,6 +23,19 @@ from subscribers.municipalities import Municipality, municipalities
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
 bokmal = translator("nb")  # the pages are in bokmål
+
+
+def local_time(moment: datetime | None, tz: tzinfo) -> str:
+    """A time as the pages show it, in the service's zone: «27.11.2026 kl. 09.30»."""
+    if moment is None:
+        return "–"
+    try:
+        return moment.astimezone(tz).strftime("%d.%m.%Y kl. %H.%M")
+    except (OverflowError, ValueError):  # a row stored before times were checked
+        return moment.isoformat()
+
+
+templates.env.filters["local_time"] = local_time
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -102,13 +102,17 @@ def admin_page(
     messages: Mapping[str, str] | None = None,
     **context: object,
 ) -> HTMLResponse:
-    """An editors' page (`templates/web/admin/<name>`) with who is signed in and the menu.
+    """An editors' page (`templates/web/admin/<name>`) with who is signed in and the menu;
+    templates show times as `{{ moment | local_time(tz) }}`.
 
     A page reached by `see_other(url, "key")` shows `messages[key]` as its notice: only
     our own texts, never anything from the query string itself.
     """
     shown = (messages or {}).get(request.query_params.get("melding", ""), "")
-    return page(request, f"admin/{name}", status=status, editor=editor, flash=shown, **context)
+    tz = request.app.state.settings.tz
+    return page(
+        request, f"admin/{name}", status=status, editor=editor, flash=shown, tz=tz, **context
+    )
 
 
 def see_other(url: str, message: str = "") -> Response:
