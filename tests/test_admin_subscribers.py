@@ -53,7 +53,9 @@ def count(settings: Settings, model: type) -> int:
 
 def audit_actions(settings: Settings) -> list[tuple[str, object]]:
     with session_scope(settings.database_url) as session:
-        return [(e.action, e.after) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+        return [
+            (e.action, e.after) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        ]
 
 
 def upload(
@@ -94,8 +96,20 @@ ROSTER = (
 
 
 def test_search_and_filters(settings: Settings, admin_client: httpx.Client) -> None:
-    add(settings, "kari@oslo.kommune.no", name="Kari Nordmann", municipality="0301", role="krisesenter")
-    add(settings, "ola@bergen.kommune.no", name="Ola Hansen", municipality="Bergen", frequency="weekly")
+    add(
+        settings,
+        "kari@oslo.kommune.no",
+        name="Kari Nordmann",
+        municipality="0301",
+        role="krisesenter",
+    )
+    add(
+        settings,
+        "ola@bergen.kommune.no",
+        name="Ola Hansen",
+        municipality="Bergen",
+        frequency="weekly",
+    )
     add(settings, "nora@oslo.kommune.no", name="Nora", municipality="0301", confirmed=False)
     assert emails(admin_client.get(LIST)) == [
         "kari@oslo.kommune.no",
@@ -117,8 +131,12 @@ def test_search_and_filters(settings: Settings, admin_client: httpx.Client) -> N
     assert emails(admin_client.get(LIST, params={"municipality": "0301", "status": "active"})) == [
         "kari@oslo.kommune.no"
     ]
-    assert emails(admin_client.get(LIST, params={"role": "krisesenter"})) == ["kari@oslo.kommune.no"]
-    assert emails(admin_client.get(LIST, params={"frequency": "weekly"})) == ["ola@bergen.kommune.no"]
+    assert emails(admin_client.get(LIST, params={"role": "krisesenter"})) == [
+        "kari@oslo.kommune.no"
+    ]
+    assert emails(admin_client.get(LIST, params={"frequency": "weekly"})) == [
+        "ola@bergen.kommune.no"
+    ]
     # Values that are not choices are ignored, not a 500.
     odd = admin_client.get(
         LIST, params={"status": "x", "role": "\x00", "frequency": "yearly", "side": "99999999999"}
@@ -178,7 +196,11 @@ def test_dry_run_stores_nothing_then_import_stores_the_good_rows(
     assert "3 nye lagt til" in done.text
     with session_scope(settings.database_url) as session:
         stored = {s.email: s for s in session.scalars(select(Subscriber))}
-        assert set(stored) == {"kari@oslo.kommune.no", "bo@tromso.kommune.no", "per@tana.kommune.no"}
+        assert set(stored) == {
+            "kari@oslo.kommune.no",
+            "bo@tromso.kommune.no",
+            "per@tana.kommune.no",
+        }
         assert stored["bo@tromso.kommune.no"].name == "Bo Larsen"
         assert {s.status for s in stored.values()} == {"pending"}
     # Confirmation mails go out after the commit, as the CLI sends them.
@@ -187,7 +209,7 @@ def test_dry_run_stores_nothing_then_import_stores_the_good_rows(
         time.sleep(0.05)
     assert len(smtp.inbox.messages) == 3
     assert [a for a, _ in audit_actions(settings) if a.startswith("roster")] == ["roster_import"]
-    after = [after for a, after in audit_actions(settings) if a == "roster_import"][0]
+    after = next(after for a, after in audit_actions(settings) if a == "roster_import")
     assert isinstance(after, dict) and after["imported"] == 3 and after["refused"] == 2
 
 
@@ -244,10 +266,13 @@ def test_upload_needs_csrf_and_a_size_limit(settings: Settings, admin_client: ht
     big = b"email\r\n" + b"x" * 3_100_000
     assert upload(admin_client, big, token=token).status_code == 413  # by Content-Length
     # Under the body's limit but over the file's.
-    assert upload(admin_client, b"email\r\n" + b"a@b.no\r\n" * 320_000, token=token).status_code == 413
+    assert (
+        upload(admin_client, b"email\r\n" + b"a@b.no\r\n" * 320_000, token=token).status_code == 413
+    )
+
     # A body sent without a length is counted while read.
     def chunks():
-        yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n"
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
         for _ in range(40):
             yield b"y" * 100_000
 
@@ -261,17 +286,29 @@ def test_upload_needs_csrf_and_a_size_limit(settings: Settings, admin_client: ht
 def test_export_is_the_cli_roster_with_formulas_neutralised(
     settings: Settings, admin_client: httpx.Client
 ) -> None:
-    add(settings, "kari@oslo.kommune.no", name="=HYPERLINK(\"http://evil\")", municipality="0301")
+    add(settings, "kari@oslo.kommune.no", name='=HYPERLINK("http://evil")', municipality="0301")
     add(settings, "ola@bergen.kommune.no", name="Ola", frequency="weekly")
     answer = admin_client.get(f"{LIST}/eksport.csv")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.headers["content-disposition"] == 'attachment; filename="abonnenter.csv"'
     rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig")), delimiter=";"))
-    assert rows[0] == ["email", "name", "municipality", "role", "frequency", "topics", "language", "status"]
-    assert rows[1][:2] == ["kari@oslo.kommune.no", "'=HYPERLINK(\"http://evil\")"]
+    assert rows[0] == [
+        "email",
+        "name",
+        "municipality",
+        "role",
+        "frequency",
+        "topics",
+        "language",
+        "status",
+    ]
+    assert rows[1][:2] == ["kari@oslo.kommune.no", '\'=HYPERLINK("http://evil")']
     assert rows[2][0] == "ola@bergen.kommune.no"
     only = admin_client.get(f"{LIST}/eksport.csv", params={"frequency": "weekly"})
     assert len(list(csv.reader(io.StringIO(only.content.decode("utf-8-sig"))))) == 2
     exports = [after for action, after in audit_actions(settings) if action == "roster_export"]
-    assert exports == [{"filters": {}, "count": 2}, {"filters": {"frequency": "weekly"}, "count": 1}]
+    assert exports == [
+        {"filters": {}, "count": 2},
+        {"filters": {"frequency": "weekly"}, "count": 1},
+    ]
