@@ -168,7 +168,7 @@ def test_show_page_has_what_the_cli_shows(settings: Settings, admin_client: http
     assert "kari@oslo.kommune.no" in page.text
     assert "Kari &lt;b&gt;Nordmann&lt;/b&gt;" in page.text
     assert "Oslo" in page.text and "Aktiv" in page.text
-    assert "subscribed" in page.text  # the consent history
+    assert "Meldt på" in page.text and "Kommandolinjen" in page.text  # the consent history
     assert re.search(r"\d\d\.\d\d\.\d{4} kl\. \d\d\.\d\d", page.text)
     assert admin_client.get(f"{LIST}/{subscriber_id}").status_code == 200
     for unknown in ("nobody", "999999", "9" * 30, "%00"):

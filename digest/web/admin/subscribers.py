@@ -36,7 +36,16 @@ from digest.web.admin.common import PREFIX, AdminOnly, admin_page
 from digest.web.admin.uploads import PostedUpload, TooLarge
 from digest.web.common import DbSession, bokmal
 from digest.web.forms import Form, FormError, field
-from subscribers.models import ROLE_LABELS, Frequency, NoticeKind, Role, Status
+from subscribers.models import (
+    LANGUAGE_LABELS,
+    ROLE_LABELS,
+    Channel,
+    ConsentAction,
+    Frequency,
+    NoticeKind,
+    Role,
+    Status,
+)
 from subscribers.municipalities import Municipality, find_municipality, municipalities
 from subscribers.roster import (
     ImportReport,
@@ -65,6 +74,19 @@ STATUS_LABELS = {
     Status.ACTIVE: "Aktiv",
     Status.UNSUBSCRIBED: "Avmeldt",
     Status.SUPPRESSED: "Sperret",
+}
+ACTION_LABELS = {
+    ConsentAction.SUBSCRIBED: "Meldt på",
+    ConsentAction.CONFIRMED: "Bekreftet",
+    ConsentAction.PREFERENCES: "Endret valg",
+    ConsentAction.UNSUBSCRIBED: "Meldt av",
+    ConsentAction.SUPPRESSED: "Sperret",
+}
+CHANNEL_LABELS = {
+    Channel.WEB: "Nettsidene",
+    Channel.IMPORT: "Abonnentliste",
+    Channel.ADMIN: "Kommandolinjen",
+    Channel.SYSTEM: "Tjenesten selv",
 }
 OUTCOME_LABELS = {
     RowOutcome.IMPORTED: "Ny",
@@ -431,6 +453,9 @@ def subscriber_page(key: str, request: Request, session: DbSession, editor: Admi
         subscriber=subscriber,
         data=data,
         topic_names=topic_labels(session),
+        action_labels=ACTION_LABELS,
+        channel_labels=CHANNEL_LABELS,
+        language_labels=LANGUAGE_LABELS,
         **_labels(),
     )
 
