@@ -70,8 +70,22 @@ def error_page(request: Request, exc: Exception) -> Response:
     """The page for an expected error (Starlette's handler signature, hence `Exception`)."""
     if isinstance(exc, SignInNeeded):
         return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
+    # On the editors' pages, with the menu of whoever is signed in.
+    editor = getattr(request.state, "editor", None)
+    staff = {"editor": editor, "tz": request.app.state.settings.tz} if editor else {}
     if isinstance(exc, FormInvalid):
-        return page(request, exc.template, status=400, **{**exc.context, "errors": exc.notes})
+        return page(
+            request, exc.template, status=400, **{**exc.context, **staff, "errors": exc.notes}
+        )
+    if isinstance(exc, FormError) and editor is not None:
+        return page(
+            request,
+            "admin/message.html",
+            status=exc.status,
+            title=exc.title,
+            message=str(exc),
+            **staff,
+        )
     if isinstance(exc, ExpiredToken):
         return expired_link(request)
     if isinstance(exc, BadToken):

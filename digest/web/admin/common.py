@@ -44,6 +44,15 @@ class NotAllowed(FormError):
         super().__init__(403, "Denne siden er bare for administratorer.")
 
 
+class NotFound(FormError):
+    """An id in an editors' page address that names nothing (or is not an id at all)."""
+
+    title = "Fant ikke siden"
+
+    def __init__(self, what: str = "Det du ser etter") -> None:
+        super().__init__(404, f"{what} finnes ikke, eller er slettet.")
+
+
 def session_token(request: Request) -> str:
     return request.cookies.get(cookie_name(request.app.state.settings.base_url), "")
 
