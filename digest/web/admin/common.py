@@ -7,6 +7,7 @@ browser is sent to the sign-in page, and a disabled editor's session is gone at 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
@@ -25,6 +26,16 @@ PREFIX = "/redaksjon"
 def cookie_name(base_url: str) -> str:
     # As for the CSRF cookie: `__Host-` (Secure, Path=/, host-only) needs HTTPS.
     return "__Host-editor" if base_url.startswith("https://") else "editor"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """Who is signed in, as the menu shows it."""
+
+    id: int
+    email: str
+    name: str
+    is_admin: bool
 
 
 class SignInNeeded(DigestError):
@@ -69,7 +80,9 @@ def current_editor(request: Request, session: DbSession) -> Editor:
         # The ended session's row (if any) is deleted: commit that before refusing.
         session.commit()
         raise SignInNeeded(target)
-    request.state.editor = editor
+    # A plain copy for the error pages: by then the request's session is rolled back and
+    # the row expired (see digest.web.errors).
+    request.state.editor = StaffMember(editor.id, editor.email, editor.name, editor.is_admin)
     return editor
 
 
