@@ -167,12 +167,12 @@ def recent(
         query.order_by(Change.detected_at.desc(), Change.id.desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
-    ).tuples()
+    ).all()
     return ChangePage([_row(*r) for r in rows], total, page, per_page)
 
 
 def get_row(session: Session, change_id: int) -> ChangeRow:
-    found = session.execute(_query().where(Change.id == change_id)).tuples().first()
+    found = session.execute(_query().where(Change.id == change_id)).first()
     if found is None:
         raise UnknownChange(change_id)
     return _row(*found)
@@ -190,7 +190,7 @@ def waiting_changes(session: Session, limit: int = 100) -> list[ChangeRow]:
         .where(Change.review == ChangeReview.WAITING)
         .order_by(Change.detected_at, Change.id)
         .limit(limit)
-    ).tuples()
+    ).all()
     return [_row(*r) for r in rows]
 
 
