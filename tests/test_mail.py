@@ -178,7 +178,7 @@ def test_smtp_url_forms() -> None:
             "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjering",
             [
                 "Nytt og endra i rettleiarane 25. november kl. 08:00",
-                "KUNNGJERINGAR",
+                "FRÅ REDAKSJONEN",
                 "Endre innstillingar:",
                 "abonnerer på dagleg oversikt frå Veiledervarsel",
             ],
@@ -188,7 +188,7 @@ def test_smtp_url_forms() -> None:
             "Veiledervarsel 26 November 2026: 1 new article, 1 updated, 1 announcement",
             [
                 "New and changed in the guidance 25 November 08:00 – 26 November 2026 08:00",
-                "ANNOUNCEMENTS",
+                "FROM THE EDITORS",
                 "[New] Ny veileder",
                 "Unsubscribe: https://varsel.no/avmelding/TOKEN",
                 "subscribes to the daily digest from Veiledervarsel",

@@ -96,7 +96,18 @@ def published_at(session: Session, moment: datetime) -> list[AnnouncementView]:
         or_(Announcement.publish_until.is_(None), Announcement.publish_until > moment),
     )
     return [
-        AnnouncementView(a.id, a.title, a.body, a.link, tuple(a.topics), a.publish_from)
+        AnnouncementView(
+            a.id,
+            a.title,
+            a.body,
+            a.link,
+            tuple(a.topics),
+            a.publish_from,
+            tuple(a.roles or ()),
+            tuple(a.municipalities or ()),
+            a.pinned,
+            a.send_immediately,
+        )
         for a in session.scalars(query)
     ]
 

@@ -11,32 +11,54 @@ from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import SERVICE_NAME
-from digest.core.models import Change, Delivery, DigestRun, Item, MailStatus, Source
+from digest.core.models import (
+    Change,
+    ChangeReview,
+    Delivery,
+    DigestRun,
+    Item,
+    MailStatus,
+    Source,
+)
 from digest.core.periods import Period
 from digest.core.settings import Settings
 from digest.core.topics import topic_labels
 from digest.delivery import claims, sending
 from digest.delivery.announcements import published_at, received_by, record_receipts
 from digest.delivery.runs import complete_if_done, give_up_at
-from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
+from digest.mail.compose import AnnouncementView, ChangeView, Digest, compose, recipient_of
 from digest.mail.envelopes import digest_message_id, envelope
 from digest.mail.links import links_for
 from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render
-from subscribers.models import Status, Subscriber
+from subscribers.models import Frequency, Status, Subscriber
 from subscribers.suppression import delivered, delivery_failed
 
 
 def changes_in(session: Session, period: Period) -> list[ChangeView]:
+    """The changes a digest for `period` may hold: those sent without review that were
+    detected in it, and those an editor approved in it. Hidden and waiting ones never."""
+    in_period = or_(
+        and_(
+            Change.review == ChangeReview.AUTO,
+            Change.detected_at >= period.start,
+            Change.detected_at < period.end,
+        ),
+        and_(
+            Change.review == ChangeReview.APPROVED,
+            Change.reviewed_at >= period.start,
+            Change.reviewed_at < period.end,
+        ),
+    )
     rows = session.execute(
         select(Change, Source.key, Source.name, Source.topics)
         .join(Item, Change.item_id == Item.id)
         .join(Source, Item.source_id == Source.id)
-        .where(Change.detected_at >= period.start, Change.detected_at < period.end)
+        .where(in_period)
         .order_by(Change.detected_at, Change.id)
     ).all()
     return [
@@ -45,7 +67,7 @@ def changes_in(session: Session, period: Period) -> list[ChangeView]:
             c.item_id,
             c.kind,
             c.detected_at,
-            c.title,
+            c.shown_title,
             c.url,
             c.summary_text,
             c.published_at,
@@ -53,20 +75,11 @@ def changes_in(session: Session, period: Period) -> list[ChangeView]:
             key,
             name,
             tuple(topics or ()),
+            editor_note=c.editor_note,
+            released_at=c.reviewed_at if c.review == ChangeReview.APPROVED else None,
         )
         for c, key, name, topics in rows
     ]
-
-
-def recipient_of(subscriber: Subscriber) -> Recipient:
-    return Recipient(
-        subscriber.id,
-        subscriber.email,
-        subscriber.name,
-        subscriber.frequency,
-        tuple(subscriber.topics or ()),
-        subscriber.language,
-    )
 
 
 def digest_for(
@@ -77,8 +90,15 @@ def digest_for(
     period: Period,
 ) -> Digest:
     """The digest `subscriber` gets for `period`: their changes, and the announcements
-    they have not had yet. Previews and deliveries both compose through here."""
+    they have not had yet. Previews and deliveries both compose through here.
+
+    In an immediate run, a daily or weekly subscriber is there only for the announcements
+    sent with the next immediate run: they get those and nothing else (their changes come
+    in their own digest)."""
     received = received_by(session, subscriber.id)
+    if period.frequency == Frequency.IMMEDIATE and subscriber.frequency != Frequency.IMMEDIATE:
+        changes = []
+        announcements = [a for a in announcements if a.send_immediately]
     return compose(
         recipient_of(subscriber),
         list(changes),

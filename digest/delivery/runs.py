@@ -20,6 +20,7 @@ from digest.core.errors import DigestError
 from digest.core.models import Delivery, DigestRun, MailStatus, RunStatus
 from digest.core.periods import Period
 from digest.delivery import claims, sending
+from digest.delivery.urgent import urgent_recipients
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
 
@@ -43,7 +44,9 @@ class StartedRun:
 
 
 def start_run(session: Session, period: Period) -> StartedRun:
-    """Create the run and its deliveries (one per active subscriber), or find the existing run."""
+    """Create the run and its deliveries (one per active subscriber of its frequency, and
+    in an immediate run one per subscriber an urgent announcement is for), or find the
+    existing run."""
     existing = _find_run(session, period)
     if existing is not None:
         return StartedRun(existing.id, False, pending_chunks(session, existing.id, utcnow()))
@@ -63,20 +66,24 @@ def start_run(session: Session, period: Period) -> StartedRun:
         theirs = _find_run(session, period)
         assert theirs is not None
         return StartedRun(theirs.id, False, pending_chunks(session, theirs.id, utcnow()))
-    subscriber_ids = session.scalars(
-        select(Subscriber.id)
-        .where(
-            Subscriber.frequency == period.frequency,
-            Subscriber.status == Status.ACTIVE,
+    subscriber_ids = list(
+        session.scalars(
+            select(Subscriber.id)
+            .where(
+                Subscriber.frequency == period.frequency,
+                Subscriber.status == Status.ACTIVE,
+            )
+            .order_by(Subscriber.id)
         )
-        .order_by(Subscriber.id)
-    ).all()
+    )
+    # An immediate run also mails the announcements sent with it to everyone they are for.
+    subscriber_ids = sorted({*subscriber_ids, *urgent_recipients(session, period)})
     session.add_all(Delivery(run_id=run.id, subscriber_id=sid) for sid in subscriber_ids)
     if not subscriber_ids:
         run.status = RunStatus.COMPLETE
         run.completed_at = utcnow()
     session.flush()
-    return StartedRun(run.id, True, _chunked(list(subscriber_ids)))
+    return StartedRun(run.id, True, _chunked(subscriber_ids))
 
 
 def _find_run(session: Session, period: Period) -> DigestRun | None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from digest.core.models import ChangeKind
 from digest.core.periods import Period
-from subscribers.models import Frequency, Language
+from subscribers.models import Frequency, Language, Subscriber
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,31 @@ class Recipient:
         topics = set(topics)
         return not self.topics or not topics or bool(set(self.topics) & topics)
 
+    def is_targeted_by(self, announcement: AnnouncementView) -> bool:
+        """Is this reader among those the announcement is for? Each empty list is everyone;
+        a reader who has not told their role or municipality gets only untargeted ones."""
+        return (
+            self.wants(announcement.topics)
+            and (not announcement.roles or self.role in announcement.roles)
+            and (
+                not announcement.municipalities or self.municipality in announcement.municipalities
+            )
+        )
+
+
+def recipient_of(subscriber: Subscriber) -> Recipient:
+    """What composing needs to know of a subscriber."""
+    return Recipient(
+        subscriber.id,
+        subscriber.email,
+        subscriber.name,
+        subscriber.frequency,
+        tuple(subscriber.topics or ()),
+        subscriber.language,
+        subscriber.role or "",
+        subscriber.municipality or "",
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class DigestItem:
@@ -80,6 +105,7 @@ class DigestItem:
     date: datetime  # published when known, else detected
     note: str
     also_at: tuple[str, ...] = ()  # other sites that published the same news
+    editor_note: str = ""  # the editors' one-line note
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +172,13 @@ def compose(
     announcements: Sequence[AnnouncementView],
     period: Period,
 ) -> Digest:
-    """Each article once, in its latest state; new if it first appeared in the period."""
+    """Each article once, in its latest state; new if it first appeared in the period.
+    Announcements for this reader come first, pinned ones before the others."""
     latest, new_items = _latest_changes(recipient, changes, period)
     chosen = tuple(
         sorted(
-            (a for a in announcements if recipient.wants(a.topics)),
-            key=lambda a: (a.publish_from, a.announcement_id),
+            (a for a in announcements if recipient.is_targeted_by(a)),
+            key=lambda a: (not a.pinned, a.publish_from, a.announcement_id),
         )
     )
     return Digest(recipient, period, chosen, _groups(latest, new_items), recipient.topics)
@@ -165,7 +192,7 @@ def _latest_changes(
     latest: dict[int, ChangeView] = {}
     new_items: set[int] = set()
     for change in changes:
-        if not period.contains(change.detected_at) or not recipient.wants(change.source_topics):
+        if not period.contains(change.counted_at) or not recipient.wants(change.source_topics):
             continue
         if change.kind == ChangeKind.NEW:
             new_items.add(change.item_id)
@@ -212,4 +239,5 @@ def _item(first: ChangeView, others: list[ChangeView], new_items: set[int]) -> D
         date=_shown_date(first),
         note=first.note,
         also_at=also,
+        editor_note=first.editor_note,
     )

@@ -17,10 +17,24 @@ from digest.core.clean import sanitise_html
 from digest.core.paths import templates_dir
 from digest.mail.compose import Digest
 from digest.mail.locale import counted, format_date, translator
+from digest.mail.markdown_text import markdown_text
 from subscribers.models import Frequency
 from subscribers.text import clean_line
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
+
+
+def announcement_html(body: str) -> Markup:
+    """An announcement's Markdown as HTML for a mail or a page: raw HTML is shown as text,
+    and what the Markdown makes is allow-listed again (no script, no javascript: links)."""
+    return Markup(sanitise_html(_markdown.render(body or "")))
+
+
+def announcement_text(body: str) -> str:
+    """An announcement's Markdown as plain text for the text part: paragraphs and list
+    items on their own lines, links as «text (address)» when the address is http(s),
+    no markup and no HTML that was typed into it."""
+    return markdown_text(_markdown.parse(body or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +83,8 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["markdown"] = lambda text: Markup(sanitise_html(_markdown.render(text or "")))
+    env.filters["markdown"] = announcement_html
+    env.filters["markdown_text"] = announcement_text
     return env
 
 
