@@ -81,12 +81,14 @@ def changes_of(settings: Settings, key: str) -> list[Change]:
         return list(rows)
 
 
-def detected(settings: Settings, site: FixtureSite, folder: Path) -> dict[str, list[int]]:
-    """Two changes of each source, collected for real: vold's at AT, krise's (waiting for
+def detected(
+    settings: Settings, site: FixtureSite, folder: Path, at: datetime = AT
+) -> dict[str, list[int]]:
+    """Two changes of each source, collected for real: vold's at `at`, krise's (waiting for
     review) an hour later; the ids of each source's changes, oldest first."""
     sources(settings, site, folder)
-    publish(site, "vold", ["Ny veileder om partnervold", "Rutiner for avdekking"])
-    publish(site, "krise", ["Krisesentertilbudet for menn", "Botilbud etter opphold"])
-    assert collect_key(settings, "vold", AT).ok
-    assert collect_key(settings, "krise", AT + timedelta(hours=1)).ok
+    publish(site, "vold", ["Ny veileder om partnervold", "Rutiner for avdekking"], at)
+    publish(site, "krise", ["Krisesentertilbudet for menn", "Botilbud etter opphold"], at)
+    assert collect_key(settings, "vold", at).ok
+    assert collect_key(settings, "krise", at + timedelta(hours=1)).ok
     return {key: [c.id for c in changes_of(settings, key)] for key in ("krise", "vold")}
