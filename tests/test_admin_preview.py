@@ -60,10 +60,14 @@ def count(settings: Settings, table: type) -> int:
 def test_a_sample_profile_shows_the_period_the_mail_and_what_waits(editor_client, found) -> None:
     page = editor_client.get(PAGE, params=VOLD_DAILY)
     assert page.status_code == 200
+    # The frame takes the page's policy; the mail's inline styles need it, nothing else.
+    policy = page.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy and "default-src 'none'" in policy
+    assert "script-src" not in policy and "frame-ancestors 'none'" in policy
     text = page.text
     assert "Perioden</dt><dd>" in text and " kl. 08.00 – " in text
     # The HTML part, escaped into the sandboxed frame; the text part as text.
-    frame = text.split('<iframe class="preview-frame"')[1].split("</iframe>")[0]
+    frame = text.split('<div class="preview-frame">')[1].split("</iframe>")[0]
     assert " sandbox " in frame and 'srcdoc="' in frame and "<html" not in frame
     assert "Ny veileder om partnervold" in html.unescape(frame)
     assert "&lt;html" in frame or "&lt;!DOCTYPE" in frame or "&lt;table" in frame

@@ -30,6 +30,7 @@ from digest.web.common import DbSession, choice_lists
 from digest.web.errors import note
 from digest.web.forms import Form, PostedForm
 from digest.web.forms import field as form_field
+from digest.web.guards import SECURITY_HEADERS
 from subscribers.addresses import InvalidAddress
 from subscribers.base import utcnow
 from subscribers.choices import choices
@@ -42,6 +43,12 @@ router = APIRouter(prefix=PREFIX)
 PAGE = f"{PREFIX}/forhandsvisning"
 MESSAGES = {"sendt": "Testen er sendt til adressen din, merket [TEST] i emnefeltet."}
 NO_SUBSCRIBER = "Fant ingen abonnent med denne adressen."
+# The mail in the frame (srcdoc, sandboxed: no scripts, no origin) takes this page's
+# policy, and its styles are inline, as mail styles must be: this page alone allows
+# inline styles, which our autoescaped templates give nobody else a way to write.
+PREVIEW_CSP = SECURITY_HEADERS["Content-Security-Policy"].replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
 
 
 @dataclass(slots=True)
@@ -134,7 +141,7 @@ def preview_page(request: Request, session: DbSession, editor: SignedIn) -> Resp
     chosen = _chosen(session, _form_of(request))
     upcoming, why_none = _upcoming(session, settings, chosen)
     context: dict[str, Any] = {"upcoming": upcoming, "why_none": why_none}
-    return admin_page(
+    response = admin_page(
         request,
         "preview.html",
         editor,
@@ -148,6 +155,8 @@ def preview_page(request: Request, session: DbSession, editor: SignedIn) -> Resp
         **context,
         **choice_lists(session),
     )
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    return response
 
 
 @router.post("/forhandsvisning/test")
