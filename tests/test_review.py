@@ -12,10 +12,13 @@ from sqlalchemy import select
 
 from digest.core.db import session_scope
 from digest.core.models import ChangeReview, Editor, Source
+from digest.core.periods import Period
 from digest.core.settings import Settings
 from digest.delivery import review
+from digest.delivery.digests import changes_in
 from digest.delivery.review import NotWaiting, ReviewError, UnknownChange
 from subscribers.base import utcnow
+from subscribers.models import Frequency
 from tests.support.collecting import collect_key
 from tests.support.editors import make_editor
 from tests.support.reviewing import AT, changes_of, detected, publish, sources
@@ -192,3 +195,25 @@ def test_unknown_changes_are_named(settings, found) -> None:
             with pytest.raises(UnknownChange) as missing:
                 action()
             assert missing.value.change_id == 999
+
+
+def test_review_decides_which_digests_carry_a_change(settings, found) -> None:
+    day = Period(Frequency.DAILY, AT - timedelta(hours=1), AT + timedelta(hours=23))
+    later = Period(Frequency.DAILY, day.end, day.end + timedelta(days=1))
+    editor_id = make_editor(settings)
+    with session_scope(settings.database_url) as session:
+        editor = session.get_one(Editor, editor_id)
+        # Detected in `day`: vold's go as detected, krise's wait.
+        assert {v.change_id for v in changes_in(session, day)} == set(found["vold"])
+        review.hide(session, found["vold"][0])
+        review.set_note(session, found["vold"][1], "Gjelder fra nyttår")
+        review.correct_title(session, found["vold"][1], "Rutiner for å avdekke vold")
+        review.approve(session, found["krise"][0], editor, later.start + timedelta(hours=2))
+        [shown] = changes_in(session, day)
+        assert shown.change_id == found["vold"][1]
+        assert shown.title == "Rutiner for å avdekke vold"
+        assert shown.editor_note == "Gjelder fra nyttår"
+        # The approved one goes in the period of its approval, once.
+        [approved] = changes_in(session, later)
+        assert approved.change_id == found["krise"][0]
+        assert approved.released_at == later.start + timedelta(hours=2)
