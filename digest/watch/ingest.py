@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Change, ChangeKind, Item, Source
+from digest.core.models import Change, ChangeKind, ChangeReview, Item, Source
 from digest.watch.changes import summarise_change
 from digest.watch.entries import Entry
 from subscribers.text import strip_invisible
@@ -114,7 +114,11 @@ def ingest(
         setattr(report, decision.verdict.value, getattr(report, decision.verdict.value) + 1)
     if reported:
         session.flush()  # one round trip gives every new item its id
-        session.add_all(_change(decision, item, note, at) for decision, item, note in reported)
+        # A source that wants review holds its changes back until an editor approves them.
+        review = ChangeReview.WAITING if source.review_before_sending else ChangeReview.AUTO
+        session.add_all(
+            _change(decision, item, note, at, review) for decision, item, note in reported
+        )
     if baseline:
         source.baseline_at = at
     return report
@@ -148,7 +152,9 @@ def _apply(
     return item, note
 
 
-def _change(decision: Decision, item: Item, note: str, at: datetime) -> Change:
+def _change(
+    decision: Decision, item: Item, note: str, at: datetime, review: ChangeReview
+) -> Change:
     new = decision.verdict is Verdict.NEW
     return Change(
         item_id=item.id,
@@ -159,6 +165,7 @@ def _change(decision: Decision, item: Item, note: str, at: datetime) -> Change:
         summary_text=decision.entry.summary_text,
         published_at=decision.entry.published_at,
         note=note,
+        review=review,
     )
 
 

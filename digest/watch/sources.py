@@ -162,6 +162,9 @@ class SourceSpec(BaseModel):
     language: str = Field("nb", pattern=r"^(nb|nn|en|se|smj|sma)$")
     interval_minutes: int = Field(60, ge=5, le=10080)
     enabled: bool = True
+    # «Review before sending»: this source's changes wait for an editor's approval. An
+    # editor's choice in the UI (Source.review_override) wins over it and survives syncs.
+    review: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("url")
@@ -275,6 +278,7 @@ def sync_sources(session: Session, catalogue: Catalogue) -> SyncReport:
                     key=spec.key,
                     options=spec.options,
                     enabled=spec.enabled,
+                    review_in_file=spec.review,
                     status=SourceStatus.NEW,
                     **{f: getattr(spec, f) for f in _SPEC_FIELDS},
                 )
@@ -289,6 +293,10 @@ def sync_sources(session: Session, catalogue: Catalogue) -> SyncReport:
             if getattr(source, name) != getattr(spec, name):
                 setattr(source, name, getattr(spec, name))
                 changed = True
+        # Only the file's wish: an editor's override and an operator's pause are the UI's.
+        if source.review_in_file != spec.review:
+            source.review_in_file = spec.review
+            changed = True
         if spec.enabled and source.status == SourceStatus.DISABLED:
             source.status = SourceStatus.NEW
             changed = True

@@ -10,7 +10,7 @@ from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
-from digest.web.admin import auth
+from digest.web.admin import auth, changes, preview
 from digest.web.admin import editors as admin_editors
 from digest.web.admin import subscribers as admin_subscribers
 from digest.web.errors import error_page
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(admin_subscribers.router)
     app.include_router(admin_editors.router)
+    app.include_router(changes.router)
+    app.include_router(preview.router)
     # The one place where an expected error becomes a page (see digest.web.errors).
     app.add_exception_handler(DigestError, error_page)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")

@@ -1,0 +1,252 @@
+"""Review of detected changes: the list (filters, paging, how many wait), one change's page
+with its note and corrected title, and hiding, showing again and approving.
+
+Every action that changes something writes an audit entry with before and after; an
+action with nothing to do (hiding a hidden change, a second «Godkjenn») writes none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from digest.core.models import ChangeReview, Editor
+from digest.delivery import review
+from digest.delivery.review import NotWaiting, ReviewError, Revision, UnknownChange
+from digest.editors import audit
+from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
+from digest.web.common import DbSession, topics
+from digest.web.forms import Form, FormError, PostedForm, field
+from subscribers.base import utcnow
+
+router = APIRouter(prefix=PREFIX)
+
+LIST = f"{PREFIX}/endringer"
+
+STATES = {
+    ChangeReview.AUTO: "Sendes",
+    ChangeReview.WAITING: "Venter på godkjenning",
+    ChangeReview.APPROVED: "Godkjent",
+    ChangeReview.HIDDEN: "Skjult",
+}
+KINDS = {"new": "Ny", "updated": "Endret"}
+MESSAGES = {
+    "skjult": "Endringen er skjult og kommer ikke med i noen sammendrag.",
+    "vist": "Endringen vises igjen.",
+    "godkjent": "Endringen er godkjent og kommer med i neste sammendrag.",
+    "notat": "Notatet er lagret.",
+    "tittel": "Tittelen er lagret.",
+    "uendret": "Ingenting ble endret.",
+}
+FIELD_LIMITS = {"note": review.NOTE_MAX, "title": review.TITLE_MAX}
+
+
+class ChangeNotFound(FormError):
+    title = "Fant ikke endringen"
+
+    def __init__(self) -> None:
+        super().__init__(404, "Endringen finnes ikke. Den kan være slettet sammen med kilden.")
+
+
+class NotApprovable(FormError):
+    title = "Kan ikke godkjennes"
+
+    def __init__(self, state: ChangeReview) -> None:
+        reason = (
+            "Endringen er skjult. Vis den igjen før du godkjenner den."
+            if state is ChangeReview.HIDDEN
+            else "Endringen venter ikke på godkjenning: kilden sender endringene sine uten."
+        )
+        super().__init__(409, reason)
+
+
+def _change_id(text: str) -> int:
+    # A path that is not an id (or one no database column holds) is a missing page.
+    if not text.isascii() or not text.isdigit() or len(text) > 15:
+        raise ChangeNotFound()
+    return int(text)
+
+
+def _back(form: Form) -> str:
+    """Where a form from the list goes back to: the list with its filters, nothing else."""
+    target = field(form, "tilbake", 500)
+    if (target == LIST or target.startswith(LIST + "?") or target.startswith(LIST + "/")) and all(
+        c.isprintable() and c not in "\\" for c in target
+    ):
+        return target
+    return LIST
+
+
+def _audited(session: DbSession, editor: Editor, action: str, revision: Revision | None) -> bool:
+    if revision is None:
+        return False
+    audit.record(
+        session,
+        editor,
+        action,
+        "change",
+        revision.change_id,
+        before=revision.before,
+        after=revision.after,
+    )
+    return True
+
+
+def _query_string(query: dict[str, str]) -> str:
+    return "?" + urlencode(query) if query else ""
+
+
+def _choice(value: str, allowed: set[str]) -> str:
+    return value if value in allowed else ""
+
+
+@router.get("/endringer")
+def change_list(
+    request: Request,
+    session: DbSession,
+    editor: SignedIn,
+    kilde: str = "",
+    tema: str = "",
+    status: str = "",
+    side: str = "1",
+) -> Response:
+    sources = review.review_sources(session)
+    topic_list = topics(session)
+    filters = {
+        "kilde": _choice(kilde, {s.key for s in sources}),
+        "tema": _choice(tema, {t.key for t in topic_list}),
+        "status": _choice(status, {s.value for s in ChangeReview}),
+    }
+    page_number = int(side) if side.isascii() and side.isdigit() and len(side) < 7 else 1
+    found = review.recent(
+        session,
+        source_key=filters["kilde"],
+        topic=filters["tema"],
+        review=ChangeReview(filters["status"]) if filters["status"] else None,
+        page=page_number,
+    )
+    query = {k: v for k, v in filters.items() if v}
+    return admin_page(
+        request,
+        "changes.html",
+        editor,
+        section="changes",
+        messages=MESSAGES,
+        found=found,
+        filters=filters,
+        query=query,
+        # Back to this list after an action, without the notice this request may show.
+        back=LIST + _query_string({**query, "side": str(found.page)} if found.page > 1 else query),
+        sources=sources,
+        topics=topic_list,
+        states=STATES,
+        kinds=KINDS,
+        waiting=review.waiting_count(session),
+    )
+
+
+def _change_context(session: DbSession, change_id: int) -> dict[str, Any]:
+    try:
+        row = review.get_row(session, change_id)
+    except UnknownChange:
+        raise ChangeNotFound() from None
+    return {
+        "section": "changes",
+        "row": row,
+        "states": STATES,
+        "kinds": KINDS,
+        "limits": FIELD_LIMITS,
+        "values": {"note": row.editor_note, "title": row.corrected_title or ""},
+        "errors": {},
+    }
+
+
+@router.get("/endringer/{change_id}")
+def change_page(request: Request, session: DbSession, editor: SignedIn, change_id: str) -> Response:
+    context = _change_context(session, _change_id(change_id))
+    return admin_page(request, "change.html", editor, messages=MESSAGES, **context)
+
+
+def _state_action(
+    session: DbSession, editor: Editor, form: Form, change_id: str, action: str
+) -> Response:
+    number = _change_id(change_id)
+    try:
+        if action == "change_hide":
+            revision, done = review.hide(session, number), "skjult"
+        elif action == "change_unhide":
+            revision, done = review.unhide(session, number), "vist"
+        else:
+            revision, done = review.approve(session, number, editor, utcnow()), "godkjent"
+    except UnknownChange:
+        raise ChangeNotFound() from None
+    except NotWaiting as exc:
+        raise NotApprovable(exc.review) from None
+    changed = _audited(session, editor, action, revision)
+    return see_other(_back(form), done if changed else "uendret")
+
+
+@router.post("/endringer/{change_id}/skjul")
+def hide(session: DbSession, editor: SignedIn, form: PostedForm, change_id: str) -> Response:
+    return _state_action(session, editor, form, change_id, "change_hide")
+
+
+@router.post("/endringer/{change_id}/vis")
+def unhide(session: DbSession, editor: SignedIn, form: PostedForm, change_id: str) -> Response:
+    return _state_action(session, editor, form, change_id, "change_unhide")
+
+
+@router.post("/endringer/{change_id}/godkjenn")
+def approve(session: DbSession, editor: SignedIn, form: PostedForm, change_id: str) -> Response:
+    return _state_action(session, editor, form, change_id, "change_approve")
+
+
+def _text_action(
+    request: Request, session: DbSession, editor: Editor, form: Form, change_id: str, name: str
+) -> Response:
+    number = _change_id(change_id)
+    # Read past the limit, so that an over-long value is refused rather than cut short.
+    typed = field(form, name, FIELD_LIMITS[name] * 4 + 100)
+    try:
+        if name == "note":
+            revision = review.set_note(session, number, typed)
+        else:
+            revision = review.correct_title(session, number, typed)
+    except UnknownChange:
+        raise ChangeNotFound() from None
+    except ReviewError as exc:
+        # Returned, not raised (nothing was changed): the page needs the signed-in
+        # editor, whom a rollback would leave unreadable.
+        context = _change_context(session, number)
+        context["values"][name] = typed
+        context["errors"] = {name: _note_for(exc)}
+        return admin_page(request, "change.html", editor, status=400, **context)
+    action = "change_note" if name == "note" else "change_title"
+    done = _audited(session, editor, action, revision)
+    key = ("notat" if name == "note" else "tittel") if done else "uendret"
+    return see_other(f"{LIST}/{number}", key)
+
+
+def _note_for(error: ReviewError) -> str:
+    if error.field == "note":
+        return f"Notatet kan ha høyst {review.NOTE_MAX} tegn, på én linje."
+    if error.field == "title":
+        return f"Tittelen kan ha høyst {review.TITLE_MAX} tegn, på én linje."
+    return "Noe i skjemaet ble ikke forstått."
+
+
+@router.post("/endringer/{change_id}/notat")
+def set_note(
+    request: Request, session: DbSession, editor: SignedIn, form: PostedForm, change_id: str
+) -> Response:
+    return _text_action(request, session, editor, form, change_id, "note")
+
+
+@router.post("/endringer/{change_id}/tittel")
+def correct_title(
+    request: Request, session: DbSession, editor: SignedIn, form: PostedForm, change_id: str
+) -> Response:
+    return _text_action(request, session, editor, form, change_id, "title")
