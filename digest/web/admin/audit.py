@@ -96,7 +96,8 @@ def audit_page(
     gjelder: str = "",
     side: str = "",
 ) -> Response:
-    who, action, target = _filter(redaktor, 254), _filter(handling, 60), _filter(gjelder, 40)
+    who = _filter(redaktor, 254).lower()  # addresses are stored in lower case
+    action, target = _filter(handling, 60), _filter(gjelder, 40)
     number = page_number(side[:10])
     rows = list(
         audit.entries(
