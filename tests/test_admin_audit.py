@@ -67,11 +67,11 @@ def test_entries_newest_first_with_before_and_after(
     assert cell(text, "Handling")[2] == "Logget inn sign_in"  # the admin's own sign-in
     assert cell(text, "Gjelder")[:2] == ["Kilde nr. 3", "Kunngjøring nr. 7"]
     changes = cell(text, "Før og etter")
-    assert changes[0] == "paused_at – → 2026-11-27T10:00:00+00:00"
+    assert changes[0] == "paused_at – → 27.11.2026 kl. 11.00"  # in Oslo time
     # Changed fields first, each from → to; unchanged ones said so.
     assert changes[1] == (
         "title Kurs i mai → Kurs i juni <script>alert(1)</script> "
-        'topics ["vold"] → [] pinned (uendret) false'
+        "topics vold → (ingen) pinned (uendret) nei"
     )
 
 

@@ -4,7 +4,9 @@ who, what and what kind of thing it concerned, with what changed shown field by 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,10 +17,13 @@ from digest.core.models import AuditEntry
 from digest.editors import audit
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page
 from digest.web.admin.runs import page_number
-from digest.web.common import DbSession
+from digest.web.common import DbSession, local_time
 from subscribers.text import strip_invisible
 
 router = APIRouter(prefix=PREFIX)
+
+# A time as `audit.plain` stores it (ISO 8601, with a zone).
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)$")
 
 PER_PAGE = 50
 
@@ -53,23 +58,34 @@ class Field:
     changed: bool
 
 
-def shown(value: object) -> str:
+def shown(value: object, tz: tzinfo) -> str:
+    """A value as the log stored it, readably: times in the service's zone, yes and no,
+    lists as lists; anything else as JSON."""
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return "ja" if value else "nei"
     if isinstance(value, str):
+        if ISO_TIME.match(value):
+            try:
+                return local_time(datetime.fromisoformat(value), tz)
+            except ValueError:
+                return value
         return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) if value else "(ingen)"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def fields_of(entry: AuditEntry) -> list[Field]:
+def fields_of(entry: AuditEntry, tz: tzinfo) -> list[Field]:
     """The fields an entry's before and after name, the changed ones first."""
     before, after = entry.before or {}, entry.after or {}
     names = list(dict.fromkeys([*before, *after]))
     rows = [
         Field(
             name,
-            shown(before.get(name)) if entry.before is not None else "",
-            shown(after.get(name)) if entry.after is not None else "",
+            shown(before.get(name), tz) if entry.before is not None else "",
+            shown(after.get(name), tz) if entry.after is not None else "",
             before.get(name) != after.get(name),
         )
         for name in names
@@ -115,7 +131,7 @@ def audit_page(
         "audit.html",
         editor,
         section="audit",
-        entries=[(e, fields_of(e)) for e in rows[:PER_PAGE]],
+        entries=[(e, fields_of(e, request.app.state.settings.tz)) for e in rows[:PER_PAGE]],
         number=number,
         has_next=len(rows) > PER_PAGE,
         filters=filters,

@@ -41,7 +41,7 @@ MAIL_STATUS = {
 # Why a failed delivery is not retried, by the status of its subscriber now.
 NOT_RETRIED = {
     "unsubscribed": "har meldt seg av",
-    "suppressed": "er sperret (adressen avviste e-post eller ble meldt som søppel)",
+    "suppressed": "er sperret for utsending (adressen avviste e-post)",
     "pending": "har ikke bekreftet abonnementet",
 }
 NOT_FOUND = "Fant ikke utsendelsen."
