@@ -293,3 +293,49 @@ def test_a_retried_delivery_gets_one_fresh_try(settings: Settings, smtp: SMTPSer
         assert delivery is not None and delivery.attempts == 1
         assert delivery.error is not None and delivery.error.startswith("gave up after 1 attempt")
         assert session.get_one(DigestRun, started.run_id).status == RunStatus.COMPLETE
+
+
+class Recorded:
+    """Jobs that note what they were asked, and what the database said at that moment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.asked: list[tuple[str, int, list[int], dict[str, str]]] = []
+
+    def collect_now(self, source_id: int) -> None:
+        self.asked.append(("collect", source_id, [], {}))
+
+    def deliver(self, run_id: int, subscriber_ids: list[int]) -> None:
+        self.asked.append(("deliver", run_id, subscriber_ids, statuses(self.settings, run_id)))
+
+
+def test_retry_hands_the_chunks_to_the_apps_jobs_after_the_commit(
+    settings: Settings, smtp: SMTPServer
+) -> None:
+    from digest.core.models import EditorRole
+    from digest.web.app import create_app
+    from tests.support.editors import make_editor, sign_in
+    from tests.support.server import LiveServer
+
+    started = make_run(settings, ["a@kommune.no", "b@kommune.no"], days_ago=3)
+    smtp.inbox.refuse["b@kommune.no"] = TRY_LATER
+    deliver_chunk(settings, started.run_id, started.chunks[0])
+    jobs = Recorded(settings)
+    make_editor(settings, "admin@bufdir.no", EditorRole.ADMIN)
+    server = LiveServer(create_app(settings, jobs=jobs)).start()
+    try:
+        with server.client() as web:
+            assert sign_in(web, "admin@bufdir.no").status_code == 303
+            url = f"{PAGE}/{started.run_id}"
+            answer = web.post(f"{url}/prov-igjen", data={"csrf": csrf(web, url)})
+            assert answer.status_code == 303
+            wait_for(lambda: bool(jobs.asked))
+    finally:
+        server.stop()
+    with session_scope(settings.database_url) as session:
+        b = session.scalar(select(Subscriber.id).where(Subscriber.email == "b@kommune.no"))
+    # Asked once, for b only, when b's delivery was already pending in the database.
+    assert jobs.asked == [
+        ("deliver", started.run_id, [b], {"a@kommune.no": "sent", "b@kommune.no": "pending"})
+    ]
+    assert len(smtp.inbox.messages) == 1  # these jobs send nothing themselves

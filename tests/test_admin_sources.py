@@ -18,6 +18,7 @@ from digest.core.settings import Settings
 from digest.watch.selection import due_source_ids, lease_due_sources, sources_to_collect
 from digest.watch.sources import load_sources, sync_sources
 from subscribers.base import utcnow
+from tests.support import command
 from tests.support.feeds import rss
 from tests.support.server import csrf
 from tests.support.site import FixtureSite, Route
@@ -244,3 +245,19 @@ def test_actions_need_the_csrf_field(
     answer = admin_client.post(f"{PAGE}/{synced['rvts-test']}/pause", data={"csrf": "x"})
     assert answer.status_code == 403
     assert source(settings, synced["rvts-test"]).paused_at is None
+
+
+def test_the_workers_jobs_collect_the_source(
+    settings: Settings, synced: dict[str, int], site: FixtureSite
+) -> None:
+    # What `digest run` and `digest web` hand «check now» to: a message for the workers,
+    # here taken by a worker in the same process, as on the embedded default.
+    site.routes["/feed/"] = Route(feed(site, 2))
+    rvts = synced["rvts-test"]
+    code = f"from digest import actors; actors.ActorJobs().collect_now({rvts}); actors.work_here()"
+    result = command.run(["-c", code], timeout=60)
+    assert result.returncode == 0, result.stderr
+    with session_scope(settings.database_url) as session:
+        assert session.get_one(Source, rvts).status == SourceStatus.OK
+        count = select(func.count()).select_from(Item).where(Item.source_id == rvts)
+        assert session.scalar(count) == 2
