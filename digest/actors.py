@@ -23,6 +23,8 @@ from digest.core.settings import Settings, load_settings
 from digest.core.unit_of_work import Unit, UnitOfWork
 from digest.delivery import digests, runs
 from digest.delivery.notices import lost_notices, send_notices
+from digest.editors.audit import purge_audit
+from digest.editors.signins import Lifetimes, purge_sessions
 from digest.mail.mailer import make_transport
 from digest.watch.collect import collect_by_id, sessions_for
 from digest.watch.fetch import make_fetcher
@@ -129,16 +131,18 @@ def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
 
 @dramatiq.actor(max_retries=0)
 def recover() -> None:
-    """The sweep: unfinished deliveries, notices a crash left behind, expired personal data."""
+    """The sweep: unfinished deliveries, notices a crash left behind, expired personal data,
+    the audit log past the retention period and editors' sessions that have ended."""
     config = current_settings()
     now = utcnow()
     session = unit().session
     chunks = runs.unfinished_chunks(session, now)
     notices = lost_notices(session, now)
-    purged = purge_unsubscribed(
-        session, config.secret_key, now - timedelta(days=config.retention_days)
-    )
+    retained_since = now - timedelta(days=config.retention_days)
+    purged = purge_unsubscribed(session, config.secret_key, retained_since)
     purge_unconfirmed(session, config.secret_key, now)  # sign-ups whose link expired
+    purge_audit(session, retained_since)
+    purge_sessions(session, Lifetimes.of(config), now)
     for run_id, chunk in chunks:
         unit().send_after_commit(deliver_chunk, run_id, chunk)
     if notices:
@@ -219,6 +223,17 @@ def enqueue_chunks(started: runs.StartedRun) -> None:
     """Hand a started run's chunks to the workers (call it after the run is committed)."""
     for chunk in started.chunks:
         deliver_chunk.send(started.run_id, chunk)
+
+
+class ActorJobs:
+    """The web's way of handing work to the workers (`digest.web.jobs.Jobs`); the web calls
+    it after its commit."""
+
+    def collect_now(self, source_id: int) -> None:
+        collect_source.send(source_id)
+
+    def deliver(self, run_id: int, subscriber_ids: list[int]) -> None:
+        deliver_chunk.send(run_id, list(subscriber_ids))
 
 
 class ActorEnqueuer:

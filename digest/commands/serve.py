@@ -42,7 +42,8 @@ def run(host: str | None, port: int | None) -> None:
     click.echo(_banner(settings, host, port))
     try:
         uvicorn.run(
-            create_app(settings),
+            # «Check now» and «retry failed» go to the worker above, through the broker.
+            create_app(settings, jobs=actors.ActorJobs()),
             host=host or settings.host,
             port=port or settings.port,
             log_level="info",
@@ -73,11 +74,20 @@ def web(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from digest.web.app import create_app
+    from digest.web.jobs import Jobs
 
     settings = current_settings()
     require_current_schema(settings)
+    # On the in-memory broker no worker could take the jobs: the app does them itself.
+    jobs: Jobs | None = None
+    if not settings.broker_url.startswith("memory"):
+        # Importing the actors sets the broker from DIGEST_BROKER_URL: the one the
+        # Procfile's workers read.
+        from digest import actors
+
+        jobs = actors.ActorJobs()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, jobs=jobs),
         host=host or settings.host,
         port=port or settings.port,
         proxy_headers=True,

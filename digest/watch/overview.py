@@ -1,4 +1,6 @@
-"""The sources as operators see them: health and item count of each, for `digest sources list`."""
+"""The sources as operators see them: health and item count of each, whether an operator
+paused it and whether its changes wait for review, for `digest sources list` and the
+admins' sources page."""
 
 from __future__ import annotations
 
@@ -25,6 +27,21 @@ class SourceHealth:
     next_check_at: datetime | None
     error: str | None
     warning: str | None
+    id: int
+    name: str
+    paused_at: datetime | None  # paused by an operator: not collected until resumed
+    # «Review before sending» as the sources file says, as set in the UI (None: as the
+    # file says), and (below) the two together.
+    review_in_file: bool
+    review_override: bool | None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+    @property
+    def review_before_sending(self) -> bool:
+        return self.review_override if self.review_override is not None else self.review_in_file
 
 
 def source_health(session: Session) -> list[SourceHealth]:
@@ -45,6 +62,11 @@ def source_health(session: Session) -> list[SourceHealth]:
             next_check_at=s.next_check_at,
             error=s.error,
             warning=s.warning,
+            id=s.id,
+            name=s.name,
+            paused_at=s.paused_at,
+            review_in_file=s.review_in_file,
+            review_override=s.review_override,
         )
         for s in session.scalars(select(Source).order_by(Source.key))
     ]

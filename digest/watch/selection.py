@@ -1,4 +1,8 @@
-"""Which sources to collect: the due ones for the scheduler, and all or one for a command."""
+"""Which sources to collect: the due ones for the scheduler, and all or one for a command.
+
+A source an operator paused (`controls.pause`) is neither due nor among all the sources;
+a command that names it by key collects it all the same.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ def due_source_ids(session: Session, at: datetime) -> list[int]:
         select(Source.id)
         .where(
             Source.enabled.is_(True),
+            Source.paused_at.is_(None),
             or_(Source.next_check_at.is_(None), Source.next_check_at <= at),
         )
         .order_by(Source.next_check_at)
@@ -54,11 +59,16 @@ def lease_due_sources(session: Session, at: datetime) -> list[int]:
 
 
 def sources_to_collect(session: Session, key: str | None = None) -> list[SourceRef]:
-    """Every enabled source by key, or the one source `key` (enabled or not).
+    """Every enabled source not paused, by key, or the one source `key` (enabled, paused
+    or not).
 
     UnknownSource if no source has that key.
     """
-    query = select(Source.id, Source.url).where(Source.enabled.is_(True)).order_by(Source.key)
+    query = (
+        select(Source.id, Source.url)
+        .where(Source.enabled.is_(True), Source.paused_at.is_(None))
+        .order_by(Source.key)
+    )
     if key:
         query = select(Source.id, Source.url).where(Source.key == key)
     refs = [SourceRef(i, urlsplit(url).hostname or "") for i, url in session.execute(query)]

@@ -10,7 +10,7 @@ from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
-from digest.web.admin import auth, changes, preview
+from digest.web.admin import audit, auth, changes, preview, runs, sources
 from digest.web.admin import editors as admin_editors
 from digest.web.admin import subscribers as admin_subscribers
 from digest.web.errors import error_page
@@ -21,10 +21,13 @@ from digest.web.guards import (
     TrustedHost,
     allowed_hosts,
 )
+from digest.web.jobs import Jobs
 from digest.web.ratelimit import build_limiter
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> FastAPI:
+    """The app on `settings`; `jobs` hands «check now» and «retry failed» to the workers
+    (None: the app does that work itself, after the response; see digest.web.jobs)."""
     settings = settings or load_settings()
     app = FastAPI(
         title="Veiledervarsel",
@@ -34,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,  # SlashRedirect does it from the base URL, not from Host
     )
     app.state.settings = settings
+    app.state.jobs = jobs
     # Sign-ups and link requests per client: 10 in 10 minutes, shared through Redis when
     # the broker is Redis, else counted in this process.
     app.state.limiter = build_limiter(settings.broker_url, limit=10, window=600)
@@ -46,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_editors.router)
     app.include_router(changes.router)
     app.include_router(preview.router)
+    app.include_router(sources.router)
+    app.include_router(runs.router)
+    app.include_router(audit.router)
     # The one place where an expected error becomes a page (see digest.web.errors).
     app.add_exception_handler(DigestError, error_page)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")

@@ -1,0 +1,171 @@
+"""Digest runs and their deliveries, for admins: counts and progress of each run, one run's
+deliveries searched by address and filtered by status with the reason of each failure,
+and «retry failed» (`digest.delivery.retry`), whose chunks go to the app's jobs after the
+commit."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import Response
+
+from digest.core.models import DigestRun, MailStatus
+from digest.delivery import history, retry
+from digest.editors import audit
+from digest.web.admin.common import PREFIX, AdminOnly, admin_page, see_other
+from digest.web.common import DbSession, bokmal
+from digest.web.forms import FormError, PostedForm
+from digest.web.jobs import later
+from subscribers.models import Frequency
+from subscribers.text import strip_invisible
+
+router = APIRouter(prefix=PREFIX)
+
+PER_PAGE = 50
+
+MESSAGES = {
+    "provd": "De feilede utsendelsene er lagt i kø på nytt.",
+    "ingen": "Ingen feilede utsendelser å prøve på nytt.",
+}
+
+RUN_STATUS = {"running": "Pågår", "complete": "Ferdig"}
+MAIL_STATUS = {
+    MailStatus.PENDING: "Venter",
+    MailStatus.SENDING: "Sendes",
+    MailStatus.SENT: "Sendt",
+    MailStatus.SKIPPED_EMPTY: "Ingenting nytt",
+    MailStatus.SKIPPED_INACTIVE: "Ikke aktiv lenger",
+    MailStatus.FAILED: "Feilet",
+}
+# Why a failed delivery is not retried, by the status of its subscriber now.
+NOT_RETRIED = {
+    "unsubscribed": "har meldt seg av",
+    "suppressed": "er sperret for utsending (adressen avviste e-post)",
+    "pending": "har ikke bekreftet abonnementet",
+}
+NOT_FOUND = "Fant ikke utsendelsen."
+
+
+def number_of(value: str, *, missing: str = NOT_FOUND) -> int:
+    """An id from the path; one that is not a number is a page that is not there."""
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise FormError(404, missing)
+    return int(value)
+
+
+def page_number(value: str) -> int:
+    """A page number from the query; anything else is the first page."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 7 else 1
+
+
+def frequency_labels() -> dict[str, str]:
+    return {f.value: bokmal(f"frequency.{f}") for f in Frequency}
+
+
+@router.get("/utsendelser")
+def runs_page(request: Request, session: DbSession, editor: AdminOnly, side: str = "") -> Response:
+    found = history.recent_runs(session, page_number(side[:10]), PER_PAGE)
+    return admin_page(
+        request,
+        "runs.html",
+        editor,
+        section="runs",
+        runs=found,
+        frequencies=frequency_labels(),
+        run_status=RUN_STATUS,
+    )
+
+
+def _run(session: DbSession, value: str) -> DigestRun:
+    run = session.get(DigestRun, number_of(value))
+    if run is None:
+        raise FormError(404, NOT_FOUND)
+    return run
+
+
+@router.get("/utsendelser/{run_id}")
+def run_page(
+    request: Request,
+    run_id: str,
+    session: DbSession,
+    editor: AdminOnly,
+    adresse: str = "",
+    status: str = "",
+    side: str = "",
+) -> Response:
+    run = _run(session, run_id)
+    view = history.run_view(session, run.id)
+    assert view is not None
+    address = strip_invisible(adresse[:300]).strip()[:254]
+    chosen = MailStatus(status) if status in tuple(MailStatus) else None
+    found = history.deliveries(
+        session,
+        run.id,
+        address=address,
+        statuses=[chosen] if chosen else [],
+        page=page_number(side[:10]),
+        per_page=PER_PAGE,
+    )
+    filters = {k: v for k, v in (("adresse", address), ("status", chosen or "")) if v}
+    return admin_page(
+        request,
+        "run.html",
+        editor,
+        section="runs",
+        messages=MESSAGES,
+        run=view,
+        deliveries=found,
+        address=address,
+        chosen_status=chosen or "",
+        unknown_status=bool(status) and chosen is None,
+        retryable=len(retry.retryable(session, run.id)),
+        not_retried={
+            NOT_RETRIED.get(k, k): n for k, n in retry.not_retryable(session, run.id).items()
+        },
+        frequencies=frequency_labels(),
+        run_status=RUN_STATUS,
+        mail_status=MAIL_STATUS,
+        previous_url=_page_url(run.id, filters, found.number - 1),
+        next_url=_page_url(run.id, filters, found.number + 1),
+    )
+
+
+def _page_url(run_id: int, filters: dict[str, str], number: int) -> str:
+    query = {**filters, "side": str(number)} if number > 1 else filters
+    return f"{PREFIX}/utsendelser/{run_id}" + ("?" + urlencode(query) if query else "")
+
+
+@router.post("/utsendelser/{run_id}/prov-igjen")
+def retry_failed(
+    request: Request,
+    run_id: str,
+    session: DbSession,
+    editor: AdminOnly,
+    form: PostedForm,
+    tasks: BackgroundTasks,
+) -> Response:
+    run = _run(session, run_id)
+    before = history.run_view(session, run.id)
+    assert before is not None
+    done = retry.retry_failed(session, run)
+    page_url = f"{PREFIX}/utsendelser/{run.id}"
+    if not done.retried:
+        return see_other(page_url, "ingen")
+    audit.record(
+        session,
+        editor,
+        "run_retry",
+        "run",
+        run.id,
+        before={"status": before.status, "failed": before.counts.failed},
+        after={
+            "status": run.status,
+            "retried": done.retried,
+            "not_retried": dict(done.left),
+        },
+    )
+    jobs = later(tasks, request)
+    for chunk in done.chunks:
+        jobs.deliver(run.id, chunk)
+    return see_other(page_url, "provd")
