@@ -268,6 +268,29 @@ def _is_web_link(link: str) -> bool:
 # --- the service -----------------------------------------------------------------------
 
 
+def check(
+    session: Session, data: AnnouncementInput, *, starts: datetime | None = None
+) -> AnnouncementInput:
+    """`data` as it would be stored (cleaned), or AnnouncementError with every field at
+    fault; stores nothing (for a preview, or to check a form before saving). `starts`:
+    when a window without its own start begins (default now)."""
+    checked, problems = _check(session, data, starts or utcnow())
+    if problems.notes:
+        raise problems.error()
+    return AnnouncementInput(
+        title=checked.title,
+        body=checked.body,
+        link=checked.link,
+        topics=tuple(checked.topics),
+        roles=tuple(checked.roles),
+        municipalities=tuple(checked.municipalities),
+        publish_from=checked.publish_from,
+        publish_until=checked.publish_until,
+        pinned=checked.pinned,
+        send_immediately=checked.send_immediately,
+    )
+
+
 def create(
     session: Session, data: AnnouncementInput, *, editor_id: int | None, publish: bool
 ) -> Announcement:
