@@ -339,3 +339,25 @@ def test_the_list_filters_by_state(settings: Settings, editor_client: httpx.Clie
     drafts = editor_client.get(BASE, params={"tilstand": "utkast"}).text
     assert "Et utkast" in drafts and "En publisert" not in drafts
     assert editor_client.get(BASE, params={"tilstand": "tull\u202e"}).status_code == 200
+
+
+def test_an_emptied_start_means_from_now(settings: Settings, editor_client: httpx.Client) -> None:
+    from datetime import timedelta
+
+    from subscribers.base import utcnow
+
+    with session_scope(settings.database_url) as session:
+        item = service.create(
+            session,
+            AnnouncementInput("Senere", publish_from=utcnow() + timedelta(days=3)),
+            editor_id=None,
+            publish=True,
+        ).id
+    before = utcnow().replace(microsecond=0)
+    page = f"{BASE}/{item}/rediger"
+    answer = post_form(
+        editor_client, page, page, title="Nå", version="1", publish_from="", handling="lagre"
+    )
+    assert answer.status_code == 303
+    [row] = stored(settings)
+    assert before <= row.publish_from <= utcnow()

@@ -311,3 +311,36 @@ def test_markdown_comes_out_as_plain_text() -> None:
     assert "data (data:" not in text and "klikk (" not in text
     assert service.body_text("linje en  \nlinje to") == "linje en\nlinje to"
     assert service.body_text("") == "" and str(service.body_html("")) == ""
+
+
+def test_the_command_line_targets_roles_and_municipalities(settings: Settings) -> None:
+    from tests.support import command
+
+    added = command.digest(
+        "announce",
+        "add",
+        "--title",
+        "Kurs for krisesentre",
+        "--role",
+        "krisesenter",
+        "--municipality",
+        "Bergen",
+        "--municipality",
+        "301",
+        "--pinned",
+        "--immediately",
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    listed = command.digest("announce", "list", timeout=60).stdout
+    assert "krisesenter,0301,4601 pinned immediately Kurs for krisesentre" in listed
+    refused = command.digest(
+        "announce", "add", "--title", "X", "--role", "sjef", "--municipality", "9999", timeout=60
+    )
+    assert refused.returncode == 1 and "unknown municipality: 9999" in refused.stderr
+    refused = command.digest("announce", "add", "--title", "X", "--role", "sjef", timeout=60)
+    assert refused.returncode == 1 and "unknown role(s): sjef" in refused.stderr
+    with session_scope(settings.database_url) as session:
+        [item] = session.scalars(select(Announcement)).all()
+        assert item.roles == ["krisesenter"] and item.municipalities == ["0301", "4601"]
+        assert item.pinned and item.send_immediately

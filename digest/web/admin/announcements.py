@@ -454,9 +454,12 @@ def edit(
     a = existing(session, id_text)
     tz = request.app.state.settings.tz
     typed = read_form(form, tz)
-    if typed.values["publish_from"] == form_time(a.publish_from, tz):
+    start_text = str(typed.values["publish_from"]).strip()
+    if start_text == form_time(a.publish_from, tz):
         # Unchanged in the form (which shows minutes): keep the stored start to the second.
         typed.data = replace(typed.data, publish_from=None)
+    elif not start_text:
+        typed.data = replace(typed.data, publish_from=utcnow())  # «tomt betyr fra nå»
     handling = field(form, "handling", 20)
     sent_version = field(form, "version", 20)
     version = int(sent_version) if sent_version.isdigit() else -1
