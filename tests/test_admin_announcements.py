@@ -341,6 +341,30 @@ def test_the_list_filters_by_state(settings: Settings, editor_client: httpx.Clie
     assert editor_client.get(BASE, params={"tilstand": "tull\u202e"}).status_code == 200
 
 
+def test_the_list_says_when_a_published_one_waits_or_has_ended(
+    settings: Settings, editor_client: httpx.Client
+) -> None:
+    from datetime import timedelta
+
+    from subscribers.base import utcnow
+
+    now = utcnow()
+    with session_scope(settings.database_url) as session:
+        for title, start, end in (
+            ("Kommer", now + timedelta(days=2), None),
+            ("Ferdig", now - timedelta(days=2), now - timedelta(days=1)),
+        ):
+            service.create(
+                session,
+                AnnouncementInput(title, publish_from=start, publish_until=end),
+                editor_id=None,
+                publish=True,
+            )
+    page = editor_client.get(BASE).text
+    assert '<span class="badge scheduled">Publisert, venter</span>' in page
+    assert '<span class="badge expired">Utløpt</span>' in page
+
+
 def test_an_emptied_start_means_from_now(settings: Settings, editor_client: httpx.Client) -> None:
     from datetime import timedelta
 

@@ -269,9 +269,9 @@ def state_of(a: Announcement, now: datetime) -> tuple[str, str]:
     or have ended."""
     if a.status == AnnouncementStatus.PUBLISHED:
         if a.publish_from > now:
-            return "Publisert, venter", "waiting"
+            return "Publisert, venter", "scheduled"
         if a.publish_until is not None and a.publish_until <= now:
-            return "Utløpt", "withdrawn"
+            return "Utløpt", "expired"
     return STATE_LABELS[a.status], a.status.value
 
 
