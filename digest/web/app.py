@@ -10,7 +10,7 @@ from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
-from digest.web.admin import auth
+from digest.web.admin import announcements, auth
 from digest.web.errors import error_page
 from digest.web.guards import (
     HeadAsGet,
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(signup.router)
     app.include_router(auth.router)
+    app.include_router(announcements.router)
     # The one place where an expected error becomes a page (see digest.web.errors).
     app.add_exception_handler(DigestError, error_page)
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
