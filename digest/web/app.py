@@ -10,7 +10,7 @@ from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
-from digest.web.admin import audit, auth, changes, preview, runs, sources
+from digest.web.admin import announcements, audit, auth, changes, preview, runs, sources
 from digest.web.admin import editors as admin_editors
 from digest.web.admin import subscribers as admin_subscribers
 from digest.web.errors import error_page
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     app.include_router(preferences.router)
     app.include_router(signup.router)
     app.include_router(auth.router)
+    app.include_router(announcements.router)
     app.include_router(admin_subscribers.router)
     app.include_router(admin_editors.router)
     app.include_router(changes.router)
