@@ -31,7 +31,7 @@ from digest.delivery.announcements import (
 from digest.editors import audit
 from digest.mail.locale import translator
 from digest.web import forms
-from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
+from digest.web.admin.common import PREFIX, SignedIn, admin_page, row_id, see_other
 from digest.web.common import DbSession, topics
 from digest.web.forms import Form, FormError, PostedForm, field
 from subscribers.base import utcnow
@@ -278,9 +278,7 @@ def targeting(session: Session, a: Announcement) -> dict[str, str]:
 
 def announcement_id(text: str) -> int:
     """The id in a path; not a number (or one no row can have) is a missing announcement."""
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise AnnouncementMissing()
-    return int(text)
+    return row_id(text, AnnouncementMissing())
 
 
 def existing(session: Session, text: str) -> Announcement:

@@ -15,7 +15,14 @@ from digest.core.models import Source
 from digest.editors import audit
 from digest.watch import controls
 from digest.watch.overview import source_health
-from digest.web.admin.common import PREFIX, AdminOnly, admin_page, see_other
+from digest.web.admin.common import (
+    PREFIX,
+    AdminOnly,
+    NotFound,
+    admin_page,
+    row_id,
+    see_other,
+)
 from digest.web.common import DbSession
 from digest.web.forms import FormError, PostedForm, field
 from digest.web.jobs import later
@@ -49,9 +56,7 @@ REVIEW_CHOICES = {"fil": None, "ja": True, "nei": False}
 
 def source_id_of(value: str) -> int:
     """A source id from the path; an id that is not a number is a page that is not there."""
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
-        raise FormError(404, "Fant ikke kilden. Den kan være fjernet.")
-    return int(value)
+    return row_id(value, NotFound("Kilden"))
 
 
 def _source(session: DbSession, value: str) -> Source:
