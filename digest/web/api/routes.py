@@ -1,0 +1,338 @@
+"""The announcements through the JSON API, on an editor's behalf: list, read, create,
+edit, publish, withdraw and delete drafts.
+
+Every request carries `Authorization: Bearer <token>` (tokens are made on the tokens page
+or with `digest editors token`); a revoked token or a disabled editor's token is refused
+at once. No cookie is read, so no CSRF check is needed. Every change goes through
+`digest.delivery.announcements` and is written in the audit log as the editor's, with
+`"via": "api"` in its `after`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import IntegrityError
+
+from digest.core.models import Announcement, AnnouncementStatus, Editor
+from digest.delivery import announcements
+from digest.delivery.announcements import AnnouncementInput
+from digest.editors import audit, tokens
+from digest.web.api import idempotency
+from digest.web.api.errors import ApiError
+from digest.web.api.schemas import (
+    AnnouncementCreate,
+    AnnouncementFields,
+    AnnouncementList,
+    AnnouncementOut,
+    AnnouncementPatch,
+    AnnouncementReplace,
+    ErrorAnswer,
+)
+from digest.web.common import DbSession
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An editor's API token (`vv_…`), made on /redaksjon/nokler.",
+)
+AUTH_LOC: list[str | int] = ["header", "Authorization"]
+
+
+def api_editor(
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Editor:
+    """The editor whose live token the request carries; 401 otherwise."""
+    if credentials is None:
+        raise ApiError(
+            401,
+            AUTH_LOC,
+            "Send en API-nøkkel: Authorization: Bearer <nøkkel>.",
+            "token_missing",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    editor = tokens.editor_by_token(session, credentials.credentials)
+    if editor is None:
+        raise ApiError(
+            401,
+            AUTH_LOC,
+            "API-nøkkelen er ukjent, trukket tilbake eller tilhører en deaktivert redaktør.",
+            "token_invalid",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return editor
+
+
+ApiEditor = Annotated[Editor, Depends(api_editor)]
+AnnouncementId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The announcement's id.")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorAnswer, "description": "No token, or not a live one."},
+    422: {"model": ErrorAnswer, "description": "The request names a field at fault."},
+}
+ONE: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {"model": ErrorAnswer, "description": "No announcement has this id."},
+}
+
+router = APIRouter(prefix="/v1/announcements", tags=["announcements"], responses=ERRORS)
+
+
+def _input(fields: AnnouncementFields) -> AnnouncementInput:
+    return AnnouncementInput(
+        title=fields.title,
+        body=fields.body,
+        link=fields.link,
+        topics=tuple(fields.topics),
+        roles=tuple(r.value for r in fields.roles),
+        municipalities=tuple(fields.municipalities),
+        publish_from=fields.publish_from,
+        publish_until=fields.publish_until,
+        pinned=fields.pinned,
+        send_immediately=fields.send_immediately,
+    )
+
+
+def _record(
+    session: DbSession,
+    editor: Editor,
+    action: str,
+    row: Announcement | None,
+    announcement_id: int,
+    before: dict[str, object] | None,
+) -> None:
+    after = {**announcements.snapshot(row), "via": "api"} if row is not None else {"via": "api"}
+    audit.record(
+        session, editor, action, "announcement", announcement_id, before=before, after=after
+    )
+
+
+def _existing(session: DbSession, announcement_id: int) -> Announcement:
+    row = announcements.get(session, announcement_id)
+    if row is None:
+        raise announcements.AnnouncementNotFound(announcement_id)
+    return row
+
+
+@router.get("", summary="List announcements", response_model=AnnouncementList)
+def list_announcements(
+    session: DbSession,
+    editor: ApiEditor,
+    status: Annotated[
+        AnnouncementStatus | None, Query(description="Only those in this state.")
+    ] = None,
+) -> AnnouncementList:
+    """Pinned first, then newest first."""
+    rows = announcements.list_all(session, status)
+    return AnnouncementList(items=[AnnouncementOut.of(row) for row in rows])
+
+
+@router.post(
+    "",
+    summary="Create an announcement",
+    status_code=201,
+    response_model=AnnouncementOut,
+    responses={
+        409: {"model": ErrorAnswer, "description": "A request with this key is not finished."}
+    },
+)
+def create_announcement(
+    request: Request,
+    session: DbSession,
+    editor: ApiEditor,
+    payload: AnnouncementCreate,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Sent again with the same request, the first answer comes back and "
+            "nothing is created twice (kept for 24 hours). 1 to 200 printable ASCII "
+            "characters; the same key with another request is refused (422).",
+        ),
+    ] = None,
+) -> Response:
+    """A draft, or published at once with `"publish": true`."""
+    key = digest = None
+    reserved = None
+    if idempotency_key is not None:
+        key = idempotency.checked_key(idempotency_key)
+        digest = idempotency.request_hash("POST", request.url.path, payload.model_dump(mode="json"))
+        earlier = idempotency.stored(session, editor.id, key)
+        if earlier is not None:
+            return idempotency.replay(earlier, digest)
+        try:
+            reserved = idempotency.reserve(session, editor.id, key, digest)
+        except IntegrityError:
+            # The same key arrived at the same time and committed first: its answer.
+            session.rollback()
+            earlier = idempotency.stored(session, editor.id, key)
+            if earlier is None:
+                raise
+            return idempotency.replay(earlier, digest)
+    row = announcements.create(
+        session, _input(payload), editor_id=editor.id, publish=payload.publish
+    )
+    _record(session, editor, "announcement_create", row, row.id, None)
+    body = AnnouncementOut.of(row).model_dump(mode="json")
+    if reserved is not None:
+        idempotency.complete(reserved, 201, body)
+    return JSONResponse(body, status_code=201)
+
+
+@router.get(
+    "/{announcement_id}",
+    summary="Read an announcement",
+    response_model=AnnouncementOut,
+    responses=ONE,
+)
+def read_announcement(
+    session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
+) -> AnnouncementOut:
+    return AnnouncementOut.of(_existing(session, announcement_id))
+
+
+STALE: dict[int | str, dict[str, Any]] = {
+    **ONE,
+    409: {
+        "model": ErrorAnswer,
+        "description": "Edited meanwhile (`version` is the stored one): read it again.",
+    },
+}
+
+
+def _update(
+    session: DbSession,
+    editor: Editor,
+    announcement_id: int,
+    data: AnnouncementInput,
+    version: int,
+) -> AnnouncementOut:
+    before = announcements.snapshot(_existing(session, announcement_id))
+    row = announcements.update(session, announcement_id, data, version=version)
+    _record(session, editor, "announcement_update", row, announcement_id, before)
+    return AnnouncementOut.of(row)
+
+
+@router.put(
+    "/{announcement_id}",
+    summary="Edit every field of an announcement",
+    response_model=AnnouncementOut,
+    responses=STALE,
+)
+def replace_announcement(
+    session: DbSession,
+    editor: ApiEditor,
+    announcement_id: AnnouncementId,
+    payload: AnnouncementReplace,
+) -> AnnouncementOut:
+    """Fields left out take their defaults (empty, false), except `publish_from`, which
+    stays. `version` is the one read; a stale one is refused with 409."""
+    return _update(session, editor, announcement_id, _input(payload), payload.version)
+
+
+NULLABLE = frozenset({"link", "publish_until"})
+
+
+@router.patch(
+    "/{announcement_id}",
+    summary="Edit some fields of an announcement",
+    response_model=AnnouncementOut,
+    responses=STALE,
+)
+def patch_announcement(
+    session: DbSession,
+    editor: ApiEditor,
+    announcement_id: AnnouncementId,
+    payload: AnnouncementPatch,
+) -> AnnouncementOut:
+    """Fields left out stay as they are; `link` and `publish_until` are removed with
+    null. `version` is the one read; a stale one is refused with 409."""
+    for name in payload.model_fields_set - NULLABLE - {"version"}:
+        if getattr(payload, name) is None:
+            raise ApiError(422, ["body", name], "Feltet kan ikke være null.", "null_not_allowed")
+    row = _existing(session, announcement_id)
+    current = AnnouncementInput(
+        title=row.title,
+        body=row.body,
+        link=row.link,
+        topics=tuple(row.topics or ()),
+        roles=tuple(row.roles or ()),
+        municipalities=tuple(row.municipalities or ()),
+        publish_from=row.publish_from,
+        publish_until=row.publish_until,
+        pinned=row.pinned,
+        send_immediately=row.send_immediately,
+    )
+    changes: dict[str, Any] = {}
+    for name in payload.model_fields_set - {"version"}:
+        value = getattr(payload, name)
+        if name == "roles":
+            value = tuple(r.value for r in value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        changes[name] = value
+    data = AnnouncementInput(**{**_fields_of(current), **changes})
+    return _update(session, editor, announcement_id, data, payload.version)
+
+
+def _fields_of(data: AnnouncementInput) -> dict[str, Any]:
+    return {name: getattr(data, name) for name in announcements.FIELDS}
+
+
+@router.post(
+    "/{announcement_id}/publish",
+    summary="Publish a draft or a withdrawn announcement",
+    response_model=AnnouncementOut,
+    responses=ONE,
+)
+def publish_announcement(
+    session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
+) -> AnnouncementOut:
+    """A published one stays as it is."""
+    before = announcements.snapshot(_existing(session, announcement_id))
+    row = announcements.publish(session, announcement_id)
+    _record(session, editor, "announcement_publish", row, announcement_id, before)
+    return AnnouncementOut.of(row)
+
+
+@router.post(
+    "/{announcement_id}/withdraw",
+    summary="Withdraw a published announcement",
+    response_model=AnnouncementOut,
+    responses={
+        **ONE,
+        409: {"model": ErrorAnswer, "description": "A draft: delete it instead."},
+    },
+)
+def withdraw_announcement(
+    session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
+) -> AnnouncementOut:
+    """It goes out no more; a withdrawn one stays as it is."""
+    before = announcements.snapshot(_existing(session, announcement_id))
+    row = announcements.withdraw(session, announcement_id)
+    _record(session, editor, "announcement_withdraw", row, announcement_id, before)
+    return AnnouncementOut.of(row)
+
+
+@router.delete(
+    "/{announcement_id}",
+    summary="Delete a draft",
+    status_code=204,
+    response_class=Response,
+    responses={
+        **ONE,
+        409: {"model": ErrorAnswer, "description": "Not a draft: withdraw it instead."},
+    },
+)
+def delete_announcement(
+    session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
+) -> Response:
+    """Only drafts are deleted; what has been published is withdrawn instead."""
+    before = announcements.snapshot(_existing(session, announcement_id))
+    announcements.delete_draft(session, announcement_id)
+    _record(session, editor, "announcement_delete", None, announcement_id, before)
+    return Response(status_code=204)
