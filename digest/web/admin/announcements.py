@@ -1,0 +1,585 @@
+"""The editors' announcement pages: list, write, preview, edit, publish, withdraw, delete.
+
+Every change goes through `digest.delivery.announcements` and leaves an audit entry. A
+form with fields to correct, or made from a version someone else has changed since, is
+shown again with a note by each field and everything the editor typed; nothing is saved
+until the whole form is right.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, tzinfo
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+
+from digest.core.models import Announcement, AnnouncementStatus, Editor
+from digest.core.topics import topic_labels
+from digest.delivery import announcements as service
+from digest.delivery.announcements import (
+    AnnouncementError,
+    AnnouncementInput,
+    AnnouncementNotFound,
+    StaleEdit,
+)
+from digest.editors import audit
+from digest.mail.locale import translator
+from digest.web import csrf as csrf_tokens
+from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
+from digest.web.common import DbSession, topics
+from digest.web.forms import Form, FormError, PostedForm, field
+from subscribers.base import utcnow
+from subscribers.models import ROLE_LABELS
+from subscribers.municipalities import find_municipality, municipalities
+
+router = APIRouter(prefix=PREFIX)
+
+BASE = f"{PREFIX}/kunngjoringer"
+SECTION = "announcements"
+
+# A body may have 20,000 characters; urlencoded, one of «æøå» takes 6 bytes and some
+# characters 9, so this form gets more room than the 20 KB of the others.
+MAX_ANNOUNCEMENT_FORM_BYTES = 400_000
+
+MESSAGES = {
+    "utkast": "Utkastet er lagret.",
+    "publisert": "Kunngjøringen er publisert.",
+    "lagret": "Endringene er lagret.",
+    "trukket": "Kunngjøringen er trukket tilbake. Den sendes ikke lenger ut.",
+    "slettet": "Utkastet er slettet.",
+}
+STATE_LABELS = {
+    AnnouncementStatus.DRAFT: "Utkast",
+    AnnouncementStatus.PUBLISHED: "Publisert",
+    AnnouncementStatus.WITHDRAWN: "Trukket tilbake",
+}
+FILTERS = {
+    "utkast": AnnouncementStatus.DRAFT,
+    "publisert": AnnouncementStatus.PUBLISHED,
+    "trukket": AnnouncementStatus.WITHDRAWN,
+}
+SUMMARY_NOTE = "Noe må rettes før kunngjøringen kan lagres."
+TIME_NOTE = "Skriv tidspunktet som 27.11.2026 09.30 (dato og klokkeslett)."
+
+
+class AnnouncementMissing(FormError):
+    """An announcement id that is not a number, or names no announcement."""
+
+    title = "Fant ikke kunngjøringen"
+
+    def __init__(self) -> None:
+        super().__init__(404, "Kunngjøringen finnes ikke. Kanskje er den slettet.")
+
+
+class NotNow(FormError):
+    """An action the announcement's state does not allow (delete a published one, say)."""
+
+    title = "Det går ikke"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(409, message)
+
+
+# --- the form ---------------------------------------------------------------------------
+
+
+async def announcement_form(request: Request) -> Form:
+    """The urlencoded form, within its own size limit, checked for CSRF as
+    `digest.web.forms.posted_form` checks every form."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ANNOUNCEMENT_FORM_BYTES:
+        raise FormError(413, "Skjemaet er for stort.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_ANNOUNCEMENT_FORM_BYTES:
+            raise FormError(413, "Skjemaet er for stort.")
+    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    settings = request.app.state.settings
+    secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
+    sent = (form.get("csrf") or [""])[0]
+    if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
+        raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
+    return form
+
+
+AnnouncementForm = Annotated[Form, Depends(announcement_form)]
+
+
+@dataclass(slots=True)
+class Typed:
+    """What the editor typed, as the form shows it again, and what it asks for."""
+
+    values: dict[str, object]
+    data: AnnouncementInput
+    errors: dict[str, str]
+
+
+_NUMBER_IN_LABEL = re.compile(r"\((\d{1,4})\)\s*$")
+_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H.%M",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H.%M",
+    "%d.%m.%Y kl. %H.%M",
+    "%d.%m.%Y kl. %H:%M",
+    "%Y-%m-%d",
+    "%d.%m.%Y",
+)
+
+
+def read_form(form: Form, tz: tzinfo) -> Typed:
+    """The announcement a form asks for, with notes for what cannot even be read (a time,
+    an unknown municipality); the service checks the rest."""
+    chosen_topics = [t[:100] for t in form.get("topic", [])][:100]
+    chosen_roles = [r[:100] for r in form.get("role", [])][:50]
+    values: dict[str, object] = {
+        "title": field(form, "title", 2000),
+        "body": field(form, "body", 200_000),
+        "link": field(form, "link", 5000),
+        "topics": chosen_topics,
+        "roles": chosen_roles,
+        "municipalities": field(form, "municipalities", 20_000),
+        "publish_from": field(form, "publish_from", 100),
+        "publish_until": field(form, "publish_until", 100),
+        "pinned": bool(field(form, "pinned", 10)),
+        "send_immediately": bool(field(form, "send_immediately", 10)),
+    }
+    errors: dict[str, str] = {}
+    numbers, unknown = municipality_numbers(str(values["municipalities"]))
+    if unknown:
+        errors["municipalities"] = (
+            f"Fant ikke {', '.join(f'«{u}»' for u in unknown[:5])}. Skriv kommunenummeret, "
+            "eller navnet slik det står i listen, for eksempel «Herøy (Nordland)»."
+        )
+    times: dict[str, datetime | None] = {}
+    for name in ("publish_from", "publish_until"):
+        text = str(values[name])
+        moment = parse_local(text, tz)
+        if text.strip() and moment is None:
+            errors[name] = TIME_NOTE
+        times[name] = moment
+    data = AnnouncementInput(
+        title=str(values["title"]),
+        body=str(values["body"]),
+        link=str(values["link"]) or None,
+        topics=tuple(chosen_topics),
+        roles=tuple(chosen_roles),
+        municipalities=tuple(numbers),
+        publish_from=times["publish_from"],
+        publish_until=times["publish_until"],
+        pinned=bool(values["pinned"]),
+        send_immediately=bool(values["send_immediately"]),
+    )
+    return Typed(values, data, errors)
+
+
+def municipality_numbers(text: str) -> tuple[list[str], list[str]]:
+    """The municipality numbers a text names («0301, Bergen; Herøy (Nordland)»), and the
+    parts that name none."""
+    numbers: list[str] = []
+    unknown: list[str] = []
+    for part in re.split(r"[,;\n]+", text):
+        part = " ".join(part.split())
+        if not part:
+            continue
+        in_label = _NUMBER_IN_LABEL.search(part)
+        found = find_municipality(in_label[1] if in_label else part)
+        if found is None:
+            unknown.append(part[:60])
+        elif found.number not in numbers:
+            numbers.append(found.number)
+    return numbers, unknown
+
+
+def parse_local(text: str, tz: tzinfo) -> datetime | None:
+    """A time as the form's datetime-local field (or a person) writes it, in `tz`."""
+    text = " ".join(text.split())
+    for pattern in _TIME_FORMATS:
+        try:
+            moment = datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+        return moment.replace(tzinfo=tz)
+    return None
+
+
+def form_time(moment: datetime | None, tz: tzinfo) -> str:
+    """A time as a datetime-local field holds it."""
+    if moment is None:
+        return ""
+    return moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+
+
+def municipality_text(numbers: Sequence[str]) -> str:
+    """Stored municipality numbers as the form's text field shows them."""
+    labels = {m.number: m.label for m in municipalities()}
+    return ", ".join(labels.get(n, n) for n in numbers)
+
+
+def stored_values(a: Announcement, tz: tzinfo) -> dict[str, object]:
+    return {
+        "title": a.title,
+        "body": a.body,
+        "link": a.link or "",
+        "topics": list(a.topics or ()),
+        "roles": list(a.roles or ()),
+        "municipalities": municipality_text(a.municipalities or ()),
+        "publish_from": form_time(a.publish_from, tz),
+        "publish_until": form_time(a.publish_until, tz),
+        "pinned": a.pinned,
+        "send_immediately": a.send_immediately,
+    }
+
+
+# --- what the pages show ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """An announcement as the mails show it: the HTML block and the text part."""
+
+    title: str
+    link: str | None
+    html: Markup
+    text: str
+
+
+def preview_of(title: str, body: str, link: str | None) -> Preview:
+    lines = [f"* {title}"]
+    text = service.body_text(body)
+    if text:
+        lines.append(text)
+    if link:
+        lines.append(f"  {link}")
+    return Preview(title, link, service.body_html(body), "\n".join(lines))
+
+
+def state_of(a: Announcement, now: datetime) -> tuple[str, str]:
+    """The state label and badge class: a published announcement may yet have to begin,
+    or have ended."""
+    if a.status == AnnouncementStatus.PUBLISHED:
+        if a.publish_from > now:
+            return "Publisert, venter", "waiting"
+        if a.publish_until is not None and a.publish_until <= now:
+            return "Utløpt", "withdrawn"
+    return STATE_LABELS[a.status], a.status.value
+
+
+def targeting(session: Session, a: Announcement) -> dict[str, str]:
+    """Who an announcement goes to, in words: topics, roles, municipalities."""
+    labels = topic_labels(session)
+    roles = {role.value: label for role, label in ROLE_LABELS.items()}
+    names = {m.number: m.name for m in municipalities()}
+    places = [names.get(n, n) for n in a.municipalities or ()]
+    return {
+        "topics": ", ".join(labels.get(t, t) for t in a.topics or ()) or "Alle temaer",
+        "roles": ", ".join(roles.get(r, r) for r in a.roles or ()) or "Alle roller",
+        "municipalities": (
+            ", ".join(places[:5]) + (f" og {len(places) - 5} til" if len(places) > 5 else "")
+            if places
+            else "Alle kommuner"
+        ),
+    }
+
+
+def announcement_id(text: str) -> int:
+    """The id in a path; not a number (or one no row can have) is a missing announcement."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise AnnouncementMissing()
+    return int(text)
+
+
+def existing(session: Session, text: str) -> Announcement:
+    found = service.get(session, announcement_id(text))
+    if found is None:
+        raise AnnouncementMissing()
+    return found
+
+
+def form_page(
+    request: Request,
+    session: Session,
+    editor: Editor,
+    *,
+    values: Mapping[str, object],
+    errors: Mapping[str, str] | None = None,
+    announcement: Announcement | None = None,
+    version: int | None = None,
+    preview: Preview | None = None,
+    stored: Mapping[str, object] | None = None,
+    status: int = 200,
+) -> Response:
+    return admin_page(
+        request,
+        "announcement_form.html",
+        editor,
+        status=status,
+        section=SECTION,
+        values=values,
+        errors=dict(errors or {}),
+        summary_note=(errors or {}).get("version", SUMMARY_NOTE),
+        announcement=announcement,
+        version=version if version is not None else (announcement.version if announcement else 0),
+        preview=preview,
+        stored=stored,
+        topics=topics(session),
+        roles=ROLE_LABELS,
+        action=f"{BASE}/{announcement.id}/rediger" if announcement else f"{BASE}/ny",
+    )
+
+
+# --- the routes -------------------------------------------------------------------------
+
+
+@router.get("/kunngjoringer")
+def list_page(
+    request: Request, session: DbSession, editor: SignedIn, tilstand: str = ""
+) -> Response:
+    status = FILTERS.get(tilstand)
+    now = utcnow()
+    rows = [
+        {"a": a, "state": state_of(a, now), "targeting": targeting(session, a)}
+        for a in service.list_all(session, status)
+    ]
+    return admin_page(
+        request,
+        "announcements.html",
+        editor,
+        section=SECTION,
+        messages=MESSAGES,
+        rows=rows,
+        chosen=tilstand if status is not None else "",
+        filters={
+            "": "Alle",
+            "utkast": "Utkast",
+            "publisert": "Publisert",
+            "trukket": "Trukket tilbake",
+        },
+    )
+
+
+@router.get("/kunngjoringer/ny")
+def new_form(request: Request, session: DbSession, editor: SignedIn) -> Response:
+    empty: dict[str, object] = {
+        "title": "",
+        "body": "",
+        "link": "",
+        "topics": [],
+        "roles": [],
+        "municipalities": "",
+        "publish_from": "",
+        "publish_until": "",
+        "pinned": False,
+        "send_immediately": False,
+    }
+    return form_page(request, session, editor, values=empty)
+
+
+@router.post("/kunngjoringer/ny")
+def create(
+    request: Request, session: DbSession, editor: SignedIn, form: AnnouncementForm
+) -> Response:
+    typed = read_form(form, request.app.state.settings.tz)
+    handling = field(form, "handling", 20)
+    try:
+        checked = service.check(session, typed.data)
+    except AnnouncementError as exc:
+        checked = None
+        typed.errors = {**exc.errors, **typed.errors}
+    if typed.errors or checked is None:
+        return form_page(
+            request, session, editor, values=typed.values, errors=typed.errors, status=400
+        )
+    if handling == "forhandsvis":
+        return form_page(
+            request,
+            session,
+            editor,
+            values=typed.values,
+            preview=preview_of(checked.title, checked.body, checked.link),
+        )
+    publish = handling == "publiser"
+    item = service.create(session, typed.data, editor_id=editor.id, publish=publish)
+    audit.record(
+        session,
+        editor,
+        "announcement_create",
+        "announcement",
+        item.id,
+        after=service.snapshot(item),
+    )
+    return see_other(f"{BASE}/{item.id}", "publisert" if publish else "utkast")
+
+
+@router.get("/kunngjoringer/{id_text}")
+def show(request: Request, session: DbSession, editor: SignedIn, id_text: str) -> Response:
+    a = existing(session, id_text)
+    creator = session.get(Editor, a.created_by_id) if a.created_by_id else None
+    return admin_page(
+        request,
+        "announcement.html",
+        editor,
+        section=SECTION,
+        messages=MESSAGES,
+        a=a,
+        state=state_of(a, utcnow()),
+        targeting=targeting(session, a),
+        preview=preview_of(a.title, a.body, a.link),
+        heading=translator("nb")("digest.announcements"),
+        creator=creator.email if creator else "",
+    )
+
+
+@router.get("/kunngjoringer/{id_text}/rediger")
+def edit_form(request: Request, session: DbSession, editor: SignedIn, id_text: str) -> Response:
+    a = existing(session, id_text)
+    tz = request.app.state.settings.tz
+    return form_page(request, session, editor, values=stored_values(a, tz), announcement=a)
+
+
+@router.post("/kunngjoringer/{id_text}/rediger")
+def edit(
+    request: Request, session: DbSession, editor: SignedIn, form: AnnouncementForm, id_text: str
+) -> Response:
+    a = existing(session, id_text)
+    tz = request.app.state.settings.tz
+    typed = read_form(form, tz)
+    start_text = str(typed.values["publish_from"]).strip()
+    if start_text == form_time(a.publish_from, tz):
+        # Unchanged in the form (which shows minutes): keep the stored start to the second.
+        typed.data = replace(typed.data, publish_from=None)
+    elif not start_text:
+        typed.data = replace(typed.data, publish_from=utcnow())  # «tomt betyr fra nå»
+    handling = field(form, "handling", 20)
+    sent_version = field(form, "version", 20)
+    version = int(sent_version) if sent_version.isdigit() else -1
+    before = service.snapshot(a)
+    stale = version != a.version
+    try:
+        checked = service.check(session, typed.data, starts=a.publish_from)
+    except AnnouncementError as exc:
+        checked = None
+        typed.errors = {**exc.errors, **typed.errors}
+    if stale:
+        typed.errors = {"version": service.STALE_NOTE, **typed.errors}
+    if typed.errors or checked is None:
+        return _again(request, session, editor, a, typed, stale, tz)
+    if handling == "forhandsvis":
+        return form_page(
+            request,
+            session,
+            editor,
+            values=typed.values,
+            announcement=a,
+            version=version,
+            preview=preview_of(checked.title, checked.body, checked.link),
+        )
+    try:
+        a = service.update(session, a.id, typed.data, version=version)
+    except StaleEdit:
+        # Someone saved between our look and our write: as above, with what they stored.
+        session.refresh(a)
+        typed.errors = {"version": service.STALE_NOTE}
+        return _again(request, session, editor, a, typed, True, tz)
+    audit.record(
+        session,
+        editor,
+        "announcement_update",
+        "announcement",
+        a.id,
+        before=before,
+        after=service.snapshot(a),
+    )
+    message = "lagret"
+    if handling == "publiser" and a.status != AnnouncementStatus.PUBLISHED:
+        before = service.snapshot(a)
+        service.publish(session, a.id)
+        audit.record(
+            session,
+            editor,
+            "announcement_publish",
+            "announcement",
+            a.id,
+            before=before,
+            after=service.snapshot(a),
+        )
+        message = "publisert"
+    return see_other(f"{BASE}/{a.id}", message)
+
+
+def _again(
+    request: Request,
+    session: Session,
+    editor: Editor,
+    a: Announcement,
+    typed: Typed,
+    stale: bool,
+    tz: tzinfo,
+) -> Response:
+    """The edit form again with what was typed; when stale, with what is stored now beside
+    it and the stored version in the form, so that saving again is a choice made knowingly."""
+    return form_page(
+        request,
+        session,
+        editor,
+        values=typed.values,
+        errors=typed.errors,
+        announcement=a,
+        stored=stored_values(a, tz) if stale else None,
+        status=409 if stale else 400,
+    )
+
+
+def _act(session: Session, editor: Editor, id_text: str, action: str) -> Announcement | None:
+    a = existing(session, id_text)
+    target, before = a.id, service.snapshot(a)
+    try:
+        if action == "publish":
+            changed: Announcement | None = service.publish(session, a.id)
+        elif action == "withdraw":
+            changed = service.withdraw(session, a.id)
+        else:
+            service.delete_draft(session, a.id)
+            changed = None
+    except AnnouncementNotFound:
+        raise AnnouncementMissing() from None
+    except AnnouncementError as exc:
+        raise NotNow(next(iter(exc.errors.values()), str(exc))) from None
+    audit.record(
+        session,
+        editor,
+        f"announcement_{action}",
+        "announcement",
+        target,
+        before=before,
+        after=service.snapshot(changed) if changed else None,
+    )
+    return changed
+
+
+@router.post("/kunngjoringer/{id_text}/publiser")
+def publish(session: DbSession, editor: SignedIn, form: PostedForm, id_text: str) -> Response:
+    a = _act(session, editor, id_text, "publish")
+    return see_other(f"{BASE}/{a.id if a else id_text}", "publisert")
+
+
+@router.post("/kunngjoringer/{id_text}/trekk-tilbake")
+def withdraw(session: DbSession, editor: SignedIn, form: PostedForm, id_text: str) -> Response:
+    a = _act(session, editor, id_text, "withdraw")
+    return see_other(f"{BASE}/{a.id if a else id_text}", "trukket")
+
+
+@router.post("/kunngjoringer/{id_text}/slett")
+def delete(session: DbSession, editor: SignedIn, form: PostedForm, id_text: str) -> Response:
+    _act(session, editor, id_text, "delete")
+    return see_other(BASE, "slettet")
