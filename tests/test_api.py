@@ -5,6 +5,7 @@ stale edit, and the OpenAPI schema and its page."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -327,6 +328,53 @@ def test_a_repeated_create_with_its_key_gets_the_first_answer(
             .where(AuditEntry.action == "announcement_create")
         )
     assert creates == 3
+
+
+def same_key_at_once(settings: Settings, url: str, token: str) -> None:
+    """Eight clients send one create with one key at the same time: one is created, and
+    every client gets its answer (the unique key makes the others wait, fail and replay)."""
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=30) as web:
+            return web.post(
+                BASE, json={"title": "Samtidig"}, headers={**auth(token), "Idempotency-Key": "k"}
+            )
+
+    # Used once before, the token is not touched again: the requests meet at the key.
+    with httpx.Client(base_url=url) as web:
+        assert web.get(BASE, headers=auth(token)).status_code == 200
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert [a.status_code for a in answers] == [201] * 8
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert count(settings, Announcement) == 1
+    assert count(settings, IdempotentResponse) == 1
+
+
+def test_the_same_key_at_once_creates_once(
+    settings: Settings, client: httpx.Client, token: str
+) -> None:
+    same_key_at_once(settings, str(client.base_url), token)
+
+
+def test_the_same_key_at_once_creates_once_on_postgresql(
+    env: pytest.MonkeyPatch, settings: Settings, pg_url: str
+) -> None:
+    from digest.core.migrate import upgrade
+    from digest.core.settings import get_settings
+    from digest.web.app import create_app
+    from tests.support.server import LiveServer
+
+    env.setenv("DIGEST_DATABASE_URL", pg_url)
+    env.setenv("DIGEST_SECRET_KEY", "a-test-secret-key-long-enough")
+    get_settings.cache_clear()
+    pg = get_settings()
+    upgrade(pg.database_url)
+    server = LiveServer(create_app(pg)).start()
+    try:
+        same_key_at_once(pg, server.url, make_token(pg))
+    finally:
+        server.stop()
 
 
 def test_a_refused_create_keeps_no_key(settings: Settings, api: httpx.Client) -> None:
