@@ -24,11 +24,12 @@ from digest.web.api.errors import ApiError, api_error
 from digest.web.common import templates
 
 DESCRIPTION = """\
-Announcements for the top of the next digests, written by a script or a CMS on an
-editor's behalf. Every request carries `Authorization: Bearer <token>`: an editor makes
-and revokes their tokens at /redaksjon/nokler. Errors are JSON,
-`{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`, where `loc` names the
-field at fault (e.g. `["body", "title"]`).
+Kunngjøringer til toppen av de neste oversiktene, skrevet av et skript eller et
+publiseringssystem (CMS) på vegne av en redaktør. Hver forespørsel har med
+`Authorization: Bearer <nøkkel>`; en redaktør lager og trekker tilbake nøklene sine på
+/redaksjon/nokler. Feil svares med JSON,
+`{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`, der `loc` navngir feltet som
+er feil (f.eks. `["body", "title"]`).
 """
 
 

@@ -37,7 +37,7 @@ from digest.web.common import DbSession
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="An editor's API token (`vv_…`), made on /redaksjon/nokler.",
+    description="En redaktørs API-nøkkel (`vv_…`), laget på /redaksjon/nokler.",
 )
 AUTH_LOC: list[str | int] = ["header", "Authorization"]
 
@@ -68,15 +68,15 @@ def api_editor(
 
 
 ApiEditor = Annotated[Editor, Depends(api_editor)]
-AnnouncementId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The announcement's id.")]
+AnnouncementId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Kunngjøringens id.")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorAnswer, "description": "No token, or not a live one."},
-    422: {"model": ErrorAnswer, "description": "The request names a field at fault."},
+    401: {"model": ErrorAnswer, "description": "Ingen nøkkel, eller en som ikke virker."},
+    422: {"model": ErrorAnswer, "description": "Svaret navngir feltet som er feil."},
 }
 ONE: dict[int | str, dict[str, Any]] = {
     **ERRORS,
-    404: {"model": ErrorAnswer, "description": "No announcement has this id."},
+    404: {"model": ErrorAnswer, "description": "Ingen kunngjøring har denne id-en."},
 }
 
 router = APIRouter(prefix="/v1/announcements", tags=["announcements"], responses=ERRORS)
@@ -118,26 +118,36 @@ def _existing(session: DbSession, announcement_id: int) -> Announcement:
     return row
 
 
-@router.get("", summary="List announcements", response_model=AnnouncementList)
+@router.get(
+    "",
+    summary="List kunngjøringer",
+    response_description="Kunngjøringene.",
+    description="Festede først, så de nyeste.",
+    response_model=AnnouncementList,
+)
 def list_announcements(
     session: DbSession,
     editor: ApiEditor,
     status: Annotated[
-        AnnouncementStatus | None, Query(description="Only those in this state.")
+        AnnouncementStatus | None, Query(description="Bare de med denne statusen.")
     ] = None,
 ) -> AnnouncementList:
-    """Pinned first, then newest first."""
     rows = announcements.list_all(session, status)
     return AnnouncementList(items=[AnnouncementOut.of(row) for row in rows])
 
 
 @router.post(
     "",
-    summary="Create an announcement",
+    summary="Lag en kunngjøring",
+    response_description="Kunngjøringen som ble laget.",
+    description='Et utkast, eller publisert med en gang med `"publish": true`.',
     status_code=201,
     response_model=AnnouncementOut,
     responses={
-        409: {"model": ErrorAnswer, "description": "A request with this key is not finished."}
+        409: {
+            "model": ErrorAnswer,
+            "description": "En forespørsel med samme nøkkel er ikke ferdig.",
+        }
     },
 )
 def create_announcement(
@@ -149,13 +159,12 @@ def create_announcement(
         str | None,
         Header(
             alias=idempotency.HEADER,
-            description="Sent again with the same request, the first answer comes back and "
-            "nothing is created twice (kept for 24 hours). 1 to 200 printable ASCII "
-            "characters; the same key with another request is refused (422).",
+            description="Sendes samme forespørsel igjen med samme nøkkel, kommer det første "
+            "svaret tilbake, og ingenting lages to ganger (huskes i 24 timer). 1 til 200 "
+            "synlige ASCII-tegn; samme nøkkel med en annen forespørsel avvises (422).",
         ),
     ] = None,
 ) -> Response:
-    """A draft, or published at once with `"publish": true`."""
     key = digest = None
     reserved = None
     if idempotency_key is not None:
@@ -185,7 +194,8 @@ def create_announcement(
 
 @router.get(
     "/{announcement_id}",
-    summary="Read an announcement",
+    summary="Les en kunngjøring",
+    response_description="Kunngjøringen.",
     response_model=AnnouncementOut,
     responses=ONE,
 )
@@ -199,7 +209,7 @@ STALE: dict[int | str, dict[str, Any]] = {
     **ONE,
     409: {
         "model": ErrorAnswer,
-        "description": "Edited meanwhile (`version` is the stored one): read it again.",
+        "description": "Endret i mellomtiden (`version` er den lagrede): les den på nytt.",
     },
 }
 
@@ -219,7 +229,11 @@ def _update(
 
 @router.put(
     "/{announcement_id}",
-    summary="Edit every field of an announcement",
+    summary="Endre alle feltene i en kunngjøring",
+    response_description="Kunngjøringen etter endringen.",
+    description="Felt som utelates, får standardverdien (tom, false), unntatt "
+    "`publish_from`, som blir stående. `version` er den som ble lest; en utdatert avvises "
+    "med 409.",
     response_model=AnnouncementOut,
     responses=STALE,
 )
@@ -229,8 +243,6 @@ def replace_announcement(
     announcement_id: AnnouncementId,
     payload: AnnouncementReplace,
 ) -> AnnouncementOut:
-    """Fields left out take their defaults (empty, false), except `publish_from`, which
-    stays. `version` is the one read; a stale one is refused with 409."""
     return _update(session, editor, announcement_id, _input(payload), payload.version)
 
 
@@ -239,7 +251,10 @@ NULLABLE = frozenset({"link", "publish_until"})
 
 @router.patch(
     "/{announcement_id}",
-    summary="Edit some fields of an announcement",
+    summary="Endre noen felt i en kunngjøring",
+    response_description="Kunngjøringen etter endringen.",
+    description="Felt som utelates, blir stående; `link` og `publish_until` fjernes med "
+    "null. `version` er den som ble lest; en utdatert avvises med 409.",
     response_model=AnnouncementOut,
     responses=STALE,
 )
@@ -249,8 +264,6 @@ def patch_announcement(
     announcement_id: AnnouncementId,
     payload: AnnouncementPatch,
 ) -> AnnouncementOut:
-    """Fields left out stay as they are; `link` and `publish_until` are removed with
-    null. `version` is the one read; a stale one is refused with 409."""
     for name in payload.model_fields_set - NULLABLE - {"version"}:
         if getattr(payload, name) is None:
             raise ApiError(422, ["body", name], "Feltet kan ikke være null.", "null_not_allowed")
@@ -285,14 +298,15 @@ def _fields_of(data: AnnouncementInput) -> dict[str, Any]:
 
 @router.post(
     "/{announcement_id}/publish",
-    summary="Publish a draft or a withdrawn announcement",
+    summary="Publiser et utkast eller en tilbaketrukket kunngjøring",
+    response_description="Kunngjøringen, publisert.",
+    description="En publisert blir som den er.",
     response_model=AnnouncementOut,
     responses=ONE,
 )
 def publish_announcement(
     session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
 ) -> AnnouncementOut:
-    """A published one stays as it is."""
     before = announcements.snapshot(_existing(session, announcement_id))
     row = announcements.publish(session, announcement_id)
     _record(session, editor, "announcement_publish", row, announcement_id, before)
@@ -301,17 +315,18 @@ def publish_announcement(
 
 @router.post(
     "/{announcement_id}/withdraw",
-    summary="Withdraw a published announcement",
+    summary="Trekk tilbake en publisert kunngjøring",
+    response_description="Kunngjøringen, trukket tilbake.",
+    description="Den sendes ikke lenger ut; en tilbaketrukket blir som den er.",
     response_model=AnnouncementOut,
     responses={
         **ONE,
-        409: {"model": ErrorAnswer, "description": "A draft: delete it instead."},
+        409: {"model": ErrorAnswer, "description": "Et utkast: slett det i stedet."},
     },
 )
 def withdraw_announcement(
     session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
 ) -> AnnouncementOut:
-    """It goes out no more; a withdrawn one stays as it is."""
     before = announcements.snapshot(_existing(session, announcement_id))
     row = announcements.withdraw(session, announcement_id)
     _record(session, editor, "announcement_withdraw", row, announcement_id, before)
@@ -320,18 +335,19 @@ def withdraw_announcement(
 
 @router.delete(
     "/{announcement_id}",
-    summary="Delete a draft",
+    summary="Slett et utkast",
+    response_description="Slettet (uten innhold).",
+    description="Bare utkast slettes; det som er publisert, trekkes tilbake i stedet.",
     status_code=204,
     response_class=Response,
     responses={
         **ONE,
-        409: {"model": ErrorAnswer, "description": "Not a draft: withdraw it instead."},
+        409: {"model": ErrorAnswer, "description": "Ikke et utkast: trekk den tilbake i stedet."},
     },
 )
 def delete_announcement(
     session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
 ) -> Response:
-    """Only drafts are deleted; what has been published is withdrawn instead."""
     before = announcements.snapshot(_existing(session, announcement_id))
     announcements.delete_draft(session, announcement_id)
     _record(session, editor, "announcement_delete", None, announcement_id, before)

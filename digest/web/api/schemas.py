@@ -41,8 +41,14 @@ def _utc(moment: datetime | None) -> datetime | None:
 def _window_ends_after_start(until: datetime | None, info: ValidationInfo) -> datetime | None:
     start = info.data.get("publish_from")
     if until is not None and start is not None and until <= start:
-        raise ValueError("publish_until must be later than publish_from")
+        raise ValueError("publiseringen må slutte etter at den begynner (publish_from)")
     return until
+
+
+def described(text: str) -> ConfigDict:
+    """A model's description in the schema (bokmål, as the docs page), where its docstring
+    would otherwise be used."""
+    return ConfigDict(json_schema_extra={"description": text})
 
 
 class Strict(BaseModel):
@@ -52,39 +58,41 @@ class Strict(BaseModel):
 class AnnouncementFields(Strict):
     """An announcement as a client writes it."""
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE, description="One line.")
+    title: str = Field(min_length=1, max_length=MAX_TITLE, description="Én linje.")
     body: str = Field(
         default="",
         max_length=MAX_BODY,
-        description="Markdown; raw HTML is shown as text, links are http(s) or mailto only.",
+        description="Markdown; rå HTML vises som tekst, lenker kan bare være http(s) eller mailto.",
     )
     link: str | None = Field(
-        default=None, max_length=MAX_LINK, description="An http:// or https:// address."
+        default=None,
+        max_length=MAX_LINK,
+        description="En adresse som begynner med http:// eller https://.",
     )
     topics: list[TopicKey] = Field(
         default=[],
         max_length=MAX_TOPICS,
-        description="Topic keys of the sources file; none means every topic.",
+        description="Temanøkler fra kildefilen; ingen betyr alle temaer.",
     )
     roles: list[Role] = Field(
-        default=[], max_length=len(Role), description="None means every role."
+        default=[], max_length=len(Role), description="Ingen betyr alle roller."
     )
     municipalities: list[MunicipalityNumber] = Field(
         default=[],
         max_length=MAX_MUNICIPALITIES,
-        description='Municipality numbers (e.g. "0301"); none means every municipality.',
+        description='Kommunenumre (f.eks. "0301"); ingen betyr alle kommuner.',
     )
     publish_from: AwareDatetime | None = Field(
         default=None,
-        description="With its offset, e.g. 2026-12-01T08:00:00+01:00. Missing: from now "
-        "(create), unchanged (update).",
+        description="Med tidssone, f.eks. 2026-12-01T08:00:00+01:00. Utelatt: fra nå "
+        "(ny), uendret (endring).",
     )
     publish_until: AwareDatetime | None = Field(
-        default=None, description="Later than publish_from; missing means no end."
+        default=None, description="Senere enn publish_from; utelatt betyr ingen slutt."
     )
-    pinned: StrictBool = Field(default=False, description="Shown before the others.")
+    pinned: StrictBool = Field(default=False, description="Vises før de andre.")
     send_immediately: StrictBool = Field(
-        default=False, description="Also sent with the next immediate run."
+        default=False, description="Sendes også med neste umiddelbare utsending."
     )
 
     check_window = field_validator("publish_until")(_window_ends_after_start)
@@ -93,19 +101,31 @@ class AnnouncementFields(Strict):
 class AnnouncementCreate(AnnouncementFields):
     """A new announcement: a draft, or published at once with `publish`."""
 
-    publish: StrictBool = Field(default=False, description="Publish at once; else a draft.")
+    model_config = described(
+        "En ny kunngjøring: et utkast, eller publisert med en gang med `publish`."
+    )
+
+    publish: StrictBool = Field(
+        default=False, description="Publiser med en gang; ellers et utkast."
+    )
 
 
 class AnnouncementReplace(AnnouncementFields):
     """An edit of every field (PUT), made from `version`."""
 
-    version: StrictInt = Field(ge=1, description="The version the edit was made from.")
+    model_config = described("En endring av alle feltene (PUT), gjort fra `version`.")
+
+    version: StrictInt = Field(ge=1, description="Versjonen endringen ble gjort fra.")
 
 
 class AnnouncementPatch(Strict):
     """An edit of some fields (PATCH), made from `version`; fields left out stay as they are."""
 
-    version: StrictInt = Field(ge=1, description="The version the edit was made from.")
+    model_config = described(
+        "En endring av noen felt (PATCH), gjort fra `version`; felt som utelates, blir stående."
+    )
+
+    version: StrictInt = Field(ge=1, description="Versjonen endringen ble gjort fra.")
     title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
     body: str | None = Field(default=None, max_length=MAX_BODY)
     link: str | None = Field(default=None, max_length=MAX_LINK)
@@ -125,9 +145,11 @@ class AnnouncementPatch(Strict):
 class AnnouncementOut(BaseModel):
     """An announcement as stored. Times are UTC."""
 
+    model_config = described("En kunngjøring slik den er lagret. Tider er i UTC.")
+
     id: int
     status: AnnouncementStatus
-    version: int = Field(description="Send it back with an edit.")
+    version: int = Field(description="Send den tilbake med en endring.")
     title: str
     body: str
     link: str | None
@@ -165,12 +187,18 @@ class AnnouncementOut(BaseModel):
 
 
 class AnnouncementList(BaseModel):
+    model_config = described("Kunngjøringene.")
     items: list[AnnouncementOut]
 
 
 class ErrorItem(BaseModel):
     """One thing wrong: where (`["body", "title"]`, `["path", "announcement_id"]`,
     `["header", "Idempotency-Key"]`), what, and a type to match on."""
+
+    model_config = described(
+        'Én feil: hvor (`loc`: `["body", "title"]`, `["path", "announcement_id"]`, '
+        '`["header", "Idempotency-Key"]`), hva (`msg`) og en type å skille på (`type`).'
+    )
 
     loc: list[str | int]
     msg: str
@@ -180,7 +208,9 @@ class ErrorItem(BaseModel):
 class ErrorAnswer(BaseModel):
     """Every error answer: 401, 404, 409, 422."""
 
+    model_config = described("Alle feilsvar: 401, 404, 409, 422, 503.")
+
     detail: list[ErrorItem] | str
     version: int | None = Field(
-        default=None, description="On a 409 for a stale edit: the stored version."
+        default=None, description="Ved 409 for en utdatert endring: den lagrede versjonen."
     )
