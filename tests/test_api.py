@@ -5,6 +5,7 @@ stale edit, and the OpenAPI schema and its page."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -278,6 +279,27 @@ def test_a_body_that_is_not_json_is_422(settings: Settings, api: httpx.Client) -
     assert locs(answer)[0][0] == "body"
     assert api.post(BASE, json=["x"]).status_code == 422
     assert count(settings, Announcement) == 0
+
+
+def test_a_body_too_large_is_413_unread(settings: Settings, api: httpx.Client) -> None:
+    # The longest body, every character escaped as JSON may send it, fits.
+    longest = json.dumps({"title": "Lang", "body": "ø" * 20_000}, ensure_ascii=True)
+    answer = api.post(BASE, content=longest, headers={"content-type": "application/json"})
+    assert answer.status_code == 201
+    huge = json.dumps({"title": "x", "body": "x" * 300_000})
+    answer = api.post(BASE, content=huge, headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert locs(answer) == [["body"]]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it comes
+        yield b'{"title": "x", "body": "'
+        for _ in range(100):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    answer = api.post(BASE, content=chunks(), headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert count(settings, Announcement) == 1
 
 
 def test_edits_are_checked_as_creates_are(api: httpx.Client) -> None:

@@ -21,6 +21,7 @@ from digest.core.settings import Settings
 from digest.delivery.announcements import AnnouncementError
 from digest.web.api import docs, routes
 from digest.web.api.errors import ApiError, api_error
+from digest.web.api.limits import BodyLimit
 from digest.web.common import templates
 
 DESCRIPTION = """\
@@ -48,6 +49,7 @@ def create_api(settings: Settings) -> FastAPI:
     api.include_router(routes.router)
     for error in (ApiError, AnnouncementError, DatabaseUnavailable):
         api.add_exception_handler(error, api_error)
+    api.add_middleware(BodyLimit)
 
     @api.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def documentation(request: Request) -> HTMLResponse:
