@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from digest.core.models import Announcement, AnnouncementStatus, Editor
 from digest.delivery import announcements
@@ -98,7 +99,7 @@ def _input(fields: AnnouncementFields) -> AnnouncementInput:
 
 
 def _record(
-    session: DbSession,
+    session: Session,
     editor: Editor,
     action: str,
     row: Announcement | None,
@@ -111,7 +112,7 @@ def _record(
     )
 
 
-def _existing(session: DbSession, announcement_id: int) -> Announcement:
+def _existing(session: Session, announcement_id: int) -> Announcement:
     row = announcements.get(session, announcement_id)
     if row is None:
         raise announcements.AnnouncementNotFound(announcement_id)
@@ -215,7 +216,7 @@ STALE: dict[int | str, dict[str, Any]] = {
 
 
 def _update(
-    session: DbSession,
+    session: Session,
     editor: Editor,
     announcement_id: int,
     data: AnnouncementInput,
@@ -268,32 +269,14 @@ def patch_announcement(
         if getattr(payload, name) is None:
             raise ApiError(422, ["body", name], "Feltet kan ikke være null.", "null_not_allowed")
     row = _existing(session, announcement_id)
-    current = AnnouncementInput(
-        title=row.title,
-        body=row.body,
-        link=row.link,
-        topics=tuple(row.topics or ()),
-        roles=tuple(row.roles or ()),
-        municipalities=tuple(row.municipalities or ()),
-        publish_from=row.publish_from,
-        publish_until=row.publish_until,
-        pinned=row.pinned,
-        send_immediately=row.send_immediately,
-    )
-    changes: dict[str, Any] = {}
+    # What is stored, with what the patch sends laid over it.
+    values = {name: getattr(row, name) for name in announcements.FIELDS}
     for name in payload.model_fields_set - {"version"}:
         value = getattr(payload, name)
-        if name == "roles":
-            value = tuple(r.value for r in value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        changes[name] = value
-    data = AnnouncementInput(**{**_fields_of(current), **changes})
+        values[name] = [r.value for r in value] if name == "roles" else value
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    data = AnnouncementInput(**fields)
     return _update(session, editor, announcement_id, data, payload.version)
-
-
-def _fields_of(data: AnnouncementInput) -> dict[str, Any]:
-    return {name: getattr(data, name) for name in announcements.FIELDS}
 
 
 @router.post(
