@@ -83,6 +83,8 @@ def test_no_token_or_a_wrong_one_is_401_with_a_bearer_challenge(
         assert locs(answer) == [["header", "Authorization"]]
     # A write without a token creates nothing.
     assert client.post(BASE, json={"title": "Ny veileder"}).status_code == 401
+    # Who asks is settled before what is asked.
+    assert client.post(BASE, json={"colour": "red"}).status_code == 401
     # The same token works.
     assert client.get(BASE, headers=auth(token)).status_code == 200
 
