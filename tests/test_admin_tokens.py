@@ -141,6 +141,7 @@ def test_only_ones_own_tokens(settings: Settings, editor_client: httpx.Client) -
     for path in (
         f"{PAGE}/{their_id}/trekk-tilbake",
         f"{PAGE}/abc/trekk-tilbake",
+        f"{PAGE}/%C2%B2/trekk-tilbake",
         f"{PAGE}/99999999999999/trekk-tilbake",
     ):
         assert editor_client.post(path, data={"csrf": token}).status_code == 404, path
@@ -184,6 +185,7 @@ def test_an_admin_manages_another_editors_tokens(
             ("api_token_revoke", "admin@bufdir.no"),
         ]
         assert all((e.after or {}).get("editor") == "cms@bufdir.no" for e in entries)
-    assert admin_client.get(PAGE, params={"redaktor": "404404"}).status_code == 404
+    for unknown in ("404404", "²", "x" * 50):
+        assert admin_client.get(PAGE, params={"redaktor": unknown}).status_code == 404
     # The admin's own page does not show them.
     assert "Nettsted" not in admin_client.get(PAGE).text

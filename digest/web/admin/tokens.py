@@ -36,7 +36,8 @@ class NotFound(FormError):
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+    # isascii: str.isdigit() also takes «²», which int() refuses.
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def _owner(session: Session, editor: Editor, asked: str) -> Editor:
@@ -72,7 +73,6 @@ def _page(
         own=owner.id == editor.id,
         tokens=tokens.tokens_of(session, owner),
         editors=accounts.list_editors(session) if editor.is_admin else (),
-        page_url=PAGE if owner.id == editor.id else f"{PAGE}?redaktor={owner.id}",
         **{"values": {"name": ""}, "errors": {}, **context},
     )
 
