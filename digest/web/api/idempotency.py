@@ -66,13 +66,6 @@ def replay(row: IdempotentResponse, digest: str) -> JSONResponse:
             f"Denne {HEADER} er brukt til en annen forespørsel. Bruk en ny nøkkel.",
             "idempotency_key_reused",
         )
-    if not row.status_code:  # reserved by a request whose answer is not written yet
-        raise ApiError(
-            409,
-            LOC,
-            "En forespørsel med denne nøkkelen er ikke ferdig ennå.",
-            "idempotency_key_busy",
-        )
     return JSONResponse(
         row.body, status_code=row.status_code, headers={"Idempotent-Replayed": "true"}
     )
@@ -95,6 +88,8 @@ def reserve(session: Session, editor_id: int, key: str, digest: str) -> Idempote
 
 
 def complete(row: IdempotentResponse, status_code: int, body: dict[str, object]) -> None:
+    # In the same transaction as `reserve`: no other request ever sees a key without its
+    # answer.
     row.status_code = status_code
     row.body = body
 

@@ -144,12 +144,6 @@ def list_announcements(
     description='Et utkast, eller publisert med en gang med `"publish": true`.',
     status_code=201,
     response_model=AnnouncementOut,
-    responses={
-        409: {
-            "model": ErrorAnswer,
-            "description": "En forespørsel med samme nøkkel er ikke ferdig.",
-        }
-    },
 )
 def create_announcement(
     request: Request,
