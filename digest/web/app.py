@@ -10,7 +10,8 @@ from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
-from digest.web.admin import auth
+from digest.web.admin import auth, tokens
+from digest.web.api import create_api
 from digest.web.errors import error_page
 from digest.web.guards import (
     HeadAsGet,
@@ -40,8 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(signup.router)
     app.include_router(auth.router)
+    app.include_router(tokens.router)
     # The one place where an expected error becomes a page (see digest.web.errors).
     app.add_exception_handler(DigestError, error_page)
+    app.mount("/api", create_api(settings))
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
     # Added innermost first: a request meets SecurityHeaders, HeadAsGet, TrustedHost, then
     # SlashRedirect, so even the 400 for a foreign host carries the headers.
