@@ -60,8 +60,8 @@ class NotFound(FormError):
 
     title = "Fant ikke siden"
 
-    def __init__(self, what: str = "Det du ser etter") -> None:
-        super().__init__(404, f"{what} finnes ikke, eller er slettet.")
+    def __init__(self, message: str = "Det du ser etter finnes ikke, eller er slettet.") -> None:
+        super().__init__(404, message)
 
 
 def row_id(value: str, missing: FormError) -> int:

@@ -23,7 +23,7 @@ from digest.web.admin.common import (
     see_other,
 )
 from digest.web.common import DbSession, bokmal
-from digest.web.forms import FormError, PostedForm
+from digest.web.forms import PostedForm
 from digest.web.jobs import later
 from subscribers.models import Frequency
 from subscribers.text import strip_invisible
@@ -74,9 +74,9 @@ def runs_page(request: Request, session: DbSession, editor: AdminOnly, side: str
 
 
 def _run(session: DbSession, value: str) -> DigestRun:
-    run = session.get(DigestRun, row_id(value, NotFound("Utsendelsen")))
+    run = session.get(DigestRun, row_id(value, NotFound(NOT_FOUND)))
     if run is None:
-        raise FormError(404, NOT_FOUND)
+        raise NotFound(NOT_FOUND)
     return run
 
 

@@ -50,20 +50,22 @@ STATUS_LABELS = {
     "disabled": "Ikke i kildefilen",
 }
 
+NOT_FOUND = "Fant ikke kilden. Den kan være fjernet."
+
 # The review form's choices: as the sources file says, or set here.
 REVIEW_CHOICES = {"fil": None, "ja": True, "nei": False}
 
 
 def source_id_of(value: str) -> int:
     """A source id from the path; an id that is not a number is a page that is not there."""
-    return row_id(value, NotFound("Kilden"))
+    return row_id(value, NotFound(NOT_FOUND))
 
 
 def _source(session: DbSession, value: str) -> Source:
     try:
         return controls.find_source(session, source_id_of(value))
     except controls.SourceNotFound:
-        raise FormError(404, "Fant ikke kilden. Den kan være fjernet.") from None
+        raise NotFound(NOT_FOUND) from None
 
 
 @router.get("/kilder")

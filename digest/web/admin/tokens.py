@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from digest.core.models import ApiToken, Editor
 from digest.editors import accounts, audit, tokens
-from digest.web.admin.common import PREFIX, NotAllowed, SignedIn, admin_page, see_other
+from digest.web.admin.common import PREFIX, NotAllowed, NotFound, SignedIn, admin_page, see_other
 from digest.web.common import DbSession
-from digest.web.forms import FormError, PostedForm, field
+from digest.web.forms import PostedForm, field
 from subscribers.text import clean_line
 
 router = APIRouter(prefix=PREFIX)
@@ -26,13 +26,6 @@ PAGE = f"{PREFIX}/nokler"
 MAX_NAME = 100
 MAX_LIVE = 20  # live tokens per editor: enough for every CMS and script, not a leak's worth
 MESSAGES = {"trukket": "Nøkkelen er trukket tilbake. Den virker ikke lenger."}
-
-
-class NotFound(FormError):
-    title = "Finnes ikke"
-
-    def __init__(self, what: str) -> None:
-        super().__init__(404, what)
 
 
 def _number(text: str) -> int | None:
