@@ -77,6 +77,15 @@ def no_raw_markup(text: str, *, typed: bool = False) -> None:
     assert typed or "\u202e" not in text
 
 
+def answered(response: httpx.Response, status: int) -> None:
+    """`response` has `status`; if not, the test fails without a traceback. The tests of
+    faults not yet fixed get a 500, and the live server (a thread of this process) prints
+    its traceback while pytest would print this one: CPython 3.11 builds both with `ast`,
+    whose recursion counter the two threads then share (SystemError, INTERNALERROR)."""
+    if response.status_code != status:
+        pytest.fail(f"{response.request.url.path}: {response.status_code}", pytrace=False)
+
+
 def count(settings: Settings, table: type) -> int:
     with session_scope(settings.database_url) as session:
         return session.scalar(select(func.count()).select_from(table)) or 0
@@ -336,7 +345,7 @@ def test_sign_in_back_to_a_page_with_a_non_latin_path(settings, live_app) -> Non
                 "neste": neste,
             },
         )
-        assert answer.status_code == 303
+        answered(answer, 303)
         assert answer.headers["location"].isascii()
 
 
@@ -480,7 +489,7 @@ def test_an_edit_with_a_superscript_version_is_a_stale_form(settings, editor_cli
     announcement = draft(settings)
     page = f"{A}/kunngjoringer/{announcement}/rediger"
     answer = post(editor_client, page, page, title="Ny tittel", version="\u00b2", handling="lagre")
-    assert answer.status_code == 409
+    answered(answer, 409)
 
 
 @pytest.mark.xfail(
@@ -495,7 +504,7 @@ def test_a_roster_import_with_a_superscript_time_is_refused(settings, admin_clie
         data={"csrf": csrf(admin_client, page), "roster": "", "made": "\u00b2", "seal": "x"},
         files={"file": ("", b"", "text/plain")},
     )
-    assert answer.status_code == 400
+    answered(answer, 400)
 
 
 @pytest.mark.xfail(
@@ -511,7 +520,8 @@ def test_a_back_link_with_a_non_latin_character(settings, editor_client, found) 
         f"{A}/endringer",
         tilbake=f"{A}/endringer?\u6f22",
     )
-    assert answer.status_code == 303 and answer.headers["location"].isascii()
+    answered(answer, 303)
+    assert answer.headers["location"].isascii()
 
 
 def test_hostile_announcement_times_are_notes_not_errors(settings, editor_client) -> None:
@@ -617,7 +627,7 @@ def test_a_test_send_in_the_embedded_default_lands_in_the_outbox(settings) -> No
         with server.client() as web:
             assert sign_in(web).status_code == 303
             sent = post(web, f"{A}/forhandsvisning/test", f"{A}/forhandsvisning", profil="1")
-            assert sent.status_code == 303
+            answered(sent, 303)
     finally:
         server.stop()
     assert len(list((embedded.outbox_dir / "new").iterdir())) == 1
@@ -777,7 +787,7 @@ def test_an_id_past_32_bits_is_a_404_on_postgresql(pg_app) -> None:
     for path in ("kunngjoringer", "endringer", "redaktorer", "utsendelser"):
         with pg_app.client() as web:
             assert sign_in(web, "admin@bufdir.no").status_code == 303
-            assert web.get(f"{A}/{path}/{2**31}").status_code == 404, path
+            answered(web.get(f"{A}/{path}/{2**31}"), 404)
 
 
 @pytest.mark.xfail(
@@ -795,4 +805,4 @@ def test_a_nul_in_the_sign_in_address_is_a_plain_refusal_on_postgresql(pg_app) -
                 "password": "feil passord her",
             },
         )
-        assert answer.status_code == 400
+        answered(answer, 400)
