@@ -198,3 +198,30 @@ def test_passwords_are_stored_as_argon2(
         assert editor.password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
         assert PASSWORD not in editor.password_hash
         assert accounts.verify(session, "redaktor@bufdir.no", PASSWORD).id == editor.id
+
+
+def test_a_burst_of_guesses_in_parallel_is_counted_as_it_comes(
+    settings: Settings, live_app: LiveServer
+) -> None:
+    """Each try is counted before its password is checked: thirty guesses sent at once do
+    not all get checked while the first ones are still being hashed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_editor(settings)
+    with live_app.client() as web:
+        token = csrf(web, "/redaksjon/logg-inn")
+        cookies = dict(web.cookies)
+
+    def guess(n: int) -> int:
+        with live_app.client() as web:
+            web.cookies.update(cookies)
+            return web.post(
+                "/redaksjon/logg-inn",
+                data={"email": "redaktor@bufdir.no", "password": f"gjett {n}", "csrf": token},
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(guess, range(30)))
+    assert set(answers) <= {400, 429}
+    # Without counting first, about twenty of thirty were checked on a two-core machine.
+    assert answers.count(400) <= 2 * settings.sign_in_attempts

@@ -6,6 +6,7 @@ unknown account is checked against a dummy hash, so timing does not tell them ap
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
 from digest.core.models import ApiToken, Editor, EditorRole, EditorSession
+from digest.editors import signins
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.base import utcnow
 from subscribers.text import clean_line
@@ -26,6 +28,9 @@ MAX_PASSWORD = 1_000  # argon2 takes any length; a megabyte of «password» is a
 # argon2-cffi's defaults: argon2id, 64 MiB, 3 passes, 4 lanes (RFC 9106's second profile).
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
+# Each check takes 64 MiB and a quarter of a second of a core: at most this many at once
+# in a process, whoever sends how many sign-ins in parallel (the rest wait their turn).
+_CHECKING = threading.BoundedSemaphore(4)
 
 
 class AccountError(DigestError):
@@ -95,10 +100,29 @@ def list_editors(session: Session) -> Sequence[Editor]:
 
 
 def set_password(session: Session, editor: Editor, password: str) -> None:
-    """A new password; every session of the account ends (tokens are kept)."""
+    """A new password; every session of the account ends (tokens are kept), and the
+    account's failed sign-ins are forgotten: someone who kept it locked by guessing
+    cannot keep its owner out past a reset."""
     editor.password_hash = _hasher.hash(checked_password(password))
     editor.password_changed_at = utcnow()
     session.execute(delete(EditorSession).where(EditorSession.editor_id == editor.id))
+    signins.clear_failures(session, editor.email)
+
+
+def other_active_admins(session: Session, editor: Editor) -> int:
+    """How many active admins there are besides `editor`, with their rows locked until
+    the transaction ends (PostgreSQL), so two admins demoting or disabling each other at
+    once cannot both see the other as the one who stays. (SQLite lets one writer at a
+    time commit: the second fails rather than leaves no admin.)"""
+    # All of them, `editor` too: two admins acting on each other then wait on the same
+    # rows, and the second reads what the first committed.
+    admins = session.scalars(
+        select(Editor.id)
+        .where(Editor.role == EditorRole.ADMIN, Editor.disabled_at.is_(None))
+        .order_by(Editor.id)
+        .with_for_update()
+    ).all()
+    return sum(1 for admin_id in admins if admin_id != editor.id)
 
 
 def set_role(editor: Editor, role: EditorRole) -> None:
@@ -126,7 +150,8 @@ def verify(session: Session, email: str, password: str) -> Editor:
     editor = find(session, email) if len(password) <= MAX_PASSWORD else None
     stored = editor.password_hash if editor is not None else _DUMMY_HASH
     try:
-        _hasher.verify(stored, password[:MAX_PASSWORD])
+        with _CHECKING:
+            _hasher.verify(stored, password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
         raise SignInRefused("wrong address or password") from None
     if editor is None or editor.disabled_at is not None:

@@ -129,21 +129,39 @@ def throttled(session: Session, settings: Settings, email: str, client: str) -> 
     return False
 
 
-def record_failure(session: Session, settings: Settings, email: str, client: str) -> None:
-    """Count a failed sign-in against the account asked for and the client, and log it.
-
-    Older failures are dropped here, so the table holds one window's worth at most.
-    """
+def count_attempt(session: Session, settings: Settings, email: str, client: str) -> list[int]:
+    """Count a sign-in as failed before its password is checked: the caller commits this
+    first, so tries made in parallel are counted as they come, not after the slow check.
+    `forgive` takes it back when the password was right. Older failures are dropped
+    here, so the table holds one window's worth at most."""
     now = utcnow()
     session.execute(
         delete(SignInFailure).where(
             SignInFailure.at < now - timedelta(minutes=settings.sign_in_window_minutes)
         )
     )
-    for key in _keys(email, client):
-        session.add(SignInFailure(key=key, at=now))
+    rows = [SignInFailure(key=key, at=now) for key in _keys(email, client)]
+    session.add_all(rows)
+    session.flush()
+    return [row.id for row in rows]
+
+
+def forgive(session: Session, attempt: list[int], email: str) -> None:
+    """A right password: the attempt was no failure, and the account's count is cleared
+    (the client's earlier failures stand)."""
+    session.execute(delete(SignInFailure).where(SignInFailure.id.in_(attempt)))
+    clear_failures(session, email)
+
+
+def log_failure(email: str, client: str) -> None:
     # The address as typed (cut, and with anything unprintable shown escaped) and the client.
     log.warning("failed sign-in for %r from %r", email[:254], client)
+
+
+def record_failure(session: Session, settings: Settings, email: str, client: str) -> None:
+    """Count a failed sign-in against the account asked for and the client, and log it."""
+    count_attempt(session, settings, email, client)
+    log_failure(email, client)
 
 
 def clear_failures(session: Session, email: str) -> None:

@@ -396,15 +396,17 @@ def _act(session: Session, editor: Editor, id_text: str, action: str) -> Announc
         raise AnnouncementMissing() from None
     except AnnouncementError as exc:
         raise NotNow(next(iter(exc.errors.values()), str(exc))) from None
-    audit.record(
-        session,
-        editor,
-        f"announcement_{action}",
-        "announcement",
-        target,
-        before=before,
-        after=service.snapshot(changed) if changed else None,
-    )
+    after = service.snapshot(changed) if changed else None
+    if after != before:  # publishing what is published (a second click) is no action
+        audit.record(
+            session,
+            editor,
+            f"announcement_{action}",
+            "announcement",
+            target,
+            before=before,
+            after=after,
+        )
     return changed
 
 

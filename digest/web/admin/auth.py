@@ -56,12 +56,14 @@ def sign_in(request: Request, session: DbSession, form: PostedForm) -> Response:
             f"For mange mislykkede forsøk. Vent {settings.sign_in_window_minutes} minutter "
             "og prøv igjen.",
         )
+    attempt = signins.count_attempt(session, settings, email, client)
+    session.commit()  # counted before the slow check, so a burst in parallel is counted too
     try:
         editor = accounts.verify(session, email, password)
     except SignInRefused:
-        signins.record_failure(session, settings, email, client)
+        signins.log_failure(email, client)
         return _refused(request, email, next_path, 400, "Feil e-postadresse eller passord.")
-    signins.clear_failures(session, editor.email)
+    signins.forgive(session, attempt, editor.email)
     old = session_token(request)
     if old:
         signins.end_session(session, old)

@@ -64,14 +64,6 @@ def _editor(session: Session, editor_id: str) -> Editor:
     return found
 
 
-def _other_active_admins(session: Session, editor: Editor) -> int:
-    return sum(
-        1
-        for e in accounts.list_editors(session)
-        if e.id != editor.id and e.is_admin and e.disabled_at is None
-    )
-
-
 def _role(value: str) -> EditorRole | None:
     return EditorRole(value) if value in tuple(EditorRole) else None
 
@@ -202,7 +194,8 @@ def editor_role(
         return see_other(f"{PREFIX}/redaktorer/{target.id}")
     if target.id == editor.id:
         return _editor_page(request, editor, target, status=400, errors={"role": NOT_SELF_ROLE})
-    if target.is_admin and target.disabled_at is None and not _other_active_admins(session, target):
+    last = target.is_admin and not accounts.other_active_admins(session, target)
+    if last and target.disabled_at is None:
         return _editor_page(request, editor, target, status=400, errors={"role": LAST_ADMIN})
     before = audit.snapshot(target, FIELDS)
     accounts.set_role(target, role)
@@ -227,7 +220,7 @@ def editor_disable(
         return _editor_page(request, editor, target, status=400, errors={"state": NOT_SELF})
     if target.disabled_at is not None:
         return see_other(f"{PREFIX}/redaktorer/{target.id}")
-    if target.is_admin and not _other_active_admins(session, target):
+    if target.is_admin and not accounts.other_active_admins(session, target):
         return _editor_page(request, editor, target, status=400, errors={"state": LAST_ADMIN})
     before = audit.snapshot(target, FIELDS)
     accounts.disable(session, target)
