@@ -106,6 +106,8 @@ def _record(
     announcement_id: int,
     before: dict[str, object] | None,
 ) -> None:
+    if row is not None and before == announcements.snapshot(row):
+        return  # publishing what is published (a retry of a script) is no action
     after = {**announcements.snapshot(row), "via": "api"} if row is not None else {"via": "api"}
     audit.record(
         session, editor, action, "announcement", announcement_id, before=before, after=after
