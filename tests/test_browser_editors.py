@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from subscribers.models import Frequency, Subscriber
 from subscribers.signups import add_subscriber
 from tests.support import command
 from tests.support.browser import (
+    SCREENSHOTS,
     WIDTHS,
     launched_browser,  # noqa: F401  (the `browser` fixture)
 )
@@ -217,7 +218,7 @@ def test_an_announcement_for_one_role_reaches_that_role_once(
     assert smtp.inbox.to("skole@kommune.no") == []
 
     today = digest(settings, "send", "daily", "--at", at_text(now))
-    assert "sent" not in today.rsplit("run ", 1)[1], today  # nobody has anything new
+    assert re.search(r"run \d+: 2 skipped_empty$", today.strip()), today  # nothing new
     assert len(smtp.inbox.to("krise@kommune.no")) == 1
     assert smtp.inbox.to("skole@kommune.no") == []
     assert count(settings, AnnouncementReceipt) == 1
@@ -457,3 +458,171 @@ def test_the_announcement_form_works_by_keyboard_and_screen_reader(
     page.get_by_role("link", name="Endringer").click()
     expect(menu.locator('[aria-current="page"]')).to_have_text("Endringer")
     context.close()
+
+
+# --- screenshots ---------------------------------------------------------------------------
+
+ROSTER = (
+    b"email;name;municipality;role;frequency;topics\n"
+    b"ny@kommune.no;Nina Nyland;0301;krisesenter;daily;vold\n"
+    b"ikke-en-adresse;Feil Feilesen;0301;;daily;vold\n"
+    b"ny@kommune.no;Nina igjen;0301;;daily;vold\n"
+)
+
+
+def screenshot(page: Page, name: str, width: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"admin-{name}-{width}.png"), full_page=True)
+
+
+def busy_service(settings: Settings, smtp: SMTPServer, found: dict[str, list[int]]) -> int:
+    """Something on every page: editors, subscribers, announcements, reviewed changes, a
+    run with failed deliveries; the run's id."""
+    from digest.delivery import announcements, review
+
+    make_editor(settings, EDITOR, EditorRole.EDITOR)
+    make_editor(settings, ADMIN, EditorRole.ADMIN)
+    run_id = failed_run(
+        settings, smtp, ["a@kommune.no", "kari.nordmann-ostensen@bergen.kommune.no"]
+    )
+    subscriber(
+        settings,
+        "postmottak.barnevernstjenesten@nordre-follo.kommune.no",
+        name="Barnevernstjenesten i Nordre Follo",
+        municipality="3207",
+        role="barnevern",
+        topics=["barn"],
+    )
+    subscriber(settings, "krise@kommune.no", role="krisesenter", municipality="0301")
+    with session_scope(settings.database_url) as session:
+        announcements.create(
+            session,
+            announcements.AnnouncementInput(
+                title="Nytt kurs for krisesentrene",
+                body="Påmelding innen **15. desember**.\n\n* Oslo 9. januar\n* Bergen 16. januar",
+                link="https://bufdir.no/kurs",
+                roles=("krisesenter",),
+                pinned=True,
+            ),
+            editor_id=None,
+            publish=True,
+        )
+        announcements.create(
+            session,
+            announcements.AnnouncementInput(title="Utkast: ny veileder om vold i nære relasjoner"),
+            editor_id=None,
+            publish=False,
+        )
+        review.hide(session, found["vold"][0])
+        review.set_note(
+            session, found["vold"][1], "Kapittelet er oppdatert etter ny lov om krisesentertilbud"
+        )
+    return run_id
+
+
+def test_screenshots_of_every_editor_and_operator_page(
+    settings: Settings,
+    live_app: LiveServer,
+    smtp: SMTPServer,
+    browser: Browser,
+    found: dict[str, list[int]],
+) -> None:
+    run_id = busy_service(settings, smtp, found)
+    waiting = found["krise"][0]
+    plain = {
+        "announcements": "/redaksjon/kunngjoringer",
+        "announcement-new": "/redaksjon/kunngjoringer/ny",
+        "changes": "/redaksjon/endringer",
+        "changes-waiting": "/redaksjon/endringer?status=waiting",
+        "change": f"/redaksjon/endringer/{waiting}",
+        "preview": "/redaksjon/forhandsvisning",
+        "preview-errors": "/redaksjon/forhandsvisning?email=ukjent%40kommune.no",
+        "sources": "/redaksjon/kilder",
+        "runs": "/redaksjon/utsendelser",
+        "run": f"/redaksjon/utsendelser/{run_id}",
+        "subscribers": "/redaksjon/abonnenter",
+        "import": "/redaksjon/abonnenter/import",
+        "editors": "/redaksjon/redaktorer",
+        "audit": "/redaksjon/logg",
+        "not-found": "/redaksjon/kunngjoringer/999999",
+    }
+    for width in WIDTHS:
+        anonymous = browser.new_context(viewport=WIDTHS[width], base_url=live_app.url)
+        page = anonymous.new_page()
+        page.goto("/redaksjon/logg-inn")
+        screenshot(page, "sign-in", width)
+        page.get_by_label("E-postadresse").fill(ADMIN)
+        page.get_by_label("Passord").fill("feil passord")
+        page.get_by_role("button", name="Logg inn").click()
+        expect(page.get_by_role("alert")).to_be_visible()
+        screenshot(page, "sign-in-error", width)
+        anonymous.close()
+
+        context, page = open_as(browser, live_app, EDITOR, width)
+        page.goto("/redaksjon/kilder")
+        expect(page.get_by_role("heading", name="Ikke tilgang")).to_be_visible()
+        screenshot(page, "forbidden", width)
+        context.close()
+
+        context, page = open_as(browser, live_app, ADMIN, width)
+        for name, path in plain.items():
+            page.goto(path)
+            screenshot(page, name, width)
+
+        page.goto("/redaksjon/kunngjoringer")
+        page.get_by_role("link", name="Nytt kurs for krisesentrene").click()
+        screenshot(page, "announcement", width)
+        page.get_by_role("link", name="Rediger").click()
+        screenshot(page, "announcement-edit", width)
+        page.get_by_role("button", name="Forhåndsvis").click()
+        expect(page.get_by_text("Dette er en forhåndsvisning.")).to_be_visible()
+        screenshot(page, "announcement-preview", width)
+
+        page.goto("/redaksjon/kunngjoringer/ny")
+        page.get_by_label("Tittel").fill("Kurs " * 500)
+        page.get_by_label("Lenke").fill("javascript:alert(1)")
+        page.get_by_label("Kommuner").fill("Atlantis, 0301")
+        page.get_by_label("Publiser fra").fill("2026-12-05T09:00")
+        page.get_by_label("Publiser til").fill("2026-12-01T09:00")
+        page.get_by_role("button", name="Lagre som utkast").click()
+        expect(page.get_by_role("alert")).to_be_visible()
+        screenshot(page, "announcement-errors", width)
+
+        preview_for(page, "krise@kommune.no")
+        expect(page.frame_locator(f'iframe[title="{FRAME}"]').locator("body")).to_contain_text(
+            "Nytt kurs for krisesentrene"
+        )
+        screenshot(page, "preview-digest", width)
+        # A full-page screenshot leaves the sandboxed frame blank: the mail on its own.
+        page.locator(f'iframe[title="{FRAME}"]').screenshot(
+            path=str(SCREENSHOTS / f"admin-preview-mail-{width}.png")
+        )
+
+        page.goto("/redaksjon/abonnenter")
+        page.get_by_role(
+            "link", name="postmottak.barnevernstjenesten@nordre-follo.kommune.no"
+        ).click()
+        screenshot(page, "subscriber", width)
+
+        page.goto("/redaksjon/abonnenter/import")
+        page.get_by_label("CSV-fil").set_input_files(
+            files=[{"name": "liste.csv", "mimeType": "text/csv", "buffer": ROSTER}]
+        )
+        page.get_by_role("button", name="Kontroller filen").click()
+        expect(
+            page.get_by_role("heading", name=re.compile("ingenting er lagret ennå"))
+        ).to_be_visible()
+        screenshot(page, "import-check", width)
+
+        page.goto("/redaksjon/redaktorer")
+        page.get_by_label("E-postadresse").fill("ikke en adresse")
+        page.get_by_label("Første passord").fill("kort")
+        page.get_by_label("Gjenta passordet").fill("annet")
+        page.get_by_role("button", name="Legg til").click()
+        expect(page.get_by_role("alert")).to_be_visible()
+        screenshot(page, "editors-errors", width)
+        page.goto("/redaksjon/redaktorer")
+        page.get_by_role("link", name=EDITOR).click()
+        screenshot(page, "editor", width)
+        context.close()
+    assert (SCREENSHOTS / "admin-preview-mail-phone.png").exists()
