@@ -470,9 +470,12 @@ ROSTER = (
 )
 
 
-def screenshot(page: Page, name: str, width: str) -> None:
+def shots(page: Page, name: str) -> None:
+    """The page as it is now, at phone and at desktop width: admin-<name>-<width>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"admin-{name}-{width}.png"), full_page=True)
+    for width, viewport in WIDTHS.items():
+        page.set_viewport_size(viewport)
+        page.screenshot(path=str(SCREENSHOTS / f"admin-{name}-{width}.png"), full_page=True)
 
 
 def busy_service(settings: Settings, smtp: SMTPServer, found: dict[str, list[int]]) -> int:
@@ -546,83 +549,84 @@ def test_screenshots_of_every_editor_and_operator_page(
         "audit": "/redaksjon/logg",
         "not-found": "/redaksjon/kunngjoringer/999999",
     }
-    for width in WIDTHS:
-        anonymous = browser.new_context(viewport=WIDTHS[width], base_url=live_app.url)
-        page = anonymous.new_page()
-        page.goto("/redaksjon/logg-inn")
-        screenshot(page, "sign-in", width)
-        page.get_by_label("E-postadresse").fill(ADMIN)
-        page.get_by_label("Passord").fill("feil passord")
-        page.get_by_role("button", name="Logg inn").click()
-        expect(page.get_by_role("alert")).to_be_visible()
-        screenshot(page, "sign-in-error", width)
-        anonymous.close()
+    anonymous = browser.new_context(viewport=WIDTHS["phone"], base_url=live_app.url)
+    page = anonymous.new_page()
+    page.goto("/redaksjon/logg-inn")
+    shots(page, "sign-in")
+    page.get_by_label("E-postadresse").fill(ADMIN)
+    page.get_by_label("Passord").fill("feil passord")
+    page.get_by_role("button", name="Logg inn").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    shots(page, "sign-in-error")
+    anonymous.close()
 
-        context, page = open_as(browser, live_app, EDITOR, width)
-        page.goto("/redaksjon/kilder")
-        expect(page.get_by_role("heading", name="Ikke tilgang")).to_be_visible()
-        screenshot(page, "forbidden", width)
-        context.close()
+    context, page = open_as(browser, live_app, EDITOR)
+    page.goto("/redaksjon/kilder")
+    expect(page.get_by_role("heading", name="Ikke tilgang")).to_be_visible()
+    shots(page, "forbidden")
+    context.close()
 
-        context, page = open_as(browser, live_app, ADMIN, width)
-        for name, path in plain.items():
-            page.goto(path)
-            screenshot(page, name, width)
+    context, page = open_as(browser, live_app, ADMIN)
+    for name, path in plain.items():
+        page.goto(path)
+        shots(page, name)
 
-        page.goto("/redaksjon/kunngjoringer")
-        page.get_by_role("link", name="Nytt kurs for krisesentrene").click()
-        screenshot(page, "announcement", width)
-        page.get_by_role("link", name="Rediger").click()
-        screenshot(page, "announcement-edit", width)
-        page.get_by_role("button", name="Forhåndsvis").click()
-        expect(page.get_by_text("Dette er en forhåndsvisning.")).to_be_visible()
-        screenshot(page, "announcement-preview", width)
+    page.goto("/redaksjon/kunngjoringer")
+    page.get_by_role("link", name="Nytt kurs for krisesentrene").click()
+    shots(page, "announcement")
+    page.get_by_role("link", name="Rediger").click()
+    shots(page, "announcement-edit")
+    page.get_by_role("button", name="Forhåndsvis").click()
+    expect(page.get_by_text("Dette er en forhåndsvisning.")).to_be_visible()
+    shots(page, "announcement-preview")
 
-        page.goto("/redaksjon/kunngjoringer/ny")
-        page.get_by_label("Tittel").fill("Kurs " * 500)
-        page.get_by_label("Lenke").fill("javascript:alert(1)")
-        page.get_by_label("Kommuner").fill("Atlantis, 0301")
-        page.get_by_label("Publiser fra").fill("2026-12-05T09:00")
-        page.get_by_label("Publiser til").fill("2026-12-01T09:00")
-        page.get_by_role("button", name="Lagre som utkast").click()
-        expect(page.get_by_role("alert")).to_be_visible()
-        screenshot(page, "announcement-errors", width)
+    page.goto("/redaksjon/kunngjoringer/ny")
+    page.get_by_label("Tittel").fill("Kurs " * 500)
+    page.get_by_label("Lenke").fill("javascript:alert(1)")
+    page.get_by_label("Kommuner").fill("Atlantis, 0301")
+    page.get_by_label("Publiser fra").fill("2026-12-05T09:00")
+    page.get_by_label("Publiser til").fill("2026-12-01T09:00")
+    page.get_by_role("button", name="Lagre som utkast").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    shots(page, "announcement-errors")
 
-        preview_for(page, "krise@kommune.no")
-        expect(page.frame_locator(f'iframe[title="{FRAME}"]').locator("body")).to_contain_text(
-            "Nytt kurs for krisesentrene"
-        )
-        screenshot(page, "preview-digest", width)
-        # A full-page screenshot leaves the sandboxed frame blank: the mail on its own.
-        page.locator(f'iframe[title="{FRAME}"]').screenshot(
-            path=str(SCREENSHOTS / f"admin-preview-mail-{width}.png")
-        )
+    preview_for(page, "krise@kommune.no")
+    frame = page.locator(f'iframe[title="{FRAME}"]')
+    expect(page.frame_locator(f'iframe[title="{FRAME}"]').locator("body")).to_contain_text(
+        "Nytt kurs for krisesentrene"
+    )
+    for width, viewport in WIDTHS.items():
+        # The sandboxed frame is painted once it has been in view: scroll to it first, else
+        # the whole-page screenshot shows it blank (and may all the same on a busy machine:
+        # the mail on its own follows).
+        page.set_viewport_size(viewport)
+        frame.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / f"admin-preview-digest-{width}.png"), full_page=True)
+    mail = context.new_page()
+    mail.set_content(frame.get_attribute("srcdoc") or "")
+    shots(mail, "preview-mail")
+    mail.close()
 
-        page.goto("/redaksjon/abonnenter")
-        page.get_by_role(
-            "link", name="postmottak.barnevernstjenesten@nordre-follo.kommune.no"
-        ).click()
-        screenshot(page, "subscriber", width)
+    page.goto("/redaksjon/abonnenter")
+    page.get_by_role("link", name="postmottak.barnevernstjenesten@nordre-follo.kommune.no").click()
+    shots(page, "subscriber")
 
-        page.goto("/redaksjon/abonnenter/import")
-        page.get_by_label("CSV-fil").set_input_files(
-            files=[{"name": "liste.csv", "mimeType": "text/csv", "buffer": ROSTER}]
-        )
-        page.get_by_role("button", name="Kontroller filen").click()
-        expect(
-            page.get_by_role("heading", name=re.compile("ingenting er lagret ennå"))
-        ).to_be_visible()
-        screenshot(page, "import-check", width)
+    page.goto("/redaksjon/abonnenter/import")
+    page.get_by_label("CSV-fil").set_input_files(
+        files=[{"name": "liste.csv", "mimeType": "text/csv", "buffer": ROSTER}]
+    )
+    page.get_by_role("button", name="Kontroller filen").click()
+    expect(page.get_by_role("heading", name=re.compile("ingenting er lagret ennå"))).to_be_visible()
+    shots(page, "import-check")
 
-        page.goto("/redaksjon/redaktorer")
-        page.get_by_label("E-postadresse").fill("ikke en adresse")
-        page.get_by_label("Første passord").fill("kort")
-        page.get_by_label("Gjenta passordet").fill("annet")
-        page.get_by_role("button", name="Legg til").click()
-        expect(page.get_by_role("alert")).to_be_visible()
-        screenshot(page, "editors-errors", width)
-        page.goto("/redaksjon/redaktorer")
-        page.get_by_role("link", name=EDITOR).click()
-        screenshot(page, "editor", width)
-        context.close()
-    assert (SCREENSHOTS / "admin-preview-mail-phone.png").exists()
+    page.goto("/redaksjon/redaktorer")
+    page.get_by_label("E-postadresse").fill("ikke en adresse")
+    page.get_by_label("Første passord").fill("kort")
+    page.get_by_label("Gjenta passordet").fill("annet")
+    page.get_by_role("button", name="Legg til").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    shots(page, "editors-errors")
+    page.goto("/redaksjon/redaktorer")
+    page.get_by_role("link", name=EDITOR).click()
+    shots(page, "editor")
+    context.close()
