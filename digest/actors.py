@@ -117,14 +117,7 @@ def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
     # the session factory, not the message's session.
     transport = make_transport(config.smtp_url, config.outbox_dir)
     report = digests.deliver_chunk(sessions(), transport, config, run_id, subscriber_ids)
-    log.info(
-        "run %s: %s sent, %s skipped, %s failed, %s to retry",
-        run_id,
-        report.sent,
-        report.skipped,
-        report.failed,
-        report.retry,
-    )
+    log.info("run %s: %s", run_id, report.summary())
     if report.retry:
         raise RetryLater(run_id, report.retry)
 

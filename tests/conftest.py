@@ -48,6 +48,21 @@ topics = ["barn"]
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashing() -> Iterator[None]:
+    """Editors' passwords are hashed with argon2id at its lowest cost in tests: at the real
+    cost (64 MiB, three passes) each sign-in of a hundred page tests takes a quarter of a
+    second. tests/test_admin_sign_in.py checks the real parameters."""
+    from argon2 import PasswordHasher
+
+    from digest.editors import accounts
+
+    saved = accounts._hasher
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    accounts._hasher = saved
+
+
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """A clean DIGEST_* environment in a fresh working folder."""

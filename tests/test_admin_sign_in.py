@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from digest.core.db import session_scope
@@ -24,7 +25,9 @@ def test_pages_need_a_session_and_come_back_after_sign_in(
     make_editor(settings)
     away = client.get("/redaksjon/kunngjoringer?side=2")
     assert away.status_code == 303
-    assert away.headers["location"] == "/redaksjon/logg-inn?neste=/redaksjon/kunngjoringer%3Fside%3D2"
+    assert (
+        away.headers["location"] == "/redaksjon/logg-inn?neste=/redaksjon/kunngjoringer%3Fside%3D2"
+    )
     form = client.get(away.headers["location"])
     assert 'name="neste" value="/redaksjon/kunngjoringer?side=2"' in form.text
     answer = client.post(
@@ -115,7 +118,9 @@ def test_failed_sign_ins_are_throttled_per_account(
     # From another client too: the account's count is what stops it.
     with session_scope(settings.database_url) as session:
         session.execute(
-            update(SignInFailure).where(SignInFailure.key.like("client:%")).values(at=utcnow() - timedelta(hours=1))
+            update(SignInFailure)
+            .where(SignInFailure.key.like("client:%"))
+            .values(at=utcnow() - timedelta(hours=1))
         )
     with live_app.client() as web:
         refused = sign_in(web)
@@ -128,9 +133,7 @@ def test_failed_sign_ins_are_throttled_per_account(
         assert sign_in(web).status_code == 303
 
 
-def test_failed_sign_ins_are_throttled_per_client(
-    settings: Settings, client: httpx.Client
-) -> None:
+def test_failed_sign_ins_are_throttled_per_client(settings: Settings, client: httpx.Client) -> None:
     make_editor(settings)
     for n in range(settings.sign_in_attempts):
         assert sign_in(client, f"gjett{n}@bufdir.no", "feil passord her").status_code == 400
@@ -180,15 +183,18 @@ def test_forms_need_the_csrf_field(settings: Settings, client: httpx.Client) -> 
     assert answer.status_code == 403
 
 
-def test_editors_cannot_open_admin_pages(
-    settings: Settings, editor_client: httpx.Client
-) -> None:
+def test_editors_cannot_open_admin_pages(settings: Settings, editor_client: httpx.Client) -> None:
     assert editor_client.get("/redaksjon/redaktorer").status_code == 403
 
 
-def test_passwords_are_stored_as_argon2(settings: Settings) -> None:
+def test_passwords_are_stored_as_argon2(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At the cost the service uses, not the tests' quick one (see conftest).
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher())
     make_editor(settings, role=EditorRole.ADMIN)
     with session_scope(settings.database_url) as session:
         editor = accounts.get(session, "redaktor@bufdir.no")
-        assert editor.password_hash.startswith("$argon2id$")
+        assert editor.password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
         assert PASSWORD not in editor.password_hash
+        assert accounts.verify(session, "redaktor@bufdir.no", PASSWORD).id == editor.id

@@ -40,6 +40,11 @@ def run(host: str | None, port: int | None) -> None:
     thread = threading.Thread(target=scheduler.run_forever, name="scheduler", daemon=True)
     thread.start()
     click.echo(_banner(settings, host, port))
+    if not _has_editors(settings):
+        click.echo(
+            "no editors yet: `digest editors add you@example.no --role admin` makes the first, "
+            "who signs in at /redaksjon"
+        )
     try:
         uvicorn.run(
             # «Check now» and «retry failed» go to the worker above, through the broker.
@@ -53,6 +58,16 @@ def run(host: str | None, port: int | None) -> None:
         thread.join(timeout=5)
         worker.stop(timeout=10_000)
         click.echo("stopped")
+
+
+def _has_editors(settings: Settings) -> bool:
+    from sqlalchemy import select
+
+    from digest.core.db import session_scope
+    from digest.core.models import Editor
+
+    with session_scope(settings.database_url) as session:
+        return session.scalar(select(Editor.id).limit(1)) is not None
 
 
 def _banner(settings: Settings, host: str | None, port: int | None) -> str:

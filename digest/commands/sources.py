@@ -68,6 +68,9 @@ def sources_list() -> None:
             f"{local(s.next_check_at, tz) if s.enabled else '-':16} "
             f"{s.error or ''}{'; ' if s.error and s.warning else ''}"
             f"{'warning: ' + s.warning if s.warning else ''}"
+            # What an admin set in the web pages, which the columns above do not show.
+            + (f"  [paused since {local(s.paused_at, tz)}]" if s.paused_at else "")
+            + ("  [review before sending]" if s.review_before_sending else "")
         )
 
 

@@ -127,6 +127,12 @@ class ChunkReport:
     retry: int = 0  # temporary failures left pending for another try
     errors: list[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        return (
+            f"{self.sent} sent, {self.skipped} skipped, {self.failed} failed, "
+            f"{self.retry} to retry"
+        )
+
     def count_failure(self, status: MailStatus, error: str) -> None:
         if status == MailStatus.FAILED:
             self.failed += 1

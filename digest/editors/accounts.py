@@ -23,6 +23,7 @@ from subscribers.text import clean_line
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1_000  # argon2 takes any length; a megabyte of «password» is an attack
 
+# argon2-cffi's defaults: argon2id, 64 MiB, 3 passes, 4 lanes (RFC 9106's second profile).
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
 

@@ -10,9 +10,10 @@ from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
 from digest.core.settings import Settings, load_settings
 from digest.web import health, metrics, preferences, signup
-from digest.web.admin import announcements, audit, auth, changes, preview, runs, sources
+from digest.web.admin import announcements, audit, auth, changes, preview, runs, sources, tokens
 from digest.web.admin import editors as admin_editors
 from digest.web.admin import subscribers as admin_subscribers
+from digest.web.api import create_api
 from digest.web.errors import error_page
 from digest.web.guards import (
     HeadAsGet,
@@ -54,8 +55,12 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     app.include_router(sources.router)
     app.include_router(runs.router)
     app.include_router(audit.router)
+    app.include_router(tokens.router)
     # The one place where an expected error becomes a page (see digest.web.errors).
     app.add_exception_handler(DigestError, error_page)
+    # The JSON API is an application of its own (JSON errors, its OpenAPI at /api/docs),
+    # inside the same guards.
+    app.mount("/api", create_api(settings))
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
     # Added innermost first: a request meets SecurityHeaders, HeadAsGet, TrustedHost, then
     # SlashRedirect, so even the 400 for a foreign host carries the headers.

@@ -44,23 +44,38 @@ class RateLimited(FormError):
         super().__init__(429, "Vent litt før du prøver igjen.")
 
 
-async def posted_form(request: Request) -> Form:
-    """The urlencoded form, read within a size limit and checked for CSRF."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past `limit` bytes (declared or as it streams)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise FormError(413, "Skjemaet er for stort.")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > limit:
             raise FormError(413, "Skjemaet er for stort.")
-    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return body
+
+
+def check_csrf(request: Request, sent: str) -> None:
+    """Refuse a form whose CSRF field does not belong to this client's cookie."""
     settings = request.app.state.settings
     secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
-    sent = (form.get("csrf") or [""])[0]
     if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
         raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
+
+
+async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> Form:
+    """The urlencoded form, read within `limit` bytes and checked for CSRF."""
+    body = await read_body(request, limit)
+    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    check_csrf(request, (form.get("csrf") or [""])[0])
     return form
+
+
+async def posted_form(request: Request) -> Form:
+    """The urlencoded form, read within the usual size limit and checked for CSRF."""
+    return await read_form(request)
 
 
 PostedForm = Annotated[Form, Depends(posted_form)]

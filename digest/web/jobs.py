@@ -79,14 +79,7 @@ class InProcessJobs:
         except Exception:
             log.exception("delivering %s digest(s) of run %s failed", len(subscriber_ids), run_id)
             return
-        log.info(
-            "run %s: %s sent, %s skipped, %s failed, %s to retry",
-            run_id,
-            report.sent,
-            report.skipped,
-            report.failed,
-            report.retry,
-        )
+        log.info("run %s: %s", run_id, report.summary())
 
 
 def jobs_of(request: Request) -> Jobs:

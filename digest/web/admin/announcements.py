@@ -8,14 +8,11 @@ until the whole form is right.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import Annotated
-from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session
@@ -25,28 +22,29 @@ from digest.core.topics import topic_labels
 from digest.delivery import announcements as service
 from digest.delivery.announcements import (
     AnnouncementError,
-    AnnouncementInput,
     AnnouncementNotFound,
     StaleEdit,
 )
 from digest.editors import audit
 from digest.mail.locale import translator
-from digest.web import csrf as csrf_tokens
-from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
+from digest.web.admin.announcement_form import (
+    AnnouncementForm,
+    Typed,
+    form_time,
+    read_form,
+    stored_values,
+)
+from digest.web.admin.common import PREFIX, SignedIn, admin_page, row_id, see_other
 from digest.web.common import DbSession, topics
-from digest.web.forms import Form, FormError, PostedForm, field
+from digest.web.forms import FormError, PostedForm, field
 from subscribers.base import utcnow
 from subscribers.models import ROLE_LABELS
-from subscribers.municipalities import find_municipality, municipalities
+from subscribers.municipalities import municipalities
 
 router = APIRouter(prefix=PREFIX)
 
 BASE = f"{PREFIX}/kunngjoringer"
 SECTION = "announcements"
-
-# A body may have 20,000 characters; urlencoded, one of «æøå» takes 6 bytes and some
-# characters 9, so this form gets more room than the 20 KB of the others.
-MAX_ANNOUNCEMENT_FORM_BYTES = 400_000
 
 MESSAGES = {
     "utkast": "Utkastet er lagret.",
@@ -66,7 +64,6 @@ FILTERS = {
     "trukket": AnnouncementStatus.WITHDRAWN,
 }
 SUMMARY_NOTE = "Noe må rettes før kunngjøringen kan lagres."
-TIME_NOTE = "Skriv tidspunktet som 27.11.2026 09.30 (dato og klokkeslett)."
 
 
 class AnnouncementMissing(FormError):
@@ -85,160 +82,6 @@ class NotNow(FormError):
 
     def __init__(self, message: str) -> None:
         super().__init__(409, message)
-
-
-# --- the form ---------------------------------------------------------------------------
-
-
-async def announcement_form(request: Request) -> Form:
-    """The urlencoded form, within its own size limit, checked for CSRF as
-    `digest.web.forms.posted_form` checks every form."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_ANNOUNCEMENT_FORM_BYTES:
-        raise FormError(413, "Skjemaet er for stort.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_ANNOUNCEMENT_FORM_BYTES:
-            raise FormError(413, "Skjemaet er for stort.")
-    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    settings = request.app.state.settings
-    secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
-    sent = (form.get("csrf") or [""])[0]
-    if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
-        raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
-    return form
-
-
-AnnouncementForm = Annotated[Form, Depends(announcement_form)]
-
-
-@dataclass(slots=True)
-class Typed:
-    """What the editor typed, as the form shows it again, and what it asks for."""
-
-    values: dict[str, object]
-    data: AnnouncementInput
-    errors: dict[str, str]
-
-
-_NUMBER_IN_LABEL = re.compile(r"\((\d{1,4})\)\s*$")
-_TIME_FORMATS = (
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d %H.%M",
-    "%d.%m.%Y %H:%M",
-    "%d.%m.%Y %H.%M",
-    "%d.%m.%Y kl. %H.%M",
-    "%d.%m.%Y kl. %H:%M",
-    "%Y-%m-%d",
-    "%d.%m.%Y",
-)
-
-
-def read_form(form: Form, tz: tzinfo) -> Typed:
-    """The announcement a form asks for, with notes for what cannot even be read (a time,
-    an unknown municipality); the service checks the rest."""
-    chosen_topics = [t[:100] for t in form.get("topic", [])][:100]
-    chosen_roles = [r[:100] for r in form.get("role", [])][:50]
-    values: dict[str, object] = {
-        "title": field(form, "title", 2000),
-        "body": field(form, "body", 200_000),
-        "link": field(form, "link", 5000),
-        "topics": chosen_topics,
-        "roles": chosen_roles,
-        "municipalities": field(form, "municipalities", 20_000),
-        "publish_from": field(form, "publish_from", 100),
-        "publish_until": field(form, "publish_until", 100),
-        "pinned": bool(field(form, "pinned", 10)),
-        "send_immediately": bool(field(form, "send_immediately", 10)),
-    }
-    errors: dict[str, str] = {}
-    numbers, unknown = municipality_numbers(str(values["municipalities"]))
-    if unknown:
-        errors["municipalities"] = (
-            f"Fant ikke {', '.join(f'«{u}»' for u in unknown[:5])}. Skriv kommunenummeret, "
-            "eller navnet slik det står i listen, for eksempel «Herøy (Nordland)»."
-        )
-    times: dict[str, datetime | None] = {}
-    for name in ("publish_from", "publish_until"):
-        text = str(values[name])
-        moment = parse_local(text, tz)
-        if text.strip() and moment is None:
-            errors[name] = TIME_NOTE
-        times[name] = moment
-    data = AnnouncementInput(
-        title=str(values["title"]),
-        body=str(values["body"]),
-        link=str(values["link"]) or None,
-        topics=tuple(chosen_topics),
-        roles=tuple(chosen_roles),
-        municipalities=tuple(numbers),
-        publish_from=times["publish_from"],
-        publish_until=times["publish_until"],
-        pinned=bool(values["pinned"]),
-        send_immediately=bool(values["send_immediately"]),
-    )
-    return Typed(values, data, errors)
-
-
-def municipality_numbers(text: str) -> tuple[list[str], list[str]]:
-    """The municipality numbers a text names («0301, Bergen; Herøy (Nordland)»), and the
-    parts that name none."""
-    numbers: list[str] = []
-    unknown: list[str] = []
-    for part in re.split(r"[,;\n]+", text):
-        part = " ".join(part.split())
-        if not part:
-            continue
-        in_label = _NUMBER_IN_LABEL.search(part)
-        found = find_municipality(in_label[1] if in_label else part)
-        if found is None:
-            unknown.append(part[:60])
-        elif found.number not in numbers:
-            numbers.append(found.number)
-    return numbers, unknown
-
-
-def parse_local(text: str, tz: tzinfo) -> datetime | None:
-    """A time as the form's datetime-local field (or a person) writes it, in `tz`."""
-    text = " ".join(text.split())
-    for pattern in _TIME_FORMATS:
-        try:
-            moment = datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-        return moment.replace(tzinfo=tz)
-    return None
-
-
-def form_time(moment: datetime | None, tz: tzinfo) -> str:
-    """A time as a datetime-local field holds it."""
-    if moment is None:
-        return ""
-    return moment.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
-
-
-def municipality_text(numbers: Sequence[str]) -> str:
-    """Stored municipality numbers as the form's text field shows them."""
-    labels = {m.number: m.label for m in municipalities()}
-    return ", ".join(labels.get(n, n) for n in numbers)
-
-
-def stored_values(a: Announcement, tz: tzinfo) -> dict[str, object]:
-    return {
-        "title": a.title,
-        "body": a.body,
-        "link": a.link or "",
-        "topics": list(a.topics or ()),
-        "roles": list(a.roles or ()),
-        "municipalities": municipality_text(a.municipalities or ()),
-        "publish_from": form_time(a.publish_from, tz),
-        "publish_until": form_time(a.publish_until, tz),
-        "pinned": a.pinned,
-        "send_immediately": a.send_immediately,
-    }
 
 
 # --- what the pages show ------------------------------------------------------------------
@@ -294,9 +137,7 @@ def targeting(session: Session, a: Announcement) -> dict[str, str]:
 
 def announcement_id(text: str) -> int:
     """The id in a path; not a number (or one no row can have) is a missing announcement."""
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise AnnouncementMissing()
-    return int(text)
+    return row_id(text, AnnouncementMissing())
 
 
 def existing(session: Session, text: str) -> Announcement:

@@ -15,8 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from digest.core.models import AuditEntry
 from digest.editors import audit
-from digest.web.admin.common import PREFIX, AdminOnly, admin_page
-from digest.web.admin.runs import page_number
+from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
 from digest.web.common import DbSession, local_time
 from subscribers.text import strip_invisible
 

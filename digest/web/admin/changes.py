@@ -17,7 +17,7 @@ from digest.core.models import ChangeReview, Editor
 from digest.delivery import review
 from digest.delivery.review import NotWaiting, ReviewError, Revision, UnknownChange
 from digest.editors import audit
-from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
+from digest.web.admin.common import PREFIX, SignedIn, admin_page, page_number, row_id, see_other
 from digest.web.common import DbSession, topics
 from digest.web.forms import Form, FormError, PostedForm, field
 from subscribers.base import utcnow
@@ -65,9 +65,7 @@ class NotApprovable(FormError):
 
 def _change_id(text: str) -> int:
     # A path that is not an id (or one no database column holds) is a missing page.
-    if not text.isascii() or not text.isdigit() or len(text) > 15:
-        raise ChangeNotFound()
-    return int(text)
+    return row_id(text, ChangeNotFound())
 
 
 def _back(form: Form) -> str:
@@ -120,13 +118,12 @@ def change_list(
         "tema": _choice(tema, {t.key for t in topic_list}),
         "status": _choice(status, {s.value for s in ChangeReview}),
     }
-    page_number = int(side) if side.isascii() and side.isdigit() and len(side) < 7 else 1
     found = review.recent(
         session,
         source_key=filters["kilde"],
         topic=filters["tema"],
         review=ChangeReview(filters["status"]) if filters["status"] else None,
-        page=page_number,
+        page=page_number(side),
     )
     query = {k: v for k, v in filters.items() if v}
     return admin_page(

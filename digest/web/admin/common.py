@@ -60,8 +60,23 @@ class NotFound(FormError):
 
     title = "Fant ikke siden"
 
-    def __init__(self, what: str = "Det du ser etter") -> None:
-        super().__init__(404, f"{what} finnes ikke, eller er slettet.")
+    def __init__(self, message: str = "Det du ser etter finnes ikke, eller er slettet.") -> None:
+        super().__init__(404, message)
+
+
+def row_id(value: str, missing: FormError) -> int:
+    """An id from a page address; anything that is not one (letters, other digits, more
+    than a column holds) names nothing, and `missing` (a 404) says so."""
+    if not value.isascii() or not value.isdigit() or len(value) > 15:
+        raise missing
+    return int(value)
+
+
+def page_number(value: str) -> int:
+    """A page number from the query; anything else is the first page."""
+    if value.isascii() and value.isdigit() and len(value) < 7:
+        return max(int(value), 1)
+    return 1
 
 
 def session_token(request: Request) -> str:

@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 from digest.core.models import Editor, EditorRole
 from digest.editors import accounts, audit
 from digest.editors.accounts import MAX_PASSWORD, MIN_PASSWORD, AccountError
-from digest.web.admin.common import PREFIX, AdminOnly, admin_page, see_other
+from digest.web.admin.common import (
+    PREFIX,
+    AdminOnly,
+    admin_page,
+    row_id,
+    see_other,
+)
 from digest.web.common import DbSession
 from digest.web.forms import Form, FormError, PostedForm, field
 from subscribers.addresses import InvalidAddress, normalise_email
@@ -52,9 +58,7 @@ class EditorMissing(FormError):
 
 
 def _editor(session: Session, editor_id: str) -> Editor:
-    if not (editor_id.isascii() and editor_id.isdigit() and len(editor_id) <= 18):
-        raise EditorMissing()
-    found = session.get(Editor, int(editor_id))
+    found = session.get(Editor, row_id(editor_id, EditorMissing()))
     if found is None:
         raise EditorMissing()
     return found

@@ -13,9 +13,17 @@ from fastapi.responses import Response
 from digest.core.models import DigestRun, MailStatus
 from digest.delivery import history, retry
 from digest.editors import audit
-from digest.web.admin.common import PREFIX, AdminOnly, admin_page, see_other
+from digest.web.admin.common import (
+    PREFIX,
+    AdminOnly,
+    NotFound,
+    admin_page,
+    page_number,
+    row_id,
+    see_other,
+)
 from digest.web.common import DbSession, bokmal
-from digest.web.forms import FormError, PostedForm
+from digest.web.forms import PostedForm
 from digest.web.jobs import later
 from subscribers.models import Frequency
 from subscribers.text import strip_invisible
@@ -47,18 +55,6 @@ NOT_RETRIED = {
 NOT_FOUND = "Fant ikke utsendelsen."
 
 
-def number_of(value: str, *, missing: str = NOT_FOUND) -> int:
-    """An id from the path; one that is not a number is a page that is not there."""
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
-        raise FormError(404, missing)
-    return int(value)
-
-
-def page_number(value: str) -> int:
-    """A page number from the query; anything else is the first page."""
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 7 else 1
-
-
 def frequency_labels() -> dict[str, str]:
     return {f.value: bokmal(f"frequency.{f}") for f in Frequency}
 
@@ -78,9 +74,9 @@ def runs_page(request: Request, session: DbSession, editor: AdminOnly, side: str
 
 
 def _run(session: DbSession, value: str) -> DigestRun:
-    run = session.get(DigestRun, number_of(value))
+    run = session.get(DigestRun, row_id(value, NotFound(NOT_FOUND)))
     if run is None:
-        raise FormError(404, NOT_FOUND)
+        raise NotFound(NOT_FOUND)
     return run
 
 

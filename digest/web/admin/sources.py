@@ -15,7 +15,14 @@ from digest.core.models import Source
 from digest.editors import audit
 from digest.watch import controls
 from digest.watch.overview import source_health
-from digest.web.admin.common import PREFIX, AdminOnly, admin_page, see_other
+from digest.web.admin.common import (
+    PREFIX,
+    AdminOnly,
+    NotFound,
+    admin_page,
+    row_id,
+    see_other,
+)
 from digest.web.common import DbSession
 from digest.web.forms import FormError, PostedForm, field
 from digest.web.jobs import later
@@ -43,22 +50,22 @@ STATUS_LABELS = {
     "disabled": "Ikke i kildefilen",
 }
 
+NOT_FOUND = "Fant ikke kilden. Den kan være fjernet."
+
 # The review form's choices: as the sources file says, or set here.
 REVIEW_CHOICES = {"fil": None, "ja": True, "nei": False}
 
 
 def source_id_of(value: str) -> int:
     """A source id from the path; an id that is not a number is a page that is not there."""
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
-        raise FormError(404, "Fant ikke kilden. Den kan være fjernet.")
-    return int(value)
+    return row_id(value, NotFound(NOT_FOUND))
 
 
 def _source(session: DbSession, value: str) -> Source:
     try:
         return controls.find_source(session, source_id_of(value))
     except controls.SourceNotFound:
-        raise FormError(404, "Fant ikke kilden. Den kan være fjernet.") from None
+        raise NotFound(NOT_FOUND) from None
 
 
 @router.get("/kilder")

@@ -32,7 +32,7 @@ from digest.delivery.notices import queue_notice, send_notices
 from digest.delivery.privacy import person_export
 from digest.editors import audit
 from digest.mail.mailer import make_transport
-from digest.web.admin.common import PREFIX, AdminOnly, admin_page
+from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
 from digest.web.admin.uploads import PostedUpload, TooLarge
 from digest.web.common import DbSession, bokmal
 from digest.web.forms import Form, FormError, field
@@ -158,8 +158,7 @@ def _filters(request: Request) -> Filters:
 
 
 def _page_number(request: Request) -> int:
-    value = request.query_params.get("side", "1")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 7 else 1
+    return page_number(request.query_params.get("side", "1"))
 
 
 @router.get("/abonnenter")

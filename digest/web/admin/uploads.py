@@ -17,8 +17,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from digest.web import csrf as csrf_tokens
-from digest.web.forms import Form, FormError
+from digest.web.forms import Form, FormError, check_csrf
 
 # A roster of 2 MB (`subscribers.ROSTER_LIMIT`) carried back compressed and in base64 is at
 # most about 2.7 MB; the rest is room for the other fields and the multipart framing.
@@ -82,11 +81,7 @@ async def posted_upload(request: Request) -> Upload:
                 upload.form.setdefault(name, []).append(value)
     finally:
         await parsed.close()
-    settings = request.app.state.settings
-    secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
-    sent = (upload.form.get("csrf") or [""])[0]
-    if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
-        raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
+    check_csrf(request, (upload.form.get("csrf") or [""])[0])
     return upload
 
 
