@@ -89,7 +89,9 @@ def open_as(
     browser: Browser, server: LiveServer, email: str, width: str = "desktop"
 ) -> tuple[BrowserContext, Page]:
     """A fresh browser at `width`, signed in as `email` through the sign-in page."""
-    context = browser.new_context(viewport=WIDTHS[width], base_url=server.url)
+    context = browser.new_context(
+        viewport=WIDTHS[width], base_url=server.url, locale="nb-NO", timezone_id="Europe/Oslo"
+    )
     page = context.new_page()
     page.goto("/redaksjon/logg-inn")
     page.get_by_label("E-postadresse").fill(email)
@@ -546,10 +548,13 @@ def test_screenshots_of_every_editor_and_operator_page(
         "subscribers": "/redaksjon/abonnenter",
         "import": "/redaksjon/abonnenter/import",
         "editors": "/redaksjon/redaktorer",
-        "audit": "/redaksjon/logg",
         "not-found": "/redaksjon/kunngjoringer/999999",
+        "tokens": "/redaksjon/nokler",
+        "api-docs": "/api/docs",
     }
-    anonymous = browser.new_context(viewport=WIDTHS["phone"], base_url=live_app.url)
+    anonymous = browser.new_context(
+        viewport=WIDTHS["phone"], base_url=live_app.url, locale="nb-NO", timezone_id="Europe/Oslo"
+    )
     page = anonymous.new_page()
     page.goto("/redaksjon/logg-inn")
     shots(page, "sign-in")
@@ -629,4 +634,21 @@ def test_screenshots_of_every_editor_and_operator_page(
     page.goto("/redaksjon/redaktorer")
     page.get_by_role("link", name=EDITOR).click()
     shots(page, "editor")
+
+    page.goto("/redaksjon/nokler")
+    page.get_by_label("Navn").fill("   ")  # past the browser's own check, not the server's
+    page.get_by_role("button", name="Lag nøkkel").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    shots(page, "tokens-errors")
+    page.get_by_label("Navn").fill("Publiseringssystemet (CMS)")
+    page.get_by_role("button", name="Lag nøkkel").click()
+    expect(page.get_by_label("Nøkkelen", exact=True)).not_to_be_empty()
+    shots(page, "tokens-new")
+
+    page.goto(f"/redaksjon/endringer/{found['vold'][0]}")
+    page.get_by_label("Notat").fill("Bare en skrivefeil er rettet")
+    page.get_by_role("button", name="Lagre notatet").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    page.goto("/redaksjon/logg")
+    shots(page, "audit")
     context.close()
