@@ -472,11 +472,20 @@ ROSTER = (
 )
 
 
+# Pages wider than a phone, each waiting for its fix in site.css (a long address in a
+# heading, long API paths in <code>: `overflow-wrap: anywhere`); no other page may be.
+TOO_WIDE_FOR_NOW = {"subscriber", "api-docs"}
+TOO_WIDE: set[str] = set()
+
+
 def shots(page: Page, name: str) -> None:
-    """The page as it is now, at phone and at desktop width: admin-<name>-<width>.png."""
+    """The page as it is now, at phone and at desktop width: admin-<name>-<width>.png;
+    noting in TOO_WIDE a page that a phone has to scroll sideways."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width, viewport in WIDTHS.items():
         page.set_viewport_size(viewport)
+        if page.evaluate("document.documentElement.scrollWidth > window.innerWidth"):
+            TOO_WIDE.add(name)
         page.screenshot(path=str(SCREENSHOTS / f"admin-{name}-{width}.png"), full_page=True)
 
 
@@ -652,3 +661,4 @@ def test_screenshots_of_every_editor_and_operator_page(
     page.goto("/redaksjon/logg")
     shots(page, "audit")
     context.close()
+    assert TOO_WIDE <= TOO_WIDE_FOR_NOW, f"wider than the screen: {TOO_WIDE - TOO_WIDE_FOR_NOW}"
