@@ -150,6 +150,24 @@ def test_unreachable_smtp_server_is_a_temporary_failure() -> None:
     assert info.value.permanent is False
 
 
+def test_the_outbox_writes_after_being_opened_as_the_senders_open_it(tmp_path: Path) -> None:
+    """Sending opens the transport first; the folder that makes must still take mail, and
+    so must one an operator made beforehand."""
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    for folder in (tmp_path / "fresh", tmp_path / "made-before"):
+        if folder.name == "made-before":
+            folder.mkdir()
+        outbox = OutboxTransport(folder)
+
+        async def send_one(outbox: OutboxTransport = outbox) -> None:
+            await outbox.open()
+            await outbox.send(build_message(mail, envelope()))
+            await outbox.close()
+
+        asyncio.run(send_one())
+        assert len(list((folder / "new").iterdir())) == 1
+
+
 def test_outbox_writes_a_maildir(tmp_path: Path) -> None:
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
     asyncio.run(OutboxTransport(tmp_path / "outbox").send(build_message(mail, envelope())))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.models import Editor, EditorSession, SignInFailure
 from digest.core.settings import Settings
+from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,14 @@ def purge_sessions(session: Session, lifetimes: Lifetimes, now: datetime | None 
 
 
 def _keys(email: str, client: str) -> tuple[str, str]:
-    return f"account:{email.strip().lower()[:254]}", f"client:{client[:100]}"
+    """What a failure counts against: the account the address names as sign-in reads it
+    (normalised, so «ADMIN@ｂufdir.no» counts against admin@bufdir.no), or a hash of an
+    address no account can have; and the client."""
+    try:
+        account = normalise_email(email)
+    except InvalidAddress:
+        account = "unusable:" + hashlib.sha256(email.encode("utf-8", "replace")).hexdigest()
+    return f"account:{account}", f"client:{client[:100]}"
 
 
 def throttled(session: Session, settings: Settings, email: str, client: str) -> bool:
@@ -135,7 +143,7 @@ def record_failure(session: Session, settings: Settings, email: str, client: str
     for key in _keys(email, client):
         session.add(SignInFailure(key=key, at=now))
     # The address as typed (cut, and with anything unprintable shown escaped) and the client.
-    log.warning("failed sign-in for %r from %s", email[:254], client)
+    log.warning("failed sign-in for %r from %r", email[:254], client)
 
 
 def clear_failures(session: Session, email: str) -> None:

@@ -173,7 +173,11 @@ class OutboxTransport:
         self.path = path
 
     async def open(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        # Maildir(create=True) makes tmp/, new/ and cur/ only when it makes the folder
+        # itself: a folder that is there already (made by us, or by an operator) gets them
+        # here, or every message would fail to be written.
+        for part in ("tmp", "new", "cur"):
+            (self.path / part).mkdir(parents=True, exist_ok=True)
 
     async def send(self, message: EmailMessage) -> None:
         utf8 = smtp_addresses(message)[2]

@@ -229,7 +229,7 @@ class Fetcher:
         """The body, decompressed here in bounded steps: the cap holds before and after."""
         cap = self.limits.max_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
             raise self._too_large(response)
         chunks: list[bytes] = []
         size = 0

@@ -47,7 +47,7 @@ class RateLimited(FormError):
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past `limit` bytes (declared or as it streams)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise FormError(413, "Skjemaet er for stort.")
     body = b""
     async for chunk in request.stream():

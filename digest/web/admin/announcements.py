@@ -303,7 +303,7 @@ def edit(
         typed.data = replace(typed.data, publish_from=utcnow())  # «tomt betyr fra nå»
     handling = field(form, "handling", 20)
     sent_version = field(form, "version", 20)
-    version = int(sent_version) if sent_version.isdigit() else -1
+    version = int(sent_version) if sent_version.isascii() and sent_version.isdigit() else -1
     before = service.snapshot(a)
     stale = version != a.version
     try:

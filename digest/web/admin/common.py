@@ -21,6 +21,9 @@ from digest.web.common import DbSession, page
 from digest.web.forms import FormError
 
 PREFIX = "/redaksjon"
+MAX_ID = 2**31 - 1  # ids are INTEGER columns (32 bits on PostgreSQL)
+# What a Location may hold as it is: the URL's own punctuation and escapes.
+URL_SAFE = "/?&=%#:;,+@!$'()*~[]"
 
 
 def cookie_name(base_url: str) -> str:
@@ -66,8 +69,8 @@ class NotFound(FormError):
 
 def row_id(value: str, missing: FormError) -> int:
     """An id from a page address; anything that is not one (letters, other digits, more
-    than a column holds) names nothing, and `missing` (a 404) says so."""
-    if not value.isascii() or not value.isdigit() or len(value) > 15:
+    than an INTEGER column holds) names nothing, and `missing` (a 404) says so."""
+    if not value.isascii() or not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
         raise missing
     return int(value)
 
@@ -157,4 +160,5 @@ def see_other(url: str, message: str = "") -> Response:
     with the key of the notice that page shows (see `admin_page`)."""
     if message:
         url += ("&" if "?" in url else "?") + "melding=" + quote(message)
-    return Response(status_code=303, headers={"Location": url})
+    # A header is latin-1: anything else in a path or query we were given is escaped.
+    return Response(status_code=303, headers={"Location": quote(url, safe=URL_SAFE)})

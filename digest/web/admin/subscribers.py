@@ -303,7 +303,7 @@ def roster_import(
     name = field(form, "file_name", 200)
     made = field(form, "made", 20)
     seal = _seal(settings.secret_key, editor.id, made, confirmed, basis, name, carried)
-    fresh = made.isdigit() and 0 <= time.time() - int(made) <= SEAL_LIFETIME
+    fresh = made.isascii() and made.isdigit() and 0 <= time.time() - int(made) <= SEAL_LIFETIME
     if not hmac.compare_digest(seal, field(form, "seal", 100)) or not fresh:
         raise FormError(400, STALE_CHECK)
     try:

@@ -48,7 +48,7 @@ async def _once(body: bytes) -> AsyncGenerator[bytes]:
 async def posted_upload(request: Request) -> Upload:
     """The multipart form, read within `MAX_UPLOAD_BYTES` and checked for CSRF."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
         raise TooLarge()
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
