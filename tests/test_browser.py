@@ -6,14 +6,12 @@ widths go to var/screenshots/.
 from __future__ import annotations
 
 import re
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
 from digest.core.db import session_scope
@@ -22,12 +20,15 @@ from digest.watch.sources import load_sources, sync_sources
 from digest.web.app import create_app
 from subscribers.models import Subscriber
 from tests.conftest import fresh_database
+from tests.support.browser import (
+    SCREENSHOTS,
+    WIDTHS,
+    launched_browser,  # noqa: F401  (the `browser` fixture)
+    mail_to,
+    shoot,
+)
 from tests.support.server import LiveServer
 from tests.support.smtp import SMTPServer, free_port
-
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-WIDTHS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
 
 
 @pytest.fixture
@@ -47,46 +48,6 @@ def site(
     server = LiveServer(create_app(settings), port=port).start()
     yield settings, server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield launched
-        launched.close()
-
-
-def shoot(browser: Browser, url: str, name: str) -> None:
-    """The page at phone and desktop widths, as a person would see it."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width, viewport in WIDTHS.items():
-        page = browser.new_page(viewport=viewport)
-        page.goto(url)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-        page.close()
-
-
-def mail_to(smtp: SMTPServer, address: str, count: int, timeout: float = 15) -> str:
-    """The text part of the count-th mail to `address`, waiting for it to arrive."""
-    deadline = time.monotonic() + timeout
-    while len(smtp.inbox.to(address)) < count:
-        assert time.monotonic() < deadline, f"no mail number {count} to {address}"
-        time.sleep(0.01)
-    return smtp.inbox.to(address)[count - 1].get_body(("plain",)).get_content()
 
 
 def link_in(text: str, path: str) -> str:
