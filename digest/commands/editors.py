@@ -120,7 +120,7 @@ def editors_token(email: str, name: str) -> None:
         audit.record(
             session,
             None,
-            "token_create",
+            "api_token_create",
             "api_token",
             made.token.id,
             after={"editor": editor.email, "name": made.token.name, "prefix": made.token.prefix},

@@ -35,6 +35,26 @@ ACTIONS = {
     "source_resume": "Gjenopptok kilde",
     "source_review": "Endret gjennomgang for kilde",
     "run_retry": "Prøvde feilede utsendelser på nytt",
+    "announcement_create": "Skrev kunngjøring",
+    "announcement_update": "Endret kunngjøring",
+    "announcement_publish": "Publiserte kunngjøring",
+    "announcement_withdraw": "Trakk tilbake kunngjøring",
+    "announcement_delete": "Slettet utkast",
+    "change_hide": "Skjulte endring",
+    "change_unhide": "Viste endring igjen",
+    "change_approve": "Godkjente endring",
+    "change_note": "Skrev merknad til endring",
+    "change_title": "Rettet tittel på endring",
+    "preview_test_send": "Sendte test av oversikten til seg selv",
+    "api_token_create": "Laget API-nøkkel",
+    "api_token_revoke": "Trakk tilbake API-nøkkel",
+    "editor_add": "La til redaktør",
+    "editor_role": "Endret rolle",
+    "editor_disable": "Deaktiverte redaktør",
+    "editor_enable": "Aktiverte redaktør",
+    "editor_reset_password": "Satte nytt passord",
+    "roster_import": "Importerte abonnentliste",
+    "roster_export": "Eksporterte abonnentliste",
 }
 TARGETS = {
     "editor": "Redaktør",
@@ -44,6 +64,9 @@ TARGETS = {
     "change": "Endring",
     "subscriber": "Abonnent",
     "token": "API-nøkkel",
+    "api_token": "API-nøkkel",
+    "subscribers": "Abonnenter",
+    "digest": "Oversikt",
 }
 
 
