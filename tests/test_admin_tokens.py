@@ -25,7 +25,7 @@ def make(web: httpx.Client, name: str, **extra: str) -> httpx.Response:
 
 
 def secret_in(page: str) -> str:
-    found = re.search(r'id="ny-nokkel"[^>]*value="(vv_[^"]+)"', page)
+    found = re.search(r'id="ny-nokkel"[^>]*>(vv_[^<]+)</textarea>', page)
     assert found, "no new token on the page"
     return found[1]
 
