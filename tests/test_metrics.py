@@ -24,6 +24,8 @@ README_FAMILIES = {
     "digest_last_complete_period_end_seconds": ("frequency",),
     "digest_items": (),
     "digest_changes": (),
+    "digest_changes_by_review": ("review",),
+    "digest_sources_paused": (),
 }
 
 
@@ -84,11 +86,15 @@ def test_large_counts_are_exact() -> None:
         last_run_end={"weekly": datetime(2026, 11, 23, 7, 0, tzinfo=UTC)},
         items=1_234_567,
         changes=123_456_789,
+        changes_by_review={"auto": 123_456_000, "waiting": 789},
+        sources_paused=1,
     )
     text = exposition(status).decode()
     figures = samples(text)
     assert figures[("digest_items", ())] == 1_234_567
     assert figures[("digest_changes", ())] == 123_456_789
+    assert figures[("digest_changes_by_review", (("review", "waiting"),))] == 789
+    assert figures[("digest_sources_paused", ())] == 1
     assert figures[("digest_subscribers", (("status", "active"),))] == 1_234_567
     assert figures[("digest_deliveries", (("status", "sent"),))] == 987_654_321
     assert figures[("digest_source_consecutive_failures", (("source", "bufdir"),))] == 1_000_001

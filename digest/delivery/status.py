@@ -27,6 +27,9 @@ class ServiceStatus:
     last_run_end: dict[str, datetime] = field(default_factory=dict)
     items: int = 0
     changes: int = 0
+    # Changes by the editors' review: waiting ones are held from every digest.
+    changes_by_review: dict[str, int] = field(default_factory=dict)
+    sources_paused: int = 0
 
 
 def _count_by(session: Session, column: InstrumentedAttribute[S]) -> dict[str, int]:
@@ -63,4 +66,9 @@ def current_status(session: Session) -> ServiceStatus:
         ),
         items=session.scalar(select(func.count()).select_from(Item)) or 0,
         changes=session.scalar(select(func.count()).select_from(Change)) or 0,
+        changes_by_review=_count_by(session, Change.review),
+        sources_paused=session.scalar(
+            select(func.count()).select_from(Source).where(Source.paused_at.is_not(None))
+        )
+        or 0,
     )

@@ -57,6 +57,15 @@ class StatusCollector(Collector):
         yield GaugeMetricFamily(
             "digest_changes", "Changes (new and updated) recorded.", value=s.changes
         )
+        yield _labelled(
+            "digest_changes_by_review",
+            "Changes by the editors' review (waiting ones are held from every digest).",
+            "review",
+            s.changes_by_review,
+        )
+        yield GaugeMetricFamily(
+            "digest_sources_paused", "Sources an admin paused.", value=s.sources_paused
+        )
 
 
 def _labelled(
