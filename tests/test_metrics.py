@@ -73,6 +73,7 @@ def test_a_period_end_reads_back_to_the_second(settings: Settings) -> None:
         "digest_source_consecutive_failures",
         "digest_subscribers",
         "digest_deliveries",
+        "digest_changes_by_review",
     }
 
 
