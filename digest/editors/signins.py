@@ -115,18 +115,30 @@ def _keys(email: str, client: str) -> tuple[str, str]:
     return f"account:{account}", f"client:{client[:100]}"
 
 
-def throttled(session: Session, settings: Settings, email: str, client: str) -> bool:
-    """Has this account or this client failed too often within the window?"""
+def _most_failures(session: Session, settings: Settings, email: str, client: str) -> int:
+    """The failures within the window of this account or of this client, whichever has more."""
     since = utcnow() - timedelta(minutes=settings.sign_in_window_minutes)
-    for key in _keys(email, client):
-        count = session.scalar(
+    return max(
+        session.scalar(
             select(func.count())
             .select_from(SignInFailure)
             .where(SignInFailure.key == key, SignInFailure.at > since)
         )
-        if (count or 0) >= settings.sign_in_attempts:
-            return True
-    return False
+        or 0
+        for key in _keys(email, client)
+    )
+
+
+def throttled(session: Session, settings: Settings, email: str, client: str) -> bool:
+    """Has this account or this client used up its tries within the window?"""
+    return _most_failures(session, settings, email, client) >= settings.sign_in_attempts
+
+
+def over_limit(session: Session, settings: Settings, email: str, client: str) -> bool:
+    """With this try counted (and committed): is it past the limit? Each try sees at least
+    the tries committed before it, so however many come at once, no more than the limit
+    of them get their password checked."""
+    return _most_failures(session, settings, email, client) > settings.sign_in_attempts
 
 
 def count_attempt(session: Session, settings: Settings, email: str, client: str) -> list[int]:

@@ -46,8 +46,12 @@ def sign_in(request: Request, session: DbSession, form: PostedForm) -> Response:
     password = field(form, "password", accounts.MAX_PASSWORD + 1)
     next_path = safe_next(field(form, "neste", 500))
     client = client_key(request)
-    if signins.throttled(session, settings, email, client):
-        signins.record_failure(session, settings, email, client)
+    # Counted, and committed, before anything is checked: tries sent in parallel each see
+    # those before them, so a burst gets no more password checks than the limit.
+    attempt = signins.count_attempt(session, settings, email, client)
+    session.commit()
+    if signins.over_limit(session, settings, email, client):
+        signins.log_failure(email, client)
         return _refused(
             request,
             email,
@@ -56,8 +60,6 @@ def sign_in(request: Request, session: DbSession, form: PostedForm) -> Response:
             f"For mange mislykkede forsøk. Vent {settings.sign_in_window_minutes} minutter "
             "og prøv igjen.",
         )
-    attempt = signins.count_attempt(session, settings, email, client)
-    session.commit()  # counted before the slow check, so a burst in parallel is counted too
     try:
         editor = accounts.verify(session, email, password)
     except SignInRefused:
