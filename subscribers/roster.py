@@ -101,12 +101,26 @@ class RowOutcome(StrEnum):
     REFUSED = "refused"
 
 
+class RowProblem(StrEnum):
+    """Why a row was not imported as it stands, for a page to say in its own language."""
+
+    INVALID_ADDRESS = "invalid_address"
+    REPEATED = "repeated"  # `detail`: the line the address was first on
+    EXTRA_FIELDS = "extra_fields"
+    BAD_CHOICE = "bad_choice"  # `detail`: the field (municipality, role, topic, ...)
+    SUPPRESSED = "suppressed"
+    UNSUBSCRIBED = "unsubscribed"
+    UNCHANGED = "unchanged"
+
+
 @dataclass(frozen=True, slots=True)
 class RowResult:
     line: int  # the line the record starts on
     email: str
     outcome: RowOutcome
-    reason: str = ""
+    reason: str = ""  # in English, for the command line
+    problem: RowProblem | None = None
+    detail: str = ""
 
     def describe(self) -> str:
         reason = f": {escaped(self.reason)}" if self.reason else ""
@@ -246,31 +260,48 @@ def _check(
     try:
         email = normalise_email(raw)
     except InvalidAddress as exc:
-        return RowResult(line, raw, RowOutcome.REFUSED, f"invalid address: {exc.reason}")
+        return RowResult(
+            line,
+            raw,
+            RowOutcome.REFUSED,
+            f"invalid address: {exc.reason}",
+            RowProblem.INVALID_ADDRESS,
+        )
     if email in first_line:
-        return RowResult(line, email, RowOutcome.DUPLICATE, f"also on line {first_line[email]}")
+        return RowResult(
+            line,
+            email,
+            RowOutcome.DUPLICATE,
+            f"also on line {first_line[email]}",
+            RowProblem.REPEATED,
+            str(first_line[email]),
+        )
     first_line[email] = line
     if row.get("_extra"):
-        return RowResult(line, email, RowOutcome.REFUSED, "more fields than columns")
+        return RowResult(
+            line, email, RowOutcome.REFUSED, "more fields than columns", RowProblem.EXTRA_FIELDS
+        )
     try:
         chosen = _choices(row, known_topics)
     except SubscriberError as exc:
-        return RowResult(line, email, RowOutcome.REFUSED, str(exc))
+        return RowResult(
+            line, email, RowOutcome.REFUSED, str(exc), RowProblem.BAD_CHOICE, exc.field
+        )
     refusal = _refusal(email, known)
     if refusal:
-        return RowResult(line, email, RowOutcome.REFUSED, refusal)
+        return RowResult(line, email, RowOutcome.REFUSED, refusal[1], refusal[0])
     return email, chosen
 
 
-def _refusal(email: str, known: _Known) -> str:
-    """Why a known address may not come back through a roster, or "" when it may."""
+def _refusal(email: str, known: _Known) -> tuple[RowProblem, str] | None:
+    """Why a known address may not come back through a roster, or None when it may."""
     subscriber = known.people.get(email)
     status = subscriber.status if subscriber is not None else None
     if email in known.suppressed or status == Status.SUPPRESSED:
-        return "suppressed: only a new sign-up can bring it back"
+        return RowProblem.SUPPRESSED, "suppressed: only a new sign-up can bring it back"
     if status == Status.UNSUBSCRIBED:
-        return "unsubscribed: only a new sign-up can bring it back"
-    return ""
+        return RowProblem.UNSUBSCRIBED, "unsubscribed: only a new sign-up can bring it back"
+    return None
 
 
 def _update(
@@ -278,7 +309,9 @@ def _update(
 ) -> RowResult:
     """A row for someone already subscribed: their choices as the roster gives them."""
     if not apply_choices(subscriber, chosen):
-        return RowResult(line, subscriber.email, RowOutcome.DUPLICATE, "already imported")
+        return RowResult(
+            line, subscriber.email, RowOutcome.DUPLICATE, "already imported", RowProblem.UNCHANGED
+        )
     record(session, subscriber, ConsentAction.PREFERENCES, Channel.IMPORT, basis)
     return RowResult(line, subscriber.email, RowOutcome.UPDATED)
 

@@ -35,6 +35,7 @@ from digest.mail.mailer import make_transport
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
 from digest.web.admin.uploads import PostedUpload, TooLarge
 from digest.web.common import DbSession, bokmal
+from digest.web.errors import FIELD_NOTES, NOT_UNDERSTOOD
 from digest.web.forms import Form, FormError, field
 from subscribers.models import (
     LANGUAGE_LABELS,
@@ -51,6 +52,7 @@ from subscribers.roster import (
     ImportReport,
     RosterError,
     RowOutcome,
+    RowProblem,
     RowResult,
     escaped,
     export_roster,
@@ -425,12 +427,32 @@ def _shown(report: ImportReport) -> dict[str, object]:
     }
 
 
+# Why a row was not imported as it stands, in bokmål («{detail}»: a line or a field).
+PROBLEMS = {
+    RowProblem.INVALID_ADDRESS: "Ugyldig e-postadresse.",
+    RowProblem.REPEATED: "Adressen står også på linje {detail}.",
+    RowProblem.EXTRA_FIELDS: "Raden har flere felt enn det er kolonner.",
+    RowProblem.SUPPRESSED: "Adressen er sperret. Bare en ny påmelding kan ta den tilbake.",
+    RowProblem.UNSUBSCRIBED: "Personen har meldt seg av. Bare en ny påmelding kan ta den tilbake.",
+    RowProblem.UNCHANGED: "Allerede importert; ingenting å endre.",
+}
+
+
+def reason_of(row: RowResult) -> str:
+    """A row's reason as the page says it."""
+    if row.problem is None:
+        return ""
+    if row.problem == RowProblem.BAD_CHOICE:
+        return FIELD_NOTES.get(row.detail, NOT_UNDERSTOOD)
+    return PROBLEMS[row.problem].format(detail=row.detail)
+
+
 def _line(row: RowResult) -> dict[str, object]:
     return {
         "line": row.line,
         "email": escaped(row.email),
         "outcome": row.outcome,
-        "reason": escaped(row.reason),
+        "reason": reason_of(row),
     }
 
 
