@@ -95,6 +95,14 @@ def test_a_subscriber_preview_follows_review(settings, editor_client, found) -> 
     after = editor_client.get(PAGE, params={"email": "leder@kommune.no"}).text
     assert "Krisesentertilbudet for menn" in after.split('<pre class="text-part">')[1]
     assert "1 endring for denne mottakeren venter" in after
+    # Each look at a person's digest is in the log, with who looked.
+    with session_scope(settings.database_url) as session:
+        looks = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "preview_subscriber")
+        ).all()
+    assert [(a.editor_email, a.target_type) for a in looks] == [
+        ("redaktor@bufdir.no", "subscriber")
+    ] * 2
 
 
 def test_an_unknown_address_is_refused_beside_the_field(editor_client, found) -> None:

@@ -46,6 +46,7 @@ ACTIONS = {
     "change_note": "Skrev merknad til endring",
     "change_title": "Rettet tittel på endring",
     "preview_test_send": "Sendte test av oversikten til seg selv",
+    "preview_subscriber": "Forhåndsviste en abonnents oversikt",
     "api_token_create": "Laget API-nøkkel",
     "api_token_revoke": "Trakk tilbake API-nøkkel",
     "editor_add": "La til redaktør",

@@ -140,6 +140,9 @@ def preview_page(request: Request, session: DbSession, editor: SignedIn) -> Resp
     settings = request.app.state.settings
     chosen = _chosen(session, _form_of(request))
     upcoming, why_none = _upcoming(session, settings, chosen)
+    if chosen.subscriber is not None:
+        # A look at one person's choices and mail: the log says who looked, and when.
+        audit.record(session, editor, "preview_subscriber", "subscriber", chosen.subscriber.id)
     context: dict[str, Any] = {"upcoming": upcoming, "why_none": why_none}
     response = admin_page(
         request,
