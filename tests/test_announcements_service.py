@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from digest.core.db import session_scope
-from digest.core.models import Announcement, AnnouncementStatus
+from digest.core.models import Announcement, AnnouncementStatus, AuditEntry
 from digest.core.settings import Settings
 from digest.delivery import announcements as service
 from digest.delivery.announcements import (
@@ -344,3 +344,11 @@ def test_the_command_line_targets_roles_and_municipalities(settings: Settings) -
         [item] = session.scalars(select(Announcement)).all()
         assert item.roles == ["krisesenter"] and item.municipalities == ["0301", "4601"]
         assert item.pinned and item.send_immediately
+        # In the audit log too, as from the command line.
+        [entry] = session.scalars(select(AuditEntry)).all()
+        assert (entry.action, entry.editor_email, entry.target_id) == (
+            "announcement_create",
+            "(kommandolinjen)",
+            str(item.id),
+        )
+        assert entry.after is not None and entry.after["via"] == "cli"

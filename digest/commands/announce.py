@@ -53,7 +53,8 @@ def announce_add(
 ) -> None:
     """Add an announcement."""
     from digest.core.db import session_scope
-    from digest.delivery.announcements import add_announcement
+    from digest.delivery.announcements import add_announcement, snapshot
+    from digest.editors import audit
     from subscribers.municipalities import find_municipality
 
     settings = current_settings()
@@ -82,6 +83,15 @@ def announce_add(
             pinned=pinned,
             send_immediately=immediately,
             draft=draft,
+        )
+        # In the log beside the pages' and the API's, as from the command line.
+        audit.record(
+            session,
+            None,
+            "announcement_create",
+            "announcement",
+            item.id,
+            after={**snapshot(item), "via": "cli"},
         )
         click.echo(
             f"announcement {item.id} added"
