@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.collect
 	$(BIN)/python -m bench.import_roster
+	$(BIN)/python -m bench.sign_in_burst
 
 clean:
 	rm -rf $(VENV) var
