@@ -228,6 +228,9 @@ class ActorJobs:
     def deliver(self, run_id: int, subscriber_ids: list[int]) -> None:
         deliver_chunk.send(run_id, list(subscriber_ids))
 
+    def send_notices(self, notice_ids: list[int]) -> None:
+        send_notice_batch.send(list(notice_ids))
+
 
 class ActorEnqueuer:
     """The scheduler's way of handing work to the workers."""

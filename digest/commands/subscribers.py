@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.orm import Session
 
 from digest.commands.common import current_settings, fail, known_topics
 from digest.core.settings import Settings
 from subscribers.models import Channel, Frequency, Language, NoticeKind, Role, Status
-from subscribers.roster import ImportReport, escaped
+from subscribers.roster import escaped
 
 if TYPE_CHECKING:  # the mail pipeline is imported only by the commands that send
     from digest.delivery.notices import NoticeReport
@@ -130,6 +129,7 @@ def subscribers_remove(email: str) -> None:
 def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -> None:
     """Import a roster CSV (email, name, municipality, role, frequency, topics, language)."""
     from digest.core.db import session_scope
+    from digest.delivery.notices import queue_confirmations
     from subscribers.roster import import_roster
 
     settings = current_settings()
@@ -148,7 +148,7 @@ def subscribers_import(file: Path, confirmed: bool, basis: str, dry_run: bool) -
         )
         if dry_run:
             session.rollback()
-        notice_ids = [] if dry_run else _queue_confirmations(session, report)
+        notice_ids = [] if dry_run else queue_confirmations(session, report)
     for row in report.rows:
         click.echo(row.describe())
     click.echo(f"{'dry run, nothing stored: ' if dry_run else ''}{report.totals()}")
@@ -182,17 +182,6 @@ def _roster_rows(file: Path) -> list[tuple[int, dict[str, str]]]:
     except RosterError as exc:
         # The file's name, and what became of it, on top of what the central line says.
         fail(f"{file}: {exc}; nothing was imported")
-
-
-def _queue_confirmations(session: Session, report: ImportReport) -> list[int]:
-    """Queue the confirmation mail of each new person; the ids of the notices queued."""
-    from digest.delivery.notices import queue_notice
-
-    notices = (
-        queue_notice(session, subscriber, NoticeKind.CONFIRM, report.requests[subscriber.id])
-        for subscriber in report.to_confirm
-    )
-    return [notice.id for notice in notices if notice is not None]
 
 
 @subscribers.command("export")

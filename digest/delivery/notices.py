@@ -26,6 +26,7 @@ from digest.mail.mailer import SendError, Transport, build_message
 from digest.mail.render import render_notice
 from subscribers.base import utcnow
 from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
+from subscribers.roster import ImportReport
 from subscribers.signups import request_confirmation
 
 MAX_PER_HOUR = 3
@@ -43,6 +44,16 @@ class MissingSignupRequest(DigestError):
     def __init__(self, notice_id: int) -> None:
         super().__init__(f"confirmation notice {notice_id} has no sign-up request")
         self.notice_id = notice_id
+
+
+def queue_confirmations(session: Session, report: ImportReport) -> list[int]:
+    """Queue the confirmation mail of each person an imported roster added (an address
+    past its hourly share gets none); the ids of the notices queued."""
+    notices = (
+        queue_notice(session, subscriber, NoticeKind.CONFIRM, report.requests[subscriber.id])
+        for subscriber in report.to_confirm
+    )
+    return [notice.id for notice in notices if notice is not None]
 
 
 def queue_notice(

@@ -1,4 +1,5 @@
-"""How the web hands work to the workers: collect a source now, deliver a chunk of a run.
+"""How the web hands work to the workers: collect a source now, deliver a chunk of a run,
+send notices (the confirmations of an imported roster).
 
 The web may not import the actors (the rooms point down), so it asks through `Jobs`, which
 `create_app` is given: `digest run` and `digest web` give the actors' implementation
@@ -19,7 +20,7 @@ from fastapi import BackgroundTasks, Request
 
 from digest.core.db import get_sessionmaker
 from digest.core.settings import Settings
-from digest.delivery import digests
+from digest.delivery import digests, notices
 from digest.mail.mailer import make_transport
 from digest.watch.collect import collect_by_id, sessions_for
 from digest.watch.fetch import make_fetcher
@@ -37,6 +38,10 @@ class Jobs(Protocol):
 
     def deliver(self, run_id: int, subscriber_ids: list[int]) -> None:
         """Deliver the digests of run `run_id` still owed to `subscriber_ids`."""
+        ...
+
+    def send_notices(self, notice_ids: list[int]) -> None:
+        """Send the notices `notice_ids` still owed."""
         ...
 
 
@@ -81,6 +86,18 @@ class InProcessJobs:
             return
         log.info("run %s: %s", run_id, report.summary())
 
+    def send_notices(self, notice_ids: list[int]) -> None:
+        settings = self.settings
+        try:
+            notices.send_notices(
+                get_sessionmaker(settings.database_url),
+                make_transport(settings.smtp_url, settings.outbox_dir),
+                settings,
+                notice_ids,
+            )
+        except Exception:
+            log.exception("sending %s notice(s) failed", len(notice_ids))
+
 
 def jobs_of(request: Request) -> Jobs:
     """The app's jobs (`app.state.jobs`), or in-process ones when it was given none."""
@@ -100,6 +117,9 @@ class Later:
 
     def deliver(self, run_id: int, subscriber_ids: list[int]) -> None:
         self.tasks.add_task(self.jobs.deliver, run_id, list(subscriber_ids))
+
+    def send_notices(self, notice_ids: list[int]) -> None:
+        self.tasks.add_task(self.jobs.send_notices, list(notice_ids))
 
 
 def later(tasks: BackgroundTasks, request: Request) -> Later:

@@ -25,25 +25,23 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from digest.core.db import get_sessionmaker
 from digest.core.models import Editor
 from digest.core.topics import topic_labels
-from digest.delivery.notices import queue_notice, send_notices
+from digest.delivery.notices import queue_confirmations
 from digest.delivery.privacy import person_export
 from digest.editors import audit
-from digest.mail.mailer import make_transport
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
 from digest.web.admin.uploads import PostedUpload, TooLarge
 from digest.web.common import DbSession, bokmal
 from digest.web.errors import FIELD_NOTES, NOT_UNDERSTOOD
 from digest.web.forms import Form, FormError, field
+from digest.web.jobs import later
 from subscribers.models import (
     LANGUAGE_LABELS,
     ROLE_LABELS,
     Channel,
     ConsentAction,
     Frequency,
-    NoticeKind,
     Role,
     Status,
 )
@@ -269,8 +267,11 @@ def roster_check(
     if errors:
         return _roster_page(request, editor, status=400, values=values, errors=errors)
     settings = request.app.state.settings
-    report = _import(session, settings.secret_key, rows, confirmed, basis)
-    session.rollback()  # a dry run: nothing stays, as `digest subscribers import --dry-run`
+    # A dry run, as `digest subscribers import --dry-run`: the import is undone, and only
+    # it (the request's own writes, such as the session's last use, stay).
+    with session.begin_nested() as dry_run:
+        report = _import(session, settings.secret_key, rows, confirmed, basis)
+        dry_run.rollback()
     carried = base64.b64encode(zlib.compress(data, 9)).decode("ascii")
     made = str(int(time.time()))
     name = clean_line(upload.file_name, 200)
@@ -319,7 +320,7 @@ def roster_import(
     if errors:  # sealed by us after the same checks: cannot happen either
         return _roster_page(request, editor, status=400, errors=errors)
     report = _import(session, settings.secret_key, rows, confirmed, basis)
-    notices = _queue_confirmations(session, report)
+    notices = queue_confirmations(session, report)
     audit.record(
         session,
         editor,
@@ -334,15 +335,8 @@ def roster_import(
         },
     )
     if notices:
-        # Sent after the response, and so after the commit (as `digest subscribers import`
-        # sends them after its commit).
-        tasks.add_task(
-            send_notices,
-            get_sessionmaker(settings.database_url),
-            make_transport(settings.smtp_url, settings.outbox_dir),
-            settings,
-            notices,
-        )
+        # To the workers (or done here, with none) after the commit.
+        later(tasks, request).send_notices(notices)
     return _roster_page(
         request,
         editor,
@@ -351,16 +345,6 @@ def roster_import(
         file_name=name,
         confirmations=len(notices),
     )
-
-
-def _queue_confirmations(session: Session, report: ImportReport) -> list[int]:
-    """Queue the confirmation mail of each new person (as `digest subscribers import`
-    does); the ids of the notices queued (an address past its hourly share gets none)."""
-    notices = (
-        queue_notice(session, subscriber, NoticeKind.CONFIRM, report.requests[subscriber.id])
-        for subscriber in report.to_confirm
-    )
-    return [notice.id for notice in notices if notice is not None]
 
 
 def _rows(data: bytes, errors: dict[str, str]) -> list[tuple[int, dict[str, str]]]:
