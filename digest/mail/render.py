@@ -24,12 +24,15 @@ from subscribers.text import clean_line
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 
 
+# A run renders the same announcements for every reader: each body is rendered once.
+@lru_cache(maxsize=256)
 def announcement_html(body: str) -> Markup:
     """An announcement's Markdown as HTML for a mail or a page: raw HTML is shown as text,
     and what the Markdown makes is allow-listed again (no script, no javascript: links)."""
     return Markup(sanitise_html(_markdown.render(body or "")))
 
 
+@lru_cache(maxsize=256)
 def announcement_text(body: str) -> str:
     """An announcement's Markdown as plain text for the text part: paragraphs and list
     items on their own lines, links as «text (address)» when the address is http(s),

@@ -44,17 +44,19 @@ class RateLimited(FormError):
         super().__init__(429, "Vent litt før du prøver igjen.")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past `limit` bytes (declared or as it streams)."""
+async def read_body(request: Request, limit: int, too_large: FormError | None = None) -> bytes:
+    """The request body, refused past `limit` bytes, declared or as it streams (with
+    `too_large`, or a plain 413)."""
+    refusal = too_large or FormError(413, "Skjemaet er for stort.")
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise FormError(413, "Skjemaet er for stort.")
-    body = b""
+        raise refusal
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise FormError(413, "Skjemaet er for stort.")
-    return body
+            raise refusal
+    return bytes(body)
 
 
 def check_csrf(request: Request, sent: str) -> None:

@@ -118,9 +118,9 @@ def state_of(a: Announcement, now: datetime) -> tuple[str, str]:
     return STATE_LABELS[a.status], a.status.value
 
 
-def targeting(session: Session, a: Announcement) -> dict[str, str]:
-    """Who an announcement goes to, in words: topics, roles, municipalities."""
-    labels = topic_labels(session)
+def targeting(a: Announcement, labels: Mapping[str, str]) -> dict[str, str]:
+    """Who an announcement goes to, in words: topics (`labels`: the topic labels),
+    roles, municipalities."""
     roles = {role.value: label for role, label in ROLE_LABELS.items()}
     names = {m.number: m.name for m in municipalities()}
     places = [names.get(n, n) for n in a.municipalities or ()]
@@ -188,8 +188,9 @@ def list_page(
 ) -> Response:
     status = FILTERS.get(tilstand)
     now = utcnow()
+    labels = topic_labels(session)
     rows = [
-        {"a": a, "state": state_of(a, now), "targeting": targeting(session, a)}
+        {"a": a, "state": state_of(a, now), "targeting": targeting(a, labels)}
         for a in service.list_all(session, status)
     ]
     return admin_page(
@@ -274,7 +275,7 @@ def show(request: Request, session: DbSession, editor: SignedIn, id_text: str) -
         messages=MESSAGES,
         a=a,
         state=state_of(a, utcnow()),
-        targeting=targeting(session, a),
+        targeting=targeting(a, topic_labels(session)),
         preview=preview_of(a.title, a.body, a.link),
         heading=translator("nb")("digest.announcements"),
         creator=creator.email if creator else "",

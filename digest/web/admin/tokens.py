@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 
 from digest.core.models import ApiToken, Editor
 from digest.editors import accounts, audit, tokens
-from digest.web.admin.common import PREFIX, NotAllowed, NotFound, SignedIn, admin_page, see_other
+from digest.web.admin.common import (
+    PREFIX,
+    NotAllowed,
+    NotFound,
+    SignedIn,
+    admin_page,
+    row_id,
+    see_other,
+)
 from digest.web.common import DbSession
 from digest.web.forms import PostedForm, field
 from subscribers.text import clean_line
@@ -28,21 +36,16 @@ MAX_LIVE = 20  # live tokens per editor: enough for every CMS and script, not a 
 MESSAGES = {"trukket": "Nøkkelen er trukket tilbake. Den virker ikke lenger."}
 
 
-def _number(text: str) -> int | None:
-    # isascii: str.isdigit() also takes «²», which int() refuses.
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
-
-
 def _owner(session: Session, editor: Editor, asked: str) -> Editor:
     """Whose tokens: the editor's own, or for an admin the editor `asked` names."""
     if not asked or asked == str(editor.id):
         return editor
     if not editor.is_admin:
         raise NotAllowed()
-    number = _number(asked)
-    owner = session.get(Editor, number) if number is not None else None
+    missing = NotFound("Redaktøren finnes ikke.")
+    owner = session.get(Editor, row_id(asked, missing))
     if owner is None:
-        raise NotFound("Redaktøren finnes ikke.")
+        raise missing
     return owner
 
 
@@ -121,10 +124,10 @@ def revoke_token(
     request: Request, session: DbSession, editor: SignedIn, form: PostedForm, token_id: str
 ) -> Response:
     owner = _owner(session, editor, field(form, "redaktor", 20))
-    number = _number(token_id)
-    row = session.get(ApiToken, number) if number is not None else None
+    missing = NotFound("Nøkkelen finnes ikke.")
+    row = session.get(ApiToken, row_id(token_id, missing))
     if row is None or row.editor_id != owner.id:
-        raise NotFound("Nøkkelen finnes ikke.")
+        raise missing
     was = row.revoked_at
     tokens.revoke(session, owner, row.id)
     if was is None:

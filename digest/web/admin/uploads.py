@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from digest.web.forms import Form, FormError, check_csrf
+from digest.web.forms import Form, FormError, check_csrf, read_body
 
 # A roster of 2 MB (`subscribers.ROSTER_LIMIT`) carried back compressed and in base64 is at
 # most about 2.7 MB; the rest is room for the other fields and the multipart framing.
@@ -47,20 +47,13 @@ async def _once(body: bytes) -> AsyncGenerator[bytes]:
 
 async def posted_upload(request: Request) -> Upload:
     """The multipart form, read within `MAX_UPLOAD_BYTES` and checked for CSRF."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise TooLarge()
+    body = await read_body(request, MAX_UPLOAD_BYTES, TooLarge())
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise FormError(400, "Skjemaet ble ikke sendt som et filopplastingsskjema.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD_BYTES:
-            raise TooLarge()
     parser = MultiPartParser(
         request.headers,
-        _once(bytes(body)),
+        _once(body),
         max_files=1,
         max_fields=MAX_FIELDS,
         max_part_size=MAX_UPLOAD_BYTES,
