@@ -25,6 +25,7 @@ from digest.core.settings import Settings
 from digest.delivery import runs
 from digest.delivery.digests import changes_in
 from digest.mail.compose import AnnouncementView, Recipient, compose
+from digest.mail.mailer import SendError
 from digest.mail.render import MailLinks, announcement_html, announcement_text, render
 from subscribers.models import Frequency, Status, Subscriber
 from tests.test_compose import PERIOD, START, change
@@ -207,3 +208,51 @@ def test_an_immediate_run_mails_urgent_announcements_to_daily_readers_once(
             session.scalars(select(Delivery.subscriber_id).where(Delivery.run_id == started.run_id))
         )
     assert owed == {ids["straks"]}
+
+
+def test_an_urgent_announcement_prepared_by_two_runs_at_once_goes_out_once(
+    settings: Settings,
+) -> None:
+    """The immediate and the daily run end at the same tick (08:00 is a quarter hour), so
+    both may prepare a daily reader's mail before either is sent: the first to claim the
+    announcement's receipt carries it, the other leaves it out."""
+    from digest.delivery.digests import DigestBatch
+
+    end = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)  # 08:00 in Oslo
+    with session_scope(settings.database_url) as session:
+        reader = Subscriber(
+            email="daglig@kommune.no", frequency=Frequency.DAILY, status=Status.ACTIVE
+        )
+        session.add(reader)
+        session.add(
+            Announcement(
+                title="Frist i morgen",
+                status=AnnouncementStatus.PUBLISHED,
+                publish_from=end - timedelta(minutes=10),
+                send_immediately=True,
+            )
+        )
+    prepared = []
+    for period in (
+        Period(Frequency.IMMEDIATE, end - timedelta(minutes=15), end),
+        Period(Frequency.DAILY, end - timedelta(days=1), end),
+    ):
+        with session_scope(settings.database_url) as session:
+            started = runs.start_run(session, period)
+        batch = DigestBatch(settings, started.run_id, started.chunks[0])
+        with session_scope(settings.database_url) as session:
+            [delivery_id] = batch.begin(session, end)
+            assert batch.claim(session, delivery_id, end)
+        with session_scope(settings.database_url) as session:
+            prepared.append(batch.prepare(session, delivery_id, end))
+    first, second = prepared
+    assert first is not None
+    assert "Frist i morgen" in first.message.get_body(("plain",)).get_content()
+    assert second is None  # nothing else for them today: no mail at all
+    with session_scope(settings.database_url) as session:
+        assert len(session.scalars(select(AnnouncementReceipt)).all()) == 1
+    # Had the first mail failed for good (recorded by either batch), it would be owed again.
+    with session_scope(settings.database_url) as session:
+        batch.record_failure(session, first.mail_id, SendError("550 no such user", True), end)
+    with session_scope(settings.database_url) as session:
+        assert session.scalars(select(AnnouncementReceipt)).all() == []

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.core.models import Announcement, AnnouncementReceipt, AnnouncementStatus
@@ -308,22 +309,57 @@ def published_at(session: Session, moment: datetime) -> list[AnnouncementView]:
     return [as_view(a) for a in session.scalars(query)]
 
 
-def received_by(session: Session, subscriber_id: int) -> set[int]:
+def received_by(session: Session, subscriber_id: int, but_for: int | None = None) -> set[int]:
+    """The announcements a subscriber has had, or that a mail on its way carries; not
+    counting those of the delivery `but_for` (its own, when it is prepared again)."""
     query = select(AnnouncementReceipt.announcement_id).where(
         AnnouncementReceipt.subscriber_id == subscriber_id
     )
+    if but_for is not None:
+        query = query.where(
+            or_(
+                AnnouncementReceipt.delivery_id.is_(None),
+                AnnouncementReceipt.delivery_id != but_for,
+            )
+        )
     return set(session.scalars(query))
 
 
-def record_receipts(
+def reserve_receipts(
     session: Session, subscriber_id: int, delivery_id: int, announcement_ids: Iterable[int]
-) -> None:
-    known = received_by(session, subscriber_id)
-    for announcement_id in set(announcement_ids) - known:
-        session.add(
-            AnnouncementReceipt(
-                announcement_id=announcement_id,
-                subscriber_id=subscriber_id,
-                delivery_id=delivery_id,
+) -> set[int]:
+    """Claim the announcements for the mail of `delivery_id` before it is sent; the ones it
+    holds. One another delivery claimed meanwhile (a daily and an immediate run at the
+    same tick) is left out of this mail: the unique receipt decides who sends it."""
+    held: set[int] = set()
+    for announcement_id in announcement_ids:
+        receipt = session.execute(
+            select(AnnouncementReceipt.delivery_id).where(
+                AnnouncementReceipt.announcement_id == announcement_id,
+                AnnouncementReceipt.subscriber_id == subscriber_id,
             )
-        )
+        ).first()
+        if receipt is not None:
+            if receipt.delivery_id == delivery_id:  # its own, from an earlier try
+                held.add(announcement_id)
+            continue
+        try:
+            with session.begin_nested():
+                session.add(
+                    AnnouncementReceipt(
+                        announcement_id=announcement_id,
+                        subscriber_id=subscriber_id,
+                        delivery_id=delivery_id,
+                    )
+                )
+        except IntegrityError:  # claimed by a delivery committed meanwhile
+            continue
+        held.add(announcement_id)
+    return held
+
+
+def release_receipts(session: Session, delivery_id: int) -> None:
+    """A delivery that failed for good sent nothing: its announcements are owed again."""
+    session.execute(
+        delete(AnnouncementReceipt).where(AnnouncementReceipt.delivery_id == delivery_id)
+    )

@@ -6,7 +6,7 @@ of `DigestBatch` that `sending` runs in short transactions of its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
@@ -28,7 +28,12 @@ from digest.core.periods import Period
 from digest.core.settings import Settings
 from digest.core.topics import topic_labels
 from digest.delivery import claims, sending
-from digest.delivery.announcements import published_at, received_by, record_receipts
+from digest.delivery.announcements import (
+    published_at,
+    received_by,
+    release_receipts,
+    reserve_receipts,
+)
 from digest.delivery.runs import complete_if_done, give_up_at
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, compose, recipient_of
 from digest.mail.envelopes import digest_message_id, envelope
@@ -88,14 +93,17 @@ def digest_for(
     changes: Sequence[ChangeView],
     announcements: Sequence[AnnouncementView],
     period: Period,
+    delivery_id: int | None = None,
 ) -> Digest:
     """The digest `subscriber` gets for `period`: their changes, and the announcements
-    they have not had yet. Previews and deliveries both compose through here.
+    they have not had yet (nor are on their way in another mail; `delivery_id`: the
+    delivery this digest is for, whose own claims do not count). Previews and deliveries
+    both compose through here.
 
     In an immediate run, a daily or weekly subscriber is there only for the announcements
     sent with the next immediate run: they get those and nothing else (their changes come
     in their own digest)."""
-    received = received_by(session, subscriber.id)
+    received = received_by(session, subscriber.id, delivery_id) if announcements else set()
     if period.frequency == Frequency.IMMEDIATE and subscriber.frequency != Frequency.IMMEDIATE:
         changes = []
         announcements = [a for a in announcements if a.send_immediately]
@@ -175,7 +183,6 @@ class Outgoing:
     message: EmailMessage
     message_id: str
     item_count: int
-    announcement_ids: list[int]
 
 
 class RelayAnswer(StrEnum):
@@ -238,6 +245,7 @@ class DigestBatch:
             f"gave up after {delivery.attempts - 1} attempt(s), when the next period's "
             f"digest went out; last error: {delivery.error or 'none (its worker was lost)'}",
         )
+        release_receipts(session, delivery.id)
         self.report.count_failure(
             MailStatus.FAILED, f"subscriber {delivery.subscriber_id}: {delivery.error}"
         )
@@ -251,8 +259,13 @@ class DigestBatch:
             return None
         shared = self._shared()
         digest = digest_for(
-            session, subscriber, shared.changes, shared.announcements, shared.period
+            session, subscriber, shared.changes, shared.announcements, shared.period, delivery.id
         )
+        wanted = [a.announcement_id for a in digest.announcements]
+        held = reserve_receipts(session, subscriber.id, delivery.id, wanted)
+        if len(held) < len(wanted):  # another mail to them carries some already
+            kept = tuple(a for a in digest.announcements if a.announcement_id in held)
+            digest = replace(digest, announcements=kept)
         if digest.is_empty:
             self._skip(delivery, MailStatus.SKIPPED_EMPTY)
             return None
@@ -263,7 +276,6 @@ class DigestBatch:
             digest_message(self.settings, digest, subscriber, message_id, shared.topic_labels, now),
             message_id,
             digest.item_count,
-            [a.announcement_id for a in digest.announcements],
         )
 
     def _skip(self, delivery: Delivery, status: MailStatus) -> None:
@@ -278,9 +290,6 @@ class DigestBatch:
         reached = session.get(Subscriber, outgoing.subscriber_id)
         if reached is not None:
             delivered(reached)
-        record_receipts(
-            session, outgoing.subscriber_id, outgoing.mail_id, outgoing.announcement_ids
-        )
         self.answers.append((RelayAnswer.SENT, outgoing.mail_id))
         self.report.sent += 1
 
@@ -307,6 +316,8 @@ class DigestBatch:
             now=now,
             give_up_at=self._shared().give_up_at,
         )
+        if status == MailStatus.FAILED:
+            release_receipts(session, delivery.id)
         who = subscriber.email if subscriber is not None else f"subscriber {delivery.subscriber_id}"
         self.report.count_failure(status, f"{who}: {failure}")
 
@@ -373,4 +384,5 @@ def count_soft_bounces(
         )
         if subscriber.status == Status.SUPPRESSED and delivery.status == MailStatus.PENDING:
             claims.settle(delivery, MailStatus.FAILED, f"address suppressed: {delivery.error}")
+            release_receipts(session, delivery.id)
             report.retry, report.failed = report.retry - 1, report.failed + 1
