@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
@@ -258,9 +258,15 @@ def approve(session: Session, change_id: int, editor: Editor, now: datetime) -> 
     if change.review is not ChangeReview.WAITING:
         raise NotWaiting(change.id, change.review)
     before = _snapshot(change, _REVIEW_FIELDS)
-    change.review = ChangeReview.APPROVED
-    change.reviewed_at = now
-    change.reviewed_by_id = editor.id
+    # Only while it still waits: of two editors approving at once, the second changes
+    # nothing (its approval time could put the change in a second period's digests).
+    approved = session.execute(
+        update(Change)
+        .where(Change.id == change.id, Change.review == ChangeReview.WAITING)
+        .values(review=ChangeReview.APPROVED, reviewed_at=now, reviewed_by_id=editor.id)
+    )
+    if not getattr(approved, "rowcount", 0):
+        return None
     return _revised(change, before, _REVIEW_FIELDS)
 
 
