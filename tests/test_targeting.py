@@ -208,6 +208,24 @@ def test_an_immediate_run_mails_urgent_announcements_to_daily_readers_once(
             session.scalars(select(Delivery.subscriber_id).where(Delivery.run_id == started.run_id))
         )
     assert owed == {ids["straks"]}
+    # Only the run of the period it went live in sends it so: a daily reader who joins
+    # later gets it in their own digest, not in a mail of a later immediate run.
+    with session_scope(settings.database_url) as session:
+        session.add(
+            Subscriber(
+                email="ny@kommune.no",
+                frequency=Frequency.DAILY,
+                status=Status.ACTIVE,
+                role="kommunal-ledelse",
+            )
+        )
+    latest = Period(Frequency.IMMEDIATE, now + timedelta(minutes=15), now + timedelta(minutes=30))
+    with session_scope(settings.database_url) as session:
+        started = runs.start_run(session, latest)
+        owed = set(
+            session.scalars(select(Delivery.subscriber_id).where(Delivery.run_id == started.run_id))
+        )
+    assert owed == {ids["straks"]}
 
 
 def test_an_urgent_announcement_prepared_by_two_runs_at_once_goes_out_once(

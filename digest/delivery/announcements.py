@@ -243,6 +243,7 @@ def as_view(a: Announcement) -> AnnouncementView:
         municipalities=tuple(a.municipalities or ()),
         pinned=a.pinned,
         send_immediately=a.send_immediately,
+        went_live=max(a.publish_from, a.published_at or a.publish_from),
     )
 
 

@@ -15,10 +15,16 @@ from subscribers.models import Frequency, Status, Subscriber
 
 def urgent_recipients(session: Session, period: Period) -> list[int]:
     """Daily and weekly subscribers an immediate run for `period` must also mail: those
-    targeted by an announcement sent with the next immediate run that they have not had."""
+    targeted by an announcement sent with the next immediate run, that went live in this
+    period, and that they have not had. (Only that run: later ones leave it to the
+    readers' own digests, and do not scan the subscribers every quarter hour.)"""
     if period.frequency != Frequency.IMMEDIATE:
         return []
-    urgent = [a for a in published_at(session, period.end) if a.send_immediately]
+    urgent = [
+        a
+        for a in published_at(session, period.end)
+        if a.send_immediately and a.went_live is not None and period.contains(a.went_live)
+    ]
     if not urgent:
         return []
     had: dict[int, set[int]] = {}

@@ -53,6 +53,9 @@ class AnnouncementView:
     pinned: bool = False  # shown before the others
     # «Send with the next immediate run»: daily and weekly subscribers get it then too.
     send_immediately: bool = False
+    # When it came into its window published (the later of its start and its publishing):
+    # the immediate run whose period holds this is the one it is sent with.
+    went_live: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
