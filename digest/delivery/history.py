@@ -145,12 +145,6 @@ class DeliveryView:
     error: str | None
 
 
-def _like(text: str) -> str:
-    """`text` as a LIKE pattern matching itself anywhere: its wildcards escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def deliveries(
     session: Session,
     run_id: int,
@@ -165,7 +159,8 @@ def deliveries(
     page = max(page, 1)
     where: list[ColumnElement[bool]] = [Delivery.run_id == run_id]
     if address:
-        where.append(func.lower(Subscriber.email).like(_like(address.lower()), escape="\\"))
+        # Its own `%` and `_` are plain characters (autoescape), as subscribers.search does.
+        where.append(Subscriber.email.icontains(address, autoescape=True))
     if statuses:
         where.append(Delivery.status.in_(list(statuses)))
     base = select(Delivery, Subscriber.email).outerjoin(

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from digest.core.models import Delivery, DigestRun, MailStatus, RunStatus
-from digest.delivery.runs import CHUNK_SIZE
+from digest.delivery.runs import chunked
 from subscribers.models import Status, Subscriber
 
 
@@ -93,5 +93,5 @@ def retry_failed(session: Session, run: DigestRun) -> Retry:
         run.status = RunStatus.RUNNING
         run.completed_at = None
         result.reopened = True
-    result.chunks = [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
+    result.chunks = chunked(ids)
     return result

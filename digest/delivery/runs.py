@@ -83,7 +83,7 @@ def start_run(session: Session, period: Period) -> StartedRun:
         run.status = RunStatus.COMPLETE
         run.completed_at = utcnow()
     session.flush()
-    return StartedRun(run.id, True, _chunked(subscriber_ids))
+    return StartedRun(run.id, True, chunked(subscriber_ids))
 
 
 def _find_run(session: Session, period: Period) -> DigestRun | None:
@@ -94,7 +94,8 @@ def _find_run(session: Session, period: Period) -> DigestRun | None:
     )
 
 
-def _chunked(ids: list[int]) -> list[list[int]]:
+def chunked(ids: list[int]) -> list[list[int]]:
+    """Subscriber ids in the chunks one message delivers."""
     return [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
 
 
@@ -104,7 +105,7 @@ def pending_chunks(session: Session, run_id: int, now: datetime) -> list[list[in
         .where(Delivery.run_id == run_id, claims.claimable(Delivery, now))
         .order_by(Delivery.subscriber_id)
     ).all()
-    return _chunked(list(ids))
+    return chunked(list(ids))
 
 
 def unfinished_chunks(session: Session, now: datetime) -> list[tuple[int, list[int]]]:
