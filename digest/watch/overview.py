@@ -31,17 +31,14 @@ class SourceHealth:
     name: str
     paused_at: datetime | None  # paused by an operator: not collected until resumed
     # «Review before sending» as the sources file says, as set in the UI (None: as the
-    # file says), and (below) the two together.
+    # file says), and the two together.
     review_in_file: bool
     review_override: bool | None
+    review_before_sending: bool  # as Source.review_before_sending decides
 
     @property
     def paused(self) -> bool:
         return self.paused_at is not None
-
-    @property
-    def review_before_sending(self) -> bool:
-        return self.review_override if self.review_override is not None else self.review_in_file
 
 
 def source_health(session: Session) -> list[SourceHealth]:
@@ -67,6 +64,7 @@ def source_health(session: Session) -> list[SourceHealth]:
             paused_at=s.paused_at,
             review_in_file=s.review_in_file,
             review_override=s.review_override,
+            review_before_sending=s.review_before_sending,
         )
         for s in session.scalars(select(Source).order_by(Source.key))
     ]
