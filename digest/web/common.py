@@ -74,6 +74,11 @@ def topics(session: Session) -> tuple[Topic, ...]:
     return tuple(Topic(k, label, _resources(sources.get(k, []))) for k, label in labels.items())
 
 
+def frequency_labels() -> dict[Frequency, str]:
+    """Each frequency as the pages name it (a member compares equal to its stored value)."""
+    return {f: bokmal(f"frequency.{f}") for f in Frequency}
+
+
 class ChoiceLists(TypedDict):
     """What the forms offer to choose from, as the templates name it (a choice's member
     writes its value in the page, and a value posted back compares equal to it)."""
@@ -89,7 +94,7 @@ def choice_lists(session: Session) -> ChoiceLists:
     """What the forms offer to choose from."""
     return {
         "topics": topics(session),
-        "frequencies": {f: bokmal(f"frequency.{f}") for f in Frequency},
+        "frequencies": frequency_labels(),
         "roles": ROLE_LABELS,
         "languages": LANGUAGE_LABELS,
         "municipalities": municipalities(),

@@ -22,10 +22,9 @@ from digest.web.admin.common import (
     row_id,
     see_other,
 )
-from digest.web.common import DbSession, bokmal
+from digest.web.common import DbSession, frequency_labels
 from digest.web.forms import PostedForm
 from digest.web.jobs import later
-from subscribers.models import Frequency
 from subscribers.text import strip_invisible
 
 router = APIRouter(prefix=PREFIX)
@@ -53,10 +52,6 @@ NOT_RETRIED = {
     "pending": "har ikke bekreftet abonnementet",
 }
 NOT_FOUND = "Fant ikke utsendelsen."
-
-
-def frequency_labels() -> dict[str, str]:
-    return {f.value: bokmal(f"frequency.{f}") for f in Frequency}
 
 
 @router.get("/utsendelser")

@@ -32,7 +32,7 @@ from digest.delivery.privacy import person_export
 from digest.editors import audit
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
 from digest.web.admin.uploads import PostedUpload, TooLarge
-from digest.web.common import DbSession, bokmal
+from digest.web.common import DbSession, frequency_labels
 from digest.web.errors import FIELD_NOTES, NOT_UNDERSTOOD
 from digest.web.forms import Form, FormError, field
 from digest.web.jobs import later
@@ -130,7 +130,7 @@ def _labels() -> Labels:
     return {
         "status_labels": STATUS_LABELS,
         "role_labels": ROLE_LABELS,
-        "frequency_labels": {f: bokmal(f"frequency.{f}") for f in Frequency},
+        "frequency_labels": frequency_labels(),
         "municipality_names": {m.number: m.name for m in municipalities()},
         "municipalities": municipalities(),
     }
