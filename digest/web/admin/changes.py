@@ -17,7 +17,15 @@ from digest.core.models import ChangeReview, Editor
 from digest.delivery import review
 from digest.delivery.review import NotWaiting, ReviewError, Revision, UnknownChange
 from digest.editors import audit
-from digest.web.admin.common import PREFIX, SignedIn, admin_page, page_number, row_id, see_other
+from digest.web.admin.common import (
+    PREFIX,
+    SignedIn,
+    admin_page,
+    page_number,
+    row_id,
+    safe_next,
+    see_other,
+)
 from digest.web.common import DbSession, topics
 from digest.web.forms import Form, FormError, PostedForm, field
 from subscribers.base import utcnow
@@ -70,12 +78,7 @@ def _change_id(text: str) -> int:
 
 def _back(form: Form) -> str:
     """Where a form from the list goes back to: the list with its filters, nothing else."""
-    target = field(form, "tilbake", 500)
-    if (target == LIST or target.startswith(LIST + "?") or target.startswith(LIST + "/")) and all(
-        c.isprintable() and c not in "\\" for c in target
-    ):
-        return target
-    return LIST
+    return safe_next(field(form, "tilbake", 500), LIST)
 
 
 def _audited(session: DbSession, editor: Editor, action: str, revision: Revision | None) -> bool:

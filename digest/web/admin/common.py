@@ -120,17 +120,17 @@ def sign_in_url(next_path: str) -> str:
     return f"{PREFIX}/logg-inn?neste={quote(next_path, safe='/')}"
 
 
-def safe_next(value: str) -> str:
-    """Where to go after signing in: one of our own editor pages, never another site."""
+def safe_next(value: str, base: str = PREFIX) -> str:
+    """Where to go after a form (signing in, an action from a list): a page at or under
+    `base` on this site, never another site; else `base` itself."""
     if (
-        value.startswith(PREFIX)
-        and not value.startswith("//")
+        (value == base or value.startswith((base + "/", base + "?")))
         and "\\" not in value
         and all(c.isprintable() for c in value)
         and len(value) < 500
     ):
         return value
-    return PREFIX
+    return base
 
 
 def admin_page(
