@@ -14,9 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
+from digest.core.topics import topic_labels
 from digest.web import csrf as csrf_tokens
 from digest.web import ratelimit
-from digest.web.common import topics
 from subscribers.choices import Choices, choices
 
 MAX_FORM_BYTES = 20_000
@@ -107,7 +107,7 @@ def chosen_from(form: Form, session: Session) -> Choices:
         frequency=field(form, "frequency", 20) or "daily",
         topics=[t[:40] for t in form.get("topic", [])][:50],
         language=field(form, "language", 5),
-        known_topics={t.key for t in topics(session)},
+        known_topics=set(topic_labels(session)),
     )
 
 

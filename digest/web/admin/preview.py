@@ -28,12 +28,11 @@ from digest.mail.mailer import SendError, Transport, make_transport
 from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
 from digest.web.common import DbSession, choice_lists
 from digest.web.errors import note
-from digest.web.forms import Form, PostedForm
+from digest.web.forms import Form, PostedForm, chosen_from
 from digest.web.forms import field as form_field
 from digest.web.guards import SECURITY_HEADERS
 from subscribers.addresses import InvalidAddress
 from subscribers.base import utcnow
-from subscribers.choices import choices
 from subscribers.errors import SubscriberError
 from subscribers.models import Status, Subscriber
 from subscribers.people import find_by_email
@@ -92,16 +91,8 @@ def _chosen(session: DbSession, asked: Form) -> Chosen:
         "municipality": form_field(asked, "municipality", 10),
     }
     chosen = Chosen(values=values)
-    known = {t.key for t in choice_lists(session)["topics"]}
     try:
-        checked = choices(
-            municipality=values["municipality"],
-            role=values["role"],
-            frequency=values["frequency"],
-            topics=values["topic"],
-            language=values["language"],
-            known_topics=known,
-        )
+        checked = chosen_from(asked, session)  # read as the sign-up form's choices are
     except SubscriberError as exc:
         chosen.errors[exc.field or "profil"] = note(exc)
         return chosen
