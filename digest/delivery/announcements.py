@@ -126,7 +126,7 @@ def update(
 ) -> Announcement:
     """Store an edit made from `version`: StaleEdit if the stored one is another (someone
     else edited meanwhile), AnnouncementError for fields at fault. Bumps the version."""
-    announcement = _existing(session, announcement_id)
+    announcement = require(session, announcement_id)
     checked, problems = check_input(session, data, announcement.publish_from)
     if announcement.version != version:
         raise StaleEdit(announcement.version, problems.notes)
@@ -164,7 +164,7 @@ def update(
 
 def publish(session: Session, announcement_id: int) -> Announcement:
     """Publish a draft, or publish again a withdrawn announcement; a published one stays."""
-    announcement = _existing(session, announcement_id)
+    announcement = require(session, announcement_id)
     if announcement.status != AnnouncementStatus.PUBLISHED:
         now = utcnow()
         announcement.status = AnnouncementStatus.PUBLISHED
@@ -177,7 +177,7 @@ def publish(session: Session, announcement_id: int) -> Announcement:
 def withdraw(session: Session, announcement_id: int) -> Announcement:
     """Stop a published announcement going out; a withdrawn one stays withdrawn, a draft
     cannot be withdrawn (delete it instead)."""
-    announcement = _existing(session, announcement_id)
+    announcement = require(session, announcement_id)
     if announcement.status == AnnouncementStatus.DRAFT:
         raise AnnouncementError(
             "a draft cannot be withdrawn; delete it instead",
@@ -194,7 +194,7 @@ def withdraw(session: Session, announcement_id: int) -> Announcement:
 def delete_draft(session: Session, announcement_id: int) -> None:
     """Delete a draft; an announcement that has been published is withdrawn, never deleted,
     so that what went out stays on record."""
-    announcement = _existing(session, announcement_id)
+    announcement = require(session, announcement_id)
     if announcement.status != AnnouncementStatus.DRAFT:
         raise AnnouncementError(
             "only a draft can be deleted; withdraw a published announcement instead",
@@ -209,7 +209,8 @@ def get(session: Session, announcement_id: int) -> Announcement | None:
     return session.get(Announcement, announcement_id)
 
 
-def _existing(session: Session, announcement_id: int) -> Announcement:
+def require(session: Session, announcement_id: int) -> Announcement:
+    """The announcement with this id, or AnnouncementNotFound."""
     announcement = get(session, announcement_id)
     if announcement is None:
         raise AnnouncementNotFound(announcement_id)

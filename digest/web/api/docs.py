@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from markdown_it import MarkdownIt
 from markupsafe import Markup
+
+from digest.mail.render import announcement_html
 
 Schema = dict[str, Any]
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -181,9 +182,7 @@ def schemas(openapi: Schema) -> list[SchemaDoc]:
     return found
 
 
-_markdown = MarkdownIt("commonmark", {"html": False})
-
-
 def markdown(text: str) -> Markup:
-    """The schema's descriptions (our own text) as HTML; raw HTML stays text."""
-    return Markup(_markdown.render(text or ""))
+    """The schema's descriptions (our own text) as HTML; raw HTML stays text (rendered as
+    announcements are)."""
+    return announcement_html(text)

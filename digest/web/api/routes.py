@@ -114,13 +114,6 @@ def _record(
     )
 
 
-def _existing(session: Session, announcement_id: int) -> Announcement:
-    row = announcements.get(session, announcement_id)
-    if row is None:
-        raise announcements.AnnouncementNotFound(announcement_id)
-    return row
-
-
 @router.get(
     "",
     summary="List kunngjøringer",
@@ -199,7 +192,7 @@ def create_announcement(
 def read_announcement(
     session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
 ) -> AnnouncementOut:
-    return AnnouncementOut.of(_existing(session, announcement_id))
+    return AnnouncementOut.of(announcements.require(session, announcement_id))
 
 
 STALE: dict[int | str, dict[str, Any]] = {
@@ -218,7 +211,7 @@ def _update(
     data: AnnouncementInput,
     version: int,
 ) -> AnnouncementOut:
-    before = announcements.snapshot(_existing(session, announcement_id))
+    before = announcements.snapshot(announcements.require(session, announcement_id))
     row = announcements.update(session, announcement_id, data, version=version)
     _record(session, editor, "announcement_update", row, announcement_id, before)
     return AnnouncementOut.of(row)
@@ -264,7 +257,7 @@ def patch_announcement(
     for name in payload.model_fields_set - NULLABLE - {"version"}:
         if getattr(payload, name) is None:
             raise ApiError(422, ["body", name], "Feltet kan ikke være null.", "null_not_allowed")
-    row = _existing(session, announcement_id)
+    row = announcements.require(session, announcement_id)
     # What is stored, with what the patch sends laid over it.
     values = {name: getattr(row, name) for name in announcements.FIELDS}
     for name in payload.model_fields_set - {"version"}:
@@ -286,7 +279,7 @@ def patch_announcement(
 def publish_announcement(
     session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
 ) -> AnnouncementOut:
-    before = announcements.snapshot(_existing(session, announcement_id))
+    before = announcements.snapshot(announcements.require(session, announcement_id))
     row = announcements.publish(session, announcement_id)
     _record(session, editor, "announcement_publish", row, announcement_id, before)
     return AnnouncementOut.of(row)
@@ -306,7 +299,7 @@ def publish_announcement(
 def withdraw_announcement(
     session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
 ) -> AnnouncementOut:
-    before = announcements.snapshot(_existing(session, announcement_id))
+    before = announcements.snapshot(announcements.require(session, announcement_id))
     row = announcements.withdraw(session, announcement_id)
     _record(session, editor, "announcement_withdraw", row, announcement_id, before)
     return AnnouncementOut.of(row)
@@ -327,7 +320,7 @@ def withdraw_announcement(
 def delete_announcement(
     session: DbSession, editor: ApiEditor, announcement_id: AnnouncementId
 ) -> Response:
-    before = announcements.snapshot(_existing(session, announcement_id))
+    before = announcements.snapshot(announcements.require(session, announcement_id))
     announcements.delete_draft(session, announcement_id)
     _record(session, editor, "announcement_delete", None, announcement_id, before)
     return Response(status_code=204)
