@@ -7,7 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, str_enum, utcnow
@@ -224,9 +233,7 @@ class Announcement(Base):
     # Bumped by every edit: a form carries the version it was made from, so an edit made
     # meanwhile by someone else is caught instead of overwritten.
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("editors.id", ondelete="SET NULL")
-    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="SET NULL"))
 
 
 class EditorRole(StrEnum):
@@ -262,9 +269,7 @@ class EditorSession(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    editor_id: Mapped[int] = mapped_column(
-        ForeignKey("editors.id", ondelete="CASCADE"), index=True
-    )
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -275,9 +280,7 @@ class ApiToken(Base):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    editor_id: Mapped[int] = mapped_column(
-        ForeignKey("editors.id", ondelete="CASCADE"), index=True
-    )
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The first characters, so that a token can be recognised in a list without being known.
@@ -381,6 +384,8 @@ class Notice(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Not to be tried again before this (backoff after a temporary failure).
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A confirmation mail carries the link of this request (and its requested choices).
     signup_request_id: Mapped[int | None] = mapped_column(
         ForeignKey(SignupRequest.id, ondelete="CASCADE")
@@ -407,7 +412,10 @@ class DigestRun(Base):
 
 class Delivery(Base):
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("run_id", "subscriber_id"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "subscriber_id"),
+        Index("ix_deliveries_run_id_status", "run_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("digest_runs.id", ondelete="CASCADE"))
@@ -425,3 +433,22 @@ class Delivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # A temporary refusal of this recipient counts as one soft bounce at most.
     bounce_counted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When it was last handed to the broker in a chunk: a pending delivery not taken long
+    # after this lost its message, and the sweep hands it over again.
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Not to be tried again before this (backoff after a temporary failure).
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RelayStatus(Base):
+    """The relay as the workers last found it (one row, id 1): failures in a row, and a
+    pause of sending while it refuses everyone; what /healthz and the metrics report."""
+
+    __tablename__ = "relay_status"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    failures_in_row: Mapped[int] = mapped_column(Integer, default=0)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pauses: Mapped[int] = mapped_column(Integer, default=0)  # since the service began
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

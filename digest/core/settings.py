@@ -14,6 +14,7 @@ import tempfile
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -89,6 +90,35 @@ class Settings(BaseSettings):
     editor_session_hours: int = Field(12, ge=1, le=24 * 30)
     sign_in_attempts: int = Field(5, ge=1, le=1000)
     sign_in_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    # Delivery (issue 10). A chunk is one message to the workers.
+    chunk_size: int = Field(200, ge=1, le=5000)
+    # SMTP connections each worker process keeps open, so this many mails in flight at once.
+    smtp_connections: int = Field(4, ge=1, le=64)
+    smtp_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # Messages per second for all workers together (0: no limit); shared through Redis
+    # when Redis is the broker, else per process.
+    smtp_rate_per_second: float = Field(0.0, ge=0, le=100_000)
+    # A delivery's own temporary failures (a 4xx for its recipient) are tried this many
+    # times in all, with exponential backoff and jitter from `retry_backoff_seconds`.
+    send_attempts: int = Field(8, ge=1, le=100)
+    retry_backoff_seconds: float = Field(30.0, gt=0, le=3600)
+    retry_backoff_max_seconds: float = Field(3600.0, gt=0, le=86_400)
+    # This many failures in a row against the relay (connections, timeouts, refusals of
+    # the whole transaction, the same 4xx for recipient after recipient) pause sending for
+    # `relay_pause_seconds`, doubling while it goes on up to `relay_pause_max_seconds`.
+    relay_failure_limit: int = Field(5, ge=1, le=1000)
+    relay_pause_seconds: float = Field(30.0, gt=0, le=3600)
+    relay_pause_max_seconds: float = Field(600.0, gt=0, le=86_400)
+    # A `sending` claim older than this was lost with its worker and is taken again.
+    stale_claim_seconds: float = Field(120.0, ge=1, le=86_400)
+    # How often the scheduler enqueues the recovery sweep.
+    sweep_every_seconds: float = Field(60.0, ge=1, le=86_400)
+    # A pending delivery handed to the broker this long ago and not taken since is handed
+    # over again (its message was lost, say with a broker restarted empty).
+    requeue_after_seconds: float = Field(180.0, ge=1, le=86_400)
+    # Delivery rows are kept this long (support: «did she get it?»), then deleted.
+    delivery_retention_days: int = Field(90, ge=1, le=3650)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("data_dir")
     @classmethod
