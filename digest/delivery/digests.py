@@ -137,8 +137,7 @@ class ChunkReport:
 
     def summary(self) -> str:
         return (
-            f"{self.sent} sent, {self.skipped} skipped, {self.failed} failed, "
-            f"{self.retry} to retry"
+            f"{self.sent} sent, {self.skipped} skipped, {self.failed} failed, {self.retry} to retry"
         )
 
     def count_failure(self, status: MailStatus, error: str) -> None:

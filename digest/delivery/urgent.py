@@ -43,8 +43,6 @@ def urgent_recipients(session: Session, period: Period) -> list[int]:
     for subscriber in subscribers:
         recipient = recipient_of(subscriber)
         received = had.get(subscriber.id, set())
-        if any(
-            a.announcement_id not in received and recipient.is_targeted_by(a) for a in urgent
-        ):
+        if any(a.announcement_id not in received and recipient.is_targeted_by(a) for a in urgent):
             chosen.append(subscriber.id)
     return chosen

@@ -7,7 +7,6 @@ import re
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -20,13 +19,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.core.errors import DigestError
 from digest.mail.render import RenderedMail
+from digest.mail.wire import MAIL_POLICY, smtp_addresses, wire_bytes
 from subscribers.text import clean_line, is_safe_line
-
-# Python's header folder leaves a doubled space before a folded encoded word
-# ("1  kunngjøring"); folding only past the RFC 5322 hard limit avoids that.
-MAIL_POLICY = policy.default.clone(max_line_length=998)
-WIRE_POLICY = MAIL_POLICY.clone(linesep="\r\n")
-UTF8_WIRE_POLICY = WIRE_POLICY.clone(utf8=True)
 
 
 class SendError(DigestError):
@@ -144,19 +138,6 @@ def build_message(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
     message.set_content(mail.text, subtype="plain", charset="utf-8")
     message.add_alternative(mail.html, subtype="html", charset="utf-8")
     return message
-
-
-def smtp_addresses(message: EmailMessage) -> tuple[str, list[str], bool]:
-    """Sender, recipients, and whether they need SMTPUTF8 (a non-ASCII local part)."""
-    sender = message["From"].addresses[0].addr_spec
-    recipients = [a.addr_spec for a in message["To"].addresses]
-    return sender, recipients, not all(a.isascii() for a in (sender, *recipients))
-
-
-def wire_bytes(message: EmailMessage, utf8: bool) -> bytes:
-    # Flattened here: send_message would re-fold headers with its own policy. With
-    # SMTPUTF8 the headers travel as UTF-8, which a non-ASCII address needs.
-    return message.as_bytes(policy=UTF8_WIRE_POLICY if utf8 else WIRE_POLICY)
 
 
 class Transport(Protocol):
