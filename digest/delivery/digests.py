@@ -134,6 +134,11 @@ class ChunkReport:
     failed: int = 0
     retry: int = 0  # temporary failures left pending for another try
     errors: list[str] = field(default_factory=list)
+    # The subscribers whose deliveries were left pending (to try again, or not reached
+    # while the relay was paused), and the earliest time to try them: the actor hands
+    # them to the workers again with that delay.
+    retry_ids: list[int] = field(default_factory=list)
+    next_try_at: datetime | None = None
 
     def summary(self) -> str:
         return (
