@@ -82,6 +82,17 @@ def wait_delivered(rig: Rig, share: float, of: int) -> None:
     )
 
 
+def finish(
+    rig: Rig, period: Period, expected: list[str], what: str, seconds: float = RECOVERY_SECONDS
+) -> tuple[float, Tally]:
+    """Wait up to `seconds` for the run of `period` to complete, give the sweep a few
+    rounds to send anything twice, and count the relay's mails to `expected`; the seconds
+    the run took to complete, and the count."""
+    took = rig.wait_complete(period, seconds, what)
+    rig.settle()
+    return took, rig.tally(expected)
+
+
 def assert_one_each(rig: Rig, tally: Tally, extra: Callable[[str], int] = lambda _: 0) -> None:
     """Every subscriber owed a mail has one; a recipient may have `extra(recipient)` more
     copies of that same message (those in flight when something broke), never another."""
@@ -115,11 +126,7 @@ def test_a_worker_killed_mid_run(rig: Rig, schedule: Schedule) -> None:
     rig.processes.kill("worker-1")
     killed_at = rig.relay.count()
     rig.processes.worker("worker-1")
-    took = rig.wait_complete(
-        period, RECOVERY_SECONDS, "the run complete within 5 minutes of the SIGKILL"
-    )
-    rig.settle()
-    tally = rig.tally(people)
+    took, tally = finish(rig, period, people, "the run complete within 5 minutes of the SIGKILL")
     rig.report(
         subscribers=len(people),
         delivered_at_kill=killed_at,
@@ -138,11 +145,9 @@ def test_the_broker_restarted_empty_mid_run(rig: Rig, schedule: Schedule) -> Non
     rig.start()
     wait_delivered(rig, 0.3, len(people))
     rig.redis.restart_empty()
-    took = rig.wait_complete(
-        period, RECOVERY_SECONDS, "the run complete within 5 minutes of the broker restart"
+    took, tally = finish(
+        rig, period, people, "the run complete within 5 minutes of the broker restart"
     )
-    rig.settle()
-    tally = rig.tally(people)
     rig.report(
         subscribers=len(people),
         duplicates=tally.duplicates,
@@ -179,11 +184,9 @@ def test_the_relay_refuses_everyone_for_a_while(
     time.sleep(OUTAGE)
     rig.relay.recover()
     refusals = sum(rig.relay.replies.values())
-    took = rig.wait_complete(
-        period, RECOVERY_SECONDS, "the run complete within 5 minutes of the relay's recovery"
+    took, tally = finish(
+        rig, period, people, "the run complete within 5 minutes of the relay's recovery"
     )
-    rig.settle()
-    tally = rig.tally(people)
     states = subscriber_states(rig.database_url)
     rig.report(
         subscribers=len(people),
@@ -205,10 +208,8 @@ def test_refused_recipients_fail_and_are_suppressed(rig: Rig, schedule: Schedule
     for email in refused:
         rig.relay.refuse[email] = "550 5.1.1 No such user"
     rig.start()
-    took = rig.wait_complete(period, RECOVERY_SECONDS, "the run complete")
-    rig.settle()
     reached = sorted(set(people) - set(refused))
-    tally = rig.tally(reached)
+    took, tally = finish(rig, period, reached, "the run complete")
     rig.report(
         subscribers=len(people),
         refused=len(refused),
@@ -242,11 +243,13 @@ def test_the_relay_hangs_after_accepting_the_connection(
     rig.start()
     wait_delivered(rig, 0.2, len(people))
     rig.relay.fail(at, None, HANG)
-    took = rig.wait_complete(
-        period, RECOVERY_SECONDS + HANG, "the run complete within 5 minutes of the hang's end"
+    took, tally = finish(
+        rig,
+        period,
+        people,
+        "the run complete within 5 minutes of the hang's end",
+        seconds=RECOVERY_SECONDS + HANG,
     )
-    rig.settle()
-    tally = rig.tally(people)
     hung = [a.recipient for a in rig.relay.hung]
     rig.report(
         subscribers=len(people),
@@ -354,11 +357,9 @@ def test_the_database_away_for_20_seconds_mid_run(rig: Rig, schedule: Schedule) 
     time.sleep(CUT)
     during = rig.relay.count() - cut_at
     rig.proxy.restore()
-    took = rig.wait_complete(
-        period, RECOVERY_SECONDS, "the run complete within 5 minutes of the database's return"
+    took, tally = finish(
+        rig, period, people, "the run complete within 5 minutes of the database's return"
     )
-    rig.settle()
-    tally = rig.tally(people)
     rig.report(
         subscribers=len(people),
         sent_while_away=during,
