@@ -8,6 +8,8 @@ import asyncio
 import multiprocessing
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -283,6 +285,20 @@ def test_closing_the_pool_says_quit_and_refuses_more(
     assert relay.quits == len(relay.ports())
     refused = failure(pool.submit(wire()).exception(timeout=1))
     assert refused.relay and "closed" in str(refused)
+
+
+def test_a_process_says_quit_on_its_way_out(relay: FaultyRelay, tmp_path: Path) -> None:
+    script = (
+        "from digest.core.settings import Settings\n"
+        "from digest.mail.pool import send_pool\n"
+        "from tests.test_pool import wire\n"
+        f"pool = send_pool(Settings(smtp_url={relay.url!r}, data_dir={str(tmp_path)!r}))\n"
+        "pool.submit(wire()).result(timeout=10)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    done = subprocess.run([sys.executable, "-c", script], env=clean, timeout=60, check=False)
+    assert done.returncode == 0
+    assert len(relay.accepted) == 1 and relay.quits == 1
 
 
 def test_the_pool_writes_the_outbox_when_no_relay_is_set(

@@ -174,10 +174,16 @@ class OutboxTransport:
         self._opened = True
 
     async def send_wire(self, wire: Wire) -> None:
-        if not self._opened:
-            await self.open()
-        # Files in a Maildir end their lines as the system does (LF), as readers expect.
-        mailbox.Maildir(self.path).add(wire.data.replace(b"\r\n", b"\n"))
+        try:
+            if not self._opened:
+                await self.open()
+            # Maildir files end their lines as the system does (LF), as readers expect.
+            mailbox.Maildir(self.path).add(wire.data.replace(b"\r\n", b"\n"))
+        except OSError as exc:  # a full disk or a lost folder fails every mail alike
+            self._opened = False  # the folder is made again for the next one
+            raise SendError(
+                f"cannot write to the outbox {self.path}: {exc}", False, relay=True
+            ) from None
 
     async def send(self, message: EmailMessage) -> None:
         await self.send_wire(wire_of(message))
@@ -239,6 +245,7 @@ class SMTPTransport:
         self._client = client
 
     async def send_wire(self, wire: Wire) -> None:
+        """Send one mail; with several recipients, it is sent if any is accepted."""
         if not self.connected:
             await self.open()
         assert self._client is not None

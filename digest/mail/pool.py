@@ -176,6 +176,11 @@ class SendPool:
         try:
             self._loop.run_until_complete(self._serve())
         finally:
+            # However the loop ended, no caller is left waiting on a mail it took.
+            with self._lock:
+                self._closed = True
+            self._loop.run_until_complete(asyncio.sleep(0))  # puts already scheduled
+            self._fail_queued()
             self._loop.close()
 
     async def _serve(self) -> None:
@@ -186,12 +191,15 @@ class SendPool:
                 await self._limit.close()
 
     def _shut(self) -> None:
+        self._fail_queued()
+        for _ in range(self.connections):
+            self._jobs.put_nowait(None)
+
+    def _fail_queued(self) -> None:
         while not self._jobs.empty():
             job = self._jobs.get_nowait()
             if job is not None and job[1].set_running_or_notify_cancel():
                 _settle(job[1], SendError("the send pool closed", permanent=False, relay=True))
-        for _ in range(self.connections):
-            self._jobs.put_nowait(None)
 
     async def _connection(self) -> None:
         settings = self.settings
