@@ -72,28 +72,38 @@ class RelayBreaker:
             relay=True,
         )
 
-    def record(self, error: SendError | None) -> None:
-        """One mail's outcome (None: accepted). Other failures are the mail's own and leave
+    def record(self, error: SendError | None) -> SendError | None:
+        """Count one mail's outcome (None: accepted), and return it as it is to be taken: a
+        deferral that completes a run of the same 4xx, or comes in one, is the relay's
+        (never the recipient's soft bounce). Other failures are the mail's own and leave
         the count as it is: the relay answered."""
         with self._lock:
             if error is None:
                 self._failures, self._deferral, self._pause, self._until = 0, (None, 0), 0.0, None
-                return
+                return None
             if error.relay:
                 self._failures += 1
             elif error.recipient and not error.permanent:
                 code, times = self._deferral
                 self._deferral = (error.code, times + 1 if code == error.code else 1)
                 if self._deferral[1] < self.limit:
-                    return
+                    return error
+                error = SendError(
+                    f"the relay deferred {self._deferral[1]} recipients in a row with "
+                    f"{error.code}: {error}",
+                    permanent=False,
+                    code=error.code,
+                    relay=True,
+                )
             else:
-                return
+                return error
             self.last_error = str(error)
             now = self.clock()
             if self._until is not None and now < self._until:
-                return  # sent before the pause began
+                return error  # sent before the pause began
             if self._pause > 0 or self.failures_in_row >= self.limit:
                 self._trip(now)
+            return error
 
     def _trip(self, now: datetime) -> None:
         self._pause = min(self.pause_max, self.pause if self._pause == 0 else 2 * self._pause)
@@ -239,8 +249,7 @@ class SendPool:
             transport.reset()
             error = SendError(f"sending failed: {type(exc).__name__}: {exc}", permanent=False)
         SEND_SECONDS.observe(time.perf_counter() - started)
-        self.breaker.record(error)
-        return error
+        return self.breaker.record(error)
 
 
 def _settle(future: Future[None], error: SendError | None) -> None:
