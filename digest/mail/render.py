@@ -181,14 +181,28 @@ def digest_template(
 def _template(
     digest: Digest, tz: ZoneInfo, service_name: str, topics: tuple[str, ...]
 ) -> MailTemplate:
+    links = MailLinks(unsubscribe=UNSUBSCRIBE_SLOT, manage=MANAGE_SLOT)
+    return rendered(digest, tz, service_name, topics, EMAIL_SLOT, links)
+
+
+def rendered(
+    digest: Digest,
+    tz: ZoneInfo,
+    service_name: str,
+    topics: tuple[str, ...],
+    email: str,
+    links: MailLinks,
+) -> MailTemplate:
+    """The templates rendered with `email` and `links` (slots, or a reader's own: the tests
+    check that filling the slots makes what rendering with the reader's values makes)."""
     env = _environment()
     language = digest.recipient.language
     t = translator(language)
     start, end = digest.period.start.astimezone(tz), digest.period.end.astimezone(tz)
     context = {
         "digest": digest,
-        "email": EMAIL_SLOT,
-        "links": MailLinks(unsubscribe=UNSUBSCRIBE_SLOT, manage=MANAGE_SLOT),
+        "email": email,
+        "links": links,
         "service_name": service_name,
         "t": t,
         "lang": language,

@@ -198,7 +198,8 @@ class _Bodies:
 
 @lru_cache(maxsize=512)
 def _bodies(template: MailTemplate) -> _Bodies:
-    return _Bodies(_Body.of(template.text + "\n"), _Body.of(template.html))
+    # The text as fill writes it: stripped, one line end.
+    return _Bodies(_Body.of(template.text.strip() + "\n"), _Body.of(template.html))
 
 
 def _boundary(*parts: bytes) -> bytes:
@@ -261,13 +262,18 @@ def _to_header(to: Address, utf8: bool) -> bytes:
 
 
 def _non_ascii_word(word: str) -> bool:
-    return not word.isascii() and all(
+    return not word.isascii() and _word(word)
+
+
+def _word(word: str) -> bool:
+    """Letters and atext only: nothing the address parser would quote or split."""
+    return bool(word) and all(
         c.isalpha() if not c.isascii() else bool(_ASCII_WORD.fullmatch(c)) for c in word
     )
 
 
 def _utf8_local(local: str) -> bool:
-    return all(part and _non_ascii_word(part) for part in local.split("."))
+    return all(_word(part) for part in local.split("."))
 
 
 def _date_header(date: datetime, utf8: bool) -> bytes:
