@@ -177,7 +177,7 @@ def digest_template(
     return _template(content, tz, service_name, tuple(labels.get(t, t) for t in digest.topics))
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def _template(
     digest: Digest, tz: ZoneInfo, service_name: str, topics: tuple[str, ...]
 ) -> MailTemplate:

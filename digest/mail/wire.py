@@ -196,7 +196,7 @@ class _Bodies:
         return None if text is None or html is None else (text, html)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def _bodies(template: MailTemplate) -> _Bodies:
     # The text as fill writes it: stripped, one line end.
     return _Bodies(_Body.of(template.text.strip() + "\n"), _Body.of(template.html))
