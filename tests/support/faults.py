@@ -300,6 +300,9 @@ class Rig:
                 "PYTHONUNBUFFERED": "1",
                 # An idle worker looks for messages every 0.1 s instead of every second.
                 "dramatiq_worker_timeout": "100",
+                # Worker metrics of this test's own, not those of whatever else runs here.
+                "dramatiq_prom_db": str(folder / "prometheus"),
+                "dramatiq_prom_port": str(free_port()),
             }
         )
         self.processes = Processes(env, folder)
