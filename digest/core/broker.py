@@ -79,6 +79,7 @@ class WorkerMetrics(prometheus.Prometheus):
 
 def serve_metrics() -> int:
     """The process the `dramatiq` command forks to serve the workers' figures."""
+    configure_logging(load_settings())
     try:
         prometheus._run_exposition_server()  # type: ignore[no-untyped-call]
     except OSError as exc:
