@@ -63,6 +63,7 @@ def scrape(settings: Settings) -> str:
     finally:
         server.stop()
     assert response.status_code == 200
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
     return response.text
 
 
@@ -85,14 +86,7 @@ def test_a_period_end_reads_back_to_the_second(settings: Settings) -> None:
                 ),
             ]
         )
-    server = LiveServer(create_app(settings)).start()
-    try:
-        response = server.client().get("/metrics")
-    finally:
-        server.stop()
-    assert response.status_code == 200
-    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
-    figures = samples(response.text)
+    figures = samples(scrape(settings))
     period_end = figures[("digest_last_complete_period_end_seconds", (("frequency", "daily"),))]
     assert period_end == 1795762800 == end.timestamp()
     assert figures[("digest_runs_unfinished", ())] == 1

@@ -15,7 +15,7 @@ import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,14 +50,6 @@ async def _answer(check: Callable[[], str | None], seconds: float) -> str:
     return reason or "ok"
 
 
-def _database(settings: Settings, seconds: float) -> Awaitable[str]:
-    return _answer(lambda: check_database(settings.database_url), seconds)
-
-
-def _broker(settings: Settings, seconds: float) -> Awaitable[str]:
-    return _answer(lambda: check_broker(settings.broker_url, seconds), seconds)
-
-
 def sending_pause(settings: Settings) -> str | None:
     """Why sending waits ("paused until …"), None when it does not."""
     with session_scope(settings.database_url) as session:
@@ -67,6 +59,18 @@ def sending_pause(settings: Settings) -> str | None:
     return f"paused until {paused_until.isoformat(timespec='seconds')}"
 
 
+async def _answers(
+    settings: Settings, seconds: float, relay: Callable[[], str | None]
+) -> dict[str, str]:
+    """The database's, the broker's and the relay's answers ("outbox" without a relay)."""
+    database, broker, relay_answer = await asyncio.gather(
+        _answer(lambda: check_database(settings.database_url), seconds),
+        _answer(lambda: check_broker(settings.broker_url, seconds), seconds),
+        _answer(relay, seconds) if settings.smtp_url else _constant("outbox"),
+    )
+    return {"database": database, "broker": broker, "relay": relay_answer}
+
+
 async def _constant(answer: str) -> str:
     return answer
 
@@ -74,35 +78,20 @@ async def _constant(answer: str) -> str:
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
-    database, broker, relay = await asyncio.gather(
-        _database(settings, LIVE_SECONDS),
-        _broker(settings, LIVE_SECONDS),
-        _answer(lambda: sending_pause(settings), LIVE_SECONDS)
-        if settings.smtp_url
-        else _constant("outbox"),
-    )
+    answers = await _answers(settings, LIVE_SECONDS, lambda: sending_pause(settings))
     # This process answers; what it depends on is said beside it, and decides /readyz.
-    body = {"status": "ok", "database": database, "broker": broker, "relay": relay}
-    return JSONResponse(body)
+    return JSONResponse({"status": "ok", **answers})
 
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
-    database, broker, relay = await asyncio.gather(
-        _database(settings, READY_SECONDS),
-        _broker(settings, READY_SECONDS),
-        _answer(relay_probe(settings.smtp_url).check, READY_SECONDS)
-        if settings.smtp_url
-        else _constant("outbox"),
+    answers = await _answers(
+        settings, READY_SECONDS, lambda: relay_probe(settings.smtp_url).check()
     )
-    ready = database == broker == "ok" and relay in ("ok", "outbox")
-    body = {
-        "status": "ok" if ready else "failing",
-        "database": database,
-        "broker": broker,
-        "relay": relay,
-    }
+    relay_ok = answers["relay"] in ("ok", "outbox")
+    ready = relay_ok and answers["database"] == answers["broker"] == "ok"
+    body = {"status": "ok" if ready else "failing", **answers}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
