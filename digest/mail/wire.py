@@ -9,13 +9,19 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from digest.mail.headers import (
+    MAIL_POLICY,
+    Envelope,
+    build_message,
+    mail_address,
+    refuse_unsafe,
+)
 from digest.mail.render import (
     EMAIL_SLOT,
     MANAGE_SLOT,
@@ -25,12 +31,6 @@ from digest.mail.render import (
     slot_values,
 )
 
-if TYPE_CHECKING:
-    from digest.mail.mailer import Envelope
-
-# Python's header folder leaves a doubled space before a folded encoded word
-# ("1  kunngjøring"); folding only past the RFC 5322 hard limit avoids that.
-MAIL_POLICY = policy.default.clone(max_line_length=998)
 WIRE_POLICY = MAIL_POLICY.clone(linesep="\r\n")
 UTF8_WIRE_POLICY = WIRE_POLICY.clone(utf8=True)
 
@@ -93,18 +93,15 @@ def digest_wire(template: MailTemplate, envelope: Envelope, links: MailLinks, em
     What a fast path here cannot write as the email package would (a name with quotes or
     commas, a line too long, a link with a line break ...) is made by the email package.
     """
-    # Imported here: mailer imports this module for its policies.
-    from digest.mail import mailer
-
     sender = _checked_sender(envelope.from_name, envelope.from_address)
-    to = mailer._address("To", envelope.to_name, envelope.to_address)
-    mailer._refuse_unsafe("Subject", template.subject)
-    mailer._refuse_unsafe("Message-ID", envelope.message_id)
-    mailer._refuse_unsafe("List-Id", envelope.list_id)
-    mailer._refuse_unsafe("List-Unsubscribe", envelope.unsubscribe_url)
+    to = mail_address("To", envelope.to_name, envelope.to_address)
+    refuse_unsafe("Subject", template.subject)
+    refuse_unsafe("Message-ID", envelope.message_id)
+    refuse_unsafe("List-Id", envelope.list_id)
+    refuse_unsafe("List-Unsubscribe", envelope.unsubscribe_url)
     body = _bodies(template).filled(email, links)
     if body is None:
-        return wire_of(mailer.build_message(template.fill(email, links), envelope))
+        return wire_of(build_message(template.fill(email, links), envelope))
     text, html = body
     sender_spec, to_spec = sender.addr_spec, to.addr_spec
     utf8 = not (sender_spec.isascii() and to_spec.isascii())
@@ -213,9 +210,7 @@ def _boundary(*parts: bytes) -> bytes:
 
 @lru_cache(maxsize=64)
 def _checked_sender(name: str, address: str) -> Address:
-    from digest.mail import mailer
-
-    return mailer._address("From", name, address)
+    return mail_address("From", name, address)
 
 
 @lru_cache(maxsize=64)
