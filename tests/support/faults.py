@@ -193,11 +193,11 @@ class Processes:
         self.folder = folder
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *argv: str) -> None:
+    def start(self, name: str, *argv: str, env: dict[str, str] | None = None) -> None:
         with open(self.folder / f"{name}.log", "ab") as log:  # a restart goes on in it
             self.running[name] = subprocess.Popen(
                 argv,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 cwd=self.folder,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -210,6 +210,7 @@ class Processes:
             name,
             *(sys.executable, "-m", "dramatiq", "digest.actors"),
             *("--processes", "1", "--threads", "2"),
+            env={"dramatiq_prom_port": str(free_port())},  # its metrics
         )
 
     def scheduler(self) -> None:
@@ -302,7 +303,6 @@ class Rig:
                 "dramatiq_worker_timeout": "100",
                 # Worker metrics of this test's own, not those of whatever else runs here.
                 "dramatiq_prom_db": str(folder / "prometheus"),
-                "dramatiq_prom_port": str(free_port()),
             }
         )
         self.processes = Processes(env, folder)
