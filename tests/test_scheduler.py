@@ -51,7 +51,8 @@ def test_missed_daily_periods_start_once_each(settings: Settings) -> None:
     back.tick(datetime(2026, 11, 25, 10, 0, tzinfo=OSLO))
     back.tick(datetime(2026, 11, 25, 10, 1, tzinfo=OSLO))
     assert daily(enqueuer) == [datetime(2026, 11, d, 8, 0, tzinfo=OSLO) for d in (23, 24, 25)]
-    assert enqueuer.collections == 3 and enqueuer.recoveries == 2
+    # The sweep: at the first tick of each process, and 60 s (sweep_every_seconds) later.
+    assert enqueuer.collections == 3 and enqueuer.recoveries == 3
 
 
 def test_a_lost_start_message_is_enqueued_again_later(settings: Settings) -> None:
