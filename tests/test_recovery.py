@@ -245,3 +245,22 @@ def test_an_immediate_gap_is_one_run_started_through_its_actor(settings: Setting
             gap_start,
             end,
         )
+
+
+def test_a_changed_daily_hour_starts_no_second_run_for_days_already_sent(
+    settings: Settings,
+) -> None:
+    from dataclasses import replace
+    from datetime import time
+
+    schedule = schedule_of(settings)
+    now = RUN_AT + timedelta(hours=3)
+    latest = latest_period(Frequency.DAILY, now, schedule)
+    with session_scope(settings.database_url) as session:
+        period = latest
+        for _ in range(9):
+            runs.start_run(session, period)
+            period = period_before(period, schedule)
+    earlier_hour = replace(schedule, daily_at=time(6, 0))
+    with session_scope(settings.database_url) as session:
+        assert runs.missing_periods(session, now, earlier_hour) == []

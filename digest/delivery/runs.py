@@ -169,7 +169,7 @@ def requeue_lost(
     never) and with their retry time passed; and those claimed longer than `requeue.stale`
     ago, at every sweep until a worker claims them again (a crash is rare, and a message
     too many finds nothing to claim). One conditional update picks and marks them, so two
-    sweeps at once requeue each once.
+    sweeps at once hand a lost message's deliveries over once.
     """
     lost_message = and_(
         Delivery.status == MailStatus.PENDING,
@@ -222,9 +222,11 @@ def complete_finished(session: Session, now: datetime) -> int:
 
 
 def missing_periods(session: Session, now: datetime, schedule: Schedule) -> list[Period]:
-    """Daily and weekly periods of the catch-up window (`periods.CATCH_UP`) that have no
-    run although runs of that frequency began before them: a start lost with the broker,
-    say. (Before a frequency's first run the scheduler starts only the latest period.)"""
+    """Daily and weekly periods of the catch-up window (`periods.CATCH_UP`) that no run
+    covers although runs of that frequency began before them: a start lost with the
+    broker, say. (Before a frequency's first run the scheduler starts only the latest
+    period.) Any overlap counts as covered, so that a changed schedule (a new hour or
+    weekday) never starts a second run for days already sent."""
     missing: list[Period] = []
     for frequency in (Frequency.DAILY, Frequency.WEEKLY):
         first = session.scalar(
@@ -232,18 +234,20 @@ def missing_periods(session: Session, now: datetime, schedule: Schedule) -> list
         )
         if first is None:
             continue
-        starts = set(
-            session.scalars(
-                select(DigestRun.period_start).where(
-                    DigestRun.frequency == frequency,
-                    DigestRun.period_end > now - CATCH_UP,
-                )
+        candidates = missed_periods(frequency, now - CATCH_UP, now, schedule)
+        if not candidates:
+            continue
+        runs = session.execute(
+            select(DigestRun.period_start, DigestRun.period_end).where(
+                DigestRun.frequency == frequency,
+                DigestRun.period_end > candidates[0].start,
             )
-        )
+        ).all()
         missing.extend(
             period
-            for period in missed_periods(frequency, now - CATCH_UP, now, schedule)
-            if period.start >= first and period.start not in starts
+            for period in candidates
+            if period.start >= first
+            and not any(start < period.end and period.start < end for start, end in runs)
         )
     return missing
 
