@@ -116,8 +116,12 @@ def start_run(frequency: str, period_end: str, period_start: str | None = None) 
 
 
 # Retries here are for exceptions (the database away, say); deliveries that failed for now
-# are handed over again on their own, when they are due, not with the whole chunk.
-@dramatiq.actor(queue_name=DELIVER, max_retries=8, min_backoff=30_000, max_backoff=3_600_000)
+# are handed over again on their own, when they are due, not with the whole chunk. A worker
+# that takes every queue (`digest run`'s) does the other messages it holds first (a higher
+# number is a lower priority).
+@dramatiq.actor(
+    queue_name=DELIVER, priority=100, max_retries=8, min_backoff=30_000, max_backoff=3_600_000
+)
 def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
     config = current_settings()
     # Sending is several short transactions by design (see delivery.sending): it takes
