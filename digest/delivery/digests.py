@@ -271,16 +271,10 @@ class Chunk:
 
     def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
         """Record what journals left behind, then claim and compose, in one transaction."""
-        replay = outcomes.read_journals(outcomes.folder_of(self.settings))
-        try:
-            with sessions.begin() as session:
-                outcomes.record_sent(session, replay.left)
-                mails = self.claim(session, now, replay.journaled(DELIVERIES))
-        except BaseException:
-            replay.done(recorded=False)
-            raise
-        replay.done(recorded=True)
-        return mails
+        folder = outcomes.folder_of(self.settings)
+        with outcomes.replaying(folder) as replay, sessions.begin() as session:
+            outcomes.record_sent(session, replay.left)
+            return self.claim(session, now, replay.journaled(DELIVERIES))
 
     def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
         run = session.get(DigestRun, self.run_id)

@@ -190,16 +190,10 @@ class NoticeBatch:
     give_up: dict[int, datetime] = field(default_factory=dict)
 
     def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
-        replay = outcomes.read_journals(outcomes.folder_of(self.settings))
-        try:
-            with sessions.begin() as session:
-                outcomes.record_sent(session, replay.left)
-                mails = self.claim(session, now, replay.journaled(NOTICES))
-        except BaseException:
-            replay.done(recorded=False)
-            raise
-        replay.done(recorded=True)
-        return mails
+        folder = outcomes.folder_of(self.settings)
+        with outcomes.replaying(folder) as replay, sessions.begin() as session:
+            outcomes.record_sent(session, replay.left)
+            return self.claim(session, now, replay.journaled(NOTICES))
 
     def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
         self.claimed_at = now

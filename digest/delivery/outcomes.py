@@ -17,15 +17,15 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterable, Sequence
-from contextlib import suppress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, or_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from digest.core.models import Delivery, MailStatus, Notice
 from digest.core.settings import Settings
@@ -150,6 +150,27 @@ def read_journals(folder: Path) -> Replay:
         replay.left.extend(_outcomes(file.read()))
         replay._files.append(file)
     return replay
+
+
+@contextmanager
+def replaying(folder: Path) -> Iterator[Replay]:
+    """The journals under `folder` (`read_journals`), for a transaction inside this block
+    to record `left`: their files are deleted if the block ends without an exception."""
+    replay = read_journals(folder)
+    try:
+        yield replay
+    except BaseException:
+        replay.done(recorded=False)
+        raise
+    replay.done(recorded=True)
+
+
+def replay_journals(sessions: sessionmaker[Session], settings: Settings) -> int:
+    """Record the outcomes that journals left behind (the sweep does, before it looks
+    for unfinished deliveries); how many."""
+    with replaying(folder_of(settings)) as replay, sessions.begin() as session:
+        record_sent(session, replay.left)
+    return len(replay.left)
 
 
 def _outcomes(data: bytes) -> list[Sent]:
