@@ -252,7 +252,7 @@ class NoticeBatch:
     def record(self, session: Session, batch: list[Outcome], final: bool) -> Callable[[], None]:
         """Record a batch of outcomes; what to count once committed."""
         now = utcnow()
-        assert self.claimed_at is not None and self.outlet is not None
+        assert self.claimed_at is not None
         outcomes.record_sent(session, [o.sent for o in batch if o.sent is not None])
         settled = claims.settle_failures(
             session,

@@ -221,10 +221,10 @@ class Judge:
         return taken
 
 
-def resume_at(settings: Settings, outlet: Outlet, now: datetime) -> datetime:
+def resume_at(settings: Settings, outlet: Outlet | None, now: datetime) -> datetime:
     """When to try the relay again after its failure: when the pool's pause ends, or
     after one pause when there is no pool or it is not paused (yet)."""
-    paused = outlet.breaker.paused_until
+    paused = outlet.breaker.paused_until if outlet is not None else None
     if paused is not None and paused > now:
         return paused
     return now + timedelta(seconds=settings.relay_pause_seconds)
