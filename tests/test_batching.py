@@ -3,12 +3,16 @@ batches, retried with backoff, and a relay's trouble costing the recipients noth
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import event, select, update
 
 from digest.core.db import get_engine, session_scope
@@ -17,7 +21,7 @@ from digest.core.settings import Settings
 from digest.delivery import sending
 from subscribers.models import Status, Subscriber
 from tests.support.mailroom import deliver_chunk
-from tests.support.smtp import SMTPServer, free_port
+from tests.support.smtp import Inbox, SMTPServer, free_port
 from tests.test_runs import backoff_over, seed, start, statuses
 
 
@@ -213,3 +217,39 @@ def test_a_stale_claim_time_comes_from_the_settings(settings: Settings, smtp) ->
     assert deliver_chunk(settings, started.run_id, started.chunks[0]).sent == 0
     quick = settings.model_copy(update={"stale_claim_seconds": 10})
     assert deliver_chunk(quick, started.run_id, started.chunks[0]).sent == 1
+
+
+class SlowInbox(Inbox):
+    """A relay that takes its time over each mail (a rate limit, a busy relay)."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.5)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_slow_chunk_keeps_its_claims(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk that takes longer than the stale-claim time renews the claims of the mails
+    it has not sent yet, so another worker never takes them for lost and sends them too."""
+    monkeypatch.setattr(sending, "RECORD_EVERY", 1)
+    emails = [f"k{n}@kommune.no" for n in range(8)]
+    seed(settings, emails)
+    started = start(settings)
+    inbox = SlowInbox()
+    relay = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    relay.start()
+    slow = settings.model_copy(
+        update={"smtp_url": f"smtp://127.0.0.1:{relay.port}", "stale_claim_seconds": 2}
+    )
+    try:
+        first = threading.Thread(
+            target=deliver_chunk, args=(slow, started.run_id, started.chunks[0])
+        )
+        first.start()
+        time.sleep(3)  # the first chunk's claims are older than the stale-claim time
+        second = deliver_chunk(slow, started.run_id, started.chunks[0])
+        first.join()
+    finally:
+        relay.stop()
+    assert second.sent == 0
+    assert sorted(r for _, rcpts in inbox.envelopes for r in rcpts) == sorted(emails)
+    assert statuses(settings, started.run_id) == {"sent": len(emails)}
