@@ -139,6 +139,34 @@ def compose_for(
     )
 
 
+@dataclass(slots=True)
+class Composer:
+    """`compose_for` for many subscribers of one period: those who would get the same
+    digest (the same frequency, topics, role, municipality and announcements not had)
+    share one composing, each with themselves as its recipient."""
+
+    changes: Sequence[ChangeView]
+    announcements: Sequence[AnnouncementView]
+    period: Period
+    _done: dict[tuple[object, ...], Digest] = field(default_factory=dict)
+
+    def digest(self, subscriber: Subscriber, received: Collection[int]) -> Digest:
+        recipient = recipient_of(subscriber)
+        had = frozenset(a.announcement_id for a in self.announcements) & frozenset(received)
+        key = (
+            recipient.frequency,
+            recipient.topics,
+            recipient.role,
+            recipient.municipality,
+            had,
+        )
+        digest = self._done.get(key)
+        if digest is None:
+            digest = compose_for(subscriber, self.changes, self.announcements, self.period, had)
+            self._done[key] = digest
+        return replace(digest, recipient=recipient)
+
+
 def preview(session: Session, period: Period) -> list[Digest]:
     """What a run for `period` would send now, to whom; sends and stores nothing."""
     changes = changes_in(session, period)
@@ -315,15 +343,14 @@ class Chunk:
         receipts = held_receipts(session, list(live)) if shared.announcements else {}
         digests: dict[int, Digest] = {}
         skipped: dict[int, MailStatus] = {d: MailStatus.SKIPPED_INACTIVE for d in live.values()}
+        composer = Composer(shared.changes, shared.announcements, period)
         for subscriber in subscribers:
             if subscriber.status != Status.ACTIVE:
                 continue
             delivery_id = live[subscriber.id]
             try:
                 received = received_from(receipts.get(subscriber.id, {}), delivery_id)
-                digests[delivery_id] = compose_for(
-                    subscriber, shared.changes, shared.announcements, period, received
-                )
+                digests[delivery_id] = composer.digest(subscriber, received)
             except Exception as exc:  # a corrupt row fails this mail alone
                 failed[delivery_id] = str(claims.build_failure(exc))
                 self.report.errors.append(f"{subscriber.email}: {exc}")
