@@ -15,10 +15,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import event, select, update
 
-from digest.core.db import get_engine, session_scope
+from digest.core.db import get_engine, get_sessionmaker, session_scope
 from digest.core.models import Delivery, MailStatus, RelayStatus
 from digest.core.settings import Settings
-from digest.delivery import sending
+from digest.delivery import digests, sending
+from digest.mail import render
+from digest.mail.pool import SendPool
 from subscribers.models import Status, Subscriber
 from tests.support.mailroom import deliver_chunk
 from tests.support.smtp import Inbox, SMTPServer, free_port
@@ -174,9 +176,6 @@ def test_an_hour_without_a_relay_ends_with_every_digest_sent_once(settings: Sett
     assert {(r.status, r.attempts) for r in deliveries(settings).values()} == {
         (MailStatus.PENDING, 0)
     }
-    with session_scope(settings.database_url) as session:
-        relay = session.get_one(RelayStatus, 1)
-        assert relay.failures_in_row == 0 or relay.last_error is not None
     back = SMTPServer()
     back.port = port
     back.controller.port = port
@@ -253,3 +252,66 @@ def test_a_slow_chunk_keeps_its_claims(settings: Settings, monkeypatch: pytest.M
     assert second.sent == 0
     assert sorted(r for _, rcpts in inbox.envelopes for r in rcpts) == sorted(emails)
     assert statuses(settings, started.run_id) == {"sent": len(emails)}
+
+
+def test_each_distinct_content_is_rendered_once(
+    settings: Settings, smtp: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emails = [f"k{n}@kommune.no" for n in range(12)]
+    seed(settings, emails)
+    with session_scope(settings.database_url) as session:
+        for n, person in enumerate(session.scalars(select(Subscriber).order_by(Subscriber.id))):
+            person.language = ("nb", "nn", "en")[n % 3]
+    render._template.cache_clear()
+    renders: list[str] = []
+    rendered = render.rendered
+
+    def counted(digest, *args, **kwargs):  # type: ignore[no-untyped-def]
+        renders.append(digest.recipient.language)
+        return rendered(digest, *args, **kwargs)
+
+    monkeypatch.setattr(render, "rendered", counted)
+    started = start(settings)
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert report.sent == 12
+    assert sorted(renders) == ["en", "nb", "nn"]
+    # Each got their own address and links all the same.
+    for address in emails:
+        [mail] = smtp.inbox.to(address)
+        text = mail.get_body(("plain",)).get_content()
+        assert address in text and "/avmelding/" in text
+
+
+def test_a_chunk_goes_through_the_process_pool(settings: Settings, smtp: SMTPServer) -> None:
+    emails = [f"k{n}@kommune.no" for n in range(30)]
+    seed(settings, emails)
+    started = start(settings)
+    pool = SendPool(settings.model_copy(update={"smtp_connections": 3}))
+    try:
+        report = digests.deliver_chunk(
+            get_sessionmaker(settings.database_url),
+            pool,
+            settings,
+            started.run_id,
+            started.chunks[0],
+        )
+    finally:
+        pool.close()
+    assert report.sent == 30 and statuses(settings, started.run_id) == {"sent": 30}
+    assert sorted(r for _, rcpts in smtp.inbox.envelopes for r in rcpts) == sorted(emails)
+
+
+def test_the_relay_state_is_kept_for_health(settings: Settings) -> None:
+    seed(settings, [f"k{n}@kommune.no" for n in range(8)])
+    started = start(settings)
+    away = settings.model_copy(
+        update={"smtp_url": f"smtp://127.0.0.1:{free_port()}", "relay_failure_limit": 3}
+    )
+    before = datetime.now(UTC)
+    report = deliver_chunk(away, started.run_id, started.chunks[0])
+    with session_scope(settings.database_url) as session:
+        relay = session.get_one(RelayStatus, 1)
+        assert relay.failures_in_row == 3 and relay.pauses == 1
+        assert relay.paused_until is not None and relay.paused_until > before
+        assert "cannot connect" in (relay.last_error or "")
+    assert report.next_try_at == relay.paused_until

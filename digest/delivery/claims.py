@@ -151,12 +151,6 @@ def send_failure(exc: BaseException, transport: Transport | None = None) -> Send
     return SendError(f"sending failed: {type(exc).__name__}: {exc}", permanent=False)
 
 
-def is_relay_failure(failure: SendError) -> bool:
-    """Whether the relay or the connection failed for everyone (not the recipient's
-    doing): the mail's attempt is then not counted, and no bounce either."""
-    return bool(getattr(failure, "relay", not failure.recipient and not failure.permanent))
-
-
 class Verdict(StrEnum):
     """What one attempt at one mail came to."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,8 +46,9 @@ from digest.delivery.runs import complete_if_done, give_up_at
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, compose, recipient_of
 from digest.mail.envelopes import digest_message_id, envelope
 from digest.mail.links import links_for
-from digest.mail.mailer import Transport, build_message
-from digest.mail.render import MailLinks, render
+from digest.mail.mailer import Transport
+from digest.mail.render import MailLinks, digest_template
+from digest.mail.wire import Wire, digest_wire
 from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
 from subscribers.suppression import delivery_failed
@@ -139,6 +139,34 @@ def compose_for(
     )
 
 
+@dataclass(slots=True)
+class Composer:
+    """`compose_for` for many subscribers of one period: those who would get the same
+    digest (the same frequency, topics, role, municipality and announcements not had)
+    share one composing, each with themselves as its recipient."""
+
+    changes: Sequence[ChangeView]
+    announcements: Sequence[AnnouncementView]
+    period: Period
+    _done: dict[tuple[object, ...], Digest] = field(default_factory=dict)
+
+    def digest(self, subscriber: Subscriber, received: Collection[int]) -> Digest:
+        recipient = recipient_of(subscriber)
+        had = frozenset(a.announcement_id for a in self.announcements) & frozenset(received)
+        key = (
+            recipient.frequency,
+            recipient.topics,
+            recipient.role,
+            recipient.municipality,
+            had,
+        )
+        digest = self._done.get(key)
+        if digest is None:
+            digest = compose_for(subscriber, self.changes, self.announcements, self.period, had)
+            self._done[key] = digest
+        return replace(digest, recipient=recipient)
+
+
 def preview(session: Session, period: Period) -> list[Digest]:
     """What a run for `period` would send now, to whom; sends and stores nothing."""
     changes = changes_in(session, period)
@@ -186,11 +214,11 @@ def deliver_chunk(
     batches of outcomes recorded after (see the module docstring). sending.NotRecorded
     when the database stayed away at the end."""
     chunk = Chunk(settings, run_id, sorted(set(subscriber_ids)))
-    with sending.outlet_of(sender) as outlet:
+    with sending.outlet_of(sender, settings) as outlet:
         mails = chunk.begin(sessions, utcnow())
         if chunk.shared is None:
             return chunk.report  # the run is gone
-        judge = sending.Judge(settings.relay_failure_limit)
+        judge = sending.Judge()
         recorder = sending.Recorder(
             sessions, chunk.record, outcomes.Journal(outcomes.folder_of(settings))
         )
@@ -208,7 +236,7 @@ def deliver_chunk(
             mails,
             chunk.build,
             answered,
-            stop=lambda: judge.relay_down or sending.paused(outlet, utcnow()),
+            stop=lambda: sending.paused(outlet, utcnow()),
             window=2 * settings.smtp_connections,
         )
         for mail in left:
@@ -315,15 +343,14 @@ class Chunk:
         receipts = held_receipts(session, list(live)) if shared.announcements else {}
         digests: dict[int, Digest] = {}
         skipped: dict[int, MailStatus] = {d: MailStatus.SKIPPED_INACTIVE for d in live.values()}
+        composer = Composer(shared.changes, shared.announcements, period)
         for subscriber in subscribers:
             if subscriber.status != Status.ACTIVE:
                 continue
             delivery_id = live[subscriber.id]
             try:
                 received = received_from(receipts.get(subscriber.id, {}), delivery_id)
-                digests[delivery_id] = compose_for(
-                    subscriber, shared.changes, shared.announcements, period, received
-                )
+                digests[delivery_id] = composer.digest(subscriber, received)
             except Exception as exc:  # a corrupt row fails this mail alone
                 failed[delivery_id] = str(claims.build_failure(exc))
                 self.report.errors.append(f"{subscriber.email}: {exc}")
@@ -400,18 +427,21 @@ class Chunk:
         assert self.shared is not None, "claim() loads what the chunk shares"
         return self.shared
 
-    def build(self, mail: Outgoing) -> EmailMessage:
-        shared = self._shared()
-        return digest_message(
-            self.settings,
-            mail.digest,
-            mail.email,
-            mail.name,
-            mail.links,
-            mail.message_id,
-            shared.topic_labels,
-            utcnow(),
+    def build(self, mail: Outgoing) -> Wire:
+        """One reader's mail: the chunk's rendering of its content (each distinct content
+        rendered once), filled with their address and links, put on the wire."""
+        template = digest_template(
+            mail.digest, self.settings.tz, SERVICE_NAME, self._shared().topic_labels
         )
+        mail_envelope = envelope(
+            self.settings,
+            to_address=mail.email,
+            to_name=mail.name,
+            message_id=mail.message_id,
+            unsubscribe_url=mail.links.unsubscribe,
+            date=utcnow(),
+        )
+        return digest_wire(template, mail_envelope, mail.links, mail.email)
 
     def record(self, session: Session, batch: list[Outcome], final: bool) -> Callable[[], None]:
         """Record a batch of outcomes (one statement for the sent, one for the others,
@@ -545,28 +575,3 @@ class Chunk:
                 .execution_options(synchronize_session=False)
             )
         return suppressed
-
-
-def digest_message(
-    settings: Settings,
-    digest: Digest,
-    email: str,
-    name: str,
-    links: MailLinks,
-    message_id: str,
-    topic_labels: dict[str, str],
-    now: datetime,
-) -> EmailMessage:
-    """The mail of one digest: rendered, and addressed as all our mails are."""
-    mail = render(digest, links, settings.tz, SERVICE_NAME, topic_labels)
-    return build_message(
-        mail,
-        envelope(
-            settings,
-            to_address=email,
-            to_name=name,
-            message_id=message_id,
-            unsubscribe_url=links.unsubscribe,
-            date=now,
-        ),
-    )

@@ -26,6 +26,7 @@ from digest.mail.envelopes import envelope, notice_message_id
 from digest.mail.links import confirm_url, links_for
 from digest.mail.mailer import Transport, build_message
 from digest.mail.render import render_notice
+from digest.mail.wire import Wire, wire_of
 from subscribers.base import utcnow
 from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
 from subscribers.roster import ImportReport
@@ -137,10 +138,10 @@ def send_notices(
     pool, or a transport), as digests go (see `sending`): claimed and built in one
     transaction, one mail each, outcomes recorded after."""
     batch = NoticeBatch(settings, sorted(set(notice_ids)))
-    with sending.outlet_of(sender) as outlet:
+    with sending.outlet_of(sender, settings) as outlet:
         batch.outlet = outlet
         mails = batch.begin(sessions, utcnow())
-        judge = sending.Judge(settings.relay_failure_limit)
+        judge = sending.Judge()
         recorder = sending.Recorder(
             sessions, batch.record, outcomes.Journal(outcomes.folder_of(settings))
         )
@@ -155,9 +156,9 @@ def send_notices(
         left = sending.hand_over(
             outlet,
             mails,
-            lambda mail: mail.message,
+            lambda mail: mail.wire,
             answered,
-            stop=lambda: judge.relay_down or sending.paused(outlet, utcnow()),
+            stop=lambda: sending.paused(outlet, utcnow()),
             window=2 * settings.smtp_connections,
         )
         for mail in left:
@@ -173,7 +174,7 @@ def send_notices(
 class Outgoing:
     notice_id: int
     subscriber_id: int
-    message: EmailMessage
+    wire: Wire
 
 
 @dataclass(slots=True)
@@ -241,11 +242,12 @@ class NoticeBatch:
                 request = requests.get(notice.signup_request_id or 0)
                 try:
                     message = notice_message(self.settings, notice, subscriber, request, now)
+                    wire = wire_of(message)
                 except Exception as exc:  # a corrupt row fails this notice alone
                     reason = str(claims.build_failure(exc))
                     failed.append(Outcome(notice.id, notice.subscriber_id, Verdict.FAILED, reason))
                     continue
-                mails.append(Outgoing(notice.id, notice.subscriber_id, message))
+                mails.append(Outgoing(notice.id, notice.subscriber_id, wire))
         self.record(session, failed, final=False)()
         return mails
 

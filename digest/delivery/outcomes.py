@@ -19,7 +19,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, cast
@@ -48,7 +48,14 @@ class Sent:
     item_count: int = 0
 
     def line(self) -> bytes:
-        fields = asdict(self) | {"sent_at": self.sent_at.isoformat()}
+        fields = {
+            "table": self.table,
+            "mail_id": self.mail_id,
+            "subscriber_id": self.subscriber_id,
+            "sent_at": self.sent_at.isoformat(),
+            "message_id": self.message_id,
+            "item_count": self.item_count,
+        }
         return json.dumps(fields).encode() + b"\n"
 
     @classmethod

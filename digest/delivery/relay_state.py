@@ -6,27 +6,26 @@ began. Each chunk writes its process's view of the relay (the pool's breaker) as
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from digest.core.models import RelayStatus
 from digest.delivery.claims import dialect_insert
+from digest.delivery.sending import Breaker
 
 ROW_ID = 1
 # The pauses of each breaker (by id) already added to the row's count.
 _counted: dict[int, int] = {}
 
 
-def save(session: Session, breaker: Any, now: datetime) -> None:
-    """Upsert the relay_status row from `breaker` (what the pool's breaker knows:
-    paused_until, failures_in_row, last_error, pauses; missing ones as none)."""
-    pauses = int(getattr(breaker, "pauses", 0) or 0)
-    new_pauses = max(pauses - _counted.get(id(breaker), 0), 0)
+def save(session: Session, breaker: Breaker, now: datetime) -> None:
+    """Upsert the relay_status row from what `breaker` (the pool's) knows; the pauses it
+    counted since it last saved are added to the row's."""
+    new_pauses = max(breaker.pauses - _counted.get(id(breaker), 0), 0)
     values = {
-        "paused_until": getattr(breaker, "paused_until", None),
-        "failures_in_row": int(getattr(breaker, "failures_in_row", 0) or 0),
-        "last_error": getattr(breaker, "last_error", None),
+        "paused_until": breaker.paused_until,
+        "failures_in_row": breaker.failures_in_row,
+        "last_error": breaker.last_error,
         "updated_at": now,
     }
     insert = dialect_insert(session, RelayStatus).values(id=ROW_ID, pauses=new_pauses, **values)
@@ -36,7 +35,7 @@ def save(session: Session, breaker: Any, now: datetime) -> None:
             set_={**values, "pauses": RelayStatus.pauses + new_pauses},
         )
     )
-    _counted[id(breaker)] = pauses
+    _counted[id(breaker)] = breaker.pauses
 
 
 def load(session: Session) -> RelayStatus | None:

@@ -13,9 +13,10 @@ recorded (the database is away) is kept and tried again with backoff.
 What the relay says is judged here (`Judge`): a refusal of the recipient followed by an
 acceptance of someone else is the recipient's (a soft bounce); the same refusal for
 everyone from some point on, and any failure of the relay or the connection, is the
-relay's, costing the mails nothing (their attempt is not counted); after
-`relay_failure_limit` of those in a row, or while the pool's breaker is open, the batch
-stops handing mails over and leaves the rest for later.
+relay's, costing the mails nothing (their attempt is not counted). While the relay
+breaker is open (`relay_failure_limit` failures of the relay in a row, or the same
+deferral for that many recipients), the batch stops handing mails over and leaves the
+rest for when the pause ends.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Protocol, TypeVar, cast
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -40,12 +40,12 @@ from digest.delivery import claims
 from digest.delivery.claims import Outcome, Verdict
 from digest.delivery.outcomes import Journal, Sent
 from digest.mail.mailer import SendError, Transport
+from digest.mail.pool import RelayBreaker
+from digest.mail.wire import Wire
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# What a transport takes.
-Outbound = EmailMessage
 
 RECORD_EVERY = 100
 RECORD_INTERVAL = 1.0  # seconds
@@ -65,43 +65,55 @@ class NotRecorded(DigestError):
 
 
 class Breaker(Protocol):
-    """The relay as one process sees it (the pool's circuit breaker)."""
+    """The relay as one process sees it (`digest.mail.pool.RelayBreaker`)."""
 
     @property
     def paused_until(self) -> datetime | None: ...
+    @property
+    def failures_in_row(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def pauses(self) -> int: ...
 
 
 class Outlet(Protocol):
-    """Where a batch's mails go: the process's SMTP pool, or `OneAtATime` over a transport."""
+    """Where a batch's mails go: the process's SMTP pool (`digest.mail.pool.send_pool`),
+    or `OneAtATime` over a transport."""
 
     @property
     def breaker(self) -> Breaker: ...
 
-    def submit(self, mail: Outbound) -> Future[None]: ...
-
-
-@dataclass(slots=True)
-class NoBreaker:
-    paused_until: datetime | None = None
+    def submit(self, wire: Wire) -> Future[None]: ...
 
 
 class OneAtATime:
     """A transport as an outlet: each mail sent when it is submitted, on one connection
-    and an event loop of its own (the Maildir outbox, and wherever no pool runs)."""
+    and an event loop of its own, judged by a relay breaker of its own as the pool's mails
+    are (the commands and tests that hand a transport to a batch)."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, settings: Settings) -> None:
         self.transport = transport
-        self.breaker = NoBreaker()
+        self.breaker = RelayBreaker(
+            settings.relay_failure_limit,
+            settings.relay_pause_seconds,
+            settings.relay_pause_max_seconds,
+        )
         self._loop = asyncio.new_event_loop()
 
-    def submit(self, mail: Outbound) -> Future[None]:
+    def submit(self, wire: Wire) -> Future[None]:
         done: Future[None] = Future()
-        try:
-            self._loop.run_until_complete(self.transport.send(mail))
-        except Exception as exc:  # whatever it is, it is this mail's failure
-            done.set_exception(claims.send_failure(exc, self.transport))
-        else:
+        error = self.breaker.refusal()
+        if error is None:
+            try:
+                self._loop.run_until_complete(self.transport.send_wire(wire))
+            except Exception as exc:  # whatever it is, it is this mail's failure
+                error = claims.send_failure(exc, self.transport)
+            error = self.breaker.record(error)
+        if error is None:
             done.set_result(None)
+        else:
+            done.set_exception(error)
         return done
 
     def close(self) -> None:
@@ -112,13 +124,13 @@ class OneAtATime:
 
 
 @contextmanager
-def outlet_of(sender: Outlet | Transport) -> Iterator[Outlet]:
+def outlet_of(sender: Outlet | Transport, settings: Settings) -> Iterator[Outlet]:
     """`sender` as an outlet for one batch: a pool as it is (it lives with the process),
     a transport wrapped, and its connection closed when the batch is done."""
     if hasattr(sender, "submit"):
         yield cast(Outlet, sender)
         return
-    outlet = OneAtATime(sender)
+    outlet = OneAtATime(sender, settings)
     try:
         yield outlet
     finally:
@@ -131,7 +143,7 @@ M = TypeVar("M")
 def hand_over(
     outlet: Outlet,
     mails: Sequence[M],
-    build: Callable[[M], Outbound],
+    build: Callable[[M], Wire],
     answered: Callable[[M, SendError | None], None],
     stop: Callable[[], bool],
     window: int,
@@ -171,37 +183,28 @@ class Judge:
     """Turns what the relay said about each mail of a batch into outcomes (see the module
     docstring): refusals of recipients are held until someone is accepted after them."""
 
-    failure_limit: int
     outcomes: list[Outcome] = field(default_factory=list)
     held: list[Outcome] = field(default_factory=list)
-    relay_in_row: int = 0
 
     def sent(self, sent: Sent) -> None:
         self.outcomes.extend(
             Outcome(h.mail_id, h.subscriber_id, Verdict.BOUNCED, h.reason) for h in self.held
         )
         self.held.clear()
-        self.relay_in_row = 0
         self.outcomes.append(Outcome(sent.mail_id, sent.subscriber_id, Verdict.SENT, sent=sent))
 
     def failed(self, mail_id: int, subscriber_id: int, failure: SendError) -> None:
         reason = str(failure)
         if failure.recipient and not failure.permanent:
             self.held.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
-            self.relay_in_row += 1
-        elif claims.is_relay_failure(failure):
+        elif failure.relay:
             self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, reason))
-            self.relay_in_row += 1
         elif failure.permanent:
             self.outcomes.append(
                 Outcome(mail_id, subscriber_id, Verdict.FAILED, reason, failure.recipient)
             )
         else:
             self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
-
-    @property
-    def relay_down(self) -> bool:
-        return self.relay_in_row >= self.failure_limit
 
     def not_sent(self, mail_id: int, subscriber_id: int, why: str) -> None:
         """A claimed mail not handed over (the relay was paused): back, uncounted."""
