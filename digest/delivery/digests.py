@@ -218,33 +218,8 @@ def deliver_chunk(
         mails = chunk.begin(sessions, utcnow())
         if chunk.shared is None:
             return chunk.report  # the run is gone
-        judge = sending.Judge()
-        recorder = sending.Recorder(
-            sessions, chunk.record, outcomes.Journal(outcomes.folder_of(settings))
-        )
         chunk.outlet = outlet
-
-        def answered(mail: Outgoing, error: Exception | None) -> None:
-            if error is None:
-                judge.sent(mail.sent(utcnow()))
-            else:
-                judge.failed(mail.delivery_id, mail.subscriber_id, claims.send_failure(error))
-            recorder.add(judge.take())
-
-        left = sending.hand_over(
-            outlet,
-            mails,
-            chunk.build,
-            answered,
-            stop=lambda: sending.paused(outlet, utcnow()),
-            window=2 * settings.smtp_connections,
-        )
-        for mail in left:
-            judge.not_sent(mail.delivery_id, mail.subscriber_id, "not sent: the relay is paused")
-        judge.close()
-        recorder.add(judge.take())
-        if not recorder.finish():
-            raise sending.NotRecorded(f"run {run_id}")
+        sending.send_batch(sessions, outlet, settings, chunk, mails)
     return chunk.report
 
 
@@ -263,7 +238,7 @@ class Shared:
 class Outgoing:
     """One digest ready to go: composed in the chunk's transaction, built with none open."""
 
-    delivery_id: int
+    mail_id: int  # the delivery's
     subscriber_id: int
     digest: Digest
     links: MailLinks
@@ -274,7 +249,7 @@ class Outgoing:
     def sent(self, at: datetime) -> Sent:
         return Sent(
             DELIVERIES,
-            self.delivery_id,
+            self.mail_id,
             self.subscriber_id,
             at,
             self.message_id,
@@ -426,6 +401,9 @@ class Chunk:
     def _shared(self) -> Shared:
         assert self.shared is not None, "claim() loads what the chunk shares"
         return self.shared
+
+    def sent(self, mail: Outgoing, at: datetime) -> Sent:
+        return mail.sent(at)
 
     def build(self, mail: Outgoing) -> Wire:
         """One reader's mail: the chunk's rendering of its content (each distinct content

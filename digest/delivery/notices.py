@@ -141,38 +141,13 @@ def send_notices(
     with sending.outlet_of(sender, settings) as outlet:
         batch.outlet = outlet
         mails = batch.begin(sessions, utcnow())
-        judge = sending.Judge()
-        recorder = sending.Recorder(
-            sessions, batch.record, outcomes.Journal(outcomes.folder_of(settings))
-        )
-
-        def answered(mail: Outgoing, error: Exception | None) -> None:
-            if error is None:
-                judge.sent(Sent(NOTICES, mail.notice_id, mail.subscriber_id, utcnow()))
-            else:
-                judge.failed(mail.notice_id, mail.subscriber_id, claims.send_failure(error))
-            recorder.add(judge.take())
-
-        left = sending.hand_over(
-            outlet,
-            mails,
-            lambda mail: mail.wire,
-            answered,
-            stop=lambda: sending.paused(outlet, utcnow()),
-            window=2 * settings.smtp_connections,
-        )
-        for mail in left:
-            judge.not_sent(mail.notice_id, mail.subscriber_id, "not sent: the relay is paused")
-        judge.close()
-        recorder.add(judge.take())
-        if not recorder.finish():
-            raise sending.NotRecorded(f"{len(mails)} notice(s)")
+        sending.send_batch(sessions, outlet, settings, batch, mails)
     return batch.report
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    notice_id: int
+    mail_id: int  # the notice's
     subscriber_id: int
     wire: Wire
 
@@ -250,6 +225,12 @@ class NoticeBatch:
                 mails.append(Outgoing(notice.id, notice.subscriber_id, wire))
         self.record(session, failed, final=False)()
         return mails
+
+    def build(self, mail: Outgoing) -> Wire:
+        return mail.wire
+
+    def sent(self, mail: Outgoing, at: datetime) -> Sent:
+        return Sent(NOTICES, mail.mail_id, mail.subscriber_id, at)
 
     def record(self, session: Session, batch: list[Outcome], final: bool) -> Callable[[], None]:
         """Record a batch of outcomes; what to count once committed."""

@@ -38,10 +38,11 @@ from digest.core.errors import DigestError
 from digest.core.settings import Settings
 from digest.delivery import claims
 from digest.delivery.claims import Outcome, Verdict
-from digest.delivery.outcomes import Journal, Sent
+from digest.delivery.outcomes import Journal, Sent, folder_of
 from digest.mail.mailer import SendError, Transport
 from digest.mail.pool import RelayBreaker
 from digest.mail.wire import Wire
+from subscribers.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,72 @@ def hand_over(
             settle({future})
     settle(wait(in_flight).done)
     return []
+
+
+class Mail(Protocol):
+    """One mail of a batch, claimed and ready to build."""
+
+    @property
+    def mail_id(self) -> int: ...
+    @property
+    def subscriber_id(self) -> int: ...
+
+
+MailT = TypeVar("MailT", bound=Mail)
+MailIn = TypeVar("MailIn", bound=Mail, contravariant=True)
+
+
+class Batch(Protocol[MailIn]):
+    """What one kind of mail (digests, notices) says about its mails."""
+
+    def build(self, mail: MailIn) -> Wire:
+        """The mail on the wire; raises (MessageError ...) when it cannot be made."""
+        ...
+
+    def sent(self, mail: MailIn, at: datetime) -> Sent:
+        """What its row records once the relay accepted it."""
+        ...
+
+    def record(self, session: Session, outcomes: list[Outcome], final: bool) -> Callable[[], None]:
+        """Record a batch of outcomes (and, when `final`, close the batch) in `session`;
+        what to count once that committed."""
+        ...
+
+
+def send_batch(
+    sessions: sessionmaker[Session],
+    outlet: Outlet,
+    settings: Settings,
+    batch: Batch[MailT],
+    mails: Sequence[MailT],
+) -> None:
+    """Hand `mails` to `outlet` (several in flight), judge what the relay says, and record
+    the outcomes in batches; mails not handed over while the relay breaker is open go
+    back, uncounted. NotRecorded when the database stayed away at the end."""
+    judge = Judge()
+    recorder = Recorder(sessions, batch.record, Journal(folder_of(settings)))
+
+    def answered(mail: MailT, error: SendError | None) -> None:
+        if error is None:
+            judge.sent(batch.sent(mail, utcnow()))
+        else:
+            judge.failed(mail.mail_id, mail.subscriber_id, error)
+        recorder.add(judge.take())
+
+    left = hand_over(
+        outlet,
+        mails,
+        batch.build,
+        answered,
+        stop=lambda: paused(outlet, utcnow()),
+        window=2 * settings.smtp_connections,
+    )
+    for mail in left:
+        judge.not_sent(mail.mail_id, mail.subscriber_id, "not sent: the relay is paused")
+    judge.close()
+    recorder.add(judge.take())
+    if not recorder.finish():
+        raise NotRecorded(f"{len(mails)} mail(s)")
 
 
 @dataclass(slots=True)
