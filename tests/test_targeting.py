@@ -266,7 +266,7 @@ def test_an_urgent_announcement_prepared_by_two_runs_at_once_goes_out_once(
     with session_scope(settings.database_url) as session:
         assert len(session.scalars(select(AnnouncementReceipt)).all()) == 1
     # Had the first mail failed for good, it would be owed again.
-    failed = Outcome(first.delivery_id, first.subscriber_id, Verdict.FAILED, "550 no such user")
+    failed = Outcome(first.mail_id, first.subscriber_id, Verdict.FAILED, "550 no such user")
     with session_scope(settings.database_url) as session:
         first_chunk.record(session, [failed], final=False)()
     with session_scope(settings.database_url) as session:
