@@ -246,16 +246,6 @@ class Outgoing:
     name: str
     message_id: str
 
-    def sent(self, at: datetime) -> Sent:
-        return Sent(
-            DELIVERIES,
-            self.mail_id,
-            self.subscriber_id,
-            at,
-            self.message_id,
-            self.digest.item_count,
-        )
-
 
 @dataclass(slots=True)
 class Chunk:
@@ -269,7 +259,6 @@ class Chunk:
     shared: Shared | None = None
     claimed_at: datetime | None = None
     attempts: dict[int, int] = field(default_factory=dict)  # by delivery, this one counted
-    bounce_counted: set[int] = field(default_factory=set)  # deliveries
     outlet: sending.Outlet | None = None
 
     def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
@@ -403,7 +392,8 @@ class Chunk:
         return self.shared
 
     def sent(self, mail: Outgoing, at: datetime) -> Sent:
-        return mail.sent(at)
+        item_count = mail.digest.item_count
+        return Sent(DELIVERIES, mail.mail_id, mail.subscriber_id, at, mail.message_id, item_count)
 
     def build(self, mail: Outgoing) -> Wire:
         """One reader's mail: the chunk's rendering of its content (each distinct content

@@ -46,8 +46,6 @@ from subscribers.base import utcnow
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
 RECORD_EVERY = 100
 RECORD_INTERVAL = 1.0  # seconds
 # How long a batch keeps trying to record its last outcomes while the database is away
