@@ -236,3 +236,13 @@ def test_the_sweep_replays_what_journals_left(settings: Settings) -> None:
     assert journal_files(settings) == []
     assert outcomes.replay_journals(get_sessionmaker(settings.database_url), settings) == 0
     get_engine.cache_clear()
+
+
+def test_a_journal_that_cannot_be_written_stops_nothing(settings: Settings, smtp) -> None:
+    seed(settings, ["a@kommune.no", "b@kommune.no"])
+    started = start(settings)
+    folder = outcomes.folder_of(settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("not a folder")  # as a full disk or a read-only folder would
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert report.sent == 2 and statuses(settings, started.run_id) == {"sent": 2}

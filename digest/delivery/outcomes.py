@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest.core.models import Delivery, MailStatus, Notice
 from digest.core.settings import Settings
 from subscribers.models import Subscriber
+
+log = logging.getLogger(__name__)
 
 FOLDER = "outbox-journal"
 DELIVERIES = "deliveries"
@@ -72,23 +75,41 @@ def folder_of(settings: Settings) -> Path:
 
 
 class Journal:
-    """One batch's journal file, made on the first accepted mail and locked until closed."""
+    """One batch's journal file, made on the first accepted mail and locked until closed.
+
+    A journal that cannot be written (a full disk, a read-only data folder) is given up
+    with a warning: the outcomes are still kept in memory and recorded, as without one;
+    only a worker's death before they are recorded would then send them again."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._file: IO[bytes] | None = None
         self.path: Path | None = None
+        self._broken = False
 
     def append(self, sent: Sent) -> None:
-        if self._file is None:
-            self._file, self.path = _create_locked(self.folder)
-        self._file.write(sent.line())
+        if self._broken:
+            return
+        try:
+            if self._file is None:
+                self._file, self.path = _create_locked(self.folder)
+            self._file.write(sent.line())
+        except OSError as exc:
+            self._give_up(exc)
 
     def sync(self) -> None:
         """Make what was appended durable: called before its outcomes are recorded."""
-        if self._file is not None:
+        if self._file is None or self._broken:
+            return
+        try:
             self._file.flush()
             os.fsync(self._file.fileno())
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        log.warning("cannot keep the outbox journal in %s: %s", self.folder, exc)
+        self._broken = True
 
     def close(self, recorded: bool) -> None:
         """End the batch's journal: deleted when every outcome in it is recorded, else
@@ -100,7 +121,8 @@ class Journal:
                 self.path.unlink()
         else:
             self.sync()
-        self._file.close()
+        with suppress(OSError):  # what could not be written is lost either way
+            self._file.close()
         self._file = None
 
 
