@@ -230,21 +230,21 @@ def test_a_slow_chunk_keeps_its_claims(settings: Settings, monkeypatch: pytest.M
     """A chunk that takes longer than the stale-claim time renews the claims of the mails
     it has not sent yet, so another worker never takes them for lost and sends them too."""
     monkeypatch.setattr(sending, "RECORD_EVERY", 1)
-    emails = [f"k{n}@kommune.no" for n in range(8)]
+    emails = [f"k{n}@kommune.no" for n in range(12)]
     seed(settings, emails)
     started = start(settings)
     inbox = SlowInbox()
     relay = Controller(inbox, hostname="127.0.0.1", port=free_port())
     relay.start()
     slow = settings.model_copy(
-        update={"smtp_url": f"smtp://127.0.0.1:{relay.port}", "stale_claim_seconds": 2}
+        update={"smtp_url": f"smtp://127.0.0.1:{relay.port}", "stale_claim_seconds": 3}
     )
     try:
         first = threading.Thread(
             target=deliver_chunk, args=(slow, started.run_id, started.chunks[0])
         )
         first.start()
-        time.sleep(3)  # the first chunk's claims are older than the stale-claim time
+        time.sleep(4)  # the first chunk's claims are older than the stale-claim time
         second = deliver_chunk(slow, started.run_id, started.chunks[0])
         first.join()
     finally:
