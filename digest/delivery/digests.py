@@ -269,6 +269,17 @@ class Chunk:
             return self.claim(session, now, replay.journaled(DELIVERIES))
 
     def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
+        # The claim first: on SQLite a transaction that read before it writes fails at
+        # once (no busy wait) when another worker wrote meanwhile.
+        self.claimed_at = now
+        claimed = claims.claim_where(
+            session,
+            Delivery,
+            and_(Delivery.run_id == self.run_id, Delivery.subscriber_id.in_(self.subscriber_ids)),
+            now,
+            timedelta(seconds=self.settings.stale_claim_seconds),
+            excluded=journaled,
+        )
         run = session.get(DigestRun, self.run_id)
         if run is None:
             return []
@@ -279,15 +290,6 @@ class Chunk:
             changes_in(session, period),
             published_at(session, period.end),
             topic_labels(session),
-        )
-        self.claimed_at = now
-        claimed = claims.claim_where(
-            session,
-            Delivery,
-            and_(Delivery.run_id == self.run_id, Delivery.subscriber_id.in_(self.subscriber_ids)),
-            now,
-            timedelta(seconds=self.settings.stale_claim_seconds),
-            excluded=journaled,
         )
         failed: dict[int, str] = {}  # the reason, by delivery
         live: dict[int, int] = {}  # delivery by subscriber
