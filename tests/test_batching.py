@@ -315,3 +315,28 @@ def test_the_relay_state_is_kept_for_health(settings: Settings) -> None:
         assert relay.paused_until is not None and relay.paused_until > before
         assert "cannot connect" in (relay.last_error or "")
     assert report.next_try_at == relay.paused_until
+
+
+def test_chunks_of_one_run_at_once_on_sqlite(settings: Settings, smtp: SMTPServer) -> None:
+    """Four workers' chunks at once on the embedded database: each waits its turn for the
+    write lock rather than failing (a transaction that read before writing would not)."""
+    emails = [f"k{n}@kommune.no" for n in range(40)]
+    seed(settings, emails)
+    started = start(settings)
+    ids = [i for chunk in started.chunks for i in chunk]
+    failures: list[BaseException] = []
+
+    def work(chunk: list[int]) -> None:
+        try:
+            deliver_chunk(settings, started.run_id, chunk)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(ids[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert statuses(settings, started.run_id) == {"sent": 40}
+    assert sorted(r for _, rcpts in smtp.inbox.envelopes for r in rcpts) == sorted(emails)

@@ -269,8 +269,9 @@ class Chunk:
             return self.claim(session, now, replay.journaled(DELIVERIES))
 
     def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
-        # The claim first: on SQLite a transaction that read before it writes fails at
-        # once (no busy wait) when another worker wrote meanwhile.
+        # The claim first, so that SQLite's write lock is the transaction's first step:
+        # where the driver begins transactions at the first read, one that read before it
+        # writes fails at once (no busy wait) when another worker wrote meanwhile.
         self.claimed_at = now
         claimed = claims.claim_where(
             session,
