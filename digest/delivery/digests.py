@@ -263,10 +263,9 @@ class Chunk:
 
     def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
         """Record what journals left behind, then claim and compose, in one transaction."""
-        folder = outcomes.folder_of(self.settings)
-        with outcomes.replaying(folder) as replay, sessions.begin() as session:
-            outcomes.record_sent(session, replay.left)
-            return self.claim(session, now, replay.journaled(DELIVERIES))
+        return outcomes.claim_after_replay(
+            sessions, self.settings, DELIVERIES, lambda s, journaled: self.claim(s, now, journaled)
+        )
 
     def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
         # The claim first, so that SQLite's write lock is the transaction's first step:

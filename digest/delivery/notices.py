@@ -166,10 +166,9 @@ class NoticeBatch:
     give_up: dict[int, datetime] = field(default_factory=dict)
 
     def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
-        folder = outcomes.folder_of(self.settings)
-        with outcomes.replaying(folder) as replay, sessions.begin() as session:
-            outcomes.record_sent(session, replay.left)
-            return self.claim(session, now, replay.journaled(NOTICES))
+        return outcomes.claim_after_replay(
+            sessions, self.settings, NOTICES, lambda s, journaled: self.claim(s, now, journaled)
+        )
 
     def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
         self.claimed_at = now

@@ -18,12 +18,12 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, or_, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,7 @@ from digest.core.settings import Settings
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FOLDER = "outbox-journal"
 DELIVERIES = "deliveries"
@@ -192,6 +193,19 @@ def replaying(folder: Path) -> Iterator[Replay]:
         replay.done(recorded=False)
         raise
     replay.done(recorded=True)
+
+
+def claim_after_replay(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    table: str,
+    claim: Callable[[Session, set[int]], T],
+) -> T:
+    """In one transaction, record what journals left behind, then `claim` (given the
+    mails of `table` named in journals, never to be claimed)."""
+    with replaying(folder_of(settings)) as replay, sessions.begin() as session:
+        record_sent(session, replay.left)
+        return claim(session, replay.journaled(table))
 
 
 def replay_journals(sessions: sessionmaker[Session], settings: Settings) -> int:
