@@ -176,11 +176,7 @@ def requeue_lost(
         or_(Delivery.queued_at.is_(None), Delivery.queued_at < now - requeue.after),
         or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
     )
-    # TODO(batch): claims.stale_claim(Delivery, now, requeue.stale) once it takes the time.
-    lost_worker = and_(
-        Delivery.status == MailStatus.SENDING,
-        or_(Delivery.claimed_at.is_(None), Delivery.claimed_at < now - requeue.stale),
-    )
+    lost_worker = claims.stale_claim(Delivery, now, requeue.stale)
     running = select(DigestRun.id).where(DigestRun.status == RunStatus.RUNNING)
     rows = session.execute(
         update(Delivery)
