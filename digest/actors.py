@@ -157,7 +157,7 @@ def recover() -> None:
         started = runs.start_run(session, period, config.chunk_size, now)
         log.warning("started the missing %s run %s", period.frequency.value, started.run_id)
         chunks.extend((started.run_id, chunk) for chunk in started.chunks)
-    notices = lost_notices(session, now)
+    notices = lost_notices(session, now, timedelta(seconds=config.stale_claim_seconds))
     deleted = retention.delete_old_deliveries(session, now, config.delivery_retention_days)
     retained_since = now - timedelta(days=config.retention_days)
     purged = purge_unsubscribed(session, config.secret_key, retained_since)
