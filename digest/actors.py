@@ -23,11 +23,11 @@ from digest.core.db import get_sessionmaker
 from digest.core.periods import Period, period_of, schedule_of
 from digest.core.settings import Settings, load_settings
 from digest.core.unit_of_work import Unit, UnitOfWork
-from digest.delivery import digests, retention, runs
+from digest.delivery import digests, outcomes, retention, runs
 from digest.delivery.notices import lost_notices, send_notices
 from digest.editors.audit import purge_audit
 from digest.editors.signins import Lifetimes, purge_sessions
-from digest.mail.mailer import make_transport
+from digest.mail.pool import send_pool
 from digest.watch.collect import collect_by_id, sessions_for
 from digest.watch.fetch import make_fetcher
 from digest.watch.selection import lease_due_sources
@@ -126,8 +126,8 @@ def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
     config = current_settings()
     # Sending is several short transactions by design (see delivery.sending): it takes
     # the session factory, not the message's session.
-    transport = make_transport(config.smtp_url, config.outbox_dir)
-    report = digests.deliver_chunk(sessions(), transport, config, run_id, subscriber_ids)
+    # The process's pool: connections kept across chunks, several mails in flight.
+    report = digests.deliver_chunk(sessions(), send_pool(config), config, run_id, subscriber_ids)
     log.info("run %s: %s", run_id, report.summary())
     if report.retry_ids:
         now = utcnow()
@@ -150,6 +150,9 @@ def recover() -> None:
     their retention, expired personal data, the audit log past the retention period and
     editors' sessions that have ended."""
     config = current_settings()
+    # Mails a worker sent but could not record (the database was away) are recorded
+    # first, so that none of them is handed over to be sent again.
+    outcomes.replay_journals(sessions(), config)
     now = utcnow()
     session = unit().session
     chunks = runs.unfinished_chunks(session, now, runs.Requeue.of(config))
@@ -157,7 +160,7 @@ def recover() -> None:
         started = runs.start_run(session, period, config.chunk_size, now)
         log.warning("started the missing %s run %s", period.frequency.value, started.run_id)
         chunks.extend((started.run_id, chunk) for chunk in started.chunks)
-    notices = lost_notices(session, now)
+    notices = lost_notices(session, now, timedelta(seconds=config.stale_claim_seconds))
     deleted = retention.delete_old_deliveries(session, now, config.delivery_retention_days)
     retained_since = now - timedelta(days=config.retention_days)
     purged = purge_unsubscribed(session, config.secret_key, retained_since)
@@ -179,8 +182,7 @@ def recover() -> None:
 @dramatiq.actor(queue_name=NOTICES, max_retries=3, min_backoff=60_000)
 def send_notice_batch(notice_ids: list[int]) -> None:
     config = current_settings()
-    transport = make_transport(config.smtp_url, config.outbox_dir)
-    report = send_notices(sessions(), transport, config, notice_ids)
+    report = send_notices(sessions(), send_pool(config), config, notice_ids)
     if report.failed:
         log.warning("%s notice(s) not sent: %s", report.failed, "; ".join(report.errors[:3]))
 

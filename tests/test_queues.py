@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from digest import actors
 from digest.core.db import session_scope
-from digest.core.models import DigestRun, RunStatus
+from digest.core.models import Delivery, DigestRun, RunStatus
 from digest.core.settings import Settings, get_settings
 from digest.delivery.notices import queue_notice
 from subscribers.choices import choices
@@ -107,3 +107,38 @@ def test_a_second_start_of_a_run_enqueues_nothing(settings: Settings, smtp: SMTP
     assert smtp.inbox.envelopes == []
     assert actors.broker.queues[actors.DELIVER].qsize() == 0
     assert statuses(settings, started.run_id) == {"pending": 1}
+
+
+class Enqueued(dramatiq.Middleware):
+    """Records the messages sent, with their delay."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[object, ...], int | None]] = []
+
+    def before_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[object], delay: int | None
+    ) -> None:
+        self.sent.append((message.actor_name, tuple(message.args), delay))
+
+
+def test_a_delivery_refused_for_now_is_handed_over_alone_when_due(
+    settings: Settings, smtp: SMTPServer
+) -> None:
+    seed(settings, ["a@kommune.no", "full@kommune.no", "c@kommune.no"])
+    smtp.inbox.refuse["full@kommune.no"] = "452 4.2.2 Mailbox full"
+    started = start(settings)
+    enqueued = Enqueued()
+    actors.broker.add_middleware(enqueued)
+    try:
+        actors.deliver_chunk.send(started.run_id, started.chunks[0])
+        actors.work_here()
+    finally:
+        actors.broker.middleware.remove(enqueued)
+    assert statuses(settings, started.run_id) == {"sent": 2, "pending": 1}
+    # Not the whole chunk again: the one delivery, when its backoff ends.
+    (again,) = enqueued.sent[1:]
+    assert again[:2] == ("deliver_chunk", (started.run_id, [2]))
+    assert again[2] is not None and again[2] >= 1000
+    with session_scope(settings.database_url) as session:
+        row = session.scalars(select(Delivery).where(Delivery.subscriber_id == 2)).one()
+        assert row.retry_at is not None and row.queued_at == row.retry_at

@@ -15,6 +15,7 @@ from subscribers.models import Frequency
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from digest.core.settings import Settings
     from digest.delivery.history import RunCounts
     from digest.delivery.runs import StartedRun
     from digest.mail.compose import Digest
@@ -66,7 +67,7 @@ def send(frequency: str, at: str | None, dry_run: bool, wait: bool, timeout: flo
         f"run {started.run_id}, {label}: " + ("started" if started.created else "already started")
     )
     if settings.broker_url.startswith("memory"):
-        _work_here(sessions, started, settings.chunk_size)
+        _work_here(sessions, started, settings)
     elif not wait:
         _enqueue(started)
         click.echo("enqueued for the workers")
@@ -85,16 +86,24 @@ def _enqueue(started: StartedRun) -> None:
     actors.enqueue_chunks(started)
 
 
-def _work_here(sessions: sessionmaker[Session], started: StartedRun, chunk_size: int) -> None:
+def _work_here(sessions: sessionmaker[Session], started: StartedRun, settings: Settings) -> None:
     """No shared workers (the in-memory broker): this process is the worker, and does what
     the run still owes, whether it started it or found it."""
+    from datetime import timedelta
+
     from digest import actors
     from digest.delivery.runs import StartedRun, pending_chunks
     from subscribers.base import utcnow
 
     if not started.created:
         with sessions.begin() as session:
-            chunks = pending_chunks(session, started.run_id, utcnow(), chunk_size)
+            chunks = pending_chunks(
+                session,
+                started.run_id,
+                utcnow(),
+                settings.chunk_size,
+                timedelta(seconds=settings.stale_claim_seconds),
+            )
         started = StartedRun(started.run_id, False, chunks)
     actors.enqueue_chunks(started)
     actors.work_here()

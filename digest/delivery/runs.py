@@ -139,13 +139,17 @@ def chunked(ids: list[int], size: int = CHUNK_SIZE) -> list[list[int]]:
 
 
 def pending_chunks(
-    session: Session, run_id: int, now: datetime, chunk_size: int = CHUNK_SIZE
+    session: Session,
+    run_id: int,
+    now: datetime,
+    chunk_size: int = CHUNK_SIZE,
+    stale: timedelta = claims.STALE_CLAIM,
 ) -> list[list[int]]:
     """The run's deliveries that a worker could claim now, in chunks (for a process that
     is its own worker and finds a run already started)."""
     ids = session.scalars(
         select(Delivery.subscriber_id)
-        .where(Delivery.run_id == run_id, claims.claimable(Delivery, now))
+        .where(Delivery.run_id == run_id, claims.claimable(Delivery, now, stale))
         .order_by(Delivery.subscriber_id)
     ).all()
     return chunked(list(ids), chunk_size)
@@ -172,15 +176,10 @@ def requeue_lost(
     sweeps at once hand a lost message's deliveries over once.
     """
     lost_message = and_(
-        Delivery.status == MailStatus.PENDING,
+        claims.due(Delivery, now),
         or_(Delivery.queued_at.is_(None), Delivery.queued_at < now - requeue.after),
-        or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
     )
-    # TODO(batch): claims.stale_claim(Delivery, now, requeue.stale) once it takes the time.
-    lost_worker = and_(
-        Delivery.status == MailStatus.SENDING,
-        or_(Delivery.claimed_at.is_(None), Delivery.claimed_at < now - requeue.stale),
-    )
+    lost_worker = claims.stale_claim(Delivery, now, requeue.stale)
     running = select(DigestRun.id).where(DigestRun.status == RunStatus.RUNNING)
     rows = session.execute(
         update(Delivery)
