@@ -173,8 +173,13 @@ class TcpProxy:
             open_now = list(self._open)
         self._drop(*open_now)
 
+    @property
+    def up(self) -> bool:
+        return self._listening is not None
+
     def restore(self) -> None:
-        self.start()
+        if not self.up:
+            self.start()
 
     def _answers(self) -> bool:
         try:
