@@ -95,6 +95,9 @@ class Journal:
             if self._file is None:
                 self._file, self.path = _create_locked(self.folder)
             self._file.write(sent.line())
+            # In the file (the OS's) at once: a worker killed before the next sync loses
+            # none of it; sync makes it durable against the machine's failing as well.
+            self._file.flush()
         except OSError as exc:
             self._give_up(exc)
 
