@@ -165,6 +165,15 @@ def send_one(url: str, timeout: float = 0.5) -> SendError | None:
         ("MAIL", "421 4.3.2 Shutting down", True, False, False),
         ("RCPT", "550 5.1.1 No such user", False, True, True),
         ("RCPT", "452 4.2.2 Mailbox full", False, True, False),
+        # RFC 5321 4.5.3.1.10: "too many recipients" is 452, and a 552 for it is to be
+        # taken as temporary; a 452 without an enhanced code is the relay's storage.
+        ("RCPT", "452 4.5.3 Too many recipients", True, False, False),
+        ("RCPT", "552 5.5.3 Too many recipients", True, False, False),
+        ("RCPT", "452 4.3.1 Insufficient system storage", True, False, False),
+        ("RCPT", "452 Insufficient system storage", True, False, False),
+        # A full mailbox with 552 (RFC 5321's "exceeded storage allocation") is the
+        # recipient's, but temporary: never a suppression.
+        ("RCPT", "552 5.2.2 Mailbox full", False, True, False),
         ("RCPT", "421 4.3.2 Shutting down", True, False, False),
         ("DATA", "451 4.3.0 Queue trouble", True, False, False),
         ("DATA", "554 5.6.0 Transaction failed", True, False, False),
@@ -191,6 +200,52 @@ def test_each_refusal_is_the_recipients_or_the_relays(
     assert (error.relay, error.recipient, error.permanent) == (relay_fault, recipient, permanent)
     assert error.code == int(reply[:3]) and reply[4:] in str(error)
     assert [rcpts for _, rcpts in relay.accepted] == [["neste@kommune.no"]]
+
+
+class OneMailASession:
+    """A relay that takes one recipient a connection (a session limit, as some impose):
+    any more on the same connection get 452 4.5.3."""
+
+    def __init__(self) -> None:
+        self.accepted: list[int] = []  # the client port of each mail taken
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if session.peer[1] in self.accepted:
+            return "452 4.5.3 Too many recipients for this session"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.accepted.append(session.peer[1])
+        return "250 Message accepted"
+
+
+def test_a_relay_over_its_recipient_limit_gets_a_new_connection() -> None:
+    handler = OneMailASession()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+
+    async def three() -> list[SendError | None]:
+        transport = SMTPTransport(f"smtp://127.0.0.1:{controller.port}", 0.5)
+        outcomes: list[SendError | None] = []
+        try:
+            for to in ("a@kommune.no", "b@kommune.no", "c@kommune.no"):
+                try:
+                    await transport.send_wire(wire(to))
+                    outcomes.append(None)
+                except SendError as exc:
+                    outcomes.append(exc)
+        finally:
+            await transport.close()
+        return outcomes
+
+    try:
+        first, refused, third = asyncio.run(three())
+    finally:
+        controller.stop()
+    assert first is None and refused is not None and refused.relay
+    assert third is None  # on a new connection, not the one over its limit
+    assert len(set(handler.accepted)) == 2
 
 
 def test_a_relay_nobody_listens_on_is_the_relays_fault() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import mailbox
+import re
 import ssl
 from email.message import EmailMessage
 from pathlib import Path
@@ -150,7 +151,12 @@ class SMTPTransport:
                 mail_options=["SMTPUTF8"] if wire.smtputf8 else [],
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise _refused(exc) from None
+            error = _refused(exc)
+            if error.relay:
+                # Over a limit of this connection's, or its relay going away: a new one
+                # for the next mail, not the same refusal for every mail after this.
+                self.reset()
+            raise error from None
         except aiosmtplib.SMTPNotSupported as exc:
             # Nothing was sent; the connection is still good for the next message.
             raise SendError(
@@ -195,14 +201,29 @@ class SMTPTransport:
 
 def _refused(exc: aiosmtplib.SMTPRecipientsRefused) -> SendError:
     """Every recipient refused at RCPT: a 5xx is a bounce, a 4xx a deferral for the
-    recipient; a 421 is the relay closing on us, whoever the recipient."""
-    codes = [r.code for r in exc.recipients]
-    code = codes[0] if codes else None
+    recipient; a 421, or the relay out of storage or over its recipient limit, is the
+    relay's trouble, whoever the recipient."""
+    refusals = [(r.code, r.message) for r in exc.recipients]
+    code = refusals[0][0] if refusals else None
     reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-    if SERVICE_UNAVAILABLE in codes:
-        return SendError(reason, False, code=SERVICE_UNAVAILABLE, relay=True)
-    permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+    if any(_relays_refusal(c, message) for c, message in refusals):
+        return SendError(reason, False, code=code, relay=True)
+    # RFC 5321 4.5.3.1.10: a 552 at RCPT is taken as temporary (a full mailbox clears).
+    permanent = bool(refusals) and all(500 <= c < 600 and c != 552 for c, _ in refusals)
     return SendError(f"recipient refused: {reason}", permanent, recipient=True, code=code)
+
+
+# 452 at RCPT is "insufficient system storage" or "too many recipients" (RFC 5321
+# 4.5.3.1.10, which asks that an old relay's 552 for the latter be taken as a 452): the
+# relay's, unless the enhanced code (RFC 3463) says it is this mailbox (X.2.X) that is full.
+_STORAGE_CODES = (452, 552)
+_MAILBOX_STATUS = re.compile(r"[45]\.2\.\d{1,3}(?:\s|$)")
+
+
+def _relays_refusal(code: int, message: str) -> bool:
+    if code == SERVICE_UNAVAILABLE:
+        return True
+    return code in _STORAGE_CODES and not _MAILBOX_STATUS.match(message)
 
 
 def make_transport(smtp_url: str, outbox: Path, timeout: float = 30.0) -> Transport:
