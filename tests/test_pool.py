@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
 
 from digest.core.settings import Settings
 from digest.mail import pool as pool_module
@@ -376,6 +377,31 @@ def test_a_failure_comes_back_on_its_future_and_the_pool_goes_on(
     assert bounced.recipient and bounced.permanent and not bounced.relay
     relay.replies.clear()
     assert pool.submit(wire()).result(timeout=10) is None
+
+
+def mails(outcome: str) -> float:
+    return REGISTRY.get_sample_value("digest_mails_total", {"outcome": outcome}) or 0.0
+
+
+def test_each_mail_is_counted_by_its_outcome(
+    env: pytest.MonkeyPatch, relay: FaultyRelay, make_pool: list[SendPool]
+) -> None:
+    pool = new_pool(make_pool, configured(env, relay.url, smtp_connections=1))
+    before = {o: mails(o) for o in ("sent", "bounced", "deferred", "relay")}
+    assert pool.submit(wire()).result(timeout=10) is None
+    for step, reply in (
+        ("RCPT", "550 5.1.1 No such user"),
+        ("RCPT", "450 4.2.1 Try later"),
+        ("MAIL", "451 4.3.0 Try later"),
+    ):
+        relay.replies = {step: reply}
+        failure(pool.submit(wire()).exception(timeout=10))
+    assert {o: mails(o) - before[o] for o in before} == {
+        "sent": 1,
+        "bounced": 1,
+        "deferred": 1,
+        "relay": 1,
+    }
 
 
 # --- The relay breaker -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
-from digest.core.instruments import RELAY_PAUSES, SEND_SECONDS
+from digest.core.instruments import MAILS, RELAY_PAUSES, SEND_SECONDS
 from digest.core.settings import Settings
 from digest.mail.mailer import SendError, Transport, make_transport
 from digest.mail.ratelimit import rate_limit
@@ -249,7 +249,20 @@ class SendPool:
             transport.reset()
             error = SendError(f"sending failed: {type(exc).__name__}: {exc}", permanent=False)
         SEND_SECONDS.observe(time.perf_counter() - started)
-        return self.breaker.record(error)
+        error = self.breaker.record(error)
+        MAILS.labels(_outcome(error)).inc()
+        return error
+
+
+def _outcome(error: SendError | None) -> str:
+    """A mail's outcome at the relay, as MAILS counts it."""
+    if error is None:
+        return "sent"
+    if error.relay:
+        return "relay"
+    if error.recipient:
+        return "bounced" if error.permanent else "deferred"
+    return "failed"
 
 
 def _settle(future: Future[None], error: SendError | None) -> None:
