@@ -151,12 +151,7 @@ class SMTPTransport:
                 mail_options=["SMTPUTF8"] if wire.smtputf8 else [],
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            error = _refused(exc)
-            if error.relay:
-                # Over a limit of this connection's, or its relay going away: a new one
-                # for the next mail, not the same refusal for every mail after this.
-                self.reset()
-            raise error from None
+            raise self._refused(exc) from None
         except aiosmtplib.SMTPNotSupported as exc:
             # Nothing was sent; the connection is still good for the next message.
             raise SendError(
@@ -180,6 +175,14 @@ class SMTPTransport:
         except BaseException:
             self.reset()  # cancelled mid-transaction: the connection cannot be trusted
             raise
+
+    def _refused(self, exc: aiosmtplib.SMTPRecipientsRefused) -> SendError:
+        error = _refused(exc)
+        if error.relay:
+            # Over a limit of this connection's, or its relay going away: a new one for
+            # the next mail, not the same refusal for every mail after this one.
+            self.reset()
+        return error
 
     async def send(self, message: EmailMessage) -> None:
         await self.send_wire(wire_of(message))
