@@ -175,6 +175,17 @@ def send_one(url: str, timeout: float = 0.5) -> SendError | None:
         # A full mailbox with 552 (RFC 5321's "exceeded storage allocation") is the
         # recipient's, but temporary: never a suppression.
         ("RCPT", "552 5.2.2 Mailbox full", False, True, False),
+        # A relay refusing to relay for us, or refusing our sender (Postfix says so at
+        # RCPT), refuses everyone: never a bounce that suppresses, but a refusal held
+        # until someone is accepted after it (the relay's when nobody is).
+        ("RCPT", "554 5.7.1 <kari@kommune.no>: Relay access denied", False, True, False),
+        (
+            "RCPT",
+            "553 5.1.8 <varsel@veiledervarsel.no>: Sender address rejected",
+            False,
+            True,
+            False,
+        ),
         ("RCPT", "421 4.3.2 Shutting down", True, False, False),
         ("DATA", "451 4.3.0 Queue trouble", True, False, False),
         ("DATA", "554 5.6.0 Transaction failed", True, False, False),

@@ -203,16 +203,15 @@ class SMTPTransport:
 
 
 def _refused(exc: aiosmtplib.SMTPRecipientsRefused) -> SendError:
-    """Every recipient refused at RCPT: a 5xx is a bounce, a 4xx a deferral for the
-    recipient; a 421, or the relay out of storage or over its recipient limit, is the
-    relay's trouble, whoever the recipient."""
+    """Every recipient refused at RCPT: a 5xx about the mailbox is a bounce, any other
+    refusal a deferral for the recipient; a 421, or the relay out of storage or over its
+    recipient limit, is the relay's trouble, whoever the recipient."""
     refusals = [(r.code, r.message) for r in exc.recipients]
     code = refusals[0][0] if refusals else None
     reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
     if any(_relays_refusal(c, message) for c, message in refusals):
         return SendError(reason, False, code=code, relay=True)
-    # RFC 5321 4.5.3.1.10: a 552 at RCPT is taken as temporary (a full mailbox clears).
-    permanent = bool(refusals) and all(500 <= c < 600 and c != 552 for c, _ in refusals)
+    permanent = bool(refusals) and all(_bounce(c, message) for c, message in refusals)
     return SendError(f"recipient refused: {reason}", permanent, recipient=True, code=code)
 
 
@@ -221,6 +220,19 @@ def _refused(exc: aiosmtplib.SMTPRecipientsRefused) -> SendError:
 # relay's, unless the enhanced code (RFC 3463) says it is this mailbox (X.2.X) that is full.
 _STORAGE_CODES = (452, 552)
 _MAILBOX_STATUS = re.compile(r"[45]\.2\.\d{1,3}(?:\s|$)")
+
+
+# A 5xx at RCPT about policy (X.7.X: relaying denied, authentication needed) or about our
+# sender (X.1.7, X.1.8: Postfix says its sender restrictions at RCPT) is a refusal the relay
+# may give everyone: not a bounce that suppresses at once, but a refusal of the recipient
+# that delivery takes as the relay's when nobody is accepted after it.
+_NOT_THE_MAILBOX = re.compile(r"5\.(?:7\.\d{1,3}|1\.[78])(?:\s|$)")
+
+
+def _bounce(code: int, message: str) -> bool:
+    """A refusal at RCPT that trying again cannot mend: a 5xx about the mailbox. (RFC
+    5321 4.5.3.1.10: a 552 there is taken as temporary; a full mailbox clears.)"""
+    return 500 <= code < 600 and code != 552 and not _NOT_THE_MAILBOX.match(message)
 
 
 def _relays_refusal(code: int, message: str) -> bool:
