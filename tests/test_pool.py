@@ -568,6 +568,27 @@ def test_a_forked_worker_makes_its_own_pool_and_leaves_the_parents(
     assert by_recipient["barn@kommune.no"] != by_recipient["forelder@kommune.no"]
 
 
+def _submit_in_child(parent: SendPool) -> None:
+    refused = parent.submit(wire()).exception(timeout=10)
+    os._exit(0 if isinstance(refused, SendError) and refused.relay else 1)
+
+
+def test_a_child_forked_while_a_thread_submitted_is_refused_not_stuck(
+    env: pytest.MonkeyPatch, relay: FaultyRelay, make_pool: list[SendPool]
+) -> None:
+    parent = new_pool(make_pool, configured(env, relay.url, smtp_connections=1))
+    child = multiprocessing.get_context("fork").Process(target=_submit_in_child, args=(parent,))
+    # As when a worker thread is inside submit at the fork: the child's copy of the lock
+    # is held, by a thread the child does not have.
+    with parent._lock:
+        child.start()
+    child.join(20)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
 def test_the_process_pool_is_made_again_when_the_settings_change(
     env: pytest.MonkeyPatch, relay: FaultyRelay
 ) -> None:

@@ -158,9 +158,14 @@ class SendPool:
     def submit(self, wire: Wire) -> Future[None]:
         """Queue one mail; the future ends with None (accepted) or a SendError."""
         future: Future[None] = Future()
+        if os.getpid() != self.pid:
+            # A forked child's copy: its lock may have been held by a parent's thread at
+            # the fork, and its loop thread is not here. Checked before taking the lock.
+            future.set_exception(SendError("the send pool is closed", False, relay=True))
+            return future
         with self._lock:
             refusal = self.breaker.refusal()
-            if refusal is None and (self.closed or os.getpid() != self.pid):
+            if refusal is None and self.closed:
                 refusal = SendError("the send pool is closed", permanent=False, relay=True)
             if refusal is not None:
                 future.set_exception(refusal)
