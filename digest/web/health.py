@@ -4,7 +4,8 @@
 or broker outage), within a second. Its body still says how the database and broker answer,
 and whether the workers paused sending because the relay fails. /readyz answers 503 unless
 the database, the broker and the relay (connect, EHLO, QUIT; or the outbox when there is no
-relay) all answer, within a few seconds each.
+relay) all answer, within a few seconds each. Each check runs once at a time, whatever the
+number of probes: one that hangs holds one thread.
 """
 
 from __future__ import annotations
