@@ -343,17 +343,21 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def _ticks(pid: int) -> int | None:
+    """CPU time (user and system, in clock ticks) process `pid` has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
 def _cpu_seconds(workers: list[Worker]) -> float:
-    """CPU time (user and system) the workers' processes have used so far."""
+    """CPU time the workers' processes have used so far."""
     ticks = 0
     for worker in workers:
         assert worker.process is not None
-        for pid in _tree(worker.process.pid):
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        ticks += sum(_ticks(pid) or 0 for pid in _tree(worker.process.pid))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -371,25 +375,52 @@ def _peak_kb(pid: int) -> int:
     return 0
 
 
+@dataclass
+class Usage:
+    """What the sampler saw: CPU ticks (first, last) of each PostgreSQL backend that served
+    the benchmark's database during the run."""
+
+    backends: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def postgres_seconds(self) -> float:
+        ticks = sum(last - first for first, last in self.backends.values())
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def _sampling(workers: list[Worker]) -> Iterator[None]:
+def _sampling(workers: list[Worker], engine: Any) -> Iterator[Usage]:
     """Keep each worker process's peak RSS (VmHWM) while the run goes on, also of those
-    that exit before the end."""
+    that exit before the end, and the CPU time PostgreSQL spends on the run."""
+    from sqlalchemy import text
+
+    usage = Usage()
     stop = threading.Event()
 
     def sample() -> None:
-        while True:
-            for worker in workers:
-                assert worker.process is not None
-                for pid in _tree(worker.process.pid):
-                    worker.peaks_kb[pid] = max(worker.peaks_kb.get(pid, 0), _peak_kb(pid))
-            if stop.wait(0.5):
-                return
+        with engine.connect() as db:
+            while True:
+                for worker in workers:
+                    assert worker.process is not None
+                    for pid in _tree(worker.process.pid):
+                        worker.peaks_kb[pid] = max(worker.peaks_kb.get(pid, 0), _peak_kb(pid))
+                backends = db.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid()"
+                    )
+                ).scalars()
+                for pid in backends:
+                    ticks = _ticks(pid)
+                    if ticks is not None:
+                        usage.backends[pid] = (usage.backends.get(pid, (ticks, 0))[0], ticks)
+                db.rollback()
+                if stop.wait(0.5):
+                    return
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
-        yield
+        yield usage
     finally:
         stop.set()
         thread.join()
@@ -451,6 +482,7 @@ class Result:
     # CPU seconds of the workers during the run, and of the baseline's process; the
     # machine's load average at the run's end (other work on it slows both down).
     cpu: float
+    postgres_cpu: float
     baseline_cpu: float
     load: float
 
@@ -487,16 +519,19 @@ class Result:
             f"| {self.subscribers:,} | {self.rate:.0f} msg/s ({self.seconds:.0f} s) | "
             f"{self.baseline_rate:.0f} msg/s | {self.ratio:.2f}× | {largest:.0f} MB "
             f"(each: {each}; all: {sum(mb for _, mb in peaks):.0f} MB) | "
-            f"{self.cpu / self.subscribers * 1000:.2f} / "
+            f"{self.cpu / self.subscribers * 1000:.1f} + "
+            f"{self.postgres_cpu / self.subscribers * 1000:.1f} / "
             f"{self.baseline_cpu / self.subscribers * 1000:.2f} ms | {self.load:.1f} |"
         )
 
 
 def _wait_for_run(engine: Any, period_start: datetime, expected: int, timeout: float) -> int:
-    """The run's id once none of its deliveries is pending or sending."""
+    """The run's id once none of its deliveries is pending or sending, or at the timeout
+    (the rate is then that of the part sent, and the report says what was not)."""
     from sqlalchemy import text
 
     deadline = time.monotonic() + timeout
+    row = None
     while time.monotonic() < deadline:
         with engine.connect() as db:
             row = db.execute(
@@ -510,8 +545,11 @@ def _wait_for_run(engine: Any, period_start: datetime, expected: int, timeout: f
             ).first()
         if row is not None and row[1] >= expected and row[2] == 0:
             return int(row[0])
-        time.sleep(0.2)
-    raise SystemExit(f"the run was not done within {timeout:.0f} s")
+        time.sleep(0.5)
+    if row is None:
+        raise SystemExit(f"the run did not start within {timeout:.0f} s")
+    print(f"the run was not done within {timeout:.0f} s: measured what was sent", flush=True)
+    return int(row[0])
 
 
 def _outcome(engine: Any, run_id: int) -> tuple[dict[str, int], float]:
@@ -572,7 +610,7 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
         with ExitStack() as running:
             _start_workers(running, workers, env, folder)
             spy = None
-            with _sampling(workers):
+            with _sampling(workers, engine) as usage:
                 cpu = _cpu_seconds(workers)
                 started = time.monotonic()
                 _digest(env, folder, "send", "daily")
@@ -580,12 +618,13 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
                     deliverer = workers[-1].process
                     assert deliverer is not None
                     spy = _profile(deliverer.pid, profile, folder / f"profile-{subscribers}.txt")
-                run_id = _wait_for_run(
-                    engine, period.start, subscribers, timeout=max(300.0, subscribers / 20)
-                )
+                # A generous limit: as slow as 5 mails a second on a busy machine.
+                timeout = max(600.0, subscribers / 5)
+                run_id = _wait_for_run(engine, period.start, subscribers, timeout)
                 wall = time.monotonic() - started
                 cpu = _cpu_seconds(workers) - cpu
                 load = _load()
+            postgres_cpu = usage.postgres_seconds()
             if spy is not None:
                 _finish_profile(spy, folder / f"profile-{subscribers}.txt", profile)
         statuses, seconds = _outcome(engine, run_id)
@@ -600,9 +639,11 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
             f"{subscribers} subscribers: {seconds:.1f} s from the run's start to the last "
             f"message accepted ({wall:.1f} s from `digest send daily`), {statuses}, "
             f"{at_sink} at the sink; baseline {baseline_seconds:.1f} s; CPU per mail: workers "
-            f"{cpu / subscribers * 1000:.2f} ms, baseline {baseline_cpu / subscribers * 1000:.2f} "
-            f"ms; load average {load:.1f} at the run's end"
-            + (f"; logs in {folder}" if keep else "")
+            f"{cpu / subscribers * 1000:.2f} ms, PostgreSQL "
+            f"{postgres_cpu / subscribers * 1000:.2f} ms, baseline "
+            f"{baseline_cpu / subscribers * 1000:.2f} ms; load average {load:.1f} at the run's end"
+            + (f"; logs in {folder}" if keep else ""),
+            flush=True,
         )
     return Result(
         subscribers,
@@ -613,6 +654,7 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
         sum(map(len, messages)) / len(messages),
         workers,
         cpu,
+        postgres_cpu,
         baseline_cpu,
         load,
     )
@@ -661,7 +703,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"mail size: {results[0].mail_bytes / 1024:.1f} KB on average")
     print(
         "| subscribers | project msg/s (s) | bare aiosmtplib | ratio | peak RSS per process "
-        "| CPU per mail, workers / baseline | load average |"
+        "| CPU per mail, workers + PostgreSQL / baseline | load average |"
     )
     print("|---|---|---|---|---|---|---|")
     for result in results:
