@@ -16,6 +16,7 @@ from digest.core.settings import Settings
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
 from digest.mail.mailer import Envelope, OutboxTransport, SendError, SMTPTransport, build_message
 from digest.mail.render import MailLinks, render
+from digest.mail.wire import MAIL_POLICY
 from subscribers.models import Frequency
 from tests.support.smtp import SMTPServer
 
@@ -138,6 +139,7 @@ def test_refused_recipient_is_permanent_or_temporary(
     with pytest.raises(SendError) as info:
         asyncio.run(send())
     assert info.value.permanent is permanent
+    assert info.value.recipient and not info.value.relay  # the recipient's, not the relay's
 
 
 def test_unreachable_smtp_server_is_a_temporary_failure() -> None:
@@ -147,7 +149,7 @@ def test_unreachable_smtp_server_is_a_temporary_failure() -> None:
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
     with pytest.raises(SendError) as info:
         asyncio.run(transport.send(build_message(mail, envelope())))
-    assert info.value.permanent is False
+    assert info.value.permanent is False and info.value.relay
 
 
 def test_the_outbox_writes_after_being_opened_as_the_senders_open_it(tmp_path: Path) -> None:
@@ -173,6 +175,20 @@ def test_outbox_writes_a_maildir(tmp_path: Path) -> None:
     asyncio.run(OutboxTransport(tmp_path / "outbox").send(build_message(mail, envelope())))
     files = list((tmp_path / "outbox" / "new").iterdir())
     assert len(files) == 1 and b"List-Unsubscribe-Post" in files[0].read_bytes()
+
+
+@pytest.mark.parametrize("address", ["kari@kommune.no", "æøå@kommune.no"])
+def test_the_outbox_writes_what_it_wrote_before_it_took_wire_bytes(
+    tmp_path: Path, address: str
+) -> None:
+    """Maildir readers get LF line ends, and the same bytes as when the outbox flattened
+    the message itself."""
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
+    message = build_message(mail, envelope(address))
+    asyncio.run(OutboxTransport(tmp_path / "o").send(message))
+    (path,) = (tmp_path / "o" / "new").iterdir()
+    utf8 = not address.isascii()
+    assert path.read_bytes() == message.as_bytes(policy=MAIL_POLICY.clone(utf8=utf8))
 
 
 def test_smtp_url_forms() -> None:

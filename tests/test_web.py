@@ -31,19 +31,20 @@ def status_of(settings: Settings, subscriber_id: int) -> Subscriber:
 def test_healthz_checks_the_database(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "relay": "ok"}
 
 
-def test_healthz_reports_a_dead_broker(settings: Settings) -> None:
+def test_a_dead_broker_fails_readiness_not_liveness(settings: Settings) -> None:
     from tests.support.smtp import free_port
 
     broken = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
     server = LiveServer(create_app(broken)).start()
     try:
-        response = server.client().get("/healthz")
+        live, ready = server.client().get("/healthz"), server.client().get("/readyz")
     finally:
         server.stop()
-    assert response.status_code == 503 and response.json()["broker"] != "ok"
+    assert live.status_code == 200 and live.json()["broker"] != "ok"
+    assert ready.status_code == 503 and ready.json()["broker"] != "ok"
 
 
 def test_get_shows_a_button_and_changes_nothing(client, settings, kari) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
+from typing import Any
 
 import click
 
 from digest.commands.common import current_settings, fail, migrating, require_current_schema
 from digest.commands.sources import sync_sources_file
+from digest.core.logs import configure_logging
 from digest.core.settings import Settings
 
 
@@ -26,9 +27,7 @@ def run(host: str | None, port: int | None) -> None:
     from digest.web.app import create_app
 
     settings = current_settings()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     with migrating():
         upgrade(settings.database_url)
     sync_sources_file(settings, allow_empty=False, refused_is_fatal=False)
@@ -52,12 +51,21 @@ def run(host: str | None, port: int | None) -> None:
             host=host or settings.host,
             port=port or settings.port,
             log_level="info",
+            log_config=_uvicorn_logging(settings),
         )
     finally:
         scheduler.stop()
         thread.join(timeout=5)
         worker.stop(timeout=10_000)
         click.echo("stopped")
+
+
+def _uvicorn_logging(settings: Settings) -> dict[str, Any] | None:
+    """uvicorn's own log set-up for text; for JSON none, so that its lines go to the root
+    logger's JSON handler like all others."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    return None if settings.log_format == "json" else LOGGING_CONFIG
 
 
 def _has_editors(settings: Settings) -> bool:
@@ -92,6 +100,7 @@ def web(host: str | None, port: int | None) -> None:
     from digest.web.jobs import Jobs
 
     settings = current_settings()
+    configure_logging(settings)
     require_current_schema(settings)
     # On the in-memory broker no worker could take the jobs: the app does them itself.
     jobs: Jobs | None = None
@@ -106,6 +115,7 @@ def web(host: str | None, port: int | None) -> None:
         host=host or settings.host,
         port=port or settings.port,
         proxy_headers=True,
+        log_config=_uvicorn_logging(settings),
     )
 
 
@@ -116,9 +126,7 @@ def scheduler() -> None:
     from digest.scheduler import Scheduler
 
     settings = current_settings()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     if settings.broker_url.startswith("memory"):
         fail(
             "the scheduler needs a shared broker (DIGEST_BROKER_URL=redis://… or amqp://…); "

@@ -1,4 +1,5 @@
-"""Figures about the service's state for operators: sources, subscribers, runs, deliveries."""
+"""Figures about the service's state for operators: sources, subscribers, runs, deliveries,
+the relay."""
 
 from __future__ import annotations
 
@@ -10,10 +11,38 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from digest.core.models import Change, Delivery, DigestRun, Item, RunStatus, Source
+from digest.core.models import (
+    Change,
+    Delivery,
+    DigestRun,
+    Item,
+    MailStatus,
+    RelayStatus,
+    RunStatus,
+    Source,
+)
+from subscribers.base import utcnow
 from subscribers.models import Subscriber
 
 S = TypeVar("S", bound=StrEnum)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayState:
+    """The relay as the workers last found it: sending paused until when (None: not paused),
+    pauses since the service began, failures in a row."""
+
+    paused_until: datetime | None = None
+    pauses: int = 0
+    failures_in_row: int = 0
+
+
+def relay_state(session: Session, now: datetime) -> RelayState:
+    row = session.get(RelayStatus, 1)
+    if row is None:
+        return RelayState()
+    paused = row.paused_until if row.paused_until is not None and row.paused_until > now else None
+    return RelayState(paused, row.pauses, row.failures_in_row)
 
 
 @dataclass(slots=True)
@@ -30,6 +59,10 @@ class ServiceStatus:
     # Changes by the editors' review: waiting ones are held from every digest.
     changes_by_review: dict[str, int] = field(default_factory=dict)
     sources_paused: int = 0
+    changes_by_source: dict[str, int] = field(default_factory=dict)
+    # Seconds from the start of the latest run of each frequency to its last mail sent so far.
+    latest_run_sending_seconds: dict[str, float] = field(default_factory=dict)
+    relay: RelayState = field(default_factory=RelayState)
 
 
 def _count_by(session: Session, column: InstrumentedAttribute[S]) -> dict[str, int]:
@@ -39,7 +72,27 @@ def _count_by(session: Session, column: InstrumentedAttribute[S]) -> dict[str, i
     }
 
 
-def current_status(session: Session) -> ServiceStatus:
+def _latest_run_sending_seconds(session: Session) -> dict[str, float]:
+    latest = (
+        select(DigestRun.frequency, func.max(DigestRun.id).label("run_id"))
+        .group_by(DigestRun.frequency)
+        .subquery()
+    )
+    rows = session.execute(
+        select(latest.c.frequency, DigestRun.created_at, func.max(Delivery.sent_at))
+        .join(DigestRun, DigestRun.id == latest.c.run_id)
+        .join(Delivery, Delivery.run_id == DigestRun.id)
+        .where(Delivery.status == MailStatus.SENT)
+        .group_by(latest.c.frequency, DigestRun.created_at)
+    ).all()
+    return {
+        frequency.value: (last_sent - started).total_seconds()
+        for frequency, started, last_sent in rows
+        if last_sent is not None
+    }
+
+
+def current_status(session: Session, now: datetime | None = None) -> ServiceStatus:
     enabled = session.execute(
         select(Source.key, Source.status, Source.consecutive_failures).where(
             Source.enabled.is_(True)
@@ -71,4 +124,14 @@ def current_status(session: Session) -> ServiceStatus:
             select(func.count()).select_from(Source).where(Source.paused_at.is_not(None))
         )
         or 0,
+        changes_by_source=dict(
+            session.execute(
+                select(Source.key, func.count(Change.id))
+                .join(Item, Item.source_id == Source.id)
+                .join(Change, Change.item_id == Item.id)
+                .group_by(Source.key)
+            ).all()
+        ),
+        latest_run_sending_seconds=_latest_run_sending_seconds(session),
+        relay=relay_state(session, now or utcnow()),
     )

@@ -1,148 +1,52 @@
-"""Building messages and sending them: over SMTP, one connection per batch, or to a Maildir."""
+"""Building messages and sending them: over SMTP on a connection kept open across mails,
+or to a Maildir; what each SMTP failure means (the recipient's, or the relay's)."""
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
-import re
 import ssl
-from dataclasses import dataclass
-from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
-from email_validator import EmailNotValidError, validate_email
 
 from digest.core.errors import DigestError
-from digest.mail.render import RenderedMail
-from digest.mail.wire import MAIL_POLICY, smtp_addresses, wire_bytes
-from subscribers.text import clean_line, is_safe_line
+from digest.mail.headers import Envelope as Envelope
+from digest.mail.headers import MessageError as MessageError
+from digest.mail.headers import build_message as build_message
+from digest.mail.headers import header_text as header_text
+from digest.mail.wire import Wire, wire_of
 
 
 class SendError(DigestError):
     """A message was not accepted; `permanent` says whether trying again can help,
     `recipient` whether it was the recipient's address that was refused (a bounce) rather
-    than the server or the connection failing, and `code` the SMTP reply code, if any."""
+    than the server or the connection failing, `relay` whether the relay or the connection
+    failed for everyone (never the recipient's fault, never permanent), and `code` the SMTP
+    reply code, if any."""
 
     def __init__(
-        self, reason: str, permanent: bool, recipient: bool = False, code: int | None = None
+        self,
+        reason: str,
+        permanent: bool,
+        recipient: bool = False,
+        code: int | None = None,
+        relay: bool = False,
     ) -> None:
         super().__init__(reason)
         self.permanent = permanent
         self.recipient = recipient
         self.code = code
-
-
-class MessageError(DigestError):
-    """A message we refuse to build: a header value that is not one safe line, or an
-    address that cannot be written in a header or an SMTP envelope; `header` names the
-    header (From, To, Subject ...) whose value was refused."""
-
-    def __init__(self, header: str, reason: str) -> None:
-        super().__init__(f"{header} refused: {reason}")
-        self.header = header
-
-
-# Names are stored with at most this many characters.
-NAME_LIMIT = 200
-_ASCII_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
-
-
-def header_text(text: str, limit: int | None = NAME_LIMIT) -> str:
-    """`text` (a name) reduced to one safe line for a header, by our own code.
-
-    clean_line decodes encoded words (dropping those it cannot read) and removes
-    line-break, control and bidi characters; a «=?» still left is broken up, since
-    `build_message` refuses anything that looks like an encoded word.
-    """
-    cleaned = clean_line(text).replace("=?", "= ?")
-    return cleaned[:limit].rstrip() if limit is not None else cleaned
-
-
-def _refuse_unsafe(field: str, value: str) -> str:
-    """`value` if it is one safe line for the `field` header, else MessageError."""
-    if "\r" in value or "\n" in value:
-        raise MessageError(field, "it contains a line break")
-    if not is_safe_line(value):
-        raise MessageError(field, "it contains a control or invisible character")
-    if "=?" in value:
-        raise MessageError(field, "it contains an encoded word")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """Who a message is from and to, and its list headers; the names are cleaned here,
-    so whoever makes an Envelope hands the email package only safe text."""
-
-    from_address: str
-    from_name: str
-    to_address: str
-    to_name: str
-    message_id: str  # without angle brackets
-    list_id: str
-    unsubscribe_url: str
-    date: datetime
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "from_name", header_text(self.from_name))
-        object.__setattr__(self, "to_name", header_text(self.to_name))
-
-
-def _ascii_domain(field: str, domain: str) -> str:
-    """The domain as it goes out: IDNA-encoded (A-labels), in the envelope and headers."""
-    if domain.isascii():
-        if not _ASCII_DOMAIN.fullmatch(domain):
-            raise MessageError(field, f"{domain!r} is not a mail domain")
-        return domain
-    try:
-        return validate_email(f"x@{domain}", check_deliverability=False).ascii_domain
-    except EmailNotValidError as exc:
-        raise MessageError(field, f"cannot IDNA-encode {domain!r}: {exc}") from None
-
-
-def _address(field: str, name: str, address: str) -> Address:
-    _refuse_unsafe(field, name)
-    _refuse_unsafe(field, address)
-    local, _, domain = address.rpartition("@")
-    if not local or any(c.isspace() or c in '<>"\\' for c in local):
-        raise MessageError(field, f"{address!r} is not a mail address")
-    try:
-        return Address(display_name=name, username=local, domain=_ascii_domain(field, domain))
-    except ValueError as exc:
-        raise MessageError(field, f"{address!r}: {exc}") from None
-
-
-def build_message(mail: RenderedMail, envelope: Envelope) -> EmailMessage:
-    """A multipart/alternative message; the email package encodes æøå in headers.
-
-    Every header value must already be one safe line (see `header_text`); any other,
-    wherever it came from, is refused with MessageError rather than passed on.
-    """
-    message = EmailMessage(policy=MAIL_POLICY)
-    message["From"] = _address("From", envelope.from_name, envelope.from_address)
-    message["To"] = _address("To", envelope.to_name, envelope.to_address)
-    message["Subject"] = _refuse_unsafe("Subject", mail.subject)
-    message["Date"] = format_datetime(envelope.date)
-    message["Message-ID"] = f"<{_refuse_unsafe('Message-ID', envelope.message_id)}>"
-    message["List-Id"] = _refuse_unsafe("List-Id", envelope.list_id)
-    # RFC 8058 one-click unsubscribe.
-    unsubscribe = _refuse_unsafe("List-Unsubscribe", envelope.unsubscribe_url)
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(mail.text, subtype="plain", charset="utf-8")
-    message.add_alternative(mail.html, subtype="html", charset="utf-8")
-    return message
+        self.relay = relay
 
 
 class Transport(Protocol):
     async def open(self) -> None: ...
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send_wire(self, wire: Wire) -> None: ...
+    async def send(self, message: EmailMessage) -> None: ...  # send_wire(wire_of(message))
     def reset(self) -> None: ...  # drop a connection left in an unknown state
     async def close(self) -> None: ...
 
@@ -152,6 +56,7 @@ class OutboxTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._opened = False
 
     async def open(self) -> None:
         # Maildir(create=True) makes tmp/, new/ and cur/ only when it makes the folder
@@ -159,12 +64,22 @@ class OutboxTransport:
         # here, or every message would fail to be written.
         for part in ("tmp", "new", "cur"):
             (self.path / part).mkdir(parents=True, exist_ok=True)
+        self._opened = True
+
+    async def send_wire(self, wire: Wire) -> None:
+        try:
+            if not self._opened:
+                await self.open()
+            # Maildir files end their lines as the system does (LF), as readers expect.
+            mailbox.Maildir(self.path).add(wire.data.replace(b"\r\n", b"\n"))
+        except OSError as exc:  # a full disk or a lost folder fails every mail alike
+            self._opened = False  # the folder is made again for the next one
+            raise SendError(
+                f"cannot write to the outbox {self.path}: {exc}", False, relay=True
+            ) from None
 
     async def send(self, message: EmailMessage) -> None:
-        utf8 = smtp_addresses(message)[2]
-        mailbox.Maildir(self.path, create=True).add(
-            message.as_bytes(policy=MAIL_POLICY.clone(utf8=utf8))
-        )
+        await self.send_wire(wire_of(message))
 
     def reset(self) -> None:
         return None
@@ -173,8 +88,13 @@ class OutboxTransport:
         return None
 
 
+# A 421 at any step: the relay is closing the connection (shutting down, or too busy).
+SERVICE_UNAVAILABLE = 421
+
+
 class SMTPTransport:
-    """One connection reused for a batch of messages, opened on first use and reopened if lost."""
+    """One connection reused for message after message, opened on first use and reopened
+    if lost; every failure comes out as a SendError saying whose it was."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         parts = urlsplit(url)
@@ -187,6 +107,10 @@ class SMTPTransport:
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
         self._client: aiosmtplib.SMTP | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
 
     async def open(self) -> None:
         client = aiosmtplib.SMTP(
@@ -204,45 +128,55 @@ class SMTPTransport:
         try:
             await client.connect()
         except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
             raise SendError(
-                f"cannot connect to {self.hostname}:{self.port}: {exc}", False
+                f"cannot connect to {self.hostname}:{self.port}: {exc or type(exc).__name__}",
+                permanent=False,
+                code=exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) else None,
+                relay=True,
             ) from None
         self._client = client
 
-    async def send(self, message: EmailMessage) -> None:
-        if self._client is None or not self._client.is_connected:
+    async def send_wire(self, wire: Wire) -> None:
+        """Send one mail; with several recipients, it is sent if any is accepted."""
+        if not self.connected:
             await self.open()
         assert self._client is not None
-        sender, recipients, utf8 = smtp_addresses(message)
         try:
             await self._client.sendmail(
-                sender,
-                recipients,
-                wire_bytes(message, utf8),
-                mail_options=["SMTPUTF8"] if utf8 else [],
+                wire.sender,
+                wire.recipients,
+                wire.data,
+                mail_options=["SMTPUTF8"] if wire.smtputf8 else [],
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            raise SendError(
-                f"recipient refused: {exc.recipients}",
-                permanent=all(500 <= c < 600 for c in codes),
-                recipient=True,
-                code=codes[0] if codes else None,
-            ) from None
+            raise _refused(exc) from None
         except aiosmtplib.SMTPNotSupported as exc:
             # Nothing was sent; the connection is still good for the next message.
             raise SendError(
-                f"a non-ASCII address ({', '.join([sender, *recipients])}) needs SMTPUTF8, "
-                f"which the relay {self.hostname} does not offer ({exc})",
+                f"a non-ASCII address ({', '.join([wire.sender, *wire.recipients])}) needs "
+                f"SMTPUTF8, which the relay {self.hostname} does not offer ({exc})",
                 permanent=True,
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
-            raise SendError(
-                f"{exc.code} {exc.message}", permanent=500 <= exc.code < 600, code=exc.code
-            ) from None
-        except (aiosmtplib.SMTPException, OSError, UnicodeError) as exc:
+            # MAIL FROM or DATA refused, a 5xx as much as a 4xx: the same sender and the
+            # same kind of message go through tomorrow, so it is the relay's trouble, and
+            # the mail is tried again. aiosmtplib has sent RSET (or closed after a 421).
+            raise SendError(f"{exc.code} {exc.message}", False, code=exc.code, relay=True) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # A timeout or a lost connection: the transaction's state is unknown.
             self.reset()
-            raise SendError(str(exc) or type(exc).__name__, permanent=False) from None
+            raise SendError(str(exc) or type(exc).__name__, False, relay=True) from None
+        except ValueError as exc:
+            # An address aiosmtplib will not put on the wire (checked before sending).
+            self.reset()
+            raise SendError(f"cannot send to this address: {exc}", permanent=True) from None
+        except BaseException:
+            self.reset()  # cancelled mid-transaction: the connection cannot be trusted
+            raise
+
+    async def send(self, message: EmailMessage) -> None:
+        await self.send_wire(wire_of(message))
 
     def reset(self) -> None:
         """Drop the connection, in whatever state it is; the next message opens a new one."""
@@ -251,13 +185,25 @@ class SMTPTransport:
         self._client = None
 
     async def close(self) -> None:
-        if self._client is not None and self._client.is_connected:
-            try:
+        """Say QUIT and close; a relay that does not answer is simply dropped."""
+        if self.connected:
+            assert self._client is not None
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                self._client.close()
-        self._client = None
+        self.reset()
 
 
-def make_transport(smtp_url: str, outbox: Path) -> Transport:
-    return SMTPTransport(smtp_url) if smtp_url else OutboxTransport(outbox)
+def _refused(exc: aiosmtplib.SMTPRecipientsRefused) -> SendError:
+    """Every recipient refused at RCPT: a 5xx is a bounce, a 4xx a deferral for the
+    recipient; a 421 is the relay closing on us, whoever the recipient."""
+    codes = [r.code for r in exc.recipients]
+    code = codes[0] if codes else None
+    reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+    if SERVICE_UNAVAILABLE in codes:
+        return SendError(reason, False, code=SERVICE_UNAVAILABLE, relay=True)
+    permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+    return SendError(f"recipient refused: {reason}", permanent, recipient=True, code=code)
+
+
+def make_transport(smtp_url: str, outbox: Path, timeout: float = 30.0) -> Transport:
+    return SMTPTransport(smtp_url, timeout) if smtp_url else OutboxTransport(outbox)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -15,7 +17,7 @@ from markupsafe import Markup
 
 from digest.core.clean import sanitise_html
 from digest.core.paths import templates_dir
-from digest.mail.compose import Digest
+from digest.mail.compose import Digest, Recipient
 from digest.mail.locale import counted, format_date, translator
 from digest.mail.markdown_text import markdown_text
 from subscribers.models import Frequency
@@ -100,20 +102,106 @@ def _date_or_nothing(moment: datetime, tz: ZoneInfo, language: str) -> str:
         return ""
 
 
-def render(
+# The personal parts of a digest, rendered as these words and replaced per reader: letters
+# and digits only, so autoescape and css_inline leave them as they are, and random, so no
+# content can contain them.
+_TOKEN = secrets.token_hex(8)
+EMAIL_SLOT = f"zzemail{_TOKEN}"
+MANAGE_SLOT = f"zzmanage{_TOKEN}"
+UNSUBSCRIBE_SLOT = f"zzunsubscribe{_TOKEN}"
+_SLOTS = re.compile(f"{EMAIL_SLOT}|{MANAGE_SLOT}|{UNSUBSCRIBE_SLOT}")
+
+
+def _html_text(value: str) -> str:
+    """`value` as css_inline writes it in a text node, after Jinja escaped it: the HTML
+    parser reads line ends as \n and drops NUL, the serialiser escapes only & < > and
+    no-break space."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "")
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value.replace("\xa0", "&nbsp;")
+
+
+def _html_attribute(value: str) -> str:
+    """`value` as css_inline writes it in a quoted attribute (NUL becomes U+FFFD there)."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+    value = value.replace("&", "&amp;").replace('"', "&quot;")
+    return value.replace("\xa0", "&nbsp;")
+
+
+@dataclass(frozen=True, slots=True)
+class MailTemplate:
+    """A digest rendered once for everyone who gets the same content: subject, HTML (CSS
+    inlined) and text with the reader's address and links as slots; `fill` makes one
+    reader's mail from it."""
+
+    subject: str
+    html: str
+    text: str
+
+    def fill(self, email: str, links: MailLinks) -> RenderedMail:
+        """The mail `render` makes for the reader with `email` and `links`."""
+        text, html = slot_values(email, links)
+        return RenderedMail(
+            self.subject,
+            _SLOTS.sub(lambda m: html[m[0]], self.html),
+            # Stripped again: a link may end in blanks, which render() strips.
+            _SLOTS.sub(lambda m: text[m[0]], self.text).strip() + "\n",
+        )
+
+
+def slot_values(email: str, links: MailLinks) -> tuple[dict[str, str], dict[str, str]]:
+    """What goes in each slot of a template's text and of its HTML for one reader."""
+    text = {EMAIL_SLOT: email, MANAGE_SLOT: links.manage, UNSUBSCRIBE_SLOT: links.unsubscribe}
+    html = {
+        EMAIL_SLOT: _html_text(email),
+        MANAGE_SLOT: _html_attribute(links.manage),
+        UNSUBSCRIBE_SLOT: _html_attribute(links.unsubscribe),
+    }
+    return text, html
+
+
+def digest_template(
     digest: Digest,
-    links: MailLinks,
     tz: ZoneInfo,
     service_name: str,
     topic_labels: Mapping[str, str] | None = None,
-) -> RenderedMail:
-    env = _environment()
+) -> MailTemplate:
+    """The digest rendered for anyone with its content, from a bounded cache: the
+    recipient's language, frequency and topics count, not who they are."""
+    recipient = digest.recipient
+    content = replace(
+        digest,
+        recipient=Recipient(0, "", "", recipient.frequency, recipient.topics, recipient.language),
+    )
     labels = topic_labels or {}
+    return _template(content, tz, service_name, tuple(labels.get(t, t) for t in digest.topics))
+
+
+@lru_cache(maxsize=256)
+def _template(
+    digest: Digest, tz: ZoneInfo, service_name: str, topics: tuple[str, ...]
+) -> MailTemplate:
+    links = MailLinks(unsubscribe=UNSUBSCRIBE_SLOT, manage=MANAGE_SLOT)
+    return rendered(digest, tz, service_name, topics, EMAIL_SLOT, links)
+
+
+def rendered(
+    digest: Digest,
+    tz: ZoneInfo,
+    service_name: str,
+    topics: tuple[str, ...],
+    email: str,
+    links: MailLinks,
+) -> MailTemplate:
+    """The templates rendered with `email` and `links` (slots, or a reader's own: the tests
+    check that filling the slots makes what rendering with the reader's values makes)."""
+    env = _environment()
     language = digest.recipient.language
     t = translator(language)
     start, end = digest.period.start.astimezone(tz), digest.period.end.astimezone(tz)
     context = {
         "digest": digest,
+        "email": email,
         "links": links,
         "service_name": service_name,
         "t": t,
@@ -124,12 +212,24 @@ def render(
             f"{format_date(end, tz, language)} {t('at_time', time=f'{end:%H:%M}')}"
         ),
         "date": lambda moment: _date_or_nothing(moment, tz, language),
-        "topics": [labels.get(t, t) for t in digest.topics],
+        "topics": list(topics),
     }
     subject = subject_for(digest, tz, service_name)
     html = env.get_template("email/digest.html").render(subject=subject, **context)
     text = env.get_template("email/digest.txt").render(subject=subject, **context)
-    return RenderedMail(subject, css_inline.inline(html), text.strip() + "\n")
+    return MailTemplate(subject, css_inline.inline(html), text.strip())
+
+
+def render(
+    digest: Digest,
+    links: MailLinks,
+    tz: ZoneInfo,
+    service_name: str,
+    topic_labels: Mapping[str, str] | None = None,
+) -> RenderedMail:
+    """One reader's digest mail: its template, filled with their address and links."""
+    template = digest_template(digest, tz, service_name, topic_labels)
+    return template.fill(digest.recipient.email, links)
 
 
 def render_notice(

@@ -1,18 +1,23 @@
 """GET /metrics: the service's state in the Prometheus text format, for operators' dashboards.
 
-The figures come from the database on each scrape; prometheus_client writes them out, exactly.
+The figures come from the database and the broker's queues on each scrape; prometheus_client
+writes them out, exactly. The workers' own figures (send latency, mails by outcome) are served
+by the workers (digest.core.broker.WorkerProcess), or here when the worker runs in this
+process on the in-memory broker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from digest.core.broker import queue_depths
+from digest.core.instruments import INSTRUMENTS
 from digest.delivery.status import ServiceStatus, current_status
 from digest.web.common import DbSession
 
@@ -20,12 +25,13 @@ router = APIRouter()
 
 
 class StatusCollector(Collector):
-    """Gauges of one ServiceStatus, read once per scrape."""
+    """Gauges of one ServiceStatus and of the queues, read once per scrape."""
 
-    def __init__(self, status: ServiceStatus) -> None:
+    def __init__(self, status: ServiceStatus, queues: Mapping[str, int]) -> None:
         self.status = status
+        self.queues = queues
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         s = self.status
         yield _labelled(
             "digest_sources", "Enabled sources by health status.", "status", s.sources_by_status
@@ -66,6 +72,47 @@ class StatusCollector(Collector):
         yield GaugeMetricFamily(
             "digest_sources_paused", "Sources an admin paused.", value=s.sources_paused
         )
+        yield _labelled(
+            "digest_changes_by_source",
+            "Changes recorded, per source.",
+            "source",
+            s.changes_by_source,
+        )
+        yield _labelled(
+            "digest_latest_run_sending_seconds",
+            "Seconds from the start of the latest run to its last mail sent so far, per frequency.",
+            "frequency",
+            s.latest_run_sending_seconds,
+        )
+        paused_until = s.relay.paused_until
+        yield GaugeMetricFamily(
+            "digest_relay_paused",
+            "1 while sending is paused because the relay fails, else 0.",
+            value=int(paused_until is not None),
+        )
+        until = GaugeMetricFamily(
+            "digest_relay_paused_until_seconds",
+            "When the pause of sending ends (Unix time); no sample when not paused.",
+        )
+        if paused_until is not None:
+            until.add_metric([], paused_until.timestamp())
+        yield until
+        yield CounterMetricFamily(
+            "digest_relay_pauses",
+            "Times sending paused because the relay failed, since the service began.",
+            value=s.relay.pauses,
+        )
+        yield GaugeMetricFamily(
+            "digest_relay_failures_in_row",
+            "Failures in a row against the relay, as the workers last recorded.",
+            value=s.relay.failures_in_row,
+        )
+        yield _labelled(
+            "digest_queue_messages",
+            "Messages waiting per broker queue (name.DQ: delayed and retries; name.XQ: dead).",
+            "queue",
+            self.queues,
+        )
 
 
 def _labelled(
@@ -77,13 +124,23 @@ def _labelled(
     return family
 
 
-def exposition(status: ServiceStatus) -> bytes:
+def exposition(
+    status: ServiceStatus, queues: Mapping[str, int] | None = None, workers_here: bool = False
+) -> bytes:
     # A registry per scrape: nothing of one request's figures outlives it.
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(status))
+    registry.register(StatusCollector(status, queues or {}))
+    if workers_here:
+        for instrument in INSTRUMENTS:
+            registry.register(instrument)
     return generate_latest(registry)
 
 
 @router.get("/metrics")
-def metrics(session: DbSession) -> Response:
-    return Response(exposition(current_status(session)), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request, session: DbSession) -> Response:
+    broker_url = request.app.state.settings.broker_url
+    # The broker first: no transaction is open yet while it is asked.
+    queues = queue_depths(broker_url)
+    status = current_status(session)
+    workers_here = broker_url.startswith("memory")
+    return Response(exposition(status, queues, workers_here), media_type=CONTENT_TYPE_LATEST)
