@@ -14,6 +14,7 @@ import argparse
 import getpass
 import os
 import random
+import re
 import secrets
 import shlex
 import shutil
@@ -139,6 +140,9 @@ def _environment(folder: Path, database_url: str) -> dict[str, str]:
             "DIGEST_DATABASE_URL": database_url,
             "DIGEST_SECRET_KEY": "bench-secret-key-not-for-production",
             "DIGEST_FROM_ADDRESS": "veiledervarsel@example.org",
+            # Dramatiq's Prometheus middleware: files and port of this run's own.
+            "dramatiq_prom_db": str(folder / "prometheus"),
+            "dramatiq_prom_port": str(free_port()),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
@@ -289,6 +293,13 @@ class Worker:
     processes: int
     process: subprocess.Popen[bytes] | None = None
     peaks_kb: dict[int, int] = field(default_factory=dict)
+    roles: dict[int, str] = field(default_factory=dict)  # pid -> as Dramatiq's log names it
+
+    def name_processes(self, log: Path) -> None:
+        """Dramatiq's log lines name each process: MainProcess, WorkerProcess(0), …"""
+        pattern = r"\[PID (\d+)\] \[MainThread\] \[dramatiq\.(\w+Process(?:\(\d+\))?)\]"
+        for pid, role in re.findall(pattern, log.read_text(errors="replace")):
+            self.roles[int(pid)] = role
 
 
 def procfile_workers(procfile: Path = REPO / "Procfile") -> list[Worker]:
@@ -316,10 +327,8 @@ def _start_workers(
         worker.process = _start(stack, shlex.split(worker.command), log, env=env, cwd=folder)
     deadline = time.monotonic() + 90
     while True:
-        ready = sum(
-            (folder / f"worker-{w.name}.log").read_text(errors="replace").count("ready for action")
-            for w in workers
-        )
+        logs = [(folder / f"worker-{w.name}.log").read_text(errors="replace") for w in workers]
+        ready = sum(log.count("Worker process is ready") for log in logs)
         if ready >= sum(w.processes for w in workers):
             return
         if any(w.process is not None and w.process.poll() is not None for w in workers):
@@ -506,15 +515,16 @@ class Result:
         named = []
         for worker in self.workers:
             assert worker.process is not None
-            for n, pid in enumerate(sorted(worker.peaks_kb)):
-                role = "supervisor" if pid == worker.process.pid else f"process {n}"
-                named.append((f"{worker.name} {role}", worker.peaks_kb[pid] / 1024))
+            for pid, peak in sorted(worker.peaks_kb.items()):
+                role = worker.roles.get(pid, f"pid {pid}")
+                prefix = f"{worker.name} " if len(self.workers) > 1 else ""
+                named.append((prefix + role, peak / 1024))
         return named
 
     def row(self) -> str:
         peaks = self.peaks_mb()
         largest = max(mb for _, mb in peaks)
-        each = ", ".join(f"{mb:.0f}" for _, mb in peaks)
+        each = ", ".join(f"{name} {mb:.0f}" for name, mb in peaks)
         return (
             f"| {self.subscribers:,} | {self.rate:.0f} msg/s ({self.seconds:.0f} s) | "
             f"{self.baseline_rate:.0f} msg/s | {self.ratio:.2f}× | {largest:.0f} MB "
@@ -623,6 +633,8 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
                 run_id = _wait_for_run(engine, period.start, subscribers, timeout)
                 wall = time.monotonic() - started
                 cpu = _cpu_seconds(workers) - cpu
+                for worker in workers:
+                    worker.name_processes(folder / f"worker-{worker.name}.log")
                 load = _load()
             postgres_cpu = usage.postgres_seconds()
             if spy is not None:
