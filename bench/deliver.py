@@ -301,6 +301,12 @@ class Worker:
         for pid, role in re.findall(pattern, log.read_text(errors="replace")):
             self.roles[int(pid)] = role
 
+    @property
+    def delivers(self) -> bool:
+        """Whether it takes delivery chunks: it names the queue, or takes every queue."""
+        argv = shlex.split(self.command)
+        return ("--queues" not in argv and "-Q" not in argv) or "deliver" in argv
+
 
 def procfile_workers(procfile: Path = REPO / "Procfile") -> list[Worker]:
     workers = []
@@ -625,7 +631,7 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
                 started = time.monotonic()
                 _digest(env, folder, "send", "daily")
                 if profile:
-                    deliverer = workers[-1].process
+                    deliverer = next(w for w in workers if w.delivers).process
                     assert deliverer is not None
                     spy = _profile(deliverer.pid, profile, folder / f"profile-{subscribers}.txt")
                 # A generous limit: as slow as 5 mails a second on a busy machine.
