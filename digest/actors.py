@@ -1,6 +1,8 @@
 """Dramatiq actors: thin wrappers that take ids and call a service within the message's
 unit of work (`unit()`, opened and committed by the `UnitOfWork` middleware).
 
+Each kind of work has its own queue (`QUEUES`), so that a big run's chunks never delay a
+collection or a confirmation mail: the Procfile gives the chunks their own workers.
 Importing this module sets the broker from DIGEST_BROKER_URL, as `dramatiq digest.actors`
 expects.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import cast
 
 import dramatiq
@@ -17,15 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.core.broker import build_broker
 from digest.core.db import get_sessionmaker
-from digest.core.errors import DigestError
-from digest.core.periods import Period, latest_period, schedule_of
+from digest.core.periods import Period, period_of, schedule_of
 from digest.core.settings import Settings, load_settings
 from digest.core.unit_of_work import Unit, UnitOfWork
-from digest.delivery import digests, runs
+from digest.delivery import digests, outcomes, retention, runs
 from digest.delivery.notices import lost_notices, send_notices
 from digest.editors.audit import purge_audit
 from digest.editors.signins import Lifetimes, purge_sessions
-from digest.mail.mailer import make_transport
+from digest.mail.pool import send_pool
 from digest.watch.collect import collect_by_id, sessions_for
 from digest.watch.fetch import make_fetcher
 from digest.watch.selection import lease_due_sources
@@ -60,13 +62,13 @@ def unit() -> Unit:
     return units.current()
 
 
-class RetryLater(DigestError, dramatiq.Retry):
-    """Some deliveries of a chunk failed for now; Dramatiq retries the chunk with backoff."""
-
-    def __init__(self, run_id: int, retry: int) -> None:
-        super().__init__(f"{retry} deliveries of run {run_id} failed for now")
-        self.run_id = run_id
-        self.retry = retry
+# The queues, by the work on them; `dramatiq digest.actors --queues ...` in the Procfile.
+COLLECT = "collect"  # sources: the due ones, and one now
+RUNS = "runs"  # starting a digest run: creating its deliveries, enqueuing its chunks
+DELIVER = "deliver"  # a chunk of a run's digests
+NOTICES = "notices"  # confirmations and links, which people wait for
+SWEEP = "sweep"  # the recovery sweep
+QUEUES = (COLLECT, RUNS, DELIVER, NOTICES, SWEEP)
 
 
 # A pass stops starting fetches once its budget is spent; the fetch under way then (and
@@ -75,7 +77,7 @@ class RetryLater(DigestError, dramatiq.Retry):
 COLLECT_TIME_LIMIT = settings.fetch_source_budget_seconds + 2 * 3 * settings.fetch_timeout_seconds
 
 
-@dramatiq.actor(max_retries=0, time_limit=int((COLLECT_TIME_LIMIT + 60) * 1000))
+@dramatiq.actor(queue_name=COLLECT, max_retries=0, time_limit=int((COLLECT_TIME_LIMIT + 60) * 1000))
 def collect_source(source_id: int, at: str | None = None) -> None:
     config = current_settings()
     when = datetime.fromisoformat(at) if at else utcnow()
@@ -93,44 +95,73 @@ def collect_source(source_id: int, at: str | None = None) -> None:
         log.log(level, "collected %s", outcome.describe())
 
 
-@dramatiq.actor(max_retries=0)
+@dramatiq.actor(queue_name=COLLECT, max_retries=0)
 def collect_due() -> None:
     ids = lease_due_sources(unit().session, utcnow())
     for source_id in ids:
         unit().send_after_commit(collect_source, source_id)
 
 
-@dramatiq.actor(max_retries=3)
-def start_run(frequency: str, period_end: str) -> None:
+@dramatiq.actor(queue_name=RUNS, max_retries=3)
+def start_run(frequency: str, period_end: str, period_start: str | None = None) -> None:
+    """Start the run of the period ending at `period_end` (from `period_start`: an
+    immediate run catching up a gap) and hand its chunks to the workers."""
     config = current_settings()
     end = datetime.fromisoformat(period_end).astimezone(UTC)
-    period = latest_period(Frequency(frequency), end, schedule_of(config))
-    started = runs.start_run(unit().session, period)
+    start = datetime.fromisoformat(period_start) if period_start else None
+    period = period_of(Frequency(frequency), end, schedule_of(config), start)
+    started = runs.start_run(unit().session, period, config.chunk_size)
     for chunk in started.chunks:
         unit().send_after_commit(deliver_chunk, started.run_id, chunk)
 
 
-@dramatiq.actor(max_retries=8, min_backoff=30_000, max_backoff=3_600_000)
+# Retries here are for exceptions (the database away, say); deliveries that failed for now
+# are handed over again on their own, when they are due, not with the whole chunk. A worker
+# that takes every queue (`digest run`'s) does the other messages it holds first (a higher
+# number is a lower priority).
+@dramatiq.actor(
+    queue_name=DELIVER, priority=100, max_retries=8, min_backoff=30_000, max_backoff=3_600_000
+)
 def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
     config = current_settings()
     # Sending is several short transactions by design (see delivery.sending): it takes
     # the session factory, not the message's session.
-    transport = make_transport(config.smtp_url, config.outbox_dir)
-    report = digests.deliver_chunk(sessions(), transport, config, run_id, subscriber_ids)
+    # The process's pool: connections kept across chunks, several mails in flight.
+    report = digests.deliver_chunk(sessions(), send_pool(config), config, run_id, subscriber_ids)
     log.info("run %s: %s", run_id, report.summary())
-    if report.retry:
-        raise RetryLater(run_id, report.retry)
+    if report.retry_ids:
+        now = utcnow()
+        # Never at once: a chunk that keeps failing for now must not spin through the queue.
+        soon = now + timedelta(seconds=1)
+        due = max(report.next_try_at or now + timedelta(seconds=config.retry_backoff_seconds), soon)
+        runs.mark_queued(unit().session, run_id, report.retry_ids, due)
+        later = partial(
+            deliver_chunk.send_with_options,
+            args=(run_id, report.retry_ids),
+            delay=int((due - now).total_seconds() * 1000),
+        )
+        unit().after_commit.append(later)
 
 
-@dramatiq.actor(max_retries=0)
+@dramatiq.actor(queue_name=SWEEP, max_retries=0)
 def recover() -> None:
-    """The sweep: unfinished deliveries, notices a crash left behind, expired personal data,
-    the audit log past the retention period and editors' sessions that have ended."""
+    """The sweep: deliveries whose message or worker was lost, runs with nothing open,
+    daily and weekly runs never started, notices a crash left behind, delivery rows past
+    their retention, expired personal data, the audit log past the retention period and
+    editors' sessions that have ended."""
     config = current_settings()
+    # Mails a worker sent but could not record (the database was away) are recorded
+    # first, so that none of them is handed over to be sent again.
+    outcomes.replay_journals(sessions(), config)
     now = utcnow()
     session = unit().session
-    chunks = runs.unfinished_chunks(session, now)
-    notices = lost_notices(session, now)
+    chunks = runs.unfinished_chunks(session, now, runs.Requeue.of(config))
+    for period in runs.missing_periods(session, now, schedule_of(config)):
+        started = runs.start_run(session, period, config.chunk_size, now)
+        log.warning("started the missing %s run %s", period.frequency.value, started.run_id)
+        chunks.extend((started.run_id, chunk) for chunk in started.chunks)
+    notices = lost_notices(session, now, timedelta(seconds=config.stale_claim_seconds))
+    deleted = retention.delete_old_deliveries(session, now, config.delivery_retention_days)
     retained_since = now - timedelta(days=config.retention_days)
     purged = purge_unsubscribed(session, config.secret_key, retained_since)
     purge_unconfirmed(session, config.secret_key, now)  # sign-ups whose link expired
@@ -140,15 +171,18 @@ def recover() -> None:
         unit().send_after_commit(deliver_chunk, run_id, chunk)
     if notices:
         unit().send_after_commit(send_notice_batch, notices)
+    if chunks:
+        log.info("handed %s chunk(s) to the workers again", len(chunks))
+    if deleted:
+        log.info("deleted %s delivery row(s) past their retention", deleted)
     if purged:
         log.info("erased %s person(s) past the retention period", purged)
 
 
-@dramatiq.actor(max_retries=3, min_backoff=60_000)
+@dramatiq.actor(queue_name=NOTICES, max_retries=3, min_backoff=60_000)
 def send_notice_batch(notice_ids: list[int]) -> None:
     config = current_settings()
-    transport = make_transport(config.smtp_url, config.outbox_dir)
-    report = send_notices(sessions(), transport, config, notice_ids)
+    report = send_notices(sessions(), send_pool(config), config, notice_ids)
     if report.failed:
         log.warning("%s notice(s) not sent: %s", report.failed, "; ".join(report.errors[:3]))
 
@@ -168,8 +202,7 @@ class _Failures(dramatiq.Middleware):
         result: object = None,
         exception: BaseException | None = None,
     ) -> None:
-        # A chunk left to retry (RetryLater) is not a failure: the database still owes it.
-        if self.seen is None or exception is None or isinstance(exception, dramatiq.Retry):
+        if self.seen is None or exception is None:
             return
         self.seen.append(exception)
 
@@ -198,9 +231,12 @@ def work_here() -> None:
         _failures.seen = seen
         worker.start()
         try:
-            # The queues themselves, not their delay queues: those hold the backed-off retries.
-            for queue in memory.get_declared_queues() - memory.get_declared_delay_queues():
-                memory.queues[queue].join()
+            # The queues themselves, not their delay queues: those hold the backed-off
+            # retries. Until all are empty at once: a start fills the deliver queue.
+            queues = memory.get_declared_queues() - memory.get_declared_delay_queues()
+            while busy := [q for q in queues if memory.queues[q].unfinished_tasks]:
+                for queue in busy:
+                    memory.queues[queue].join()
         finally:
             worker.stop()
     finally:
@@ -239,7 +275,7 @@ class ActorEnqueuer:
         collect_due.send()
 
     def start_run(self, period: Period) -> None:
-        start_run.send(period.frequency.value, period.end.isoformat())
+        start_run.send(period.frequency.value, period.end.isoformat(), period.start.isoformat())
 
     def recover(self) -> None:
         recover.send()

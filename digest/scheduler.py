@@ -2,7 +2,8 @@
 
 The decision is pure (`due_runs`); the loop owns each tick's unit of work: it reads the
 last run of each frequency (`runs.last_run_ends`) in a short transaction and hands due
-work to an `Enqueuer`, so a missed period is started once when the scheduler comes back.
+work to an `Enqueuer`, so a missed period is started once when the scheduler comes back
+(immediate ones as one run for the whole gap), and the sweep every `sweep_every_seconds`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from subscribers.models import Frequency
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 30.0
-RECOVER_EVERY = timedelta(minutes=10)
 # A start_run enqueued this recently is not enqueued again while its run row is missing.
 REENQUEUE_AFTER = timedelta(minutes=10)
 
@@ -58,6 +58,7 @@ class Scheduler:
         self.stopping = threading.Event()
         self._enqueued: dict[Period, datetime] = {}
         self._last_recover: datetime | None = None
+        self.sweep_every = timedelta(seconds=settings.sweep_every_seconds)
 
     def tick(self, now: datetime | None = None) -> list[Period]:
         now = now or utcnow()
@@ -74,13 +75,15 @@ class Scheduler:
             started.append(period)
         # Forget what is long done, so the memory stays small.
         self._enqueued = {p: t for p, t in self._enqueued.items() if now - t < timedelta(days=9)}
-        if self._last_recover is None or now - self._last_recover >= RECOVER_EVERY:
+        if self._last_recover is None or now - self._last_recover >= self.sweep_every:
             self.enqueuer.recover()
             self._last_recover = now
         return started
 
     def run_forever(self) -> None:
         log.info("scheduler started")
+        # Ticks often enough for the sweep's interval, and no more than the usual 30 s.
+        interval = min(TICK_SECONDS, self.sweep_every.total_seconds())
         while not self.stopping.is_set():
             try:
                 for period in self.tick():
@@ -93,7 +96,7 @@ class Scheduler:
             except Exception:
                 # A database or broker outage must not end the scheduler; try next tick.
                 log.exception("scheduler tick failed")
-            self.stopping.wait(TICK_SECONDS)
+            self.stopping.wait(interval)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -177,3 +177,88 @@ def test_run_leaves_sources_alone_when_the_file_has_none(
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM sources WHERE enabled")).scalar() == 2
     engine.dispose()
+
+
+# --- digest send --wait: progress until the run is complete, however long -------------
+
+
+def waiting_send(env: pytest.MonkeyPatch, *args: str) -> command.Process:
+    """`digest send daily --wait` on a shared broker, for the run the test started (so it
+    enqueues nothing: the workers have it), its first line read."""
+    from tests.conftest import REDIS_URL
+    from tests.test_runs import RUN_AT
+
+    env.setenv("DIGEST_BROKER_URL", REDIS_URL)
+    env.setenv("DIGEST_SECRET_KEY", "a-test-secret-key-long-enough")
+    process = command.start(
+        *("send", "daily", "--at", RUN_AT.isoformat(), "--wait", *args),
+        stdout=command.PIPE,
+        stderr=command.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert "already started" in process.stdout.readline()
+    return process
+
+
+@pytest.mark.timeout(60)
+def test_send_wait_shows_progress_until_the_workers_are_done(env, settings, smtp) -> None:
+    from tests.support.mailroom import deliver_chunk
+    from tests.test_runs import seed, start
+
+    seed(settings, ["a@kommune.no", "b@kommune.no"])
+    started = start(settings)
+    process = waiting_send(env)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith(f"run {started.run_id}: 0 sent, 0 skipped, 0 failed of 2 (0%)")
+    deliver_chunk(settings, started.run_id, started.chunks[0])  # the workers, meanwhile
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert f"run {started.run_id}: 2 sent, 0 skipped, 0 failed of 2 (100%)" in out
+    assert out.rstrip().endswith(f"run {started.run_id}: 2 sent")
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_stops_the_waiting_not_the_run(env, settings, smtp) -> None:
+    from tests.test_runs import seed, start, statuses
+
+    seed(settings, ["a@kommune.no"])
+    started = start(settings)
+    process = waiting_send(env)
+    assert process.stdout is not None
+    process.stdout.readline()  # waiting
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 3
+    assert f"stopped waiting (interrupted); run {started.run_id} goes on" in err
+    assert "Traceback" not in err
+    assert statuses(settings, started.run_id) == {"pending": 1}
+
+
+@pytest.mark.timeout(60)
+def test_send_wait_gives_up_only_at_a_timeout_asked_for(env, settings, smtp) -> None:
+    from tests.test_runs import seed, start
+
+    seed(settings, ["a@kommune.no"])
+    started = start(settings)
+    process = waiting_send(env, "--timeout", "0.5")
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 3
+    assert f"run {started.run_id} not complete after 0.5 s" in err
+
+
+def test_progress_line_says_rate_and_time_left() -> None:
+    from collections import Counter
+
+    from digest.commands.send import progress_line
+    from digest.delivery.history import RunCounts
+
+    counts = RunCounts(Counter(sent=1200, skipped_empty=30, failed=2, pending=3768))
+    assert progress_line(7, counts, 0, 0) == (
+        "run 7: 1200 sent, 30 skipped, 2 failed of 5000 (24%)"
+    )
+    assert progress_line(7, counts, 10, 1232) == (
+        "run 7: 1200 sent, 30 skipped, 2 failed of 5000 (24%), 123/s, 31 s left"
+    )
+    assert progress_line(7, counts, 10, 100).endswith(", 10/s, 6 min 17 s left")

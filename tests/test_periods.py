@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from digest.core.periods import Schedule, latest_period, missed_periods
+from digest.core.periods import (
+    CATCH_UP,
+    Period,
+    Schedule,
+    latest_period,
+    missed_periods,
+    period_of,
+)
 from subscribers.models import Frequency
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -74,3 +81,36 @@ def test_long_outage_catches_up_a_bounded_window() -> None:
     last = local(2026, 1, 1, 8, 0)
     periods = missed_periods(Frequency.DAILY, last, local(2026, 11, 26, 9, 0), SCHEDULE)
     assert len(periods) == 8
+
+
+def test_missed_immediate_periods_are_one_period_for_the_gap() -> None:
+    last = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    at = datetime(2026, 11, 26, 9, 7, tzinfo=UTC)
+    assert missed_periods(Frequency.IMMEDIATE, last, at, SCHEDULE) == [
+        Period(Frequency.IMMEDIATE, last, datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
+    ]
+    # The same gap at every tick until its run exists; nothing once it does.
+    later = missed_periods(Frequency.IMMEDIATE, last, at + timedelta(minutes=5), SCHEDULE)
+    assert later[0].start == last
+    assert missed_periods(Frequency.IMMEDIATE, later[0].end, at, SCHEDULE) == []
+    # No gap: the latest quarter of an hour, as always.
+    on_time = missed_periods(
+        Frequency.IMMEDIATE, later[0].end, at + timedelta(minutes=15), SCHEDULE
+    )
+    assert on_time == [latest_period(Frequency.IMMEDIATE, at + timedelta(minutes=15), SCHEDULE)]
+
+
+def test_an_immediate_gap_longer_than_the_horizon_starts_at_the_horizon() -> None:
+    at = datetime(2026, 11, 26, 9, 7, tzinfo=UTC)
+    (gap,) = missed_periods(Frequency.IMMEDIATE, at - timedelta(days=30), at, SCHEDULE)
+    assert gap.end - gap.start == CATCH_UP
+
+
+def test_a_gap_period_is_rebuilt_from_its_ends_as_a_message_carries_it() -> None:
+    start = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    end = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    assert period_of(Frequency.IMMEDIATE, end, SCHEDULE, start) == Period(
+        Frequency.IMMEDIATE, start, end
+    )
+    daily = period_of(Frequency.DAILY, local(2026, 11, 26, 8, 0), SCHEDULE, start)
+    assert daily == latest_period(Frequency.DAILY, local(2026, 11, 26, 8, 0), SCHEDULE)

@@ -68,6 +68,12 @@ def start(settings: Settings, at: datetime = RUN_AT) -> runs.StartedRun:
         return runs.start_run(session, latest_period(Frequency.DAILY, at, schedule_of(settings)))
 
 
+def backoff_over(settings: Settings) -> None:
+    """Time passes: every delivery waiting to be tried again may be tried now."""
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Delivery).values(retry_at=None))
+
+
 def statuses(settings: Settings, run_id: int) -> dict[str, int]:
     with session_scope(settings.database_url) as session:
         return dict(runs.run_counts(session, run_id))
@@ -119,6 +125,10 @@ def test_temporary_failure_stays_pending_and_permanent_fails(settings, smtp: SMT
     assert (report.sent, report.retry, report.failed) == (1, 1, 1)
     assert statuses(settings, started.run_id) == {"sent": 1, "pending": 1, "failed": 1}
     del smtp.inbox.refuse["full@kommune.no"]
+    assert report.retry_ids == [2] and report.next_try_at is not None
+    again = deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert again.sent == 0  # not before its backoff is over
+    backoff_over(settings)
     again = deliver_chunk(settings, started.run_id, started.chunks[0])
     assert again.sent == 1
     assert statuses(settings, started.run_id) == {"sent": 2, "failed": 1}

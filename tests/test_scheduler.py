@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from digest.core.db import session_scope
@@ -51,7 +51,8 @@ def test_missed_daily_periods_start_once_each(settings: Settings) -> None:
     back.tick(datetime(2026, 11, 25, 10, 0, tzinfo=OSLO))
     back.tick(datetime(2026, 11, 25, 10, 1, tzinfo=OSLO))
     assert daily(enqueuer) == [datetime(2026, 11, d, 8, 0, tzinfo=OSLO) for d in (23, 24, 25)]
-    assert enqueuer.collections == 3 and enqueuer.recoveries == 2
+    # The sweep: at the first tick of each process, and 60 s (sweep_every_seconds) later.
+    assert enqueuer.collections == 3 and enqueuer.recoveries == 3
 
 
 def test_a_lost_start_message_is_enqueued_again_later(settings: Settings) -> None:
@@ -62,3 +63,25 @@ def test_a_lost_start_message_is_enqueued_again_later(settings: Settings) -> Non
     assert len(daily(enqueuer)) == 1
     scheduler.tick(datetime(2026, 11, 25, 9, 20, tzinfo=OSLO))
     assert len(daily(enqueuer)) == 2
+
+
+def immediate(enqueuer: RecordingEnqueuer) -> list[tuple[datetime, datetime]]:
+    return [(p.start, p.end) for p in enqueuer.runs if p.frequency is Frequency.IMMEDIATE]
+
+
+def test_missed_immediate_periods_start_as_one_run_for_the_gap(settings: Settings) -> None:
+    enqueuer = RecordingEnqueuer(settings)
+    Scheduler(settings, enqueuer).tick(datetime(2026, 11, 23, 9, 7, tzinfo=UTC))
+    # Down for two days: one run from the last one's end to the latest quarter.
+    back = Scheduler(settings, enqueuer)
+    back.tick(datetime(2026, 11, 25, 9, 7, tzinfo=UTC))
+    back.tick(datetime(2026, 11, 25, 9, 8, tzinfo=UTC))
+    assert immediate(enqueuer) == [
+        (datetime(2026, 11, 23, 8, 45, tzinfo=UTC), datetime(2026, 11, 23, 9, 0, tzinfo=UTC)),
+        (datetime(2026, 11, 23, 9, 0, tzinfo=UTC), datetime(2026, 11, 25, 9, 0, tzinfo=UTC)),
+    ]
+    back.tick(datetime(2026, 11, 25, 9, 16, tzinfo=UTC))  # and on as usual
+    assert immediate(enqueuer)[-1] == (
+        datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 9, 15, tzinfo=UTC),
+    )

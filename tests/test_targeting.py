@@ -25,7 +25,6 @@ from digest.core.settings import Settings
 from digest.delivery import runs
 from digest.delivery.digests import changes_in
 from digest.mail.compose import AnnouncementView, Recipient, compose
-from digest.mail.mailer import SendError
 from digest.mail.render import MailLinks, announcement_html, announcement_text, render
 from subscribers.models import Frequency, Status, Subscriber
 from tests.test_compose import PERIOD, START, change
@@ -234,7 +233,9 @@ def test_an_urgent_announcement_prepared_by_two_runs_at_once_goes_out_once(
     """The immediate and the daily run end at the same tick (08:00 is a quarter hour), so
     both may prepare a daily reader's mail before either is sent: the first to claim the
     announcement's receipt carries it, the other leaves it out."""
-    from digest.delivery.digests import DigestBatch
+    from digest.core.db import get_sessionmaker
+    from digest.delivery.claims import Outcome, Verdict
+    from digest.delivery.digests import Chunk
 
     end = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)  # 08:00 in Oslo
     with session_scope(settings.database_url) as session:
@@ -257,20 +258,16 @@ def test_an_urgent_announcement_prepared_by_two_runs_at_once_goes_out_once(
     ):
         with session_scope(settings.database_url) as session:
             started = runs.start_run(session, period)
-        batch = DigestBatch(settings, started.run_id, started.chunks[0])
-        with session_scope(settings.database_url) as session:
-            [delivery_id] = batch.begin(session, end)
-            assert batch.claim(session, delivery_id, end)
-        with session_scope(settings.database_url) as session:
-            prepared.append(batch.prepare(session, delivery_id, end))
-    first, second = prepared
-    assert first is not None
-    assert "Frist i morgen" in first.message.get_body(("plain",)).get_content()
-    assert second is None  # nothing else for them today: no mail at all
+        chunk = Chunk(settings, started.run_id, started.chunks[0])
+        prepared.append((chunk, chunk.begin(get_sessionmaker(settings.database_url), end)))
+    (first_chunk, [first]), (_, second) = prepared
+    assert [a.title for a in first.digest.announcements] == ["Frist i morgen"]
+    assert second == []  # nothing else for them today: no mail at all
     with session_scope(settings.database_url) as session:
         assert len(session.scalars(select(AnnouncementReceipt)).all()) == 1
-    # Had the first mail failed for good (recorded by either batch), it would be owed again.
+    # Had the first mail failed for good, it would be owed again.
+    failed = Outcome(first.mail_id, first.subscriber_id, Verdict.FAILED, "550 no such user")
     with session_scope(settings.database_url) as session:
-        batch.record_failure(session, first.mail_id, SendError("550 no such user", True), end)
+        first_chunk.record(session, [failed], final=False)()
     with session_scope(settings.database_url) as session:
         assert session.scalars(select(AnnouncementReceipt)).all() == []

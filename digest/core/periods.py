@@ -2,7 +2,8 @@
 
 A daily run at 08:00 covers the day before it, 08:00 to 08:00 local time; a weekly run
 covers the seven days before its weekday at the same hour; an immediate run covers the
-last N minutes, aligned on the clock.
+last N minutes, aligned on the clock, or, when runs were missed, the whole gap since the
+last one (one mail for the gap, not one per N minutes).
 """
 
 from __future__ import annotations
@@ -77,17 +78,38 @@ def period_before(period: Period, schedule: Schedule) -> Period:
     return latest_period(period.frequency, period.start, schedule)
 
 
+def period_of(
+    frequency: Frequency, end: datetime, schedule: Schedule, start: datetime | None = None
+) -> Period:
+    """The period of `frequency` that ends at `end` (the latest one ended by then); for an
+    immediate run that catches up a gap, the one from `start` to `end`."""
+    latest = latest_period(frequency, end, schedule)
+    if start is None or frequency is not Frequency.IMMEDIATE:
+        return latest
+    if start.tzinfo is None or not start < latest.end:
+        raise ValueError("a gap must start, time-zone aware, before it ends")
+    return Period(frequency, start.astimezone(UTC), latest.end)
+
+
 def missed_periods(
     frequency: Frequency, last_end: datetime | None, at: datetime, schedule: Schedule
 ) -> list[Period]:
     """Periods that ended after `last_end` and by `at`, oldest first, each once.
 
     With no run before, only the latest period is due; periods older than CATCH_UP are
-    let go rather than flooding subscribers after a long outage.
+    let go rather than flooding subscribers after a long outage. Immediate periods missed
+    are one period from `last_end` (or the horizon) to the latest end: its subscribers
+    get one digest for the gap.
     """
     latest = latest_period(frequency, at, schedule)
     if last_end is None:
         return [latest]
+    if frequency is Frequency.IMMEDIATE:
+        if latest.end <= last_end:
+            return []
+        # From the latest end, not from `at`: the same gap at every tick until it is run.
+        start = max(last_end.astimezone(UTC), latest.end - CATCH_UP)
+        return [Period(frequency, start, latest.end)]
     horizon = max(last_end, at - CATCH_UP)
     periods: list[Period] = []
     period = latest

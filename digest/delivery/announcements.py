@@ -9,12 +9,12 @@ by someone else is refused (`StaleEdit`) rather than overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.core.models import Announcement, AnnouncementReceipt, AnnouncementStatus
@@ -29,6 +29,7 @@ from digest.delivery.announcement_checks import (
     StaleEdit,
     check_input,
 )
+from digest.delivery.claims import dialect_insert
 from digest.mail.compose import AnnouncementView
 from digest.mail.render import announcement_html, announcement_text
 from subscribers.base import utcnow
@@ -311,57 +312,94 @@ def published_at(session: Session, moment: datetime) -> list[AnnouncementView]:
     return [as_view(a) for a in session.scalars(query)]
 
 
-def received_by(session: Session, subscriber_id: int, but_for: int | None = None) -> set[int]:
-    """The announcements a subscriber has had, or that a mail on its way carries; not
-    counting those of the delivery `but_for` (its own, when it is prepared again)."""
-    query = select(AnnouncementReceipt.announcement_id).where(
-        AnnouncementReceipt.subscriber_id == subscriber_id
+def held_receipts(
+    session: Session, subscriber_ids: Collection[int]
+) -> dict[int, dict[int, int | None]]:
+    """The receipts of `subscriber_ids`, in one query: for each subscriber, the
+    announcements they have had or that a mail on its way carries, and that mail's
+    delivery (None once the delivery is gone)."""
+    held: dict[int, dict[int, int | None]] = {sid: {} for sid in subscriber_ids}
+    if not subscriber_ids:
+        return held
+    rows = session.execute(
+        select(
+            AnnouncementReceipt.subscriber_id,
+            AnnouncementReceipt.announcement_id,
+            AnnouncementReceipt.delivery_id,
+        ).where(AnnouncementReceipt.subscriber_id.in_(sorted(subscriber_ids)))
     )
-    if but_for is not None:
-        query = query.where(
-            or_(
-                AnnouncementReceipt.delivery_id.is_(None),
-                AnnouncementReceipt.delivery_id != but_for,
-            )
-        )
-    return set(session.scalars(query))
-
-
-def reserve_receipts(
-    session: Session, subscriber_id: int, delivery_id: int, announcement_ids: Iterable[int]
-) -> set[int]:
-    """Claim the announcements for the mail of `delivery_id` before it is sent; the ones it
-    holds. One another delivery claimed meanwhile (a daily and an immediate run at the
-    same tick) is left out of this mail: the unique receipt decides who sends it."""
-    held: set[int] = set()
-    for announcement_id in announcement_ids:
-        receipt = session.execute(
-            select(AnnouncementReceipt.delivery_id).where(
-                AnnouncementReceipt.announcement_id == announcement_id,
-                AnnouncementReceipt.subscriber_id == subscriber_id,
-            )
-        ).first()
-        if receipt is not None:
-            if receipt.delivery_id == delivery_id:  # its own, from an earlier try
-                held.add(announcement_id)
-            continue
-        try:
-            with session.begin_nested():
-                session.add(
-                    AnnouncementReceipt(
-                        announcement_id=announcement_id,
-                        subscriber_id=subscriber_id,
-                        delivery_id=delivery_id,
-                    )
-                )
-        except IntegrityError:  # claimed by a delivery committed meanwhile
-            continue
-        held.add(announcement_id)
+    for subscriber_id, announcement_id, delivery_id in rows:
+        held[subscriber_id][announcement_id] = delivery_id
     return held
 
 
-def release_receipts(session: Session, delivery_id: int) -> None:
-    """A delivery that failed for good sent nothing: its announcements are owed again."""
-    session.execute(
-        delete(AnnouncementReceipt).where(AnnouncementReceipt.delivery_id == delivery_id)
-    )
+def received_from(receipts: Mapping[int, int | None], but_for: int | None = None) -> set[int]:
+    """Of one subscriber's receipts (`held_receipts`), the announcements they have had or
+    are getting, not counting those of the delivery `but_for` (its own, on another try)."""
+    return {a for a, delivery_id in receipts.items() if but_for is None or delivery_id != but_for}
+
+
+def received_by(session: Session, subscriber_id: int, but_for: int | None = None) -> set[int]:
+    """The announcements a subscriber has had, or that a mail on its way carries; not
+    counting those of the delivery `but_for` (its own, when it is prepared again)."""
+    return received_from(held_receipts(session, [subscriber_id])[subscriber_id], but_for)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The announcements one delivery's mail would carry, and the receipts its
+    subscriber already has (`held_receipts`)."""
+
+    delivery_id: int
+    subscriber_id: int
+    announcement_ids: tuple[int, ...]
+    receipts: Mapping[int, int | None]
+
+
+def reserve_receipts(session: Session, wanted: Sequence[Reservation]) -> dict[int, set[int]]:
+    """Claim the announcements for the mails of the deliveries `wanted` names before they
+    are sent, in one statement; for each delivery, the announcements its mail holds. One
+    another delivery claimed meanwhile (a daily and an immediate run at the same tick) is
+    left out of that mail: the unique receipt decides who sends it."""
+    held: dict[int, set[int]] = {w.delivery_id: set() for w in wanted}
+    delivery_of: dict[tuple[int, int], int] = {}
+    rows: list[dict[str, int]] = []
+    for w in wanted:
+        for announcement_id in w.announcement_ids:
+            if announcement_id in w.receipts:
+                if w.receipts[announcement_id] == w.delivery_id:  # its own, from an earlier try
+                    held[w.delivery_id].add(announcement_id)
+                continue
+            delivery_of[(announcement_id, w.subscriber_id)] = w.delivery_id
+            rows.append(
+                {
+                    "announcement_id": announcement_id,
+                    "subscriber_id": w.subscriber_id,
+                    "delivery_id": w.delivery_id,
+                }
+            )
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        inserted = session.execute(
+            # A receipt committed meanwhile by another delivery is left as it is.
+            dialect_insert(session, AnnouncementReceipt)
+            .on_conflict_do_nothing()
+            .values(rows[start : start + _ROWS_PER_INSERT])
+            .returning(AnnouncementReceipt.announcement_id, AnnouncementReceipt.subscriber_id)
+        )
+        for announcement_id, subscriber_id in inserted:
+            held[delivery_of[(announcement_id, subscriber_id)]].add(announcement_id)
+    return held
+
+
+# Three parameters a row: well within SQLite's limit of bound parameters a statement.
+_ROWS_PER_INSERT = 300
+
+
+def release_receipts(session: Session, delivery_ids: Collection[int]) -> None:
+    """Deliveries that failed for good sent nothing: their announcements are owed again."""
+    if delivery_ids:
+        session.execute(
+            delete(AnnouncementReceipt).where(
+                AnnouncementReceipt.delivery_id.in_(sorted(delivery_ids))
+            )
+        )

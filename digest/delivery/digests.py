@@ -1,17 +1,21 @@
 """The digest each subscriber gets for a period, shown (`preview`) or delivered a chunk
-at a time (`deliver_chunk`): claim, compose, render, address, send, record, each a step
-of `DigestBatch` that `sending` runs in short transactions of its own.
+at a time (`deliver_chunk`).
+
+A chunk is one short transaction that loads what its digests share (the run, the
+period's changes, the announcements, the topic labels), its subscribers and their
+announcement receipts, claims its deliveries in one statement, reserves the
+announcements its mails carry and settles those it skips; then, with no transaction
+open, each digest is composed (pure), rendered once per distinct content, and handed to
+the relay; the outcomes are recorded in batches (see `sending`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from email.message import EmailMessage
-from enum import StrEnum
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import SERVICE_NAME
@@ -27,21 +31,27 @@ from digest.core.models import (
 from digest.core.periods import Period
 from digest.core.settings import Settings
 from digest.core.topics import topic_labels
-from digest.delivery import claims, sending
+from digest.delivery import claims, outcomes, relay_state, sending
 from digest.delivery.announcements import (
+    Reservation,
+    held_receipts,
     published_at,
-    received_by,
+    received_from,
     release_receipts,
     reserve_receipts,
 )
+from digest.delivery.claims import Outcome, Verdict
+from digest.delivery.outcomes import DELIVERIES, Sent
 from digest.delivery.runs import complete_if_done, give_up_at
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, compose, recipient_of
 from digest.mail.envelopes import digest_message_id, envelope
 from digest.mail.links import links_for
-from digest.mail.mailer import SendError, Transport, build_message
-from digest.mail.render import render
+from digest.mail.mailer import Transport
+from digest.mail.render import MailLinks, digest_template
+from digest.mail.wire import Wire, digest_wire
+from subscribers.base import utcnow
 from subscribers.models import Frequency, Status, Subscriber
-from subscribers.suppression import delivered, delivery_failed
+from subscribers.suppression import delivery_failed
 
 
 def changes_in(session: Session, period: Period) -> list[ChangeView]:
@@ -93,17 +103,31 @@ def digest_for(
     changes: Sequence[ChangeView],
     announcements: Sequence[AnnouncementView],
     period: Period,
-    delivery_id: int | None = None,
+) -> Digest:
+    """The digest `subscriber` gets for `period` (`compose_for`), with the announcements
+    they have had, or are getting in another mail, read from the database."""
+    received = received_by(session, subscriber.id) if announcements else set()
+    return compose_for(subscriber, changes, announcements, period, received)
+
+
+def received_by(session: Session, subscriber_id: int) -> set[int]:
+    return received_from(held_receipts(session, [subscriber_id])[subscriber_id])
+
+
+def compose_for(
+    subscriber: Subscriber,
+    changes: Sequence[ChangeView],
+    announcements: Sequence[AnnouncementView],
+    period: Period,
+    received: Collection[int],
 ) -> Digest:
     """The digest `subscriber` gets for `period`: their changes, and the announcements
-    they have not had yet (nor are on their way in another mail; `delivery_id`: the
-    delivery this digest is for, whose own claims do not count). Previews and deliveries
-    both compose through here.
+    they have not had yet (`received`: had, or on their way in another mail). Previews
+    and deliveries both compose through here.
 
     In an immediate run, a daily or weekly subscriber is there only for the announcements
     sent with the next immediate run: they get those and nothing else (their changes come
     in their own digest)."""
-    received = received_by(session, subscriber.id, delivery_id) if announcements else set()
     if period.frequency == Frequency.IMMEDIATE and subscriber.frequency != Frequency.IMMEDIATE:
         changes = []
         announcements = [a for a in announcements if a.send_immediately]
@@ -115,6 +139,34 @@ def digest_for(
     )
 
 
+@dataclass(slots=True)
+class Composer:
+    """`compose_for` for many subscribers of one period: those who would get the same
+    digest (the same frequency, topics, role, municipality and announcements not had)
+    share one composing, each with themselves as its recipient."""
+
+    changes: Sequence[ChangeView]
+    announcements: Sequence[AnnouncementView]
+    period: Period
+    _done: dict[tuple[object, ...], Digest] = field(default_factory=dict)
+
+    def digest(self, subscriber: Subscriber, received: Collection[int]) -> Digest:
+        recipient = recipient_of(subscriber)
+        had = frozenset(a.announcement_id for a in self.announcements) & frozenset(received)
+        key = (
+            recipient.frequency,
+            recipient.topics,
+            recipient.role,
+            recipient.municipality,
+            had,
+        )
+        digest = self._done.get(key)
+        if digest is None:
+            digest = compose_for(subscriber, self.changes, self.announcements, self.period, had)
+            self._done[key] = digest
+        return replace(digest, recipient=recipient)
+
+
 def preview(session: Session, period: Period) -> list[Digest]:
     """What a run for `period` would send now, to whom; sends and stores nothing."""
     changes = changes_in(session, period)
@@ -124,7 +176,11 @@ def preview(session: Session, period: Period) -> list[Digest]:
         .where(Subscriber.frequency == period.frequency, Subscriber.status == Status.ACTIVE)
         .order_by(Subscriber.email)
     ).all()
-    return [digest_for(session, s, changes, announcements, period) for s in subscribers]
+    receipts = held_receipts(session, [s.id for s in subscribers]) if announcements else {}
+    return [
+        compose_for(s, changes, announcements, period, received_from(receipts.get(s.id, {})))
+        for s in subscribers
+    ]
 
 
 @dataclass(slots=True)
@@ -132,7 +188,7 @@ class ChunkReport:
     sent: int = 0
     skipped: int = 0
     failed: int = 0
-    retry: int = 0  # temporary failures left pending for another try
+    retry: int = 0  # deliveries of the chunk left pending, to try again later
     errors: list[str] = field(default_factory=list)
     # The subscribers whose deliveries were left pending (to try again, or not reached
     # while the relay was paused), and the earliest time to try them: the actor hands
@@ -145,30 +201,30 @@ class ChunkReport:
             f"{self.sent} sent, {self.skipped} skipped, {self.failed} failed, {self.retry} to retry"
         )
 
-    def count_failure(self, status: MailStatus, error: str) -> None:
-        if status == MailStatus.FAILED:
-            self.failed += 1
-        else:
-            self.retry += 1
-        self.errors.append(error)
-
 
 def deliver_chunk(
     sessions: sessionmaker[Session],
-    transport: Transport,
+    sender: sending.Outlet | Transport,
     settings: Settings,
     run_id: int,
     subscriber_ids: Sequence[int],
 ) -> ChunkReport:
-    """Send the digests of run `run_id` to `subscriber_ids` (those still owed one) over
-    `transport`, each in short transactions of its own (see `sending`)."""
-    batch = DigestBatch(settings, run_id, list(subscriber_ids))
-    sending.send_batch(sessions, transport, batch)
-    return batch.report
+    """Send the digests of run `run_id` to `subscriber_ids` (those still owed one) through
+    `sender` (the process's pool, or a transport), in one transaction to claim them and
+    batches of outcomes recorded after (see the module docstring). sending.NotRecorded
+    when the database stayed away at the end."""
+    chunk = Chunk(settings, run_id, sorted(set(subscriber_ids)))
+    with sending.outlet_of(sender, settings) as outlet:
+        mails = chunk.begin(sessions, utcnow())
+        if chunk.shared is None:
+            return chunk.report  # the run is gone
+        chunk.outlet = outlet
+        sending.send_batch(sessions, outlet, settings, chunk, mails)
+    return chunk.report
 
 
 @dataclass(frozen=True, slots=True)
-class _Shared:
+class Shared:
     """What every delivery of one chunk shares, loaded once."""
 
     period: Period
@@ -180,213 +236,312 @@ class _Shared:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One digest ready to go: built in a short transaction, sent with none open."""
+    """One digest ready to go: composed in the chunk's transaction, built with none open."""
 
     mail_id: int  # the delivery's
     subscriber_id: int
-    message: EmailMessage
+    digest: Digest
+    links: MailLinks
+    email: str
+    name: str
     message_id: str
-    item_count: int
-
-
-class RelayAnswer(StrEnum):
-    """What the relay said to one recipient of a pass, as far as soft bounces care."""
-
-    SENT = "sent"
-    REFUSED = "refused"  # temporarily
 
 
 @dataclass(slots=True)
-class DigestBatch:
-    """The steps of delivering one chunk of a run, each on the session of its own short
-    transaction (`sending.send_batch` runs them): claim, prepare (compose, render,
-    address), record the outcome, and at the end count soft bounces and close the run."""
+class Chunk:
+    """One chunk of a run: `begin` claims and composes in one transaction, `build` makes
+    each mail, `record` records a batch of outcomes (and, the last time, closes)."""
 
     settings: Settings
     run_id: int
     subscriber_ids: list[int]
     report: ChunkReport = field(default_factory=ChunkReport)
-    shared: _Shared | None = None
-    # What the relay said to each recipient of this pass, in order, with the delivery id;
-    # of the refusals only the temporary ones (see count_soft_bounces).
-    answers: list[tuple[RelayAnswer, int]] = field(default_factory=list)
+    shared: Shared | None = None
+    claimed_at: datetime | None = None
+    attempts: dict[int, int] = field(default_factory=dict)  # by delivery, this one counted
+    outlet: sending.Outlet | None = None
 
-    def begin(self, session: Session, now: datetime) -> list[int]:
+    def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
+        """Record what journals left behind, then claim and compose, in one transaction."""
+        return outcomes.claim_after_replay(
+            sessions, self.settings, DELIVERIES, lambda s, journaled: self.claim(s, now, journaled)
+        )
+
+    def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
+        # The claim first, so that SQLite's write lock is the transaction's first step:
+        # where the driver begins transactions at the first read, one that read before it
+        # writes fails at once (no busy wait) when another worker wrote meanwhile.
+        self.claimed_at = now
+        claimed = claims.claim_where(
+            session,
+            Delivery,
+            and_(Delivery.run_id == self.run_id, Delivery.subscriber_id.in_(self.subscriber_ids)),
+            now,
+            timedelta(seconds=self.settings.stale_claim_seconds),
+            excluded=journaled,
+        )
         run = session.get(DigestRun, self.run_id)
         if run is None:
             return []
         period = Period(run.frequency, run.period_start, run.period_end)
-        self.shared = _Shared(
+        shared = self.shared = Shared(
             period,
             give_up_at(run),
             changes_in(session, period),
             published_at(session, period.end),
             topic_labels(session),
         )
-        return list(
-            session.scalars(
-                select(Delivery.id)
-                .where(
-                    Delivery.run_id == self.run_id, Delivery.subscriber_id.in_(self.subscriber_ids)
+        failed: dict[int, str] = {}  # the reason, by delivery
+        live: dict[int, int] = {}  # delivery by subscriber
+        for delivery_id, subscriber_id, attempts, error in claimed:
+            self.attempts[delivery_id] = attempts
+            if claims.overdue(attempts, now, shared.give_up_at):
+                failed[delivery_id] = (
+                    f"gave up after {attempts - 1} attempt(s), when the next period's digest "
+                    f"went out; last error: {error or 'none (its worker was lost)'}"
                 )
-                .order_by(Delivery.subscriber_id)
-            )
+                self.report.errors.append(f"subscriber {subscriber_id}: {error}")
+            else:
+                live[subscriber_id] = delivery_id
+        subscribers = session.scalars(
+            select(Subscriber).where(Subscriber.id.in_(sorted(live))).order_by(Subscriber.id)
+        ).all()
+        receipts = held_receipts(session, list(live)) if shared.announcements else {}
+        digests: dict[int, Digest] = {}
+        skipped: dict[int, MailStatus] = {d: MailStatus.SKIPPED_INACTIVE for d in live.values()}
+        composer = Composer(shared.changes, shared.announcements, period)
+        for subscriber in subscribers:
+            if subscriber.status != Status.ACTIVE:
+                continue
+            delivery_id = live[subscriber.id]
+            try:
+                received = received_from(receipts.get(subscriber.id, {}), delivery_id)
+                digests[delivery_id] = composer.digest(subscriber, received)
+            except Exception as exc:  # a corrupt row fails this mail alone
+                failed[delivery_id] = str(claims.build_failure(exc))
+                self.report.errors.append(f"{subscriber.email}: {exc}")
+            del skipped[delivery_id]
+        held = reserve_receipts(
+            session,
+            [
+                Reservation(
+                    delivery_id,
+                    digest.recipient.subscriber_id,
+                    tuple(a.announcement_id for a in digest.announcements),
+                    receipts.get(digest.recipient.subscriber_id, {}),
+                )
+                for delivery_id, digest in digests.items()
+                if digest.announcements
+            ],
         )
+        mails: list[Outgoing] = []
+        by_id = {s.id: s for s in subscribers}
+        for delivery_id, digest in digests.items():
+            holds = held.get(delivery_id, set())
+            if len(holds) < len(digest.announcements):  # another mail carries some already
+                kept = tuple(a for a in digest.announcements if a.announcement_id in holds)
+                digest = replace(digest, announcements=kept)
+            if digest.is_empty:
+                skipped[delivery_id] = MailStatus.SKIPPED_EMPTY
+                continue
+            subscriber = by_id[digest.recipient.subscriber_id]
+            mails.append(
+                Outgoing(
+                    delivery_id,
+                    subscriber.id,
+                    digest,
+                    links_for(self.settings, subscriber),
+                    subscriber.email,
+                    subscriber.name,
+                    digest_message_id(self.settings, self.run_id, subscriber.id),
+                )
+            )
+        self._settle_at_claim(session, skipped, failed)
+        return mails
 
-    def _shared(self) -> _Shared:
-        assert self.shared is not None, "begin() loads what the chunk shares"
+    def _settle_at_claim(
+        self, session: Session, skipped: Mapping[int, MailStatus], failed: Mapping[int, str]
+    ) -> None:
+        """Skips and give-ups, decided at the claim: one statement each kind."""
+        for status in (MailStatus.SKIPPED_INACTIVE, MailStatus.SKIPPED_EMPTY):
+            ids = sorted(d for d, s in skipped.items() if s == status)
+            if ids:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .values(status=status, error=None, retry_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+                self.report.skipped += len(ids)
+        if failed:
+            now = self.claimed_at or utcnow()
+            claims.settle_failures(
+                session,
+                Delivery,
+                [Outcome(d, 0, Verdict.FAILED, reason) for d, reason in failed.items()],
+                settings=self.settings,
+                now=now,
+                claimed_at=now,
+                attempts=self.attempts.__getitem__,
+                give_up_at=lambda _: self._shared().give_up_at,
+                resume_at=now,
+            )
+            release_receipts(session, list(failed))
+            self.report.failed += len(failed)
+
+    def _shared(self) -> Shared:
+        assert self.shared is not None, "claim() loads what the chunk shares"
         return self.shared
 
-    def claim(self, session: Session, delivery_id: int, now: datetime) -> bool:
-        if not claims.claim(session, Delivery, delivery_id, now):
-            return False  # finished already, or another worker has it
-        delivery = session.get_one(Delivery, delivery_id)
-        if not claims.overdue(delivery, now, self._shared().give_up_at):
-            return True
-        claims.settle(
-            delivery,
-            MailStatus.FAILED,
-            f"gave up after {delivery.attempts - 1} attempt(s), when the next period's "
-            f"digest went out; last error: {delivery.error or 'none (its worker was lost)'}",
-        )
-        release_receipts(session, delivery.id)
-        self.report.count_failure(
-            MailStatus.FAILED, f"subscriber {delivery.subscriber_id}: {delivery.error}"
-        )
-        return False
+    def sent(self, mail: Outgoing, at: datetime) -> Sent:
+        item_count = mail.digest.item_count
+        return Sent(DELIVERIES, mail.mail_id, mail.subscriber_id, at, mail.message_id, item_count)
 
-    def prepare(self, session: Session, delivery_id: int, now: datetime) -> Outgoing | None:
-        delivery = session.get_one(Delivery, delivery_id)
-        subscriber = session.get(Subscriber, delivery.subscriber_id)
-        if subscriber is None or subscriber.status != Status.ACTIVE:
-            self._skip(delivery, MailStatus.SKIPPED_INACTIVE)
-            return None
+    def build(self, mail: Outgoing) -> Wire:
+        """One reader's mail: the chunk's rendering of its content (each distinct content
+        rendered once), filled with their address and links, put on the wire."""
+        template = digest_template(
+            mail.digest, self.settings.tz, SERVICE_NAME, self._shared().topic_labels
+        )
+        mail_envelope = envelope(
+            self.settings,
+            to_address=mail.email,
+            to_name=mail.name,
+            message_id=mail.message_id,
+            unsubscribe_url=mail.links.unsubscribe,
+            date=utcnow(),
+        )
+        return digest_wire(template, mail_envelope, mail.links, mail.email)
+
+    def record(self, session: Session, batch: list[Outcome], final: bool) -> Callable[[], None]:
+        """Record a batch of outcomes (one statement for the sent, one for the others,
+        and a few for the bounces); the last time, close the chunk: the run if it is done,
+        the relay's state, and what is left pending. Returns what to count once committed."""
+        now = utcnow()
         shared = self._shared()
-        digest = digest_for(
-            session, subscriber, shared.changes, shared.announcements, shared.period, delivery.id
+        outcomes.record_sent(session, [o.sent for o in batch if o.sent is not None])
+        assert self.claimed_at is not None
+        settled = claims.settle_failures(
+            session,
+            Delivery,
+            [o for o in batch if o.verdict != Verdict.SENT],
+            settings=self.settings,
+            now=now,
+            claimed_at=self.claimed_at,
+            attempts=self.attempts.__getitem__,
+            give_up_at=lambda _: shared.give_up_at,
+            resume_at=sending.resume_at(self.settings, self.outlet, now),
         )
-        wanted = [a.announcement_id for a in digest.announcements]
-        held = reserve_receipts(session, subscriber.id, delivery.id, wanted)
-        if len(held) < len(wanted):  # another mail to them carries some already
-            kept = tuple(a for a in digest.announcements if a.announcement_id in held)
-            digest = replace(digest, announcements=kept)
-        if digest.is_empty:
-            self._skip(delivery, MailStatus.SKIPPED_EMPTY)
-            return None
-        message_id = digest_message_id(self.settings, delivery.run_id, subscriber.id)
-        return Outgoing(
-            delivery.id,
-            subscriber.id,
-            digest_message(self.settings, digest, subscriber, message_id, shared.topic_labels, now),
-            message_id,
-            digest.item_count,
+        failed = {o.mail_id for o, status, _ in settled if status == MailStatus.FAILED}
+        errors = [f"subscriber {o.subscriber_id}: {reason}" for o, _, reason in settled]
+        failed |= self._bounces(session, [o for o, _, _ in settled])
+        release_receipts(session, failed)
+        claimed_at = self._keep_claims(session, now) if not final else self.claimed_at
+        left: list[tuple[int, datetime | None]] = []
+        if final:
+            if self.outlet is not None:
+                relay_state.save(session, self.outlet.breaker, now)
+            complete_if_done(session, self.run_id)
+            left = [
+                (subscriber_id, retry_at)
+                for subscriber_id, retry_at in session.execute(
+                    select(Delivery.subscriber_id, Delivery.retry_at)
+                    .where(
+                        Delivery.run_id == self.run_id,
+                        Delivery.subscriber_id.in_(self.subscriber_ids),
+                        Delivery.status == MailStatus.PENDING,
+                    )
+                    .order_by(Delivery.subscriber_id)
+                )
+            ]
+        sent = sum(1 for o in batch if o.verdict == Verdict.SENT)
+
+        def count() -> None:
+            self.claimed_at = claimed_at
+            self.report.sent += sent
+            self.report.failed += len(failed)
+            self.report.errors.extend(errors)
+            if final:
+                self.report.retry_ids = [subscriber_id for subscriber_id, _ in left]
+                self.report.retry = len(left)
+                self.report.next_try_at = min(
+                    (retry_at or now for _, retry_at in left), default=None
+                )
+
+        return count
+
+    def _keep_claims(self, session: Session, now: datetime) -> datetime | None:
+        """Renew the claims of the mails not yet sent when a quarter of the stale-claim
+        time has gone (a rate-limited relay can take longer than that over a chunk), so
+        that no other worker takes them for lost; the claim time from now on."""
+        stale = timedelta(seconds=self.settings.stale_claim_seconds)
+        if self.claimed_at is None or now - self.claimed_at < stale / 4:
+            return self.claimed_at
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.run_id == self.run_id,
+                Delivery.subscriber_id.in_(self.subscriber_ids),
+                Delivery.status == MailStatus.SENDING,
+                Delivery.claimed_at == self.claimed_at,
+            )
+            .values(claimed_at=now)
+            .execution_options(synchronize_session=False)
         )
+        return now
 
-    def _skip(self, delivery: Delivery, status: MailStatus) -> None:
-        claims.settle(delivery, status)
-        self.report.skipped += 1
-
-    def record_sent(self, session: Session, outgoing: Outgoing, now: datetime) -> None:
-        delivery = session.get_one(Delivery, outgoing.mail_id)
-        claims.settle_sent(delivery, now)
-        delivery.message_id = outgoing.message_id
-        delivery.item_count = outgoing.item_count
-        reached = session.get(Subscriber, outgoing.subscriber_id)
-        if reached is not None:
-            delivered(reached)
-        self.answers.append((RelayAnswer.SENT, outgoing.mail_id))
-        self.report.sent += 1
-
-    def record_failure(
-        self, session: Session, delivery_id: int, failure: SendError, now: datetime
-    ) -> None:
-        delivery = session.get_one(Delivery, delivery_id)
-        subscriber = session.get(Subscriber, delivery.subscriber_id)
-        if failure.recipient and failure.permanent and subscriber is not None:
+    def _bounces(self, session: Session, settled: list[Outcome]) -> set[int]:
+        """Suppress the addresses the relay refused for good, and count the soft bounces
+        (once per delivery); the deliveries that failed because their address is now
+        suppressed."""
+        hard = {o.subscriber_id: o for o in settled if o.permanent_bounce}
+        soft = {o.mail_id: o for o in settled if o.verdict == Verdict.BOUNCED}
+        if soft:
+            counting = session.scalars(
+                update(Delivery)
+                .where(Delivery.id.in_(sorted(soft)), Delivery.bounce_counted.is_(False))
+                .values(bounce_counted=True)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            soft = {d: soft[d] for d in counting}
+        if not hard and not soft:
+            return set()
+        people = {
+            s.id: s
+            for s in session.scalars(
+                select(Subscriber).where(
+                    Subscriber.id.in_({*hard, *(o.subscriber_id for o in soft.values())})
+                )
+            )
+        }
+        for subscriber_id, outcome in hard.items():
+            if (person := people.get(subscriber_id)) is not None:
+                delivery_failed(
+                    session,
+                    person,
+                    outcome.reason,
+                    permanent=True,
+                    soft_limit=self.settings.soft_bounce_limit,
+                )
+        suppressed: set[int] = set()
+        for delivery_id, outcome in soft.items():
+            if (person := people.get(outcome.subscriber_id)) is None:
+                continue
             delivery_failed(
                 session,
-                subscriber,
-                str(failure),
-                permanent=True,
+                person,
+                outcome.reason,
+                permanent=False,
                 soft_limit=self.settings.soft_bounce_limit,
             )
-        elif failure.recipient and not delivery.bounce_counted:
-            self.answers.append((RelayAnswer.REFUSED, delivery_id))
-        gone = subscriber is None or subscriber.status == Status.SUPPRESSED
-        status = claims.settle_failure(
-            delivery,
-            str(failure),
-            permanent=failure.permanent or gone,
-            now=now,
-            give_up_at=self._shared().give_up_at,
-        )
-        if status == MailStatus.FAILED:
-            release_receipts(session, delivery.id)
-        who = subscriber.email if subscriber is not None else f"subscriber {delivery.subscriber_id}"
-        self.report.count_failure(status, f"{who}: {failure}")
-
-    def end(self, session: Session, now: datetime) -> None:
-        if self.shared is None:
-            return  # the run is gone
-        count_soft_bounces(session, self.settings, self.answers, self.report)
-        complete_if_done(session, self.run_id)
-
-
-def digest_message(
-    settings: Settings,
-    digest: Digest,
-    subscriber: Subscriber,
-    message_id: str,
-    topic_labels: dict[str, str],
-    now: datetime,
-) -> EmailMessage:
-    """The mail of one digest to `subscriber`: rendered, and addressed as all our mails are."""
-    links = links_for(settings, subscriber)
-    mail = render(digest, links, settings.tz, SERVICE_NAME, topic_labels)
-    return build_message(
-        mail,
-        envelope(
-            settings,
-            to_address=subscriber.email,
-            to_name=subscriber.name,
-            message_id=message_id,
-            unsubscribe_url=links.unsubscribe,
-            date=now,
-        ),
-    )
-
-
-def count_soft_bounces(
-    session: Session,
-    settings: Settings,
-    answers: list[tuple[RelayAnswer, int]],
-    report: ChunkReport,
-) -> None:
-    """Count a pass's temporary refusals as soft bounces: once per delivery, and only
-    when the relay accepted someone after refusing this one. A relay that refuses everyone
-    alike (greylisting, maintenance), or everyone from some point on (a rate limit), says
-    nothing about the recipients."""
-    counted: list[int] = []
-    accepted_later = False
-    for answer, delivery_id in reversed(answers):
-        if answer == RelayAnswer.SENT:
-            accepted_later = True
-        elif accepted_later:
-            counted.append(delivery_id)
-    for delivery_id in reversed(counted):
-        delivery = session.get_one(Delivery, delivery_id)
-        subscriber = session.get(Subscriber, delivery.subscriber_id)
-        if delivery.bounce_counted or subscriber is None:
-            continue
-        delivery.bounce_counted = True
-        delivery_failed(
-            session,
-            subscriber,
-            delivery.error or "temporary refusal",
-            permanent=False,
-            soft_limit=settings.soft_bounce_limit,
-        )
-        if subscriber.status == Status.SUPPRESSED and delivery.status == MailStatus.PENDING:
-            claims.settle(delivery, MailStatus.FAILED, f"address suppressed: {delivery.error}")
-            release_receipts(session, delivery.id)
-            report.retry, report.failed = report.retry - 1, report.failed + 1
+            if person.status == Status.SUPPRESSED:
+                suppressed.add(delivery_id)
+        if suppressed:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(sorted(suppressed)), Delivery.status == MailStatus.PENDING)
+                .values(status=MailStatus.FAILED, error="address suppressed after soft bounces")
+                .execution_options(synchronize_session=False)
+            )
+        return suppressed

@@ -7,7 +7,7 @@ that a crash left behind. At most a few notices an hour go to one address.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -19,11 +19,14 @@ from digest import SERVICE_NAME
 from digest.core.errors import DigestError
 from digest.core.models import MailStatus, Notice
 from digest.core.settings import Settings
-from digest.delivery import claims, sending
+from digest.delivery import claims, outcomes, sending
+from digest.delivery.claims import Outcome, Verdict
+from digest.delivery.outcomes import NOTICES, Sent
 from digest.mail.envelopes import envelope, notice_message_id
 from digest.mail.links import confirm_url, links_for
-from digest.mail.mailer import SendError, Transport, build_message
+from digest.mail.mailer import Transport, build_message
 from digest.mail.render import render_notice
+from digest.mail.wire import Wire, wire_of
 from subscribers.base import utcnow
 from subscribers.models import Channel, NoticeKind, SignupRequest, Status, Subscriber
 from subscribers.roster import ImportReport
@@ -105,19 +108,19 @@ def give_up_at(notice: Notice) -> datetime:
     return notice.created_at + LIFETIME
 
 
-def lost_notices(session: Session, now: datetime) -> list[int]:
+def lost_notices(
+    session: Session, now: datetime, stale: timedelta = claims.STALE_CLAIM
+) -> list[int]:
     """What the sweep sends again: notices pending longer than their sender should have
-    taken (queued and never sent, or left to retry), and claims lost with their worker."""
+    taken (queued and never sent, or left to retry, once their backoff is over), and
+    claims lost with their worker."""
     return list(
         session.scalars(
             select(Notice.id)
             .where(
                 or_(
-                    and_(
-                        Notice.status == MailStatus.PENDING,
-                        Notice.created_at < now - LOST_AFTER,
-                    ),
-                    claims.stale_claim(Notice, now),
+                    and_(claims.due(Notice, now), Notice.created_at < now - LOST_AFTER),
+                    claims.stale_claim(Notice, now, stale),
                 )
             )
             .order_by(Notice.id)
@@ -127,84 +130,131 @@ def lost_notices(session: Session, now: datetime) -> list[int]:
 
 def send_notices(
     sessions: sessionmaker[Session],
-    transport: Transport,
+    sender: sending.Outlet | Transport,
     settings: Settings,
     notice_ids: Sequence[int],
 ) -> NoticeReport:
-    """Send the notices `notice_ids` (those still owed) over `transport`, each in short
-    transactions of its own (see `sending`)."""
-    batch = NoticeBatch(settings, list(notice_ids))
-    sending.send_batch(sessions, transport, batch)
+    """Send the notices `notice_ids` (those still owed) through `sender` (the process's
+    pool, or a transport), as digests go (see `sending`): claimed and built in one
+    transaction, one mail each, outcomes recorded after."""
+    batch = NoticeBatch(settings, sorted(set(notice_ids)))
+    with sending.outlet_of(sender, settings) as outlet:
+        batch.outlet = outlet
+        mails = batch.begin(sessions, utcnow())
+        sending.send_batch(sessions, outlet, settings, batch, mails)
     return batch.report
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     mail_id: int  # the notice's
-    message: EmailMessage
+    subscriber_id: int
+    wire: Wire
 
 
 @dataclass(slots=True)
 class NoticeBatch:
-    """The steps of sending some notices, each on the session of its own short transaction
-    (`sending.send_batch` runs them)."""
+    """Some notices: claimed and built in one transaction (`begin`), outcomes recorded
+    in batches after (`record`)."""
 
     settings: Settings
     notice_ids: list[int]
     report: NoticeReport = field(default_factory=NoticeReport)
+    outlet: sending.Outlet | None = None
+    claimed_at: datetime | None = None
+    attempts: dict[int, int] = field(default_factory=dict)
+    give_up: dict[int, datetime] = field(default_factory=dict)
 
-    def begin(self, session: Session, now: datetime) -> list[int]:
-        return self.notice_ids
-
-    def claim(self, session: Session, notice_id: int, now: datetime) -> bool:
-        if not claims.claim(session, Notice, notice_id, now):
-            return False  # sent already, or another worker has it
-        notice = session.get_one(Notice, notice_id)
-        if not claims.overdue(notice, now, give_up_at(notice)):
-            return True
-        claims.settle(notice, MailStatus.FAILED, f"gave up; last error: {notice.error}")
-        return False
-
-    def prepare(self, session: Session, notice_id: int, now: datetime) -> Outgoing | None:
-        """The message of a claimed notice; None when there is nobody to send it to."""
-        notice = session.get_one(Notice, notice_id)
-        subscriber = session.get(Subscriber, notice.subscriber_id)
-        if subscriber is None or (
-            subscriber.status == Status.SUPPRESSED and notice.kind != NoticeKind.CONFIRM
-        ):
-            claims.settle(notice, MailStatus.SKIPPED_INACTIVE)
-            return None
-        request = (
-            session.get(SignupRequest, notice.signup_request_id)
-            if notice.signup_request_id is not None
-            else None
+    def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
+        return outcomes.claim_after_replay(
+            sessions, self.settings, NOTICES, lambda s, journaled: self.claim(s, now, journaled)
         )
-        return Outgoing(notice_id, notice_message(self.settings, notice, subscriber, request, now))
 
-    def record_sent(self, session: Session, outgoing: Outgoing, now: datetime) -> None:
-        # Gone when its sign-up request went meanwhile (confirmed, or the person left).
-        if (sent := session.get(Notice, outgoing.mail_id)) is not None:
-            claims.settle_sent(sent, now)
-        self.report.sent += 1
+    def claim(self, session: Session, now: datetime, journaled: set[int]) -> list[Outgoing]:
+        self.claimed_at = now
+        claimed = claims.claim_where(
+            session,
+            Notice,
+            Notice.id.in_(self.notice_ids),
+            now,
+            timedelta(seconds=self.settings.stale_claim_seconds),
+            excluded=journaled,
+        )
+        if not claimed:
+            return []
+        notices = session.scalars(
+            select(Notice).where(Notice.id.in_([row.id for row in claimed])).order_by(Notice.id)
+        ).all()
+        people = {
+            s.id: s
+            for s in session.scalars(
+                select(Subscriber).where(Subscriber.id.in_({n.subscriber_id for n in notices}))
+            )
+        }
+        requests = {
+            r.id: r
+            for r in session.scalars(
+                select(SignupRequest).where(
+                    SignupRequest.id.in_({n.signup_request_id for n in notices} - {None})
+                )
+            )
+        }
+        mails: list[Outgoing] = []
+        failed: list[Outcome] = []
+        for notice in notices:
+            self.attempts[notice.id] = notice.attempts
+            self.give_up[notice.id] = give_up_at(notice)
+            subscriber = people.get(notice.subscriber_id)
+            if claims.overdue(notice.attempts, now, give_up_at(notice)):
+                reason = f"gave up; last error: {notice.error}"
+                failed.append(Outcome(notice.id, notice.subscriber_id, Verdict.FAILED, reason))
+            elif subscriber is None or (
+                subscriber.status == Status.SUPPRESSED and notice.kind != NoticeKind.CONFIRM
+            ):
+                claims.settle(notice, MailStatus.SKIPPED_INACTIVE)  # nobody to send it to
+            else:
+                request = requests.get(notice.signup_request_id or 0)
+                try:
+                    message = notice_message(self.settings, notice, subscriber, request, now)
+                    wire = wire_of(message)
+                except Exception as exc:  # a corrupt row fails this notice alone
+                    reason = str(claims.build_failure(exc))
+                    failed.append(Outcome(notice.id, notice.subscriber_id, Verdict.FAILED, reason))
+                    continue
+                mails.append(Outgoing(notice.id, notice.subscriber_id, wire))
+        self.record(session, failed, final=False)()
+        return mails
 
-    def record_failure(
-        self, session: Session, notice_id: int, failure: SendError, now: datetime
-    ) -> None:
-        notice = session.get(Notice, notice_id)
-        if notice is None:
-            return  # deleted with its sign-up request meanwhile: nothing is owed any more
-        claims.settle_failure(
-            notice,
-            str(failure),
-            permanent=failure.permanent,
+    def build(self, mail: Outgoing) -> Wire:
+        return mail.wire
+
+    def sent(self, mail: Outgoing, at: datetime) -> Sent:
+        return Sent(NOTICES, mail.mail_id, mail.subscriber_id, at)
+
+    def record(self, session: Session, batch: list[Outcome], final: bool) -> Callable[[], None]:
+        """Record a batch of outcomes; what to count once committed."""
+        now = utcnow()
+        assert self.claimed_at is not None
+        outcomes.record_sent(session, [o.sent for o in batch if o.sent is not None])
+        settled = claims.settle_failures(
+            session,
+            Notice,
+            [o for o in batch if o.verdict != Verdict.SENT],
+            settings=self.settings,
             now=now,
-            give_up_at=give_up_at(notice),
+            claimed_at=self.claimed_at,
+            attempts=self.attempts.__getitem__,
+            give_up_at=self.give_up.__getitem__,
+            resume_at=sending.resume_at(self.settings, self.outlet, now),
         )
-        self.report.failed += 1
-        self.report.errors.append(str(failure))
+        sent = sum(1 for o in batch if o.verdict == Verdict.SENT)
 
-    def end(self, session: Session, now: datetime) -> None:
-        return None
+        def count() -> None:
+            self.report.sent += sent
+            self.report.failed += len(settled)
+            self.report.errors.extend(reason for _, _, reason in settled)
+
+        return count
 
 
 def notice_message(

@@ -23,7 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from digest.core.models import Delivery, DigestRun, MailStatus, RunStatus
-from digest.delivery.runs import chunked
+from digest.delivery.runs import CHUNK_SIZE, chunked
+from subscribers.base import utcnow
 from subscribers.models import Status, Subscriber
 
 
@@ -69,9 +70,10 @@ def retryable(session: Session, run_id: int) -> list[int]:
     )
 
 
-def retry_failed(session: Session, run: DigestRun) -> Retry:
+def retry_failed(session: Session, run: DigestRun, chunk_size: int = CHUNK_SIZE) -> Retry:
     """Put the run's failed deliveries to active subscribers back to pending, in the
-    caller's transaction, and the run back to running if it was complete."""
+    caller's transaction, queued as of now (the caller enqueues `chunks` after its
+    commit), and the run back to running if it was complete."""
     result = Retry(left=not_retryable(session, run.id))
     ids = retryable(session, run.id)
     if not ids:
@@ -84,7 +86,13 @@ def retry_failed(session: Session, run: DigestRun) -> Retry:
             Delivery.status == MailStatus.FAILED,
             Delivery.subscriber_id.in_(ids),
         )
-        .values(status=MailStatus.PENDING, attempts=0, claimed_at=None)
+        .values(
+            status=MailStatus.PENDING,
+            attempts=0,
+            claimed_at=None,
+            retry_at=None,
+            queued_at=utcnow(),
+        )
     )
     result.retried = int(getattr(changed, "rowcount", 0) or 0)
     if not result.retried:
@@ -93,5 +101,5 @@ def retry_failed(session: Session, run: DigestRun) -> Retry:
         run.status = RunStatus.RUNNING
         run.completed_at = None
         result.reopened = True
-    result.chunks = chunked(ids)
+    result.chunks = chunked(ids, chunk_size)
     return result

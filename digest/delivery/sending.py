@@ -1,132 +1,384 @@
-"""Sending a batch of mails, and waiting on the workers: the units of work that are several
-short transactions by design, and the one module that opens their sessions.
+"""Handing a batch of mails to the relay and recording what it said, for digests and
+notices alike; and waiting on the workers. The one module that opens their sessions.
 
 DESIGN.md: no transaction is held across network I/O (on SQLite a long transaction locks
-the whole database, and a relay can take minutes). So each mail is claimed in one short
-transaction, built in a second, sent with no session open, and its outcome recorded in a
-third; what a batch shares is loaded in one transaction before and settled in one after.
-A wait looks at the database afresh each time, so it sees the workers' commits. The
-sessions come from the factory the caller hands in; what happens inside each transaction
-is the batch's (`digests.DigestBatch`, `notices.NoticeBatch`), written as steps on a Session.
+the whole database, and a relay can take minutes). A batch claims and builds its mails in
+one short transaction (the batch's own), hands them to the relay with none open (the
+process's SMTP pool, several in flight, or one transport, one at a time), and records
+the outcomes in batches (`Recorder`: every RECORD_EVERY outcomes or RECORD_INTERVAL
+seconds, one transaction), not one commit per mail. A mail the relay accepted is written
+to the batch's journal (`outcomes`) before it is recorded, and an outcome that cannot be
+recorded (the database is away) is kept and tried again with backoff.
+
+What the relay says is judged here (`Judge`): a refusal of the recipient followed by an
+acceptance of someone else is the recipient's (a soft bounce); the same refusal for
+everyone from some point on, and any failure of the relay or the connection, is the
+relay's, costing the mails nothing (their attempt is not counted). While the relay
+breaker is open (`relay_failure_limit` failures of the relay in a row, or the same
+deferral for that many recipients), the batch stops handing mails over and leaves the
+rest for when the pause ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from email.message import EmailMessage
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar, cast
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from digest.core.errors import DigestError
+from digest.core.settings import Settings
 from digest.delivery import claims
+from digest.delivery.claims import Outcome, Verdict
+from digest.delivery.outcomes import Journal, Sent, folder_of
 from digest.mail.mailer import SendError, Transport
+from digest.mail.pool import RelayBreaker
+from digest.mail.wire import Wire
 from subscribers.base import utcnow
 
-Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
+
+RECORD_EVERY = 100
+RECORD_INTERVAL = 1.0  # seconds
+# How long a batch keeps trying to record its last outcomes while the database is away
+# before it leaves them in its journal (and its failures to the stale-claim sweep).
+RECORD_PATIENCE = 60.0  # seconds
+RECORD_BACKOFF = (0.5, 8.0)  # seconds: first wait, longest wait
 
 
-class Prepared(Protocol):
-    """A mail ready to go: the row it is owed by and the message."""
+class NotRecorded(DigestError):
+    """The database stayed away after a batch's mails went out: what the relay accepted
+    is in the journal (recorded by the next batch or the sweep); the rest is sent again
+    once its claims are stale."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}: the database is away; the sent ones are kept in the journal")
+
+
+class Breaker(Protocol):
+    """The relay as one process sees it (`digest.mail.pool.RelayBreaker`)."""
+
+    @property
+    def paused_until(self) -> datetime | None: ...
+    @property
+    def failures_in_row(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def pauses(self) -> int: ...
+
+
+class Outlet(Protocol):
+    """Where a batch's mails go: the process's SMTP pool (`digest.mail.pool.send_pool`),
+    or `OneAtATime` over a transport."""
+
+    @property
+    def breaker(self) -> Breaker: ...
+
+    def submit(self, wire: Wire) -> Future[None]: ...
+
+
+class OneAtATime:
+    """A transport as an outlet: each mail sent when it is submitted, on one connection
+    and an event loop of its own, judged by a relay breaker of its own as the pool's mails
+    are (the commands and tests that hand a transport to a batch)."""
+
+    def __init__(self, transport: Transport, settings: Settings) -> None:
+        self.transport = transport
+        self.breaker = RelayBreaker(
+            settings.relay_failure_limit,
+            settings.relay_pause_seconds,
+            settings.relay_pause_max_seconds,
+        )
+        self._loop = asyncio.new_event_loop()
+
+    def submit(self, wire: Wire) -> Future[None]:
+        done: Future[None] = Future()
+        error = self.breaker.refusal()
+        if error is None:
+            try:
+                self._loop.run_until_complete(self.transport.send_wire(wire))
+            except Exception as exc:  # whatever it is, it is this mail's failure
+                error = claims.send_failure(exc, self.transport)
+            error = self.breaker.record(error)
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+        return done
+
+    def close(self) -> None:
+        try:
+            self._loop.run_until_complete(self.transport.close())
+        finally:
+            self._loop.close()
+
+
+@contextmanager
+def outlet_of(sender: Outlet | Transport, settings: Settings) -> Iterator[Outlet]:
+    """`sender` as an outlet for one batch: a pool as it is (it lives with the process),
+    a transport wrapped, and its connection closed when the batch is done."""
+    if hasattr(sender, "submit"):
+        yield cast(Outlet, sender)
+        return
+    outlet = OneAtATime(sender, settings)
+    try:
+        yield outlet
+    finally:
+        outlet.close()
+
+
+M = TypeVar("M")
+
+
+def hand_over(
+    outlet: Outlet,
+    mails: Sequence[M],
+    build: Callable[[M], Wire],
+    answered: Callable[[M, SendError | None], None],
+    stop: Callable[[], bool],
+    window: int,
+) -> list[M]:
+    """Hand `mails` to `outlet`, at most `window` in flight, each built just before;
+    `answered` hears each mail's outcome (None: accepted), in this thread. Once `stop()`
+    says so no more are handed over: those are returned."""
+    in_flight: dict[Future[None], M] = {}
+
+    def settle(finished: set[Future[None]]) -> None:
+        for future in finished:
+            mail = in_flight.pop(future)
+            error = future.exception()
+            answered(mail, None if error is None else claims.send_failure(error))
+
+    for index, mail in enumerate(mails):
+        if stop():
+            settle(wait(in_flight).done)
+            return list(mails[index:])
+        if len(in_flight) >= window:
+            settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
+        try:
+            wire = build(mail)
+        except Exception as exc:  # a refused header or a corrupt row fails this mail alone
+            answered(mail, claims.build_failure(exc))
+            continue
+        future = outlet.submit(wire)
+        in_flight[future] = mail
+        if future.done():
+            settle({future})
+    settle(wait(in_flight).done)
+    return []
+
+
+class Mail(Protocol):
+    """One mail of a batch, claimed and ready to build."""
 
     @property
     def mail_id(self) -> int: ...
     @property
-    def message(self) -> EmailMessage: ...
+    def subscriber_id(self) -> int: ...
 
 
-P = TypeVar("P", bound=Prepared)
+MailT = TypeVar("MailT", bound=Mail)
+MailIn = TypeVar("MailIn", bound=Mail, contravariant=True)
 
 
-class Batch(Protocol[P]):
-    """The steps of one kind of mail; each runs in its own short transaction."""
+class Batch(Protocol[MailIn]):
+    """What one kind of mail (digests, notices) says about its mails."""
 
-    def begin(self, session: Session, now: datetime) -> Sequence[int]:
-        """Load what the batch shares; the ids of the mails to send."""
+    def build(self, mail: MailIn) -> Wire:
+        """The mail on the wire; raises (MessageError ...) when it cannot be made."""
         ...
 
-    def claim(self, session: Session, mail_id: int, now: datetime) -> bool:
-        """Take one mail for sending; False when it is not this worker's to send."""
+    def sent(self, mail: MailIn, at: datetime) -> Sent:
+        """What its row records once the relay accepted it."""
         ...
 
-    def prepare(self, session: Session, mail_id: int, now: datetime) -> P | None:
-        """The message of a claimed mail; None when it was settled without one (skipped)."""
-        ...
-
-    def record_sent(self, session: Session, prepared: P, now: datetime) -> None: ...
-
-    def record_failure(
-        self, session: Session, mail_id: int, failure: SendError, now: datetime
-    ) -> None: ...
-
-    def end(self, session: Session, now: datetime) -> None:
-        """Settle what the whole batch tells (after every mail was tried)."""
+    def record(self, session: Session, outcomes: list[Outcome], final: bool) -> Callable[[], None]:
+        """Record a batch of outcomes (and, when `final`, close the batch) in `session`;
+        what to count once that committed."""
         ...
 
 
 def send_batch(
     sessions: sessionmaker[Session],
-    transport: Transport,
-    batch: Batch[P],
-    clock: Clock = utcnow,
+    outlet: Outlet,
+    settings: Settings,
+    batch: Batch[MailT],
+    mails: Sequence[MailT],
 ) -> None:
-    """Send every mail of `batch` over `transport`, then close it; a failure of one mail
-    is recorded with that mail and the batch goes on."""
-    asyncio.run(_send_batch(sessions, transport, batch, clock))
+    """Hand `mails` to `outlet` (several in flight), judge what the relay says, and record
+    the outcomes in batches; mails not handed over while the relay breaker is open go
+    back, uncounted. NotRecorded when the database stayed away at the end."""
+    judge = Judge()
+    recorder = Recorder(sessions, batch.record, Journal(folder_of(settings)))
+
+    def answered(mail: MailT, error: SendError | None) -> None:
+        if error is None:
+            judge.sent(batch.sent(mail, utcnow()))
+        else:
+            judge.failed(mail.mail_id, mail.subscriber_id, error)
+        recorder.add(judge.take())
+
+    left = hand_over(
+        outlet,
+        mails,
+        batch.build,
+        answered,
+        stop=lambda: paused(outlet, utcnow()),
+        window=2 * settings.smtp_connections,
+    )
+    for mail in left:
+        judge.not_sent(mail.mail_id, mail.subscriber_id, "not sent: the relay is paused")
+    judge.close()
+    recorder.add(judge.take())
+    if not recorder.finish():
+        raise NotRecorded(f"{len(mails)} mail(s)")
 
 
-async def _send_batch(
-    sessions: sessionmaker[Session], transport: Transport, batch: Batch[P], clock: Clock
-) -> None:
-    with sessions.begin() as session:
-        mail_ids = list(batch.begin(session, clock()))
-    try:
-        for mail_id in mail_ids:
-            await _send_one(sessions, transport, batch, mail_id, clock)
-    finally:
-        await transport.close()
-    with sessions.begin() as session:
-        batch.end(session, clock())
+@dataclass(slots=True)
+class Judge:
+    """Turns what the relay said about each mail of a batch into outcomes (see the module
+    docstring): refusals of recipients are held until someone is accepted after them."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    held: list[Outcome] = field(default_factory=list)
+
+    def sent(self, sent: Sent) -> None:
+        self.outcomes.extend(
+            Outcome(h.mail_id, h.subscriber_id, Verdict.BOUNCED, h.reason) for h in self.held
+        )
+        self.held.clear()
+        self.outcomes.append(Outcome(sent.mail_id, sent.subscriber_id, Verdict.SENT, sent=sent))
+
+    def failed(self, mail_id: int, subscriber_id: int, failure: SendError) -> None:
+        reason = str(failure)
+        if failure.recipient and not failure.permanent:
+            self.held.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
+        elif failure.relay:
+            self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, reason))
+        elif failure.permanent:
+            self.outcomes.append(
+                Outcome(mail_id, subscriber_id, Verdict.FAILED, reason, failure.recipient)
+            )
+        else:
+            self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
+
+    def not_sent(self, mail_id: int, subscriber_id: int, why: str) -> None:
+        """A claimed mail not handed over (the relay was paused): back, uncounted."""
+        self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, why))
+
+    def close(self) -> None:
+        """The end of the pass: refusals nobody was accepted after are the relay's when
+        there were several in a row (one alone, at the end, is that mail's for now)."""
+        verdict = Verdict.RELAY if len(self.held) > 1 else Verdict.RETRY
+        self.outcomes.extend(
+            Outcome(h.mail_id, h.subscriber_id, verdict, h.reason) for h in self.held
+        )
+        self.held.clear()
+
+    def take(self) -> list[Outcome]:
+        taken, self.outcomes = self.outcomes, []
+        return taken
 
 
-async def _send_one(
-    sessions: sessionmaker[Session],
-    transport: Transport,
-    batch: Batch[P],
-    mail_id: int,
-    clock: Clock,
-) -> None:
-    with sessions.begin() as session:
-        if not batch.claim(session, mail_id, clock()):
-            return
-    try:
-        with sessions.begin() as session:
-            prepared = batch.prepare(session, mail_id, clock())
-    except Exception as exc:  # a corrupt row or a bug fails this one mail, with its reason
-        _record_failure(sessions, batch, mail_id, claims.build_failure(exc), clock)
-        return
-    if prepared is None:
-        return
-    try:
-        await transport.send(prepared.message)
-    except Exception as exc:  # whatever it is, it is this mail's failure, not the batch's
-        _record_failure(sessions, batch, mail_id, claims.send_failure(exc, transport), clock)
-        return
-    with sessions.begin() as session:
-        batch.record_sent(session, prepared, clock())
+def resume_at(settings: Settings, outlet: Outlet | None, now: datetime) -> datetime:
+    """When to try the relay again after its failure: when the pool's pause ends, or
+    after one pause when there is no pool or it is not paused (yet)."""
+    paused = outlet.breaker.paused_until if outlet is not None else None
+    if paused is not None and paused > now:
+        return paused
+    return now + timedelta(seconds=settings.relay_pause_seconds)
 
 
-def _record_failure(
-    sessions: sessionmaker[Session],
-    batch: Batch[P],
-    mail_id: int,
-    failure: SendError,
-    clock: Clock,
-) -> None:
-    with sessions.begin() as session:
-        batch.record_failure(session, mail_id, failure, clock())
+def paused(outlet: Outlet, now: datetime) -> bool:
+    """Whether the outlet's breaker holds sending back (the relay failed too often)."""
+    until = outlet.breaker.paused_until
+    return until is not None and until > now
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether a database error is the database being unreachable or busy for now (an
+    outcome is then kept and recorded later), rather than a bug."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+class Recorder:
+    """Outcomes kept until recorded in batches by `record` (one transaction each; what it
+    returns is called once that committed, to count them). Each
+    mail the relay accepted goes to `journal` first, and the journal is synced before
+    each recording. While the database is away the outcomes are kept and tried again,
+    with backoff."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        record: Callable[[Session, list[Outcome], bool], Callable[[], None]],
+        journal: Journal,
+    ) -> None:
+        self.sessions = sessions
+        self.record = record
+        self.journal = journal
+        self.waiting: list[Outcome] = []
+        self.recordings = 0
+        self._last = time.monotonic()
+        self._next_try = 0.0
+        self._backoff = RECORD_BACKOFF[0]
+
+    def add(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.sent is not None:
+                self.journal.append(outcome.sent)
+        self.waiting.extend(outcomes)
+        now = time.monotonic()
+        due = len(self.waiting) >= RECORD_EVERY or now - self._last >= RECORD_INTERVAL
+        if self.waiting and due and now >= self._next_try:
+            self.flush(final=False)
+
+    def flush(self, final: bool) -> bool:
+        """Record what waits (and, when `final`, close the batch); False if the database
+        could not be reached, the outcomes kept."""
+        self.journal.sync()
+        self._last = time.monotonic()
+        try:
+            with self.sessions.begin() as session:
+                recorded = self.record(session, self.waiting, final)
+        except DBAPIError as exc:
+            if not database_away(exc):
+                raise
+            log.warning("cannot record %s outcome(s) now: %s", len(self.waiting), exc.orig)
+            self._next_try = self._last + self._backoff
+            self._backoff = min(self._backoff * 2, RECORD_BACKOFF[1])
+            return False
+        recorded()
+        self.recordings += 1
+        self.waiting = []
+        self._backoff = RECORD_BACKOFF[0]
+        return True
+
+    def finish(self, patience: float | None = None) -> bool:
+        """Record the rest and close the batch, trying for `patience` seconds while the
+        database is away; False if it stayed away (the sent outcomes stay in the journal)."""
+        deadline = time.monotonic() + (RECORD_PATIENCE if patience is None else patience)
+        while True:
+            wait_for = self._next_try - time.monotonic()
+            if wait_for > 0:
+                time.sleep(wait_for)
+            if self.flush(final=True):
+                self.journal.close(recorded=True)
+                return True
+            if time.monotonic() + self._backoff > deadline:
+                self.journal.close(recorded=False)
+                return False
 
 
 def poll_until(

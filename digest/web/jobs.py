@@ -21,7 +21,7 @@ from fastapi import BackgroundTasks, Request
 from digest.core.db import get_sessionmaker
 from digest.core.settings import Settings
 from digest.delivery import digests, notices
-from digest.mail.mailer import make_transport
+from digest.mail.pool import send_pool
 from digest.watch.collect import collect_by_id, sessions_for
 from digest.watch.fetch import make_fetcher
 from subscribers.base import utcnow
@@ -76,7 +76,7 @@ class InProcessJobs:
         try:
             report = digests.deliver_chunk(
                 get_sessionmaker(settings.database_url),
-                make_transport(settings.smtp_url, settings.outbox_dir),
+                send_pool(settings),
                 settings,
                 run_id,
                 subscriber_ids,
@@ -91,7 +91,7 @@ class InProcessJobs:
         try:
             notices.send_notices(
                 get_sessionmaker(settings.database_url),
-                make_transport(settings.smtp_url, settings.outbox_dir),
+                send_pool(settings),
                 settings,
                 notice_ids,
             )

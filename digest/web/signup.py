@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.db import get_sessionmaker
 from digest.delivery.notices import queue_notice, send_notices
-from digest.mail.mailer import make_transport
+from digest.mail.pool import send_pool
 from digest.web.common import DbSession, bokmal, choice_lists, page, topics
 from digest.web.errors import FormInvalid, expired_link, note
 from digest.web.forms import Form, LimitedForm, chosen_from, field, posted_form
@@ -91,7 +91,7 @@ def _mail(request: Request, session: Session, tasks: BackgroundTasks, to: ToMail
     tasks.add_task(
         send_notices,
         get_sessionmaker(settings.database_url),
-        make_transport(settings.smtp_url, settings.outbox_dir),
+        send_pool(settings),
         settings,
         [notice.id],
     )

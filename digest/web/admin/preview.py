@@ -10,9 +10,7 @@ reads are committed first), as every mail is.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,7 +22,9 @@ from digest.core.settings import Settings
 from digest.delivery import review
 from digest.delivery.previews import NextDigest, SampleProfile, message_for_test, next_digest
 from digest.editors import audit
-from digest.mail.mailer import SendError, Transport, make_transport
+from digest.mail.mailer import SendError
+from digest.mail.pool import send_pool
+from digest.mail.wire import wire_of
 from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
 from digest.web.common import DbSession, choice_lists
 from digest.web.errors import note
@@ -166,7 +166,7 @@ def send_test(request: Request, session: DbSession, editor: SignedIn, form: Post
     # Nothing to write yet: end the transaction before the network, as every sender does.
     session.commit()
     try:
-        asyncio.run(_send(make_transport(settings.smtp_url, settings.outbox_dir), message))
+        send_pool(settings).submit(wire_of(message)).result()
     except SendError as exc:
         return _send_failed(request, session, editor, chosen, str(exc))
     audit.record(
@@ -189,14 +189,6 @@ def _who(chosen: Chosen) -> str:
     if chosen.subscriber is not None:
         return f"subscriber:{chosen.subscriber.id}"
     return "profile:" + chosen.query
-
-
-async def _send(transport: Transport, message: EmailMessage) -> None:
-    await transport.open()
-    try:
-        await transport.send(message)
-    finally:
-        await transport.close()
 
 
 def _send_failed(
