@@ -3,7 +3,8 @@ a fresh PostgreSQL database and a private Redis broker, to Postfix's smtp-sink o
 in the same run the bare aiosmtplib loop (bench.smtp_baseline) sends as many messages of
 the same size to the same sink.
 
-Run with `make bench-deliver` or `python -m bench.deliver --subscribers 5000 20000`.
+Run with `make bench-deliver` or `python -m bench.deliver --subscribers 5000 20000 --repeat 3`
+(on a shared machine the fastest of the repeats says most about the code).
 Targets (issue 10): the whole pipeline at 0.6x the baseline or better, and every worker
 process under 150 MB peak RSS, flat from the smallest run to the largest.
 """
@@ -28,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -589,8 +590,10 @@ def _outcome(engine: Any, run_id: int) -> tuple[dict[str, int], float]:
 
 
 def measure(subscribers: int, profile: float, keep: bool) -> Result:
-    """One daily run of `subscribers`, then the baseline, each on fresh services."""
+    """One daily run of `subscribers` and the baseline, on fresh services."""
     from sqlalchemy import create_engine
+
+    from bench.smtp_baseline import baseline
 
     folder = Path(tempfile.mkdtemp(prefix="digest-deliver-bench-"))
     with ExitStack() as stack:
@@ -622,6 +625,11 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
             "DIGEST_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
             "DIGEST_SMTP_URL": f"smtp://127.0.0.1:{sink_port}",
         }
+        # The baseline just before the run and just after: the faster counts, so that the
+        # two sides see about the same machine when other work on it comes and goes.
+        baseline_cpu = time.process_time()
+        baseline_seconds = baseline(sink_port, messages, subscribers)
+        before_run = _sink_count(folder, sink_port)
         workers = procfile_workers()
         with ExitStack() as running:
             _start_workers(running, workers, env, folder)
@@ -646,13 +654,9 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
             if spy is not None:
                 _finish_profile(spy, folder / f"profile-{subscribers}.txt", profile)
         statuses, seconds = _outcome(engine, run_id)
-        at_sink = _sink_count(folder, sink_port)
-
-        from bench.smtp_baseline import baseline
-
-        baseline_cpu = time.process_time()
-        baseline_seconds = baseline(sink_port, messages, subscribers)
-        baseline_cpu = time.process_time() - baseline_cpu
+        at_sink = _sink_count(folder, sink_port) - before_run
+        baseline_seconds = min(baseline_seconds, baseline(sink_port, messages, subscribers))
+        baseline_cpu = (time.process_time() - baseline_cpu) / 2
         print(
             f"{subscribers} subscribers: {seconds:.1f} s from the run's start to the last "
             f"message accepted ({wall:.1f} s from `digest send daily`), {statuses}, "
@@ -676,6 +680,13 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
         baseline_cpu,
         load,
     )
+
+
+def best(tries: list[Result]) -> Result:
+    """Of several runs of one size: the fastest run of the project, with the fastest
+    baseline of them all (on a shared machine, the slower ones measured the others' work)."""
+    fastest = max(tries, key=lambda r: r.rate)
+    return replace(fastest, baseline_seconds=min(r.baseline_seconds for r in tries))
 
 
 def _finish_profile(spy: subprocess.Popen[bytes], out: Path, seconds: float) -> None:
@@ -713,9 +724,16 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", type=float, default=0, help="py-spy the delivery worker this many seconds"
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs and the profile")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per size; the fastest of each side counts"
+    )
     args = parser.parse_args(argv)
     _check_tools()
-    results = [measure(n, args.profile, args.keep) for n in args.subscribers]
+    runs = {
+        n: [measure(n, args.profile, args.keep) for _ in range(args.repeat)]
+        for n in args.subscribers
+    }
+    results = [best(tries) for tries in runs.values()]
 
     print(f"worker command(s): {'; '.join(w.command for w in results[0].workers)}")
     print(f"mail size: {results[0].mail_bytes / 1024:.1f} KB on average")
@@ -732,7 +750,7 @@ def main(argv: list[str] | None = None) -> None:
         if lost or result.at_sink < result.sent:
             print(f"{result.subscribers}: {lost} not sent, {result.at_sink} at the sink")
             met = False
-    largests = [max(mb for _, mb in r.peaks_mb()) for r in results]
+    largests = [max(mb for r in tries for _, mb in r.peaks_mb()) for tries in runs.values()]
     speed = min(r.ratio for r in results) >= TARGET_RATIO
     # Flat: the largest process grows by a tenth at most from the smallest run to the largest.
     memory = max(largests) < TARGET_RSS_MB and largests[-1] <= largests[0] * 1.1
