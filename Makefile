@@ -35,7 +35,7 @@ bench: $(STAMP)
 # Delivery (issue 10): needs PostgreSQL on 127.0.0.1:5432, redis-server and Postfix's
 # smtp-sink (apt-get install postfix; the MTA itself is not started). See bench/RESULTS.md.
 bench-deliver: $(STAMP)
-	$(BIN)/python -m bench.deliver --subscribers 5000 20000
+	$(BIN)/python -m bench.deliver --subscribers 5000 20000 --repeat 3
 
 clean:
 	rm -rf $(VENV) var
