@@ -442,13 +442,14 @@ def _sampling(workers: list[Worker], engine: Any) -> Iterator[Usage]:
         thread.join()
 
 
-def _profile(root_pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+def _profile(root_pid: int, seconds: float, out: Path, gil: bool) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         print("py-spy not found: pip install py-spy (profile skipped)")
         return None
     argv = [spy, "record", "--subprocesses", "--nonblocking", "-r", "50", "-f", "raw"]
     argv += ["-d", str(int(seconds)), "-p", str(root_pid), "-o", str(out)]
+    argv += ["--gil"] if gil else []  # only the samples that hold the GIL: the CPU's share
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -569,7 +570,7 @@ def _wait_for_run(engine: Any, period_start: datetime, expected: int, timeout: f
     return int(row[0])
 
 
-def _outcome(engine: Any, run_id: int) -> tuple[dict[str, int], float]:
+def _outcome(engine: Any, run_id: int) -> tuple[dict[str, int], float, float]:
     from sqlalchemy import text
 
     with engine.connect() as db:
@@ -579,17 +580,18 @@ def _outcome(engine: Any, run_id: int) -> tuple[dict[str, int], float]:
                 {"r": run_id},
             ).all()
         )
-        seconds = db.execute(
+        first, last = db.execute(
             text(
-                "SELECT extract(epoch FROM max(d.sent_at) - r.created_at) FROM digest_runs r "
+                "SELECT extract(epoch FROM min(d.sent_at) - r.created_at), "
+                "extract(epoch FROM max(d.sent_at) - r.created_at) FROM digest_runs r "
                 "JOIN deliveries d ON d.run_id = r.id WHERE r.id = :r GROUP BY r.created_at"
             ),
             {"r": run_id},
-        ).scalar_one()
-    return statuses, float(seconds)
+        ).one()
+    return statuses, float(first), float(last)
 
 
-def measure(subscribers: int, profile: float, keep: bool) -> Result:
+def measure(subscribers: int, profile: float, keep: bool, gil: bool = False) -> Result:
     """One daily run of `subscribers` and the baseline, on fresh services."""
     from sqlalchemy import create_engine
 
@@ -641,7 +643,9 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
                 if profile:
                     deliverer = next(w for w in workers if w.delivers).process
                     assert deliverer is not None
-                    spy = _profile(deliverer.pid, profile, folder / f"profile-{subscribers}.txt")
+                    spy = _profile(
+                        deliverer.pid, profile, folder / f"profile-{subscribers}.txt", gil
+                    )
                 # A generous limit: as slow as 5 mails a second on a busy machine.
                 timeout = max(600.0, subscribers / 5)
                 run_id = _wait_for_run(engine, period.start, subscribers, timeout)
@@ -653,13 +657,14 @@ def measure(subscribers: int, profile: float, keep: bool) -> Result:
             postgres_cpu = usage.postgres_seconds()
             if spy is not None:
                 _finish_profile(spy, folder / f"profile-{subscribers}.txt", profile)
-        statuses, seconds = _outcome(engine, run_id)
+        statuses, first, seconds = _outcome(engine, run_id)
         at_sink = _sink_count(folder, sink_port) - before_run
         baseline_seconds = min(baseline_seconds, baseline(sink_port, messages, subscribers))
         baseline_cpu = (time.process_time() - baseline_cpu) / 2
         print(
             f"{subscribers} subscribers: {seconds:.1f} s from the run's start to the last "
-            f"message accepted ({wall:.1f} s from `digest send daily`), {statuses}, "
+            f"message accepted ({wall:.1f} s from `digest send daily`; the first after "
+            f"{first:.1f} s), {statuses}, "
             f"{at_sink} at the sink; baseline {baseline_seconds:.1f} s; CPU per mail: workers "
             f"{cpu / subscribers * 1000:.2f} ms, PostgreSQL "
             f"{postgres_cpu / subscribers * 1000:.2f} ms, baseline "
@@ -723,6 +728,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile", type=float, default=0, help="py-spy the delivery worker this many seconds"
     )
+    parser.add_argument(
+        "--gil", action="store_true", help="profile only what holds the GIL (CPU, not waits)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the logs and the profile")
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per size; the fastest of each side counts"
@@ -730,7 +738,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _check_tools()
     runs = {
-        n: [measure(n, args.profile, args.keep) for _ in range(args.repeat)]
+        n: [measure(n, args.profile, args.keep, args.gil) for _ in range(args.repeat)]
         for n in args.subscribers
     }
     results = [best(tries) for tries in runs.values()]
