@@ -737,6 +737,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     _check_tools()
+    # Stopped from outside (`timeout`, Ctrl-C's cousin): still stop what it started and drop
+    # its database, which the `finally`s of the ExitStacks do on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = {
         n: [measure(n, args.profile, args.keep, args.gil) for _ in range(args.repeat)]
         for n in args.subscribers
