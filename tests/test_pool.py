@@ -390,6 +390,28 @@ def test_a_failure_comes_back_on_its_future_and_the_pool_goes_on(
     assert pool.submit(wire()).result(timeout=10) is None
 
 
+class BrokenLimit:
+    """A rate limit whose every acquire fails, as a bug in it would."""
+
+    async def acquire(self) -> None:
+        raise RuntimeError("the limit broke")
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_bug_on_the_way_to_the_relay_fails_that_mail_and_the_pool_goes_on(
+    env: pytest.MonkeyPatch, relay: FaultyRelay, make_pool: list[SendPool]
+) -> None:
+    pool = new_pool(make_pool, configured(env, relay.url, smtp_connections=1))
+    working = pool._limit
+    pool._limit = BrokenLimit()  # type: ignore[assignment]
+    broken = failure(pool.submit(wire()).exception(timeout=10))
+    assert broken.relay and not broken.permanent and "the limit broke" in str(broken)
+    pool._limit = working
+    assert pool.submit(wire()).result(timeout=10) is None
+
+
 def mails(outcome: str) -> float:
     return REGISTRY.get_sample_value("digest_mails_total", {"outcome": outcome}) or 0.0
 

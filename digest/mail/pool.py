@@ -232,9 +232,23 @@ class SendPool:
                     return
                 wire, future = job
                 if future.set_running_or_notify_cancel():
-                    _settle(future, await self._send(transport, wire))
+                    _settle(future, await self._handed_over(transport, wire))
         finally:
             await transport.close()
+
+    async def _handed_over(self, transport: Transport, wire: Wire) -> SendError | None:
+        """The outcome of one mail, whatever goes wrong on the way: a caller waiting on its
+        future is never left waiting because a bug here ended this connection's task."""
+        try:
+            return await self._send(transport, wire)
+        except Exception as exc:
+            log.exception("send pool: a mail could not be handed to the relay")
+            transport.reset()
+            return SendError(
+                f"could not hand the mail to the relay: {type(exc).__name__}: {exc}",
+                permanent=False,
+                relay=True,
+            )
 
     async def _send(self, transport: Transport, wire: Wire) -> SendError | None:
         refusal = self.breaker.refusal()
