@@ -159,6 +159,9 @@ class Verdict(StrEnum):
     RETRY = "retry"  # a temporary failure of this mail: counted, retried with backoff
     BOUNCED = "bounced"  # RETRY, and the recipient's (others were accepted after it)
     RELAY = "relay"  # the relay's trouble: not counted, retried when the relay is back
+    # Refusals of several recipients that nothing came after: the relay's or theirs,
+    # nobody can tell. RELAY, but given up by age, so that it cannot come back for ever.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,15 +192,20 @@ def settle_failures(
     statement: failed for good when trying again cannot help, when its own attempts
     (`attempts(id)`, this one counted) are used up or its give-up time has come; else
     pending, not to be tried before a backoff (its own failure) or `resume_at` (the
-    relay's: the attempt is then not counted). A claim no longer this batch's (gone stale
-    and taken by another worker) is left alone. Each outcome with its status and reason."""
+    relay's, or deferred until its give-up time: the attempt is then not counted). A
+    claim no longer this batch's (gone stale and taken by another worker) is left alone.
+    Each outcome with its status and reason."""
     settled: list[tuple[Outcome, MailStatus, str]] = []
     rows: list[dict[str, object]] = []
     for outcome in outcomes:
         status, reason, retry_at, uncount = MailStatus.FAILED, outcome.reason, None, 0
         tries = attempts(outcome.mail_id)
-        if outcome.verdict == Verdict.RELAY:
+        if outcome.verdict == Verdict.RELAY or (
+            outcome.verdict == Verdict.DEFERRED and now < give_up_at(outcome.mail_id)
+        ):
             status, retry_at, uncount = MailStatus.PENDING, resume_at, 1
+        elif outcome.verdict == Verdict.DEFERRED:
+            reason = f"gave up when the next period's digest went out: {outcome.reason}"
         elif outcome.verdict in (Verdict.RETRY, Verdict.BOUNCED):
             if tries >= settings.send_attempts or now >= give_up_at(outcome.mail_id):
                 reason = f"gave up after {tries} attempt(s): {outcome.reason}"

@@ -12,11 +12,13 @@ recorded (the database is away) is kept and tried again with backoff.
 
 What the relay says is judged here (`Judge`): a refusal of the recipient followed by an
 acceptance of someone else is the recipient's (a soft bounce); the same refusal for
-everyone from some point on, and any failure of the relay or the connection, is the
-relay's, costing the mails nothing (their attempt is not counted). While the relay
-breaker is open (`relay_failure_limit` failures of the relay in a row, or the same
-deferral for that many recipients), the batch stops handing mails over and leaves the
-rest for when the pause ends.
+everyone from some point on (the breaker's count of them), any failure of the relay or
+the connection, and the refusals such a failure follows, are the relay's, costing the
+mails nothing (their attempt is not counted); refusals nothing follows are not counted
+either, but give up by age (`Judge.close`). While the relay breaker is open
+(`relay_failure_limit` failures of the relay in a row, or the same deferral for that many
+recipients), the batch stops handing mails over and leaves the rest for when the pause
+ends.
 """
 
 from __future__ import annotations
@@ -252,10 +254,7 @@ class Judge:
     held: list[Outcome] = field(default_factory=list)
 
     def sent(self, sent: Sent) -> None:
-        self.outcomes.extend(
-            Outcome(h.mail_id, h.subscriber_id, Verdict.BOUNCED, h.reason) for h in self.held
-        )
-        self.held.clear()
+        self._release(Verdict.BOUNCED)
         self.outcomes.append(Outcome(sent.mail_id, sent.subscriber_id, Verdict.SENT, sent=sent))
 
     def failed(self, mail_id: int, subscriber_id: int, failure: SendError) -> None:
@@ -263,6 +262,8 @@ class Judge:
         if failure.recipient and not failure.permanent:
             self.held.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
         elif failure.relay:
+            # The refusals before it were the start of the relay's trouble.
+            self._release(Verdict.RELAY)
             self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, reason))
         elif failure.permanent:
             self.outcomes.append(
@@ -272,13 +273,19 @@ class Judge:
             self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
 
     def not_sent(self, mail_id: int, subscriber_id: int, why: str) -> None:
-        """A claimed mail not handed over (the relay was paused): back, uncounted."""
+        """A claimed mail not handed over (the relay was paused): back, uncounted, as are
+        the refusals that led to the pause."""
+        self._release(Verdict.RELAY)
         self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, why))
 
     def close(self) -> None:
-        """The end of the pass: refusals nobody was accepted after are the relay's when
-        there were several in a row (one alone, at the end, is that mail's for now)."""
-        verdict = Verdict.RELAY if len(self.held) > 1 else Verdict.RETRY
+        """The end of the pass: refusals nothing came after, several in a row, may be the
+        relay deferring everyone or recipients deferred alone in their pass (DEFERRED:
+        uncounted, but given up by age, so that mailboxes that stay full do not come
+        back together, uncounted, for ever); one alone is that mail's own for now."""
+        self._release(Verdict.DEFERRED if len(self.held) > 1 else Verdict.RETRY)
+
+    def _release(self, verdict: Verdict) -> None:
         self.outcomes.extend(
             Outcome(h.mail_id, h.subscriber_id, verdict, h.reason) for h in self.held
         )
