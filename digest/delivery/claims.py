@@ -94,6 +94,35 @@ def claim_where(
     ).all()
 
 
+def renew(
+    session: Session,
+    table: MailTable,
+    where: ColumnElement[bool],
+    claimed_at: datetime | None,
+    now: datetime,
+    stale: timedelta,
+) -> datetime | None:
+    """Renew a batch's claims (made at `claimed_at`) on the mails `where` says that it has
+    not settled yet, once a quarter of the stale-claim time has gone (a slow or
+    rate-limited relay can take longer than that over a batch), so that no other worker
+    takes them for lost; the claim time from now on."""
+    if claimed_at is None or now - claimed_at < stale / 4:
+        return claimed_at
+    session.execute(
+        update(table)
+        .where(where, table.status == MailStatus.SENDING, table.claimed_at == claimed_at)
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return now
+
+
+def expiring(claimed_at: datetime | None, now: datetime, stale: timedelta) -> bool:
+    """Whether a batch's claims, not renewed (the database away), are too old to send on:
+    past half the stale-claim time another worker may soon take them for lost."""
+    return claimed_at is not None and now - claimed_at >= stale / 2
+
+
 def dialect_insert(session: Session, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
     """An INSERT as the database in use writes it, for its ON CONFLICT clauses (both
     SQLite and PostgreSQL have them, and RETURNING)."""

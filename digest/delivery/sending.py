@@ -193,7 +193,10 @@ MailIn = TypeVar("MailIn", bound=Mail, contravariant=True)
 
 
 class Batch(Protocol[MailIn]):
-    """What one kind of mail (digests, notices) says about its mails."""
+    """What one kind of mail (digests, notices) says about its mails, and when its
+    claims on them were made or last renewed (`claims.renew`, as it records)."""
+
+    claimed_at: datetime | None
 
     def build(self, mail: MailIn) -> Wire:
         """The mail on the wire; raises (MessageError ...) when it cannot be made."""
@@ -218,9 +221,22 @@ def send_batch(
 ) -> None:
     """Hand `mails` to `outlet` (several in flight), judge what the relay says, and record
     the outcomes in batches; mails not handed over while the relay breaker is open go
-    back, uncounted. NotRecorded when the database stayed away at the end."""
+    back, uncounted, as do those not handed over once the batch's claims, not renewed,
+    are getting stale. NotRecorded when the database stayed away at the end."""
     judge = Judge()
     recorder = Recorder(sessions, batch.record, Journal(folder_of(settings)))
+    stale = timedelta(seconds=settings.stale_claim_seconds)
+    why = "not sent: the relay is paused"
+
+    def stop() -> bool:
+        # Claims the batch could not renew (the database away for it) may soon be taken
+        # for lost by a worker the database answers: sending on could send them twice.
+        nonlocal why
+        now = utcnow()
+        if claims.expiring(batch.claimed_at, now, stale):
+            why = "not sent: its claim could not be renewed"
+            return True
+        return paused(outlet, now)
 
     def answered(mail: MailT, error: SendError | None) -> None:
         if error is None:
@@ -234,11 +250,11 @@ def send_batch(
         mails,
         batch.build,
         answered,
-        stop=lambda: paused(outlet, utcnow()),
+        stop=stop,
         window=2 * settings.smtp_connections,
     )
     for mail in left:
-        judge.not_sent(mail.mail_id, mail.subscriber_id, "not sent: the relay is paused")
+        judge.not_sent(mail.mail_id, mail.subscriber_id, why)
     judge.close()
     recorder.add(judge.take())
     if not recorder.finish():
@@ -273,8 +289,8 @@ class Judge:
             self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
 
     def not_sent(self, mail_id: int, subscriber_id: int, why: str) -> None:
-        """A claimed mail not handed over (the relay was paused): back, uncounted, as are
-        the refusals that led to the pause."""
+        """A claimed mail not handed over (the relay was paused, or the claim is getting
+        stale): back, uncounted, as are the refusals before it."""
         self._release(Verdict.RELAY)
         self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, why))
 
