@@ -1,5 +1,5 @@
 """Handing a batch of mails to the relay and recording what it said, for digests and
-notices alike; and waiting on the workers. The one module that opens their sessions.
+notices alike. The one module that opens their sessions.
 
 DESIGN.md: no transaction is held across network I/O (on SQLite a long transaction locks
 the whole database, and a relay can take minutes). A batch claims and builds its mails in
@@ -402,21 +402,3 @@ class Recorder:
             if time.monotonic() + self._backoff > deadline:
                 self.journal.close(recorded=False)
                 return False
-
-
-def poll_until(
-    sessions: sessionmaker[Session],
-    done: Callable[[Session], bool],
-    timeout: float,
-    interval: float = 0.5,
-) -> bool:
-    """Ask `done` in a fresh transaction every `interval` seconds until it says True
-    (then True) or `timeout` seconds have passed (then False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with sessions.begin() as session:
-            if done(session):
-                return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
