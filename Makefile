@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test golden bench clean
+.PHONY: run test golden bench bench-deliver clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.collect
 	$(BIN)/python -m bench.import_roster
 	$(BIN)/python -m bench.sign_in_burst
+
+# Delivery (issue 10): needs PostgreSQL on 127.0.0.1:5432, redis-server and Postfix's
+# smtp-sink (apt-get install postfix; the MTA itself is not started). See bench/RESULTS.md.
+bench-deliver: $(STAMP)
+	$(BIN)/python -m bench.deliver --subscribers 5000 20000 --repeat 3
 
 clean:
 	rm -rf $(VENV) var

@@ -11,6 +11,7 @@ tokens expire after seven days.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -30,6 +31,9 @@ class ExpiredToken(BadToken):
     """The token was genuine but is too old."""
 
 
+# A digest run signs two links per mail: a serializer (key derivation and all) is made
+# once per key and purpose, not per link.
+@lru_cache(maxsize=16)
 def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
