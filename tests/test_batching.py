@@ -372,3 +372,39 @@ def test_recipients_refused_for_now_alone_in_a_pass_give_up_by_age(
     with session_scope(settings.database_url) as session:
         assert session.get_one(DigestRun, started.run_id).status == RunStatus.COMPLETE
     assert people(settings) == {(Status.ACTIVE, 0)}
+
+
+class ContentRefusingInbox(Inbox):
+    """A relay that refuses one recipient's mail at DATA, for its content (a spam filter)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        if self.refused in envelope.rcpt_tos:
+            return "554 5.7.1 Message content rejected"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_mail_the_relay_refuses_for_its_content_fails_and_the_run_completes(
+    settings: Settings,
+) -> None:
+    """A 5xx at DATA for one mail, others accepted after it: that mail's content, not the
+    relay's trouble. It fails, its address is not suppressed, and the run completes,
+    rather than coming back uncounted every relay pause for ever."""
+    seed(settings, ["a@kommune.no", "spam@kommune.no", "c@kommune.no"])
+    started = start(settings)
+    inbox = ContentRefusingInbox("spam@kommune.no")
+    relay = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    relay.start()
+    try:
+        relaying = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{relay.port}"})
+        report = deliver_chunk(relaying, started.run_id, started.chunks[0])
+    finally:
+        relay.stop()
+    assert (report.sent, report.failed, report.retry_ids) == (2, 1, [])
+    refused = deliveries(settings)["spam@kommune.no"]
+    assert refused.status == MailStatus.FAILED and "554" in (refused.error or "")
+    assert statuses(settings, started.run_id) == {"sent": 2, "failed": 1}
+    assert people(settings) == {(Status.ACTIVE, 0)}

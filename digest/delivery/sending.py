@@ -11,11 +11,12 @@ to the batch's journal (`outcomes`) before it is recorded, and an outcome that c
 recorded (the database is away) is kept and tried again with backoff.
 
 What the relay says is judged here (`Judge`): a refusal of the recipient followed by an
-acceptance of someone else is the recipient's (a soft bounce); the same refusal for
-everyone from some point on (the breaker's count of them), any failure of the relay or
-the connection, and the refusals such a failure follows, are the relay's, costing the
-mails nothing (their attempt is not counted); refusals nothing follows are not counted
-either, but give up by age (`Judge.close`). While the relay breaker is open
+acceptance of someone else is the recipient's (a soft bounce), and a 5xx refusal of the
+transaction so followed is the mail's (its content: failed, nobody suppressed); the same
+refusal for everyone from some point on (the breaker's count of them), any failure of
+the relay or the connection, and the refusals such a failure follows, are the relay's,
+costing the mails nothing (their attempt is not counted); refusals nothing follows are
+not counted either, but give up by age (`Judge.close`). While the relay breaker is open
 (`relay_failure_limit` failures of the relay in a row, or the same deferral for that many
 recipients), the batch stops handing mails over and leaves the rest for when the pause
 ends.
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar, cast
 
@@ -270,13 +271,19 @@ class Judge:
     held: list[Outcome] = field(default_factory=list)
 
     def sent(self, sent: Sent) -> None:
-        self._release(Verdict.BOUNCED)
+        self._release(None)
         self.outcomes.append(Outcome(sent.mail_id, sent.subscriber_id, Verdict.SENT, sent=sent))
 
     def failed(self, mail_id: int, subscriber_id: int, failure: SendError) -> None:
         reason = str(failure)
         if failure.recipient and not failure.permanent:
-            self.held.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
+            # The recipient's, if the relay accepts someone after it: a soft bounce.
+            self.held.append(Outcome(mail_id, subscriber_id, Verdict.BOUNCED, reason))
+        elif failure.relay and failure.code is not None and failure.code >= 500:
+            # A 5xx for the transaction (MAIL FROM or DATA): the relay's, or this mail's
+            # content's if the relay accepts someone after it (then it fails, as the
+            # same content would fail again, but its address is not suppressed).
+            self.held.append(Outcome(mail_id, subscriber_id, Verdict.FAILED, reason))
         elif failure.relay:
             # The refusals before it were the start of the relay's trouble.
             self._release(Verdict.RELAY)
@@ -298,12 +305,16 @@ class Judge:
         """The end of the pass: refusals nothing came after, several in a row, may be the
         relay deferring everyone or recipients deferred alone in their pass (DEFERRED:
         uncounted, but given up by age, so that mailboxes that stay full do not come
-        back together, uncounted, for ever); one alone is that mail's own for now."""
-        self._release(Verdict.DEFERRED if len(self.held) > 1 else Verdict.RETRY)
+        back together, uncounted, for ever); a recipient's alone is that mail's own for
+        now, a transaction's alone is DEFERRED too."""
+        alone = len(self.held) == 1 and self.held[0].verdict == Verdict.BOUNCED
+        self._release(Verdict.RETRY if alone else Verdict.DEFERRED)
 
-    def _release(self, verdict: Verdict) -> None:
+    def _release(self, verdict: Verdict | None) -> None:
+        """The held refusals as `verdict`; None: each as its own (someone was accepted
+        after it)."""
         self.outcomes.extend(
-            Outcome(h.mail_id, h.subscriber_id, verdict, h.reason) for h in self.held
+            h if verdict is None else replace(h, verdict=verdict) for h in self.held
         )
         self.held.clear()
 
