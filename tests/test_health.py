@@ -3,8 +3,16 @@ database, the broker and the relay answer, against a real relay, a closed port a
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import sys
+import threading
+import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
+from types import CodeType
 
 import httpx
 import pytest
@@ -12,6 +20,7 @@ import pytest
 from digest.core.db import session_scope
 from digest.core.models import RelayStatus
 from digest.core.settings import Settings
+from digest.web import health
 from digest.web.app import create_app
 from subscribers.base import utcnow
 from tests.support.server import LiveServer
@@ -94,3 +103,61 @@ def test_the_relay_is_asked_once_for_many_probes() -> None:
     assert probe.check() is None
     relay.stop()  # were it asked again, it would not answer
     assert [probe.check() for _ in range(5)] == [None] * 5
+
+
+@contextmanager
+def trickling_relay() -> Iterator[str]:
+    """A relay that greets one byte at a time, never ending the line: each read gets a
+    byte before its timeout, so the check hangs until the relay stops."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+
+    def trickle() -> None:
+        connections = []
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                connection, _ = listener.accept()
+                connections.append(connection)
+            for connection in connections:
+                with contextlib.suppress(OSError):
+                    connection.send(b"2")
+        for connection in connections:
+            connection.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield f"smtp://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def threads_in(code: CodeType) -> int:
+    """Threads whose stack is in `code` now."""
+    return sum(
+        any(frame.f_code is code for frame, _ in traceback.walk_stack(top))
+        for top in sys._current_frames().values()
+    )
+
+
+def test_a_hanging_check_holds_one_thread_however_many_probes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "READY_SECONDS", 0.3)
+    with trickling_relay() as url:
+        probes = serve(settings.model_copy(update={"smtp_url": url}))
+        client = next(probes)
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _: client.get("/readyz"), range(8)))
+            for answer in answers:
+                assert answer.status_code == 503 and "no answer" in answer.json()["relay"]
+                assert answer.json()["database"] == "ok"
+            # Probes that came while the relay was being asked took that question's answer:
+            # they did not each leave a thread waiting on the relay.
+            assert threads_in(health.RelayProbe.check.__code__) <= 1
+        finally:
+            probes.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
 
 from digest.core.settings import Settings
 from digest.mail import pool as pool_module
@@ -165,6 +166,26 @@ def send_one(url: str, timeout: float = 0.5) -> SendError | None:
         ("MAIL", "421 4.3.2 Shutting down", True, False, False),
         ("RCPT", "550 5.1.1 No such user", False, True, True),
         ("RCPT", "452 4.2.2 Mailbox full", False, True, False),
+        # RFC 5321 4.5.3.1.10: "too many recipients" is 452, and a 552 for it is to be
+        # taken as temporary; a 452 without an enhanced code is the relay's storage.
+        ("RCPT", "452 4.5.3 Too many recipients", True, False, False),
+        ("RCPT", "552 5.5.3 Too many recipients", True, False, False),
+        ("RCPT", "452 4.3.1 Insufficient system storage", True, False, False),
+        ("RCPT", "452 Insufficient system storage", True, False, False),
+        # A full mailbox with 552 (RFC 5321's "exceeded storage allocation") is the
+        # recipient's, but temporary: never a suppression.
+        ("RCPT", "552 5.2.2 Mailbox full", False, True, False),
+        # A relay refusing to relay for us, or refusing our sender (Postfix says so at
+        # RCPT), refuses everyone: never a bounce that suppresses, but a refusal held
+        # until someone is accepted after it (the relay's when nobody is).
+        ("RCPT", "554 5.7.1 <kari@kommune.no>: Relay access denied", False, True, False),
+        (
+            "RCPT",
+            "553 5.1.8 <varsel@veiledervarsel.no>: Sender address rejected",
+            False,
+            True,
+            False,
+        ),
         ("RCPT", "421 4.3.2 Shutting down", True, False, False),
         ("DATA", "451 4.3.0 Queue trouble", True, False, False),
         ("DATA", "554 5.6.0 Transaction failed", True, False, False),
@@ -191,6 +212,52 @@ def test_each_refusal_is_the_recipients_or_the_relays(
     assert (error.relay, error.recipient, error.permanent) == (relay_fault, recipient, permanent)
     assert error.code == int(reply[:3]) and reply[4:] in str(error)
     assert [rcpts for _, rcpts in relay.accepted] == [["neste@kommune.no"]]
+
+
+class OneMailASession:
+    """A relay that takes one recipient a connection (a session limit, as some impose):
+    any more on the same connection get 452 4.5.3."""
+
+    def __init__(self) -> None:
+        self.accepted: list[int] = []  # the client port of each mail taken
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if session.peer[1] in self.accepted:
+            return "452 4.5.3 Too many recipients for this session"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.accepted.append(session.peer[1])
+        return "250 Message accepted"
+
+
+def test_a_relay_over_its_recipient_limit_gets_a_new_connection() -> None:
+    handler = OneMailASession()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+
+    async def three() -> list[SendError | None]:
+        transport = SMTPTransport(f"smtp://127.0.0.1:{controller.port}", 0.5)
+        outcomes: list[SendError | None] = []
+        try:
+            for to in ("a@kommune.no", "b@kommune.no", "c@kommune.no"):
+                try:
+                    await transport.send_wire(wire(to))
+                    outcomes.append(None)
+                except SendError as exc:
+                    outcomes.append(exc)
+        finally:
+            await transport.close()
+        return outcomes
+
+    try:
+        first, refused, third = asyncio.run(three())
+    finally:
+        controller.stop()
+    assert first is None and refused is not None and refused.relay
+    assert third is None  # on a new connection, not the one over its limit
+    assert len(set(handler.accepted)) == 2
 
 
 def test_a_relay_nobody_listens_on_is_the_relays_fault() -> None:
@@ -321,6 +388,53 @@ def test_a_failure_comes_back_on_its_future_and_the_pool_goes_on(
     assert bounced.recipient and bounced.permanent and not bounced.relay
     relay.replies.clear()
     assert pool.submit(wire()).result(timeout=10) is None
+
+
+class BrokenLimit:
+    """A rate limit whose every acquire fails, as a bug in it would."""
+
+    async def acquire(self) -> None:
+        raise RuntimeError("the limit broke")
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_bug_on_the_way_to_the_relay_fails_that_mail_and_the_pool_goes_on(
+    env: pytest.MonkeyPatch, relay: FaultyRelay, make_pool: list[SendPool]
+) -> None:
+    pool = new_pool(make_pool, configured(env, relay.url, smtp_connections=1))
+    working = pool._limit
+    pool._limit = BrokenLimit()  # type: ignore[assignment]
+    broken = failure(pool.submit(wire()).exception(timeout=10))
+    assert broken.relay and not broken.permanent and "the limit broke" in str(broken)
+    pool._limit = working
+    assert pool.submit(wire()).result(timeout=10) is None
+
+
+def mails(outcome: str) -> float:
+    return REGISTRY.get_sample_value("digest_mails_total", {"outcome": outcome}) or 0.0
+
+
+def test_each_mail_is_counted_by_its_outcome(
+    env: pytest.MonkeyPatch, relay: FaultyRelay, make_pool: list[SendPool]
+) -> None:
+    pool = new_pool(make_pool, configured(env, relay.url, smtp_connections=1))
+    before = {o: mails(o) for o in ("sent", "bounced", "deferred", "relay")}
+    assert pool.submit(wire()).result(timeout=10) is None
+    for step, reply in (
+        ("RCPT", "550 5.1.1 No such user"),
+        ("RCPT", "450 4.2.1 Try later"),
+        ("MAIL", "451 4.3.0 Try later"),
+    ):
+        relay.replies = {step: reply}
+        failure(pool.submit(wire()).exception(timeout=10))
+    assert {o: mails(o) - before[o] for o in before} == {
+        "sent": 1,
+        "bounced": 1,
+        "deferred": 1,
+        "relay": 1,
+    }
 
 
 # --- The relay breaker -----------------------------------------------------------------
@@ -474,6 +588,27 @@ def test_a_forked_worker_makes_its_own_pool_and_leaves_the_parents(
     # The parent's connection was neither closed nor used by the child.
     assert by_recipient["igjen@kommune.no"] == by_recipient["forelder@kommune.no"]
     assert by_recipient["barn@kommune.no"] != by_recipient["forelder@kommune.no"]
+
+
+def _submit_in_child(parent: SendPool) -> None:
+    refused = parent.submit(wire()).exception(timeout=10)
+    os._exit(0 if isinstance(refused, SendError) and refused.relay else 1)
+
+
+def test_a_child_forked_while_a_thread_submitted_is_refused_not_stuck(
+    env: pytest.MonkeyPatch, relay: FaultyRelay, make_pool: list[SendPool]
+) -> None:
+    parent = new_pool(make_pool, configured(env, relay.url, smtp_connections=1))
+    child = multiprocessing.get_context("fork").Process(target=_submit_in_child, args=(parent,))
+    # As when a worker thread is inside submit at the fork: the child's copy of the lock
+    # is held, by a thread the child does not have.
+    with parent._lock:
+        child.start()
+    child.join(20)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
 
 
 def test_the_process_pool_is_made_again_when_the_settings_change(

@@ -12,7 +12,12 @@ SEND_SECONDS = Histogram(
     "Seconds from handing one mail to the relay until it answered.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-MAILS = Counter("digest_mails", "Mails the workers settled, by outcome.", ["outcome"])
+MAILS = Counter(
+    "digest_mails",
+    "Mails handed to the relay, by its answer: sent, bounced, deferred (the recipient's "
+    "temporary refusal), relay (the relay's or the connection's failure), failed (other).",
+    ["outcome"],
+)
 RELAY_PAUSES = Counter(
     "digest_worker_relay_pauses",
     "Times a worker process paused sending because the relay failed.",

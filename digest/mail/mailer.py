@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import mailbox
+import re
 import ssl
 from email.message import EmailMessage
 from pathlib import Path
@@ -150,7 +151,7 @@ class SMTPTransport:
                 mail_options=["SMTPUTF8"] if wire.smtputf8 else [],
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise _refused(exc) from None
+            raise self._refused(exc) from None
         except aiosmtplib.SMTPNotSupported as exc:
             # Nothing was sent; the connection is still good for the next message.
             raise SendError(
@@ -175,6 +176,14 @@ class SMTPTransport:
             self.reset()  # cancelled mid-transaction: the connection cannot be trusted
             raise
 
+    def _refused(self, exc: aiosmtplib.SMTPRecipientsRefused) -> SendError:
+        error = _refused(exc)
+        if error.relay:
+            # Over a limit of this connection's, or its relay going away: a new one for
+            # the next mail, not the same refusal for every mail after this one.
+            self.reset()
+        return error
+
     async def send(self, message: EmailMessage) -> None:
         await self.send_wire(wire_of(message))
 
@@ -194,15 +203,42 @@ class SMTPTransport:
 
 
 def _refused(exc: aiosmtplib.SMTPRecipientsRefused) -> SendError:
-    """Every recipient refused at RCPT: a 5xx is a bounce, a 4xx a deferral for the
-    recipient; a 421 is the relay closing on us, whoever the recipient."""
-    codes = [r.code for r in exc.recipients]
-    code = codes[0] if codes else None
+    """Every recipient refused at RCPT: a 5xx about the mailbox is a bounce, any other
+    refusal a deferral for the recipient; a 421, or the relay out of storage or over its
+    recipient limit, is the relay's trouble, whoever the recipient."""
+    refusals = [(r.code, r.message) for r in exc.recipients]
+    code = refusals[0][0] if refusals else None
     reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
-    if SERVICE_UNAVAILABLE in codes:
-        return SendError(reason, False, code=SERVICE_UNAVAILABLE, relay=True)
-    permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+    if any(_relays_refusal(c, message) for c, message in refusals):
+        return SendError(reason, False, code=code, relay=True)
+    permanent = bool(refusals) and all(_bounce(c, message) for c, message in refusals)
     return SendError(f"recipient refused: {reason}", permanent, recipient=True, code=code)
+
+
+# 452 at RCPT is "insufficient system storage" or "too many recipients" (RFC 5321
+# 4.5.3.1.10, which asks that an old relay's 552 for the latter be taken as a 452): the
+# relay's, unless the enhanced code (RFC 3463) says it is this mailbox (X.2.X) that is full.
+_STORAGE_CODES = (452, 552)
+_MAILBOX_STATUS = re.compile(r"[45]\.2\.\d{1,3}(?:\s|$)")
+
+
+# A 5xx at RCPT about policy (X.7.X: relaying denied, authentication needed) or about our
+# sender (X.1.7, X.1.8: Postfix says its sender restrictions at RCPT) is a refusal the relay
+# may give everyone: not a bounce that suppresses at once, but a refusal of the recipient
+# that delivery takes as the relay's when nobody is accepted after it.
+_NOT_THE_MAILBOX = re.compile(r"5\.(?:7\.\d{1,3}|1\.[78])(?:\s|$)")
+
+
+def _bounce(code: int, message: str) -> bool:
+    """A refusal at RCPT that trying again cannot mend: a 5xx about the mailbox. (RFC
+    5321 4.5.3.1.10: a 552 there is taken as temporary; a full mailbox clears.)"""
+    return 500 <= code < 600 and code != 552 and not _NOT_THE_MAILBOX.match(message)
+
+
+def _relays_refusal(code: int, message: str) -> bool:
+    if code == SERVICE_UNAVAILABLE:
+        return True
+    return code in _STORAGE_CODES and not _MAILBOX_STATUS.match(message)
 
 
 def make_transport(smtp_url: str, outbox: Path, timeout: float = 30.0) -> Transport:

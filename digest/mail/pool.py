@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
-from digest.core.instruments import RELAY_PAUSES, SEND_SECONDS
+from digest.core.instruments import MAILS, RELAY_PAUSES, SEND_SECONDS
 from digest.core.settings import Settings
 from digest.mail.mailer import SendError, Transport, make_transport
 from digest.mail.ratelimit import rate_limit
@@ -158,9 +158,14 @@ class SendPool:
     def submit(self, wire: Wire) -> Future[None]:
         """Queue one mail; the future ends with None (accepted) or a SendError."""
         future: Future[None] = Future()
+        if os.getpid() != self.pid:
+            # A forked child's copy: its lock may have been held by a parent's thread at
+            # the fork, and its loop thread is not here. Checked before taking the lock.
+            future.set_exception(SendError("the send pool is closed", False, relay=True))
+            return future
         with self._lock:
             refusal = self.breaker.refusal()
-            if refusal is None and (self.closed or os.getpid() != self.pid):
+            if refusal is None and self.closed:
                 refusal = SendError("the send pool is closed", permanent=False, relay=True)
             if refusal is not None:
                 future.set_exception(refusal)
@@ -227,9 +232,23 @@ class SendPool:
                     return
                 wire, future = job
                 if future.set_running_or_notify_cancel():
-                    _settle(future, await self._send(transport, wire))
+                    _settle(future, await self._handed_over(transport, wire))
         finally:
             await transport.close()
+
+    async def _handed_over(self, transport: Transport, wire: Wire) -> SendError | None:
+        """The outcome of one mail, whatever goes wrong on the way: a caller waiting on its
+        future is never left waiting because a bug here ended this connection's task."""
+        try:
+            return await self._send(transport, wire)
+        except Exception as exc:
+            log.exception("send pool: a mail could not be handed to the relay")
+            transport.reset()
+            return SendError(
+                f"could not hand the mail to the relay: {type(exc).__name__}: {exc}",
+                permanent=False,
+                relay=True,
+            )
 
     async def _send(self, transport: Transport, wire: Wire) -> SendError | None:
         refusal = self.breaker.refusal()
@@ -249,7 +268,20 @@ class SendPool:
             transport.reset()
             error = SendError(f"sending failed: {type(exc).__name__}: {exc}", permanent=False)
         SEND_SECONDS.observe(time.perf_counter() - started)
-        return self.breaker.record(error)
+        error = self.breaker.record(error)
+        MAILS.labels(_outcome(error)).inc()
+        return error
+
+
+def _outcome(error: SendError | None) -> str:
+    """A mail's outcome at the relay, as MAILS counts it."""
+    if error is None:
+        return "sent"
+    if error.relay:
+        return "relay"
+    if error.recipient:
+        return "bounced" if error.permanent else "deferred"
+    return "failed"
 
 
 def _settle(future: Future[None], error: SendError | None) -> None:

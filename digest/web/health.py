@@ -4,7 +4,8 @@
 or broker outage), within a second. Its body still says how the database and broker answer,
 and whether the workers paused sending because the relay fails. /readyz answers 503 unless
 the database, the broker and the relay (connect, EHLO, QUIT; or the outbox when there is no
-relay) all answer, within a few seconds each.
+relay) all answer, within a few seconds each. Each check runs once at a time, whatever the
+number of probes: one that hangs holds one thread.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from digest.core.broker import check_broker
@@ -39,14 +40,41 @@ READY_SECONDS = 3.0
 RELAY_EVERY_SECONDS = 5.0
 
 
-async def _answer(check: Callable[[], str | None], seconds: float) -> str:
-    """The check's answer: "ok", its reason for not, or that it did not answer in time."""
+# Each check runs in a daemon thread of its own (a hung one must not hold up the process's
+# exit), one run of each check at a time: a probe that comes while its check still runs
+# waits for that run's answer. A check that hangs (a database stopped mid-query, a relay
+# that trickles) then holds one thread however many probes come, and none of the threads
+# the web's own requests run in.
+_running: dict[tuple[str, str], Future[str | None]] = {}
+_running_lock = threading.Lock()
+
+
+def _run(future: Future[str | None], check: Callable[[], str | None]) -> None:
     try:
-        reason = await asyncio.wait_for(run_in_threadpool(check), seconds)
+        future.set_result(check())
+    except Exception as exc:  # a check that fails outright says why, like one that answers
+        future.set_result(f"{type(exc).__name__}: {exc}")
+
+
+def _run_once(key: tuple[str, str], check: Callable[[], str | None]) -> Future[str | None]:
+    """The run of the check `key` names that is under way, or a new one."""
+    with _running_lock:
+        future = _running.get(key)
+        if future is None or future.done():
+            future = _running[key] = Future()
+            name = f"health-{key[0]}"
+            threading.Thread(target=_run, args=(future, check), name=name, daemon=True).start()
+        return future
+
+
+async def _answer(key: tuple[str, str], check: Callable[[], str | None], seconds: float) -> str:
+    """The check's answer: "ok", its reason for not, or that it did not answer in time."""
+    running = asyncio.wrap_future(_run_once(key, check))
+    try:
+        # Shielded: one probe giving up must not cancel a run others wait for.
+        reason = await asyncio.wait_for(asyncio.shield(running), seconds)
     except TimeoutError:
         return f"no answer within {seconds:g} s"
-    except Exception as exc:  # a check that fails outright says why, like one that answers
-        return f"{type(exc).__name__}: {exc}"
     return reason or "ok"
 
 
@@ -60,13 +88,21 @@ def sending_pause(settings: Settings) -> str | None:
 
 
 async def _answers(
-    settings: Settings, seconds: float, relay: Callable[[], str | None]
+    settings: Settings, seconds: float, relay_key: tuple[str, str], relay: Callable[[], str | None]
 ) -> dict[str, str]:
-    """The database's, the broker's and the relay's answers ("outbox" without a relay)."""
+    """The database's, the broker's and the relay's answers ("outbox" without a relay);
+    `relay_key` names the relay's check (the pause recorded, or the relay asked)."""
+
+    def database_check() -> str | None:
+        return check_database(settings.database_url)
+
+    def broker_check() -> str | None:
+        return check_broker(settings.broker_url, seconds)
+
     database, broker, relay_answer = await asyncio.gather(
-        _answer(lambda: check_database(settings.database_url), seconds),
-        _answer(lambda: check_broker(settings.broker_url, seconds), seconds),
-        _answer(relay, seconds) if settings.smtp_url else _constant("outbox"),
+        _answer(("database", settings.database_url), database_check, seconds),
+        _answer(("broker", settings.broker_url), broker_check, seconds),
+        _answer(relay_key, relay, seconds) if settings.smtp_url else _constant("outbox"),
     )
     return {"database": database, "broker": broker, "relay": relay_answer}
 
@@ -78,7 +114,12 @@ async def _constant(answer: str) -> str:
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
-    answers = await _answers(settings, LIVE_SECONDS, lambda: sending_pause(settings))
+    answers = await _answers(
+        settings,
+        LIVE_SECONDS,
+        ("pause", settings.database_url),
+        lambda: sending_pause(settings),
+    )
     # This process answers; what it depends on is said beside it, and decides /readyz.
     return JSONResponse({"status": "ok", **answers})
 
@@ -87,7 +128,10 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     answers = await _answers(
-        settings, READY_SECONDS, lambda: relay_probe(settings.smtp_url).check()
+        settings,
+        READY_SECONDS,
+        ("relay", settings.smtp_url),
+        lambda: relay_probe(settings.smtp_url).check(),
     )
     relay_ok = answers["relay"] in ("ok", "outbox")
     ready = relay_ok and answers["database"] == answers["broker"] == "ok"

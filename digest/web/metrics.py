@@ -84,6 +84,10 @@ class StatusCollector(Collector):
             "frequency",
             s.latest_run_sending_seconds,
         )
+        yield from self._relay_and_queues()
+
+    def _relay_and_queues(self) -> Iterator[Metric]:
+        s = self.status
         paused_until = s.relay.paused_until
         yield GaugeMetricFamily(
             "digest_relay_paused",
