@@ -16,9 +16,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import event, select, update
 
 from digest.core.db import get_engine, get_sessionmaker, session_scope
-from digest.core.models import Delivery, MailStatus, RelayStatus
+from digest.core.models import Delivery, DigestRun, MailStatus, RelayStatus, RunStatus
 from digest.core.settings import Settings
-from digest.delivery import digests, sending
+from digest.delivery import digests, runs, sending
 from digest.mail import render
 from digest.mail.pool import SendPool
 from subscribers.models import Status, Subscriber
@@ -340,3 +340,71 @@ def test_chunks_of_one_run_at_once_on_sqlite(settings: Settings, smtp: SMTPServe
     assert failures == []
     assert statuses(settings, started.run_id) == {"sent": 40}
     assert sorted(r for _, rcpts in smtp.inbox.envelopes for r in rcpts) == sorted(emails)
+
+
+def test_recipients_refused_for_now_alone_in_a_pass_give_up_by_age(
+    settings: Settings, smtp
+) -> None:
+    """Two mailboxes full, the only mails of their pass: nobody accepted after them, and
+    nothing said the relay was at fault either. Uncounted, as a relay deferring everyone
+    would be, but not for ever: once the next period's digest has gone out they fail,
+    nobody suppressed, and the run completes (before, they came back together every
+    relay pause, uncounted, and the run never completed)."""
+    emails = ["full1@kommune.no", "full2@kommune.no"]
+    seed(settings, emails)
+    for address in emails:
+        smtp.inbox.refuse[address] = "452 4.2.2 Mailbox full"
+    started = start(settings)
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert report.retry_ids == started.chunks[0] and report.failed == 0
+    assert {(r.status, r.attempts) for r in deliveries(settings).values()} == {
+        (MailStatus.PENDING, 0)
+    }
+    with session_scope(settings.database_url) as session:
+        # Started in time, long ago: the next period's digest has gone out since.
+        run = session.get_one(DigestRun, started.run_id)
+        run.created_at = run.period_end
+        assert runs.give_up_at(run) < datetime.now(UTC)
+    backoff_over(settings)
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert report.failed == 2 and report.retry_ids == []
+    assert statuses(settings, started.run_id) == {"failed": 2}
+    with session_scope(settings.database_url) as session:
+        assert session.get_one(DigestRun, started.run_id).status == RunStatus.COMPLETE
+    assert people(settings) == {(Status.ACTIVE, 0)}
+
+
+class ContentRefusingInbox(Inbox):
+    """A relay that refuses one recipient's mail at DATA, for its content (a spam filter)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        if self.refused in envelope.rcpt_tos:
+            return "554 5.7.1 Message content rejected"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_mail_the_relay_refuses_for_its_content_fails_and_the_run_completes(
+    settings: Settings,
+) -> None:
+    """A 5xx at DATA for one mail, others accepted after it: that mail's content, not the
+    relay's trouble. It fails, its address is not suppressed, and the run completes,
+    rather than coming back uncounted every relay pause for ever."""
+    seed(settings, ["a@kommune.no", "spam@kommune.no", "c@kommune.no"])
+    started = start(settings)
+    inbox = ContentRefusingInbox("spam@kommune.no")
+    relay = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    relay.start()
+    try:
+        relaying = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{relay.port}"})
+        report = deliver_chunk(relaying, started.run_id, started.chunks[0])
+    finally:
+        relay.stop()
+    assert (report.sent, report.failed, report.retry_ids) == (2, 1, [])
+    refused = deliveries(settings)["spam@kommune.no"]
+    assert refused.status == MailStatus.FAILED and "554" in (refused.error or "")
+    assert statuses(settings, started.run_id) == {"sent": 2, "failed": 1}
+    assert people(settings) == {(Status.ACTIVE, 0)}

@@ -5,8 +5,11 @@ unreachable through a proxy the test cuts; the machine's PostgreSQL is never tou
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -246,3 +249,54 @@ def test_a_journal_that_cannot_be_written_stops_nothing(settings: Settings, smtp
     folder.write_text("not a folder")  # as a full disk or a read-only folder would
     report = deliver_chunk(settings, started.run_id, started.chunks[0])
     assert report.sent == 2 and statuses(settings, started.run_id) == {"sent": 2}
+
+
+class SlowCuttingInbox(CuttingInbox):
+    """A relay that cuts the database at its first mail and takes its time over each."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.3)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_chunk_that_cannot_keep_its_claims_stops_sending_them(
+    pg: Settings, pg_url, proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is away for one worker (it cannot renew its claims) and there for
+    another, which takes the claims for lost once they are stale: the first stops
+    handing mails over before then, and its journal names at once the mails it sent, so
+    every recipient gets one mail."""
+    monkeypatch.setattr(sending, "RECORD_PATIENCE", 1.0)
+    # Recorded (and renewed) often enough for claims as short as these.
+    monkeypatch.setattr(sending, "RECORD_INTERVAL", 0.1)
+    emails = [f"k{n}@kommune.no" for n in range(12)]
+    seed(pg, emails)
+    started = start(pg)
+    quick = pg.model_copy(update={"stale_claim_seconds": 2})
+    inbox = SlowCuttingInbox(proxy, back_after=None)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            chunk_through(quick, through(pg_url, proxy), controller, *chunk)
+        except sending.NotRecorded as exc:
+            failures.append(exc)
+
+    chunk = (started.run_id, started.chunks[0])
+    try:
+        worker = threading.Thread(target=first)
+        worker.start()
+        time.sleep(3)  # the first worker's claims are stale: the second takes them
+        chunk_through(quick, pg.database_url, controller, *chunk)
+        worker.join()
+        # What neither sent (the first stopped, the second came early on a slow
+        # machine) goes at the next chunk, once its claims are stale.
+        stale(pg)
+        chunk_through(quick, pg.database_url, controller, *chunk)
+    finally:
+        controller.stop()
+    assert len(failures) == 1
+    assert Counter(m["To"] for m in inbox.messages) == Counter(emails)
+    assert statuses(pg, started.run_id) == {"sent": len(emails)}

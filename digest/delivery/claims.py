@@ -94,6 +94,35 @@ def claim_where(
     ).all()
 
 
+def renew(
+    session: Session,
+    table: MailTable,
+    where: ColumnElement[bool],
+    claimed_at: datetime | None,
+    now: datetime,
+    stale: timedelta,
+) -> datetime | None:
+    """Renew a batch's claims (made at `claimed_at`) on the mails `where` says that it has
+    not settled yet, once a quarter of the stale-claim time has gone (a slow or
+    rate-limited relay can take longer than that over a batch), so that no other worker
+    takes them for lost; the claim time from now on."""
+    if claimed_at is None or now - claimed_at < stale / 4:
+        return claimed_at
+    session.execute(
+        update(table)
+        .where(where, table.status == MailStatus.SENDING, table.claimed_at == claimed_at)
+        .values(claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return now
+
+
+def expiring(claimed_at: datetime | None, now: datetime, stale: timedelta) -> bool:
+    """Whether a batch's claims, not renewed (the database away), are too old to send on:
+    past half the stale-claim time another worker may soon take them for lost."""
+    return claimed_at is not None and now - claimed_at >= stale / 2
+
+
 def dialect_insert(session: Session, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
     """An INSERT as the database in use writes it, for its ON CONFLICT clauses (both
     SQLite and PostgreSQL have them, and RETURNING)."""
@@ -159,6 +188,9 @@ class Verdict(StrEnum):
     RETRY = "retry"  # a temporary failure of this mail: counted, retried with backoff
     BOUNCED = "bounced"  # RETRY, and the recipient's (others were accepted after it)
     RELAY = "relay"  # the relay's trouble: not counted, retried when the relay is back
+    # Refusals of several recipients that nothing came after: the relay's or theirs,
+    # nobody can tell. RELAY, but given up by age, so that it cannot come back for ever.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,15 +221,20 @@ def settle_failures(
     statement: failed for good when trying again cannot help, when its own attempts
     (`attempts(id)`, this one counted) are used up or its give-up time has come; else
     pending, not to be tried before a backoff (its own failure) or `resume_at` (the
-    relay's: the attempt is then not counted). A claim no longer this batch's (gone stale
-    and taken by another worker) is left alone. Each outcome with its status and reason."""
+    relay's, or deferred until its give-up time: the attempt is then not counted). A
+    claim no longer this batch's (gone stale and taken by another worker) is left alone.
+    Each outcome with its status and reason."""
     settled: list[tuple[Outcome, MailStatus, str]] = []
     rows: list[dict[str, object]] = []
     for outcome in outcomes:
         status, reason, retry_at, uncount = MailStatus.FAILED, outcome.reason, None, 0
         tries = attempts(outcome.mail_id)
-        if outcome.verdict == Verdict.RELAY:
+        if outcome.verdict == Verdict.RELAY or (
+            outcome.verdict == Verdict.DEFERRED and now < give_up_at(outcome.mail_id)
+        ):
             status, retry_at, uncount = MailStatus.PENDING, resume_at, 1
+        elif outcome.verdict == Verdict.DEFERRED:
+            reason = f"gave up when the next period's digest went out: {outcome.reason}"
         elif outcome.verdict in (Verdict.RETRY, Verdict.BOUNCED):
             if tries >= settings.send_attempts or now >= give_up_at(outcome.mail_id):
                 reason = f"gave up after {tries} attempt(s): {outcome.reason}"

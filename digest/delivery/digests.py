@@ -436,7 +436,18 @@ class Chunk:
         errors = [f"subscriber {o.subscriber_id}: {reason}" for o, _, reason in settled]
         failed |= self._bounces(session, [o for o, _, _ in settled])
         release_receipts(session, failed)
-        claimed_at = self._keep_claims(session, now) if not final else self.claimed_at
+        claimed_at: datetime | None = self.claimed_at
+        if not final:
+            claimed_at = claims.renew(
+                session,
+                Delivery,
+                and_(
+                    Delivery.run_id == self.run_id, Delivery.subscriber_id.in_(self.subscriber_ids)
+                ),
+                self.claimed_at,
+                now,
+                timedelta(seconds=self.settings.stale_claim_seconds),
+            )
         left: list[tuple[int, datetime | None]] = []
         if final:
             if self.outlet is not None:
@@ -469,26 +480,6 @@ class Chunk:
                 )
 
         return count
-
-    def _keep_claims(self, session: Session, now: datetime) -> datetime | None:
-        """Renew the claims of the mails not yet sent when a quarter of the stale-claim
-        time has gone (a rate-limited relay can take longer than that over a chunk), so
-        that no other worker takes them for lost; the claim time from now on."""
-        stale = timedelta(seconds=self.settings.stale_claim_seconds)
-        if self.claimed_at is None or now - self.claimed_at < stale / 4:
-            return self.claimed_at
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.run_id == self.run_id,
-                Delivery.subscriber_id.in_(self.subscriber_ids),
-                Delivery.status == MailStatus.SENDING,
-                Delivery.claimed_at == self.claimed_at,
-            )
-            .values(claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return now
 
     def _bounces(self, session: Session, settled: list[Outcome]) -> set[int]:
         """Suppress the addresses the relay refused for good, and count the soft bounces

@@ -248,8 +248,19 @@ class NoticeBatch:
             resume_at=sending.resume_at(self.settings, self.outlet, now),
         )
         sent = sum(1 for o in batch if o.verdict == Verdict.SENT)
+        claimed_at: datetime | None = self.claimed_at
+        if not final:
+            claimed_at = claims.renew(
+                session,
+                Notice,
+                Notice.id.in_(self.notice_ids),
+                self.claimed_at,
+                now,
+                timedelta(seconds=self.settings.stale_claim_seconds),
+            )
 
         def count() -> None:
+            self.claimed_at = claimed_at
             self.report.sent += sent
             self.report.failed += len(settled)
             self.report.errors.extend(reason for _, _, reason in settled)

@@ -136,7 +136,10 @@ def _create_locked(folder: Path) -> tuple[IO[bytes], Path]:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{uuid.uuid4().hex}.jsonl"
     making = folder / f".{name}"
-    file = open(making, "xb")  # noqa: SIM115 (open until the batch ends)
+    # Unbuffered: each line is written as the mail is accepted, so that a batch in
+    # another process reading it (`read_journals`) never claims a mail it names, even
+    # before the file is synced.
+    file = open(making, "xb", buffering=0)  # noqa: SIM115 (open until the batch ends)
     fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     making.rename(folder / name)
     return file, folder / name

@@ -1,5 +1,5 @@
 """Handing a batch of mails to the relay and recording what it said, for digests and
-notices alike; and waiting on the workers. The one module that opens their sessions.
+notices alike. The one module that opens their sessions.
 
 DESIGN.md: no transaction is held across network I/O (on SQLite a long transaction locks
 the whole database, and a relay can take minutes). A batch claims and builds its mails in
@@ -11,12 +11,15 @@ to the batch's journal (`outcomes`) before it is recorded, and an outcome that c
 recorded (the database is away) is kept and tried again with backoff.
 
 What the relay says is judged here (`Judge`): a refusal of the recipient followed by an
-acceptance of someone else is the recipient's (a soft bounce); the same refusal for
-everyone from some point on, and any failure of the relay or the connection, is the
-relay's, costing the mails nothing (their attempt is not counted). While the relay
-breaker is open (`relay_failure_limit` failures of the relay in a row, or the same
-deferral for that many recipients), the batch stops handing mails over and leaves the
-rest for when the pause ends.
+acceptance of someone else is the recipient's (a soft bounce), and a 5xx refusal of the
+transaction so followed is the mail's (its content: failed, nobody suppressed); the same
+refusal for everyone from some point on (the breaker's count of them), any failure of
+the relay or the connection, and the refusals such a failure follows, are the relay's,
+costing the mails nothing (their attempt is not counted); refusals nothing follows are
+not counted either, but give up by age (`Judge.close`). While the relay breaker is open
+(`relay_failure_limit` failures of the relay in a row, or the same deferral for that many
+recipients), the batch stops handing mails over and leaves the rest for when the pause
+ends.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar, cast
 
@@ -191,7 +194,10 @@ MailIn = TypeVar("MailIn", bound=Mail, contravariant=True)
 
 
 class Batch(Protocol[MailIn]):
-    """What one kind of mail (digests, notices) says about its mails."""
+    """What one kind of mail (digests, notices) says about its mails, and when its
+    claims on them were made or last renewed (`claims.renew`, as it records)."""
+
+    claimed_at: datetime | None
 
     def build(self, mail: MailIn) -> Wire:
         """The mail on the wire; raises (MessageError ...) when it cannot be made."""
@@ -216,9 +222,22 @@ def send_batch(
 ) -> None:
     """Hand `mails` to `outlet` (several in flight), judge what the relay says, and record
     the outcomes in batches; mails not handed over while the relay breaker is open go
-    back, uncounted. NotRecorded when the database stayed away at the end."""
+    back, uncounted, as do those not handed over once the batch's claims, not renewed,
+    are getting stale. NotRecorded when the database stayed away at the end."""
     judge = Judge()
     recorder = Recorder(sessions, batch.record, Journal(folder_of(settings)))
+    stale = timedelta(seconds=settings.stale_claim_seconds)
+    why = "not sent: the relay is paused"
+
+    def stop() -> bool:
+        # Claims the batch could not renew (the database away for it) may soon be taken
+        # for lost by a worker the database answers: sending on could send them twice.
+        nonlocal why
+        now = utcnow()
+        if claims.expiring(batch.claimed_at, now, stale):
+            why = "not sent: its claim could not be renewed"
+            return True
+        return paused(outlet, now)
 
     def answered(mail: MailT, error: SendError | None) -> None:
         if error is None:
@@ -232,11 +251,11 @@ def send_batch(
         mails,
         batch.build,
         answered,
-        stop=lambda: paused(outlet, utcnow()),
+        stop=stop,
         window=2 * settings.smtp_connections,
     )
     for mail in left:
-        judge.not_sent(mail.mail_id, mail.subscriber_id, "not sent: the relay is paused")
+        judge.not_sent(mail.mail_id, mail.subscriber_id, why)
     judge.close()
     recorder.add(judge.take())
     if not recorder.finish():
@@ -252,17 +271,22 @@ class Judge:
     held: list[Outcome] = field(default_factory=list)
 
     def sent(self, sent: Sent) -> None:
-        self.outcomes.extend(
-            Outcome(h.mail_id, h.subscriber_id, Verdict.BOUNCED, h.reason) for h in self.held
-        )
-        self.held.clear()
+        self._release(None)
         self.outcomes.append(Outcome(sent.mail_id, sent.subscriber_id, Verdict.SENT, sent=sent))
 
     def failed(self, mail_id: int, subscriber_id: int, failure: SendError) -> None:
         reason = str(failure)
         if failure.recipient and not failure.permanent:
-            self.held.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
+            # The recipient's, if the relay accepts someone after it: a soft bounce.
+            self.held.append(Outcome(mail_id, subscriber_id, Verdict.BOUNCED, reason))
+        elif failure.relay and failure.code is not None and failure.code >= 500:
+            # A 5xx for the transaction (MAIL FROM or DATA): the relay's, or this mail's
+            # content's if the relay accepts someone after it (then it fails, as the
+            # same content would fail again, but its address is not suppressed).
+            self.held.append(Outcome(mail_id, subscriber_id, Verdict.FAILED, reason))
         elif failure.relay:
+            # The refusals before it were the start of the relay's trouble.
+            self._release(Verdict.RELAY)
             self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, reason))
         elif failure.permanent:
             self.outcomes.append(
@@ -272,15 +296,25 @@ class Judge:
             self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RETRY, reason))
 
     def not_sent(self, mail_id: int, subscriber_id: int, why: str) -> None:
-        """A claimed mail not handed over (the relay was paused): back, uncounted."""
+        """A claimed mail not handed over (the relay was paused, or the claim is getting
+        stale): back, uncounted, as are the refusals before it."""
+        self._release(Verdict.RELAY)
         self.outcomes.append(Outcome(mail_id, subscriber_id, Verdict.RELAY, why))
 
     def close(self) -> None:
-        """The end of the pass: refusals nobody was accepted after are the relay's when
-        there were several in a row (one alone, at the end, is that mail's for now)."""
-        verdict = Verdict.RELAY if len(self.held) > 1 else Verdict.RETRY
+        """The end of the pass: refusals nothing came after, several in a row, may be the
+        relay deferring everyone or recipients deferred alone in their pass (DEFERRED:
+        uncounted, but given up by age, so that mailboxes that stay full do not come
+        back together, uncounted, for ever); a recipient's alone is that mail's own for
+        now, a transaction's alone is DEFERRED too."""
+        alone = len(self.held) == 1 and self.held[0].verdict == Verdict.BOUNCED
+        self._release(Verdict.RETRY if alone else Verdict.DEFERRED)
+
+    def _release(self, verdict: Verdict | None) -> None:
+        """The held refusals as `verdict`; None: each as its own (someone was accepted
+        after it)."""
         self.outcomes.extend(
-            Outcome(h.mail_id, h.subscriber_id, verdict, h.reason) for h in self.held
+            h if verdict is None else replace(h, verdict=verdict) for h in self.held
         )
         self.held.clear()
 
@@ -379,21 +413,3 @@ class Recorder:
             if time.monotonic() + self._backoff > deadline:
                 self.journal.close(recorded=False)
                 return False
-
-
-def poll_until(
-    sessions: sessionmaker[Session],
-    done: Callable[[Session], bool],
-    timeout: float,
-    interval: float = 0.5,
-) -> bool:
-    """Ask `done` in a fresh transaction every `interval` seconds until it says True
-    (then True) or `timeout` seconds have passed (then False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with sessions.begin() as session:
-            if done(session):
-                return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
