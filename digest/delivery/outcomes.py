@@ -94,10 +94,9 @@ class Journal:
         try:
             if self._file is None:
                 self._file, self.path = _create_locked(self.folder)
+            # Unbuffered: in the OS's file at once, so a worker killed before the next
+            # sync loses none of it; sync makes it durable against the machine failing too.
             self._file.write(sent.line())
-            # In the file (the OS's) at once: a worker killed before the next sync loses
-            # none of it; sync makes it durable against the machine's failing as well.
-            self._file.flush()
         except OSError as exc:
             self._give_up(exc)
 
