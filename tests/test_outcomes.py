@@ -6,12 +6,10 @@ unreachable through a proxy the test cuts; the machine's PostgreSQL is never tou
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,75 +24,24 @@ from digest.core.settings import Settings, get_settings
 from digest.delivery import digests, outcomes, sending
 from digest.delivery.outcomes import DELIVERIES, Journal, Sent
 from digest.mail.mailer import make_transport
+from tests.support.faults import TcpProxy
 from tests.support.mailroom import deliver_chunk
 from tests.support.smtp import Inbox, free_port
 from tests.test_runs import seed, start, statuses
-
-
-class Cuttable:
-    """A TCP proxy to PostgreSQL: `cut` drops every connection and refuses new ones
-    (the database is away, as far as the app can tell), `restore` lets them through."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self.up = threading.Event()
-        self.up.set()
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            if not self.up.is_set():
-                client.close()
-                continue
-            server = socket.create_connection(self.upstream)
-            with self.lock:
-                self.sockets += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        with suppress(OSError):  # cut
-            while data := source.recv(65536):
-                sink.sendall(data)
-        for end in (source, sink):
-            end.close()
-
-    def cut(self) -> None:
-        self.up.clear()
-        with self.lock:
-            for end in self.sockets:
-                with suppress(OSError):  # closed already by its pump
-                    end.shutdown(socket.SHUT_RDWR)
-            self.sockets = []
-
-    def restore(self) -> None:
-        self.up.set()
-
-    def close(self) -> None:
-        self.listener.close()
-        self.cut()
 
 
 class CuttingInbox(Inbox):
     """A relay that, as it accepts the first mail, makes the database go away (and come
     back `back_after` seconds later, if given)."""
 
-    def __init__(self, proxy: Cuttable, back_after: float | None) -> None:
+    def __init__(self, proxy: TcpProxy, back_after: float | None) -> None:
         super().__init__()
         self.proxy = proxy
         self.back_after = back_after
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         reply = await super().handle_DATA(server, session, envelope)
-        if self.proxy.up.is_set() and len(self.messages) == 1:
+        if self.proxy.up and len(self.messages) == 1:
             self.proxy.cut()
             if self.back_after is not None:
                 threading.Timer(self.back_after, self.proxy.restore).start()
@@ -112,20 +59,20 @@ def pg(env: pytest.MonkeyPatch, settings: Settings, pg_url: str) -> Iterator[Set
 
 
 @pytest.fixture
-def proxy(pg_url: str) -> Iterator[Cuttable]:
+def proxy(pg_url: str) -> Iterator[TcpProxy]:
     host_port = pg_url.split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.rsplit(":", 1)
-    cuttable = Cuttable((host, int(port)))
+    cuttable = TcpProxy((host, int(port))).start()
     yield cuttable
-    cuttable.close()
+    cuttable.cut()
 
 
-def through(pg_url: str, proxy: Cuttable) -> str:
+def through(pg_url: str, proxy: TcpProxy) -> str:
     head, tail = pg_url.split("@", 1)
     return f"{head}@127.0.0.1:{proxy.port}/{tail.split('/', 1)[1]}"
 
 
-def relay_that_cuts(proxy: Cuttable, back_after: float | None) -> tuple[CuttingInbox, Controller]:
+def relay_that_cuts(proxy: TcpProxy, back_after: float | None) -> tuple[CuttingInbox, Controller]:
     inbox = CuttingInbox(proxy, back_after)
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
