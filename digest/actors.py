@@ -125,8 +125,8 @@ def start_run(frequency: str, period_end: str, period_start: str | None = None) 
 def deliver_chunk(run_id: int, subscriber_ids: list[int]) -> None:
     config = current_settings()
     # Sending is several short transactions by design (see delivery.sending): it takes
-    # the session factory, not the message's session.
-    # The process's pool: connections kept across chunks, several mails in flight.
+    # the session factory, not the message's session, and the process's pool
+    # (connections kept across chunks, several mails in flight).
     report = digests.deliver_chunk(sessions(), send_pool(config), config, run_id, subscriber_ids)
     log.info("run %s: %s", run_id, report.summary())
     if report.retry_ids:
