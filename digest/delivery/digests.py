@@ -36,6 +36,7 @@ from digest.delivery.announcements import (
     Reservation,
     held_receipts,
     published_at,
+    received_by,
     received_from,
     release_receipts,
     reserve_receipts,
@@ -108,10 +109,6 @@ def digest_for(
     they have had, or are getting in another mail, read from the database."""
     received = received_by(session, subscriber.id) if announcements else set()
     return compose_for(subscriber, changes, announcements, period, received)
-
-
-def received_by(session: Session, subscriber_id: int) -> set[int]:
-    return received_from(held_receipts(session, [subscriber_id])[subscriber_id])
 
 
 def compose_for(
