@@ -105,7 +105,6 @@ class Journal:
         if self._file is None or self._broken:
             return
         try:
-            self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as exc:
             self._give_up(exc)
