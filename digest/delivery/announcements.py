@@ -339,10 +339,9 @@ def received_from(receipts: Mapping[int, int | None], but_for: int | None = None
     return {a for a, delivery_id in receipts.items() if but_for is None or delivery_id != but_for}
 
 
-def received_by(session: Session, subscriber_id: int, but_for: int | None = None) -> set[int]:
-    """The announcements a subscriber has had, or that a mail on its way carries; not
-    counting those of the delivery `but_for` (its own, when it is prepared again)."""
-    return received_from(held_receipts(session, [subscriber_id])[subscriber_id], but_for)
+def received_by(session: Session, subscriber_id: int) -> set[int]:
+    """The announcements a subscriber has had, or that a mail on its way carries."""
+    return received_from(held_receipts(session, [subscriber_id])[subscriber_id])
 
 
 @dataclass(frozen=True, slots=True)
