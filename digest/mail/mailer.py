@@ -18,7 +18,6 @@ from digest.core.errors import DigestError
 from digest.mail.headers import Envelope as Envelope
 from digest.mail.headers import MessageError as MessageError
 from digest.mail.headers import build_message as build_message
-from digest.mail.headers import header_text as header_text
 from digest.mail.wire import Wire, wire_of
 
 

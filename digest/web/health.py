@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import cache
-from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -28,6 +27,7 @@ from digest.core.broker import check_broker
 from digest.core.db import check_database, session_scope
 from digest.core.settings import Settings
 from digest.delivery.status import relay_state
+from digest.mail.mailer import SMTPTransport
 from subscribers.base import utcnow
 
 router = APIRouter()
@@ -141,17 +141,15 @@ async def readyz(request: Request) -> JSONResponse:
 
 def check_relay(url: str, timeout: float) -> str | None:
     """None when the relay at `url` greets, answers EHLO and QUIT, else the reason."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    starttls = parse_qs(parts.query).get("starttls", [""])[-1].lower() in ("true", "1", "yes")
     try:
-        if parts.scheme == "smtps":
+        relay = SMTPTransport(url, timeout)  # only its reading of the URL: host, port, TLS
+        if relay.implicit_tls:
             context = ssl.create_default_context()
             client: smtplib.SMTP = smtplib.SMTP_SSL(
-                host, parts.port or 465, timeout=timeout, context=context
+                relay.hostname, relay.port, timeout=timeout, context=context
             )
         else:
-            client = smtplib.SMTP(host, parts.port or (587 if starttls else 25), timeout=timeout)
+            client = smtplib.SMTP(relay.hostname, relay.port, timeout=timeout)
         try:
             code, reply = client.ehlo()
             if code != 250:
