@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test golden bench bench-deliver clean
+.PHONY: run test golden bench bench-deliver clean messages catalogues check-messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) catalogues
 	$(BIN)/digest run
 
-test: $(STAMP)
+test: $(STAMP) catalogues
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -25,6 +25,19 @@ test: $(STAMP)
 # a message; review the diff before committing it.
 golden: $(STAMP)
 	DIGEST_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
+
+# Translations (templates/locale/): after changing a message, `make messages` extracts
+# every domain's .pot and updates the nn and en .po files; translate what it added, then
+# `make catalogues` compiles them (run and test do that too) and `make check-messages`
+# lists what still lacks a translation.
+messages: $(STAMP)
+	$(BIN)/digest messages extract
+
+catalogues: $(STAMP)
+	$(BIN)/digest messages compile >/dev/null
+
+check-messages: $(STAMP)
+	$(BIN)/digest messages check
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'

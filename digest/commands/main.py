@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.commands import announce, database, editors, send, serve, sources
+from digest.commands import announce, database, editors, messages, send, serve, sources
 from digest.commands.common import explained_errors
 from digest.commands.subscribers import subscribers
 
@@ -32,6 +32,7 @@ main.add_command(send.send)
 main.add_command(announce.announce)
 main.add_command(subscribers)
 main.add_command(editors.editors)
+main.add_command(messages.messages)
 
 if __name__ == "__main__":
     main()

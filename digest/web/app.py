@@ -23,6 +23,7 @@ from digest.web.guards import (
     allowed_hosts,
 )
 from digest.web.jobs import Jobs
+from digest.web.language import PageLanguage
 from digest.web.ratelimit import build_limiter
 
 
@@ -62,8 +63,9 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     # inside the same guards.
     app.mount("/api", create_api(settings))
     app.mount("/static", StaticFiles(directory=templates_dir() / "web" / "static"), name="static")
-    # Added innermost first: a request meets SecurityHeaders, HeadAsGet, TrustedHost, then
-    # SlashRedirect, so even the 400 for a foreign host carries the headers.
+    # Added innermost first: a request meets SecurityHeaders, HeadAsGet, TrustedHost,
+    # SlashRedirect, then PageLanguage, so even the 400 for a foreign host carries the headers.
+    app.add_middleware(PageLanguage)
     app.add_middleware(SlashRedirect, base_url=settings.base_url, router=app.router)
     app.add_middleware(TrustedHost, hosts=allowed_hosts(settings.base_url))
     app.add_middleware(HeadAsGet)

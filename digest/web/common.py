@@ -1,5 +1,5 @@
 """What the public pages share: the request's database session, templates with the CSRF
-field, and what the forms offer to choose from."""
+field and the page's language, and what the forms offer to choose from."""
 
 from __future__ import annotations
 
@@ -11,28 +11,28 @@ from typing import Annotated, TypedDict
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlalchemy.orm import Session
 
+from digest.core import i18n
 from digest.core.db import session_scope
 from digest.core.paths import templates_dir
 from digest.core.topics import topic_labels, topic_sources
-from digest.mail.locale import translator
 from digest.web import csrf as csrf_tokens
+from digest.web.language import page_language, switch_links
 from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Frequency, Language, Role
 from subscribers.municipalities import Municipality, municipalities
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
-bokmal = translator("nb")  # the pages are in bokmål
+i18n.install(templates.env)
 
 
-def local_time(moment: datetime | None, tz: tzinfo) -> str:
-    """A time as the pages show it, in the service's zone: «27.11.2026 kl. 09.30»."""
-    if moment is None:
-        return "–"
-    try:
-        return moment.astimezone(tz).strftime("%d.%m.%Y kl. %H.%M")
-    except (OverflowError, ValueError):  # a row stored before times were checked
-        return moment.isoformat()
+@pass_context
+def local_time(context: Context, moment: datetime | None, tz: tzinfo) -> str:
+    """A time as the pages show it, in the service's zone and the page's language:
+    «27.11.2026 kl. 09.30»."""
+    return i18n.date_time(moment, tz, i18n.language_or_default(context.get("lang")))
 
 
 templates.env.filters["local_time"] = local_time
@@ -74,9 +74,16 @@ def topics(session: Session) -> tuple[Topic, ...]:
     return tuple(Topic(k, label, _resources(sources.get(k, []))) for k, label in labels.items())
 
 
-def frequency_labels() -> dict[Frequency, str]:
+FREQUENCY_LABELS = {
+    Frequency.IMMEDIATE: i18n.N_("fortløpende"),
+    Frequency.DAILY: i18n.N_("daglig"),
+    Frequency.WEEKLY: i18n.N_("ukentlig"),
+}
+
+
+def frequency_labels(language: str = i18n.DEFAULT) -> dict[Frequency, str]:
     """Each frequency as the pages name it (a member compares equal to its stored value)."""
-    return {f: bokmal(f"frequency.{f}") for f in Frequency}
+    return {f: i18n.translate(language, FREQUENCY_LABELS[f]) for f in Frequency}
 
 
 class ChoiceLists(TypedDict):
@@ -102,11 +109,15 @@ def choice_lists(session: Session) -> ChoiceLists:
 
 
 def page(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
-    """A page from its template, with the CSRF field for this client's cookie.
+    """A page from its template, with the CSRF field for this client's cookie, in the
+    request's language (`lang` in `context` overrides it: see `digest.web.language`) with
+    the language switch (`languages`) and the service's zone (`tz`).
 
     Responses are `Cache-Control: no-store` (see `digest.web.guards.SecurityHeaders`).
     """
     settings = request.app.state.settings
+    lang = i18n.language_or_default(context.pop("lang", None) or page_language(request))
+    context.setdefault("tz", settings.tz)
     cookie = csrf_tokens.cookie_name(settings.base_url)
     secret = request.cookies.get(cookie, "")
     fresh = not csrf_tokens.is_secret(secret)
@@ -114,7 +125,10 @@ def page(request: Request, name: str, *, status: int = 200, **context: object) -
         secret = csrf_tokens.new_secret()
     field = csrf_tokens.field_for(settings.secret_key, secret)
     response = templates.TemplateResponse(
-        request, name, {"csrf": field, **context}, status_code=status
+        request,
+        name,
+        {"csrf": field, "lang": lang, "languages": switch_links(request, lang), **context},
+        status_code=status,
     )
     if fresh:
         response.set_cookie(

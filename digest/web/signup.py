@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from digest.core.db import get_sessionmaker
 from digest.delivery.notices import queue_notice, send_notices
 from digest.mail.pool import send_pool
-from digest.web.common import DbSession, bokmal, choice_lists, page, topics
+from digest.web.common import DbSession, choice_lists, frequency_labels, page, topics
 from digest.web.errors import FormInvalid, expired_link, note
 from digest.web.forms import Form, LimitedForm, chosen_from, field, posted_form
 from subscribers.addresses import InvalidAddress, normalise_email
@@ -121,7 +121,7 @@ def _summary(session: Session, chosen: Choices) -> list[tuple[str, str]]:
         ("Navn", chosen.name),
         ("Kommune", municipality.name if municipality else ""),
         ("Rolle", ROLE_LABELS[Role(chosen.role)] if chosen.role in tuple(Role) else ""),
-        ("Hvor ofte", bokmal(f"frequency.{chosen.frequency}")),
+        ("Hvor ofte", frequency_labels()[chosen.frequency]),
         ("Temaer", ", ".join(topic_labels.get(t, t) for t in chosen.topics) or "Alle"),
         ("Språk", LANGUAGE_LABELS[chosen.language]),
     ]

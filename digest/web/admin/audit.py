@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from digest.core.i18n import DEFAULT, date_time
 from digest.core.models import AuditEntry
 from digest.editors import audit
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
-from digest.web.common import DbSession, local_time
+from digest.web.common import DbSession
 from subscribers.text import strip_invisible
 
 router = APIRouter(prefix=PREFIX)
@@ -91,7 +92,7 @@ def shown(value: object, tz: tzinfo) -> str:
     if isinstance(value, str):
         if ISO_TIME.match(value):
             try:
-                return local_time(datetime.fromisoformat(value), tz)
+                return date_time(datetime.fromisoformat(value), tz, DEFAULT)
             except ValueError:
                 return value
         return value
