@@ -74,10 +74,14 @@ def world(settings: Settings, smtp: SMTPServer, admin_client: httpx.Client) -> d
 PAGES = {
     "sources": ("/redaksjon/kilder", ["Kjelder", "Sjekk no"], ["Sources", "Check now"]),
     "runs": ("/redaksjon/utsendelser", ["Utsendingar", "Framdrift"], ["Mailings", "Progress"]),
-    "run": ("{run}", ["Mottakarar", "Adressa inneheld"], ["Recipients", "Address contains"]),
+    "run": (
+        "{run}",
+        ["Mottakarar", "Adressa inneheld"],
+        ["Recipients", "Address contains", ">Sending<"],
+    ),
     "subscribers": (
         "/redaksjon/abonnenter",
-        ["Abonnentar", "Last ned alle som CSV", "Frekvens"],
+        ["Abonnentar", "Last ned alle som CSV", "Kor ofte"],
         ["Subscribers", "Download all as CSV", "2 subscribers match."],
     ),
     "subscriber": (
@@ -99,12 +103,12 @@ PAGES = {
     "audit": (
         "/redaksjon/logg",
         ["Logg over handlingar", "Laga API-nøkkel"],
-        ["Log of actions", "Created API token", "Signed in"],
+        ["Log of actions", "Created API key", "Signed in"],
     ),
     "tokens": (
         "/redaksjon/nokler",
         ["API-nøklar", "Lag ein ny nøkkel"],
-        ["API tokens", "Create a new token", "Begins with"],
+        ["API keys", "Create a new key", "Begins with", ">Revoke<"],
     ),
     "api-docs": (
         "/api/docs",
@@ -201,7 +205,7 @@ def test_notices_and_form_errors_in_english(
     unnamed = admin_client.post(
         "/redaksjon/nokler", data={"csrf": csrf(admin_client, "/redaksjon/nokler"), "name": ""}
     )
-    assert unnamed.status_code == 400 and "Give the token a name" in unnamed.text
+    assert unnamed.status_code == 400 and "Give the key a name" in unnamed.text
 
     missing = admin_client.get("/redaksjon/utsendelser/999999")
     assert missing.status_code == 404 and "Mailing not found." in missing.text

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
-from digest.core.i18n import N_, translate
+from digest.core.i18n import N_, translate, translator
 from digest.core.models import DigestRun, MailStatus
 from digest.delivery import history, retry
 from digest.editors import audit
@@ -43,14 +43,6 @@ MESSAGES = {
 }
 
 RUN_STATUS = {"running": N_("Pågår"), "complete": N_("Ferdig")}
-MAIL_STATUS = {
-    MailStatus.PENDING: N_("Venter"),
-    MailStatus.SENDING: N_("Sendes"),
-    MailStatus.SENT: N_("Sendt"),
-    MailStatus.SKIPPED_EMPTY: N_("Ingenting nytt"),
-    MailStatus.SKIPPED_INACTIVE: N_("Ikke aktiv lenger"),
-    MailStatus.FAILED: N_("Feilet"),
-}
 # Why a failed delivery is not retried, by the status of its subscriber now: «%(count)s»
 # is how many.
 NOT_RETRIED = {
@@ -63,6 +55,20 @@ NOT_FOUND = N_("Fant ikke utsendelsen.")
 
 def _translated(lang: str, labels: Mapping[K, str]) -> dict[K, str]:
     return {k: translate(lang, v) for k, v in labels.items()}
+
+
+def mail_status_labels(lang: str) -> dict[MailStatus, str]:
+    """What the pages call each status of a mail, in `lang`."""
+    t = translator(lang)
+    return {
+        MailStatus.PENDING: t.gettext("Venter"),
+        # In a context of its own: the editors' pages' «Sendes» is «will be sent».
+        MailStatus.SENDING: t.pgettext("e-poststatus", "Sendes"),
+        MailStatus.SENT: t.gettext("Sendt"),
+        MailStatus.SKIPPED_EMPTY: t.gettext("Ingenting nytt"),
+        MailStatus.SKIPPED_INACTIVE: t.gettext("Ikke aktiv lenger"),
+        MailStatus.FAILED: t.gettext("Feilet"),
+    }
 
 
 @router.get("/utsendelser")
@@ -131,7 +137,7 @@ def run_page(
         ],
         frequencies=frequency_labels(lang),
         run_status=_translated(lang, RUN_STATUS),
-        mail_status=_translated(lang, MAIL_STATUS),
+        mail_status=mail_status_labels(lang),
         previous_url=_page_url(run.id, filters, found.number - 1),
         next_url=_page_url(run.id, filters, found.number + 1),
     )

@@ -32,7 +32,7 @@ from digest.delivery.notices import queue_confirmations
 from digest.delivery.privacy import person_export
 from digest.editors import audit
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
-from digest.web.admin.runs import MAIL_STATUS
+from digest.web.admin.runs import mail_status_labels
 from digest.web.admin.uploads import PostedUpload, TooLarge
 from digest.web.common import DbSession, frequency_labels
 from digest.web.errors import FIELD_NOTES, NOT_UNDERSTOOD
@@ -503,7 +503,7 @@ def subscriber_page(key: str, request: Request, session: DbSession, editor: Admi
         action_labels=_translated(lang, ACTION_LABELS),
         channel_labels=_translated(lang, CHANNEL_LABELS),
         language_labels=LANGUAGE_LABELS,  # each language named in itself
-        mail_status=_translated(lang, MAIL_STATUS),
+        mail_status=mail_status_labels(lang),
         notice_kinds=_translated(lang, NOTICE_KINDS),
         **_labels(lang),
     )
