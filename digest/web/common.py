@@ -86,6 +86,11 @@ def frequency_labels(language: str = i18n.DEFAULT) -> dict[Frequency, str]:
     return {f: i18n.translate(language, FREQUENCY_LABELS[f]) for f in Frequency}
 
 
+def role_labels(language: str = i18n.DEFAULT) -> dict[Role, str]:
+    """Each role as the pages name it, in `language`."""
+    return {role: i18n.translate(language, ROLE_LABELS[role]) for role in Role}
+
+
 class ChoiceLists(TypedDict):
     """What the forms offer to choose from, as the templates name it (a choice's member
     writes its value in the page, and a value posted back compares equal to it)."""
@@ -93,16 +98,17 @@ class ChoiceLists(TypedDict):
     topics: tuple[Topic, ...]
     frequencies: dict[Frequency, str]
     roles: dict[Role, str]
+    # Each language named in itself, as a language picker should (the switch does too).
     languages: dict[Language, str]
     municipalities: tuple[Municipality, ...]
 
 
-def choice_lists(session: Session) -> ChoiceLists:
-    """What the forms offer to choose from."""
+def choice_lists(session: Session, language: str = i18n.DEFAULT) -> ChoiceLists:
+    """What the forms offer to choose from, labelled in `language`."""
     return {
         "topics": topics(session),
-        "frequencies": frequency_labels(),
-        "roles": ROLE_LABELS,
+        "frequencies": frequency_labels(language),
+        "roles": role_labels(language),
         "languages": LANGUAGE_LABELS,
         "municipalities": municipalities(),
     }
@@ -117,6 +123,10 @@ def page(request: Request, name: str, *, status: int = 200, **context: object) -
     """
     settings = request.app.state.settings
     lang = i18n.language_or_default(context.pop("lang", None) or page_language(request))
+    # A form posted elsewhere keeps a language the address asked for (`lang_query`): the
+    # cookie remembers it too, but not for a browser that refuses cookies.
+    asked = getattr(request.state, "language_asked", False)
+    context.setdefault("lang_query", f"?lang={lang}" if asked else "")
     context.setdefault("tz", settings.tz)
     cookie = csrf_tokens.cookie_name(settings.base_url)
     secret = request.cookies.get(cookie, "")
