@@ -117,7 +117,8 @@ def choice_lists(session: Session, language: str = i18n.DEFAULT) -> ChoiceLists:
 def page(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
     """A page from its template, with the CSRF field for this client's cookie, in the
     request's language (`lang` in `context` overrides it: see `digest.web.language`) with
-    the language switch (`languages`) and the service's zone (`tz`).
+    the language switch (`language_links`; `languages` is what the forms offer) and the
+    service's zone (`tz`).
 
     Responses are `Cache-Control: no-store` (see `digest.web.guards.SecurityHeaders`).
     """
@@ -137,7 +138,7 @@ def page(request: Request, name: str, *, status: int = 200, **context: object) -
     response = templates.TemplateResponse(
         request,
         name,
-        {"csrf": field, "lang": lang, "languages": switch_links(request, lang), **context},
+        {"csrf": field, "lang": lang, "language_links": switch_links(request, lang), **context},
         status_code=status,
     )
     if fresh:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from digest.core.db import DatabaseUnavailable
 from digest.core.errors import DigestError
-from digest.core.i18n import N_, translate
+from digest.core.i18n import DEFAULT, N_, translate
 from digest.web.admin.common import SignInNeeded, sign_in_url
 from digest.web.common import page
 from digest.web.forms import FormError
@@ -54,7 +54,7 @@ class FormInvalid(DigestError):
         self.context = dict(context)
 
 
-def note(error: SubscriberError | InvalidAddress, language: str) -> str:
+def note(error: SubscriberError | InvalidAddress, language: str = DEFAULT) -> str:
     """What a form says by the field `error` names, in `language`."""
     return translate(language, FIELD_NOTES.get(error.field, NOT_UNDERSTOOD))
 

@@ -74,8 +74,8 @@ def manage_post(request: Request, token: str, form: PostedForm, session: DbSessi
     before = subscriber.language
     update_preferences(session, subscriber, chosen)
     # A new language chosen here is the page's at once, as it is the mails' from now on.
-    lang = subscriber.language if subscriber.language != before else None
-    context = _manage(request, session, subscriber, saved=True, lang=lang)
+    new = str(subscriber.language) if subscriber.language != before else None
+    context = _manage(request, session, subscriber, saved=True, lang=new)
     return page(request, "manage.html", status=200, **context)
 
 
