@@ -6,6 +6,8 @@ known, and both are limited per client here and per address in `digest.delivery.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
@@ -28,7 +30,7 @@ from digest.web.language import page_language
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.choices import Choices, requested_choices
 from subscribers.errors import SubscriberError
-from subscribers.models import LANGUAGE_LABELS, Frequency, Language, Role
+from subscribers.models import LANGUAGE_LABELS, Frequency, Language, Role, Subscriber
 from subscribers.municipalities import find_municipality
 from subscribers.signups import (
     Confirmation,
@@ -137,6 +139,10 @@ def confirm_page(request: Request, token: str, session: DbSession) -> HTMLRespon
     lang = page_language(request, chosen.language)
     if is_expired(asked):
         return expired_link(request, lang)
+    if chosen.role_only is None:  # not answered: confirming keeps what the person has
+        chosen = replace(
+            chosen, role_only=session.get_one(Subscriber, asked.subscriber_id).role_only
+        )
     # Show what confirming applies: it may be someone else's sign-up for this address.
     return page(request, "confirm.html", lang=lang, summary=_summary(session, chosen, lang))
 
