@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from digest.core.models import ChangeKind
 from digest.core.periods import Period
+from digest.core.roles import shares_audience
 from subscribers.models import Frequency, Language, Subscriber
 
 
@@ -82,7 +83,7 @@ class Recipient:
         """Is a source written for `source_audiences` for this reader? Yes when they are
         not narrowed; else only if it shares an audience with them (a source that names
         none is made for no role in particular)."""
-        return not self.audiences or not set(self.audiences).isdisjoint(source_audiences)
+        return shares_audience(self.audiences, source_audiences)
 
     def is_targeted_by(self, announcement: AnnouncementView) -> bool:
         """Is this reader among those the announcement is for? Each empty list is everyone;
