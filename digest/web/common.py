@@ -3,7 +3,7 @@ field and the page's language, and what the forms offer to choose from."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Annotated, TypedDict
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from digest.core import i18n
 from digest.core.db import session_scope
 from digest.core.paths import templates_dir
+from digest.core.roles import role_audiences, sources_by_role
 from digest.core.topics import topic_labels, topic_sources
 from digest.web import csrf as csrf_tokens
 from digest.web.language import page_language, switch_links
@@ -91,6 +92,20 @@ def role_labels(language: str = i18n.DEFAULT) -> dict[Role, str]:
     return {role: i18n.translate(language, ROLE_LABELS[role]) for role in Role}
 
 
+def role_resources(
+    session: Session, chosen_topics: Sequence[str] = ()
+) -> dict[str, tuple[str, ...]]:
+    """For each role the sources file narrows, the resources a reader of it gets with «only
+    what is made for my role» and `chosen_topics` (none: all). A role not here (none in
+    the file, or an empty list) is not narrowed: its reader gets everything."""
+    narrowed = {role for role, keys in role_audiences(session).items() if keys}
+    return {
+        role: _resources([source.name for source in found])
+        for role, found in sources_by_role(session, chosen_topics).items()
+        if role in narrowed
+    }
+
+
 class ChoiceLists(TypedDict):
     """What the forms offer to choose from, as the templates name it (a choice's member
     writes its value in the page, and a value posted back compares equal to it)."""
@@ -101,16 +116,22 @@ class ChoiceLists(TypedDict):
     # Each language named in itself, as a language picker should (the switch does too).
     languages: dict[Language, str]
     municipalities: tuple[Municipality, ...]
+    # What each role brings (see `role_resources`), with the topics the form has chosen.
+    role_resources: dict[str, tuple[str, ...]]
 
 
-def choice_lists(session: Session, language: str = i18n.DEFAULT) -> ChoiceLists:
-    """What the forms offer to choose from, labelled in `language`."""
+def choice_lists(
+    session: Session, language: str = i18n.DEFAULT, chosen_topics: Sequence[str] = ()
+) -> ChoiceLists:
+    """What the forms offer to choose from, labelled in `language`, and what each role
+    brings with `chosen_topics`."""
     return {
         "topics": topics(session),
         "frequencies": frequency_labels(language),
         "roles": role_labels(language),
         "languages": LANGUAGE_LABELS,
         "municipalities": municipalities(),
+        "role_resources": role_resources(session, chosen_topics),
     }
 
 

@@ -113,5 +113,5 @@ def _manage(
         "errors": {},
         "unsubscribe_path": f"/avmelding/{unsubscribe_token}",
         "active": subscriber.status == Status.ACTIVE,
-        **choice_lists(session, lang),
+        **choice_lists(session, lang, list(subscriber.topics or [])),
     }

@@ -92,7 +92,8 @@ def _checked(form: Form, session: Session, lang: str) -> tuple[str, Choices]:
         }
         values["topic"] = form.get("topic", [])
         values["role_only"] = _role_only_shown(form)
-        context = {"values": values, "lang": lang, **choice_lists(session, lang)}
+        chosen_topics = form.get("topic", [])
+        context = {"values": values, "lang": lang, **choice_lists(session, lang, chosen_topics)}
         raise FormInvalid("signup.html", notes, context)
     return email, chosen
 
