@@ -87,7 +87,7 @@ PAGES = {
     "subscriber": (
         "{subscriber}",
         ["Samtykkehistorikk", "Kommandolinja"],
-        ["Consent history", "The command line", "Subscribed"],
+        ["Consent history", "The command line", "Subscribed", "Only what is made for the role"],
     ),
     "roster": (
         "/redaksjon/abonnenter/import",

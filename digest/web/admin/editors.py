@@ -60,16 +60,14 @@ TAKEN = N_("Det finnes allerede en redaktør med denne adressen.")
 class EditorMissing(FormError):
     title = N_("Fant ikke redaktøren")
 
-    def __init__(self, lang: str) -> None:
-        super().__init__(404, translate(lang, "Det finnes ingen redaktør med denne lenken."))
-        self.title = translate(lang, EditorMissing.title)
+    def __init__(self) -> None:
+        super().__init__(404, N_("Det finnes ingen redaktør med denne lenken."))
 
 
-def _editor(request: Request, session: Session, editor_id: str) -> Editor:
-    missing = EditorMissing(page_language(request))
-    found = session.get(Editor, row_id(editor_id, missing))
+def _editor(session: Session, editor_id: str) -> Editor:
+    found = session.get(Editor, row_id(editor_id, EditorMissing()))
     if found is None:
-        raise missing
+        raise EditorMissing()
     return found
 
 
@@ -177,7 +175,7 @@ def editor_add(
 def editor_page(
     editor_id: str, request: Request, session: DbSession, editor: AdminOnly
 ) -> Response:
-    return _editor_page(request, editor, _editor(request, session, editor_id))
+    return _editor_page(request, editor, _editor(session, editor_id))
 
 
 def _editor_page(
@@ -206,7 +204,7 @@ def _editor_page(
 def editor_role(
     editor_id: str, request: Request, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
-    target = _editor(request, session, editor_id)
+    target = _editor(session, editor_id)
     _ = translator(page_language(request)).gettext
     role = _role(field(form, "role", 20))
     if role is None:
@@ -236,7 +234,7 @@ def editor_role(
 def editor_disable(
     editor_id: str, request: Request, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
-    target = _editor(request, session, editor_id)
+    target = _editor(session, editor_id)
     _ = translator(page_language(request)).gettext
     if target.id == editor.id:
         return _editor_page(request, editor, target, status=400, errors={"state": _(NOT_SELF)})
@@ -262,7 +260,7 @@ def editor_disable(
 def editor_enable(
     editor_id: str, request: Request, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
-    target = _editor(request, session, editor_id)
+    target = _editor(session, editor_id)
     if target.disabled_at is None:
         return see_other(f"{PREFIX}/redaktorer/{target.id}")
     before = audit.snapshot(target, FIELDS)
@@ -283,7 +281,7 @@ def editor_enable(
 def editor_password(
     editor_id: str, request: Request, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
-    target = _editor(request, session, editor_id)
+    target = _editor(session, editor_id)
     errors: dict[str, str] = {}
     password = _password(form, errors, page_language(request))
     if errors:

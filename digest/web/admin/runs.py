@@ -86,11 +86,10 @@ def runs_page(request: Request, session: DbSession, editor: AdminOnly, side: str
     )
 
 
-def _run(request: Request, session: DbSession, value: str) -> DigestRun:
-    missing = NotFound(translate(page_language(request), NOT_FOUND))
-    run = session.get(DigestRun, row_id(value, missing))
+def _run(session: DbSession, value: str) -> DigestRun:
+    run = session.get(DigestRun, row_id(value, NotFound(NOT_FOUND)))
     if run is None:
-        raise missing
+        raise NotFound(NOT_FOUND)
     return run
 
 
@@ -104,7 +103,7 @@ def run_page(
     status: str = "",
     side: str = "",
 ) -> Response:
-    run = _run(request, session, run_id)
+    run = _run(session, run_id)
     view = history.run_view(session, run.id)
     assert view is not None
     address = strip_invisible(adresse[:300]).strip()[:254]
@@ -157,7 +156,7 @@ def retry_failed(
     form: PostedForm,
     tasks: BackgroundTasks,
 ) -> Response:
-    run = _run(request, session, run_id)
+    run = _run(session, run_id)
     before = history.run_view(session, run.id)
     assert before is not None
     done = retry.retry_failed(session, run)

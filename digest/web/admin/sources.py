@@ -59,17 +59,16 @@ NOT_FOUND = N_("Fant ikke kilden. Den kan være fjernet.")
 REVIEW_CHOICES = {"fil": None, "ja": True, "nei": False}
 
 
-def source_id_of(value: str, lang: str) -> int:
+def source_id_of(value: str) -> int:
     """A source id from the path; an id that is not a number is a page that is not there."""
-    return row_id(value, NotFound(translate(lang, NOT_FOUND)))
+    return row_id(value, NotFound(NOT_FOUND))
 
 
-def _source(request: Request, session: DbSession, value: str) -> Source:
-    lang = page_language(request)
+def _source(session: DbSession, value: str) -> Source:
     try:
-        return controls.find_source(session, source_id_of(value, lang))
+        return controls.find_source(session, source_id_of(value))
     except controls.SourceNotFound:
-        raise NotFound(translate(lang, NOT_FOUND)) from None
+        raise NotFound(NOT_FOUND) from None
 
 
 @router.get("/kilder")
@@ -95,7 +94,7 @@ def check_now(
     form: PostedForm,
     tasks: BackgroundTasks,
 ) -> Response:
-    source = _source(request, session, source_id)
+    source = _source(session, source_id)
     before = audit.snapshot(source, controls.CONTROLLED)
     try:
         controls.check_now(source, utcnow())
@@ -118,7 +117,7 @@ def check_now(
 def pause(
     request: Request, source_id: str, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
-    source = _source(request, session, source_id)
+    source = _source(session, source_id)
     before = audit.snapshot(source, controls.CONTROLLED)
     if not controls.pause(source, utcnow()):
         return see_other(PAGE, "uendret")
@@ -131,7 +130,7 @@ def pause(
 def resume(
     request: Request, source_id: str, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
-    source = _source(request, session, source_id)
+    source = _source(session, source_id)
     before = audit.snapshot(source, controls.CONTROLLED)
     if not controls.resume(source):
         return see_other(PAGE, "uendret")
@@ -144,16 +143,10 @@ def resume(
 def review(
     request: Request, source_id: str, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
-    source = _source(request, session, source_id)
+    source = _source(session, source_id)
     choice = field(form, "review", 10)
     if choice not in REVIEW_CHOICES:
-        raise FormError(
-            400,
-            translate(
-                page_language(request),
-                "Velg om endringer fra kilden skal gjennomgås før utsending.",
-            ),
-        )
+        raise FormError(400, N_("Velg om endringer fra kilden skal gjennomgås før utsending."))
     before = audit.snapshot(source, controls.CONTROLLED)
     if not controls.set_review(source, REVIEW_CHOICES[choice]):
         return see_other(PAGE, "uendret")

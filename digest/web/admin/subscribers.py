@@ -34,14 +34,13 @@ from digest.editors import audit
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
 from digest.web.admin.runs import mail_status_labels
 from digest.web.admin.uploads import PostedUpload, TooLarge
-from digest.web.common import DbSession, frequency_labels
+from digest.web.common import DbSession, frequency_labels, role_labels
 from digest.web.errors import FIELD_NOTES, NOT_UNDERSTOOD
 from digest.web.forms import Form, FormError, field
 from digest.web.jobs import later
 from digest.web.language import page_language
 from subscribers.models import (
     LANGUAGE_LABELS,
-    ROLE_LABELS,
     Channel,
     ConsentAction,
     Frequency,
@@ -131,11 +130,8 @@ TIME_KEYS = frozenset(
 class SubscriberMissing(FormError):
     title = N_("Fant ikke abonnenten")
 
-    def __init__(self, lang: str) -> None:
-        super().__init__(
-            404, translate(lang, "Det finnes ingen abonnent med denne lenken. Søk i listen.")
-        )
-        self.title = translate(lang, SubscriberMissing.title)
+    def __init__(self) -> None:
+        super().__init__(404, N_("Det finnes ingen abonnent med denne lenken. Søk i listen."))
 
 
 class Labels(TypedDict):
@@ -151,7 +147,7 @@ class Labels(TypedDict):
 def _labels(lang: str) -> Labels:
     return {
         "status_labels": _translated(lang, STATUS_LABELS),
-        "role_labels": _translated(lang, ROLE_LABELS),
+        "role_labels": role_labels(lang),
         "frequency_labels": frequency_labels(lang),
         "municipality_names": {m.number: m.name for m in municipalities()},
         "municipalities": municipalities(),
@@ -197,7 +193,7 @@ def subscriber_list(request: Request, session: DbSession, editor: AdminOnly) -> 
         query=filters.as_dict(),
         found=found,
         statuses=list(Status),
-        roles=_translated(lang, ROLE_LABELS),
+        roles=role_labels(lang),
         frequencies=list(Frequency),
         **_labels(lang),
     )
@@ -334,15 +330,13 @@ def roster_import(
     seal = _seal(settings.secret_key, editor.id, made, confirmed, basis, name, carried)
     fresh = made.isascii() and made.isdigit() and 0 <= time.time() - int(made) <= SEAL_LIFETIME
     if not hmac.compare_digest(seal, field(form, "seal", 100)) or not fresh:
-        raise FormError(400, translate(lang, STALE_CHECK))
+        raise FormError(400, STALE_CHECK)
     try:
         data = zlib.decompressobj().decompress(
             base64.b64decode(carried, validate=True), ROSTER_LIMIT
         )
     except (binascii.Error, zlib.error, ValueError):  # sealed by us: cannot happen
-        raise FormError(
-            400, translate(lang, "Filen kunne ikke leses. Last den opp på nytt.")
-        ) from None
+        raise FormError(400, N_("Filen kunne ikke leses. Last den opp på nytt.")) from None
     errors: dict[str, str] = {}
     rows = _rows(data, errors, lang)
     if errors:  # sealed by us after the same checks: cannot happen either
@@ -489,7 +483,7 @@ def subscriber_page(key: str, request: Request, session: DbSession, editor: Admi
     lang = page_language(request)
     subscriber = by_key(session, key)
     if subscriber is None:
-        raise SubscriberMissing(lang)
+        raise SubscriberMissing()
     data = _times(person_export(session, subscriber))
     assert isinstance(data, dict)
     return admin_page(

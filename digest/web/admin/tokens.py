@@ -38,13 +38,13 @@ MAX_LIVE = 20  # live tokens per editor: enough for every CMS and script, not a 
 MESSAGES = {"trukket": N_("Nøkkelen er trukket tilbake. Den virker ikke lenger.")}
 
 
-def _owner(request: Request, session: Session, editor: Editor, asked: str) -> Editor:
+def _owner(session: Session, editor: Editor, asked: str) -> Editor:
     """Whose tokens: the editor's own, or for an admin the editor `asked` names."""
     if not asked or asked == str(editor.id):
         return editor
     if not editor.is_admin:
         raise NotAllowed()
-    missing = NotFound(translate(page_language(request), "Redaktøren finnes ikke."))
+    missing = NotFound(N_("Redaktøren finnes ikke."))
     owner = session.get(Editor, row_id(asked, missing))
     if owner is None:
         raise missing
@@ -79,14 +79,14 @@ def _page(
 def token_list(
     request: Request, session: DbSession, editor: SignedIn, redaktor: str = ""
 ) -> Response:
-    return _page(request, session, editor, _owner(request, session, editor, redaktor[:20]))
+    return _page(request, session, editor, _owner(session, editor, redaktor[:20]))
 
 
 @router.post("/nokler")
 def make_token(
     request: Request, session: DbSession, editor: SignedIn, form: PostedForm
 ) -> Response:
-    owner = _owner(request, session, editor, field(form, "redaktor", 20))
+    owner = _owner(session, editor, field(form, "redaktor", 20))
     typed = field(form, "name", 1000)
     name = clean_line(typed)
     _ = translator(page_language(request)).gettext
@@ -131,8 +131,8 @@ def make_token(
 def revoke_token(
     request: Request, session: DbSession, editor: SignedIn, form: PostedForm, token_id: str
 ) -> Response:
-    owner = _owner(request, session, editor, field(form, "redaktor", 20))
-    missing = NotFound(translate(page_language(request), "Nøkkelen finnes ikke."))
+    owner = _owner(session, editor, field(form, "redaktor", 20))
+    missing = NotFound(N_("Nøkkelen finnes ikke."))
     row = session.get(ApiToken, row_id(token_id, missing))
     if row is None or row.editor_id != owner.id:
         raise missing
