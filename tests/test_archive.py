@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from digest.core.archive_links import archive_path
 from digest.core.db import session_scope
 from digest.core.migrate import upgrade
-from digest.core.models import Change, ChangeReview, DigestRun, Item, Source
+from digest.core.models import Change, ChangeReview, Item, Source
 from digest.core.periods import Period, latest_period, schedule_of
 from digest.core.settings import Settings, get_settings
 from digest.delivery import runs
 from digest.delivery.announcements import add_announcement
 from digest.delivery.digests import changes_in
 from digest.delivery.sendable import sendable_between
+from digest.watch.sources import load_sources, sync_topics
 from digest.web.app import create_app
 from digest.web.archive import pages
 from subscribers.choices import choices
@@ -268,9 +269,6 @@ def pg_client(env: pytest.MonkeyPatch, settings: Settings, pg_url: str):  # type
     get_settings.cache_clear()
     pg = get_settings()
     upgrade(pg.database_url)
-    from digest.core.topics import topic_labels  # noqa: F401  (topics are synced below)
-    from digest.watch.sources import load_sources, sync_topics
-
     with session_scope(pg.database_url) as session:
         sync_topics(session, load_sources(pg.sources_file).topics)
     world = build_world(pg)
@@ -327,6 +325,7 @@ def test_a_runs_page_in_each_language(client: httpx.Client, world: World) -> Non
     nn = client.get(world.daily_path, params={"lang": "nn"})
     assert '<html lang="nn"' in nn.text
     assert "Dagleg oversikt torsdag 26. november 2026" in text_of(nn.text)
+    client.cookies.clear()  # ?lang= was remembered; now the browser's header decides
     en = client.get(world.weekly_path, headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert '<html lang="en"' in en.text
     assert "Weekly digest, week 47 2026" in text_of(en.text)
@@ -357,29 +356,28 @@ def test_a_run_under_another_frequency_is_404(client: httpx.Client, world: World
 
 
 @pytest.mark.parametrize(
-    ("query", "status"),
+    ("query", "listing", "run"),
     [
-        ({"tema": ["<script>", "vold", "x" * 10_000], "rolle": "\x00admin"}, 200),
-        ({"tema": [str(n) for n in range(500)]}, 200),
-        ({"lang": "\u202e"}, 200),
-        ({"q": "x" * 101}, 400),
-        ({"q": "x" * 5000}, 400),
-        ({"side": "abc"}, 400),
-        ({"side": "0"}, 400),
-        ({"side": "-1"}, 400),
-        ({"side": "1e9"}, 400),
+        ({"tema": ["<script>", "vold", "x" * 10_000], "rolle": "\x00admin"}, 200, 200),
+        ({"tema": [str(n) for n in range(500)]}, 200, 200),
+        ({"lang": "\u202e"}, 200, 200),
+        ({"q": "x" * 101}, 400, 200),  # a run's page reads no search
+        ({"q": "x" * 5000}, 400, 200),
+        ({"side": "abc"}, 400, 200),
+        ({"side": "0"}, 400, 200),
+        ({"side": "-1"}, 400, 200),
+        ({"side": "1e9"}, 400, 200),
     ],
 )
 def test_hostile_queries_are_ignored_or_refused_clearly(
-    client: httpx.Client, world: World, query: dict[str, object], status: int
+    client: httpx.Client, world: World, query: dict[str, object], listing: int, run: int
 ) -> None:
-    for path in ("/arkiv", world.daily_path):
+    for path, status in (("/arkiv", listing), (world.daily_path, run)):
         page = client.get(path, params=query)  # type: ignore[arg-type]
-        expected = 200 if path != "/arkiv" and "tema" not in query and status == 400 else status
-        if path == world.daily_path and ("q" in query or "side" in query):
-            expected = 200  # a run's page reads neither
-        assert page.status_code == expected, (path, query)
+        assert page.status_code == status, path
         assert "<script>" not in page.text
+        if status == 400:
+            assert "Vi forsto ikke søket" in page.text
 
 
 def test_pagination_is_a_labelled_nav_with_rel_links(
@@ -390,7 +388,9 @@ def test_pagination_is_a_labelled_nav_with_rel_links(
     with session_scope(settings.database_url) as session:
         source = add_source(session, "rvts", "RVTS Øst", ["vold"])
         add_subscriber(session, "side.leser@kommune.no", choices(topics=["vold"]), confirmed=True)
-        periods = [latest_period(Frequency.DAILY, RUN_AT - timedelta(days=d), schedule) for d in range(5)]
+        periods = [
+            latest_period(Frequency.DAILY, RUN_AT - timedelta(days=d), schedule) for d in range(5)
+        ]
         for n, period in enumerate(periods):
             add_change(session, source, f"Artikkel nummer {n}", period.start + timedelta(hours=1))
     for period in periods:
@@ -399,7 +399,9 @@ def test_pagination_is_a_labelled_nav_with_rel_links(
     assert run_links(first.text) == [
         archive_path(Frequency.DAILY, p.start) + "?tema=vold" for p in periods[:2]
     ]
-    nav = re.search(r'<nav aria-label="Sider i arkivet" class="pagination">(.*?)</nav>', first.text, re.S)
+    nav = re.search(
+        r'<nav aria-label="Sider i arkivet" class="pagination">(.*?)</nav>', first.text, re.S
+    )
     assert nav and 'rel="next"' in nav[1] and 'rel="prev"' not in nav[1]
     assert "Side 1 av 3" in nav[1]
     assert '<link rel="next" href="/arkiv?tema=vold&amp;side=2">' in first.text
@@ -407,7 +409,6 @@ def test_pagination_is_a_labelled_nav_with_rel_links(
     assert run_links(second.text) == [
         archive_path(Frequency.DAILY, p.start) + "?tema=vold" for p in periods[2:4]
     ]
-    assert 'rel="prev" href' not in second.text or 'rel="prev"' in second.text
     assert 'href="/arkiv?tema=vold" rel="prev"' in second.text
     assert 'href="/arkiv?tema=vold&amp;side=3" rel="next"' in second.text
     third = client.get("/arkiv?tema=vold&side=3")

@@ -137,7 +137,7 @@ def topic_feed(topic: str, request: Request, session: DbSession) -> Response:
     language = feed_language(request)
     labels = topic_labels(session)
     if topic not in labels:
-        return _not_found(language, "Fant ikke dette temaet.")
+        return _not_found(language, i18n.N_("Fant ikke dette temaet."))
     title = translate(language, "Veiledervarsel: nytt og endret om %(topic)s") % {
         "topic": labels[topic]
     }
@@ -151,7 +151,7 @@ def source_feed(key: str, request: Request, session: DbSession) -> Response:
     language = feed_language(request)
     source = queries.source_of(session, key)
     if source is None:
-        return _not_found(language, "Fant ikke denne kilden.")
+        return _not_found(language, i18n.N_("Fant ikke denne kilden."))
     title = translate(language, "Veiledervarsel: nytt og endret hos %(source)s") % {
         "source": source.name
     }
