@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,8 +37,10 @@ from digest.web.archive import pages
 from subscribers.choices import choices
 from subscribers.models import Frequency
 from subscribers.signups import add_subscriber
+from tests.support.browser import launched_browser  # noqa: F401  (the `browser` fixture)
 from tests.support.mailroom import deliver_chunk
 from tests.support.server import LiveServer
+from tests.support.smtp import free_port
 
 RUN_AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 # The subscribers: distinctive, so that finding any part of them in a page is a leak.
@@ -192,7 +200,10 @@ def build_world(settings: Settings) -> World:
 
 @pytest.fixture
 def world(settings: Settings) -> World:
-    return build_world(settings)
+    """The world, built in a thread of its own: mails are sent with asyncio, which cannot
+    run in the thread where this module's browser (Playwright) runs its loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(build_world, settings).result()
 
 
 def text_of(page: str) -> str:
@@ -478,3 +489,75 @@ def test_no_subscriber_is_named_anywhere(client: httpx.Client, world: World) -> 
         body = html.unescape(response.text).lower()
         leaked = [secret for secret in SECRETS if secret.lower() in body]
         assert leaked == [], (path, leaked)
+
+
+@pytest.fixture
+def foreign_page() -> Iterator[Callable[[str], str]]:
+    """Another origin's page (an intranet): `foreign_page(html)` serves `html` there and
+    gives its address."""
+    body: list[bytes] = [b""]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body[0])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def serve(html_text: str) -> str:
+        body[0] = html_text.encode()
+        return f"http://localhost:{server.server_address[1]}/intranett"
+
+    yield serve
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_the_snippet_shows_in_another_origins_iframe_and_the_pages_do_not(
+    live_app: LiveServer, world: World, browser: Browser, foreign_page: Callable[[str], str]
+) -> None:
+    snippet, archive = f"{live_app.url}/innebygd/tema/vold", f"{live_app.url}/arkiv"
+    intranet = foreign_page(
+        f'<!DOCTYPE html><html lang="nb"><title>Intranett</title>'
+        f'<iframe name="snippet" src="{snippet}" title="Nytt"></iframe>'
+        f'<iframe name="archive" src="{archive}" title="Arkiv"></iframe></html>'
+    )
+    page = browser.new_page()
+    page.goto(intranet)
+    page.wait_for_load_state("load")
+    shown = page.frame(name="snippet")
+    assert shown is not None and shown.url == snippet
+    assert "Godkjent etter en uke" in shown.locator("a").all_text_contents()
+    refused = page.frame(name="archive")
+    assert refused is not None
+    assert "Arkiv over utsendte oversikter" not in (refused.content() or "")
+    page.close()
+
+
+@pytest.mark.parametrize("language", ["nb", "nn", "en"])
+def test_the_archive_pages_have_no_serious_accessibility_faults(
+    live_app: LiveServer, world: World, browser: Browser, language: str
+) -> None:
+    paths = [
+        "/arkiv",
+        "/arkiv/daglig?q=ingen+treff",
+        world.daily_path + "?rolle=krisesenter",
+        world.weekly_path,
+        "/arkiv/daglig/ukjent",
+        "/innebygd/tema/vold",
+    ]
+    page = browser.new_page()
+    for path in paths:
+        separator = "&" if "?" in path else "?"
+        page.goto(f"{live_app.url}{path}{separator}lang={language}")
+        violations = Axe().run(page).response["violations"]
+        serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+        assert serious == [], (path, serious)
+    page.close()

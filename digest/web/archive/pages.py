@@ -9,7 +9,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from digest.core.archive_links import FREQUENCY_OF_SLUG, PREFIX, SLUGS, parse_period_key
+from digest.core.archive_links import (
+    FREQUENCY_OF_SLUG,
+    PREFIX,
+    SLUGS,
+    TOPIC_PARAM,
+    parse_period_key,
+)
 from digest.core.i18n import translate
 from digest.core.topics import topic_labels
 from digest.mail.render import announcement_html
@@ -61,7 +67,7 @@ def not_found(request: Request) -> HTMLResponse:
 
 
 def _page_url(path: str, query: ArchiveQuery, number: int) -> str:
-    pairs = [("tema", t) for t in query.topics]
+    pairs = [(TOPIC_PARAM, t) for t in query.topics]
     if query.frequency is not None and path == PREFIX:
         pairs.append((FREQUENCY_PARAM, SLUGS[query.frequency]))
     if query.search:
