@@ -5,6 +5,7 @@ subscriber's address or name anywhere."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import threading
@@ -94,7 +95,7 @@ def add_change(
     **fields: object,
 ) -> Change:
     """A change of a new item of `source`, detected at `at`."""
-    url = f"https://{source.key}.no/{len(title)}-{abs(hash(title)) % 10_000}"
+    url = f"https://{source.key}.no/{hashlib.sha256(title.encode()).hexdigest()[:12]}"
     item = Item(
         source_id=source.id,
         key=url,

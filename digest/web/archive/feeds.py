@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]
@@ -50,7 +51,7 @@ def _feed(request: Request, title: str, page_url: str, language: str) -> FeedGen
     base = request.app.state.settings.base_url.rstrip("/")
     self_url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     feed = FeedGenerator()
-    feed.id(self_url)
+    feed.id(base + request.url.path)  # the same feed in every language
     feed.title(xml_text(title))
     feed.author(name=SERVICE_NAME)
     feed.link(href=self_url, rel="self", type="application/atom+xml")
@@ -61,7 +62,7 @@ def _feed(request: Request, title: str, page_url: str, language: str) -> FeedGen
 
 def _tag(request: Request, at: datetime, what: str) -> str:
     """An entry id for good (RFC 4151): the service's host, the entry's year, its key."""
-    host = request.app.state.settings.base_url.split("//", 1)[-1].split("/", 1)[0].split(":")[0]
+    host = urlsplit(request.app.state.settings.base_url).hostname or "localhost"
     return f"tag:{host},{at.astimezone(UTC).year}:{what}"
 
 
