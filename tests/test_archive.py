@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from digest.core.archive_links import archive_path
 from digest.core.db import session_scope
 from digest.core.migrate import upgrade
-from digest.core.models import Change, ChangeReview, Item, Source
+from digest.core.models import Change, ChangeReview, Item, RoleAudiences, Source
 from digest.core.periods import Period, latest_period, schedule_of
 from digest.core.settings import Settings, get_settings
 from digest.delivery import runs
@@ -76,8 +76,17 @@ class World:
         return archive_path(Frequency.DAILY, self.empty.start)
 
 
-def add_source(session: Session, key: str, name: str, topics: list[str]) -> Source:
-    source = Source(key=key, name=name, kind="feed", url=f"https://{key}.no/f", topics=topics)
+def add_source(
+    session: Session, key: str, name: str, topics: list[str], audiences: list[str] | None = None
+) -> Source:
+    source = Source(
+        key=key,
+        name=name,
+        kind="feed",
+        url=f"https://{key}.no/f",
+        topics=topics,
+        audiences=audiences or [],
+    )
     session.add(source)
     session.flush()
     return source
@@ -139,8 +148,9 @@ def build_world(settings: Settings) -> World:
     assert weekly.end <= daily.start  # each run has its own changes
     hour = timedelta(hours=1)
     with session_scope(settings.database_url) as session:
-        rvts = add_source(session, "rvts", "RVTS Øst", ["vold"])
-        barn = add_source(session, "barn", "Barnesiden", ["barn"])
+        rvts = add_source(session, "rvts", "RVTS Øst", ["vold"], ["krisesenter-ansatte"])
+        barn = add_source(session, "barn", "Barnesiden", ["barn"], ["barnehage-skole"])
+        session.add(RoleAudiences(role="krisesenter", audiences=["krisesenter-ansatte"]))
         add_change(
             session,
             rvts,
@@ -326,8 +336,13 @@ def test_a_runs_page_shows_the_digest_in_the_mails_order(client: httpx.Client, w
     assert "onsdag 25. november 2026" in text  # the article's date, in Oslo time
     for absent in ("Kun for krisesentre", "Bare for Oslo", "Venter på godkjenning", "Skjult støy"):
         assert absent not in text
+    # A role: its announcements, and only the sources made for its audiences.
     role = text_of(client.get(world.daily_path, params={"rolle": "krisesenter"}).text)
     assert "Kun for krisesentre" in role and "Bare for Oslo" not in role
+    assert "Ny veileder om vold" in role and "Barn som lever med vold" not in role
+    # A role the sources file maps to no audience is not narrowed.
+    school = text_of(client.get(world.daily_path, params={"rolle": "annet"}).text)
+    assert "Barn som lever med vold" in school and "Kun for krisesentre" not in school
     barn = text_of(client.get(world.daily_path, params={"tema": "barn"}).text)
     assert "Barn som lever med vold" in barn and "Fagdag om vold" in barn
     assert "RVTS Øst" not in barn and "Ny veileder" not in barn

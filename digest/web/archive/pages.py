@@ -17,6 +17,7 @@ from digest.core.archive_links import (
     parse_period_key,
 )
 from digest.core.i18n import translate
+from digest.core.roles import audiences_for
 from digest.core.topics import topic_labels
 from digest.mail.render import announcement_html
 from digest.web.archive import queries
@@ -146,7 +147,10 @@ def run_page(slug: str, key: str, request: Request, session: DbSession) -> HTMLR
     labels = topic_labels(session)
     chosen = topics_of(request.query_params, labels)
     role = role_of(request.query_params)
-    digest = run_digest(session, run, reader(run, chosen, role, language))
+    # With a role, what was made for it: its audiences narrow the changes, as the mails
+    # of a reader who asked for «only what is made for my role» are narrowed.
+    narrowed = reader(run, chosen, language, role, audiences_for(session, role))
+    digest = run_digest(session, run, narrowed)
     return page(
         request,
         "archive/run.html",

@@ -48,9 +48,18 @@ def period_text(run: DigestRun, tz: tzinfo, language: str) -> str:
     )
 
 
-def reader(run: DigestRun, topics: tuple[str, ...], role: str, language: str) -> Recipient:
-    """The reader the address describes: its topics and role, and nobody's address."""
-    return Recipient(0, "", "", run.frequency, topics, Language(language), role)
+def reader(
+    run: DigestRun,
+    topics: tuple[str, ...],
+    language: str,
+    role: str = "",
+    audiences: tuple[str, ...] = (),
+) -> Recipient:
+    """The reader the address describes: its topics, and its role with the audiences that
+    role is narrowed to (digest.core.roles.audiences_for); nobody's address."""
+    return Recipient(
+        0, "", "", run.frequency, topics, Language(language), role, audiences=audiences
+    )
 
 
 def run_digest(
@@ -93,7 +102,7 @@ def entries(
     carried = queries.carried(session, [r.id for r in runs])
     rows = []
     for run in runs:
-        digest = run_digest(session, run, reader(run, topics, "", language), carried)
+        digest = run_digest(session, run, reader(run, topics, language), carried)
         rows.append(
             RunEntry(
                 run_title(run, tz, language),
