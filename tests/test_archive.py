@@ -577,3 +577,26 @@ def test_the_archive_pages_have_no_serious_accessibility_faults(
         serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
         assert serious == [], (path, serious)
     page.close()
+
+
+def test_a_run_with_only_targeted_announcements_is_not_listed_but_its_page_answers(
+    client: httpx.Client, settings: Settings
+) -> None:
+    period = latest_period(Frequency.DAILY, RUN_AT, schedule_of(settings))
+    with session_scope(settings.database_url) as session:
+        add_announcement(
+            session,
+            title="Bare for Oslo",
+            publish_from=period.start,
+            municipalities=["0301"],
+        )
+        add_subscriber(
+            session, "oslo.leser.k4@kommune.no", choices(municipality="0301"), confirmed=True
+        )
+    with ThreadPoolExecutor(1) as pool:  # see `world`
+        pool.submit(send, settings, period).result()
+    assert run_links(client.get("/arkiv").text) == []
+    page = client.get(archive_path(Frequency.DAILY, period.start))
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "bare kunngjøringer for noen mottakere" in text and "Bare for Oslo" not in text

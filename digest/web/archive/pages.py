@@ -4,6 +4,7 @@ address's topics and role got it. Nothing on them names a subscriber."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -85,7 +86,7 @@ def _listing(request: Request, session: DbSession, frequency: Frequency | None) 
     except BadQuery as error:
         return _refused(request, error)
     if frequency is not None:
-        query = ArchiveQuery(query.topics, query.role, query.search, query.page, frequency)
+        query = replace(query, frequency=frequency)
     language = page_language(request)
     settings = request.app.state.settings
     wanted = queries.RunFilter(query.frequency, query.topics, query.search)

@@ -37,7 +37,6 @@ NOT_A_PAGE = N_("Sidenummeret må være et helt tall fra 1 og oppover.")
 @dataclass(frozen=True, slots=True)
 class ArchiveQuery:
     topics: tuple[str, ...] = ()
-    role: str = ""
     search: str = ""
     page: int = 1
     frequency: Frequency | None = None
