@@ -38,7 +38,10 @@ from digest.web.archive import pages
 from subscribers.choices import choices
 from subscribers.models import Frequency
 from subscribers.signups import add_subscriber
-from tests.support.browser import launched_browser  # noqa: F401  (the `browser` fixture)
+from tests.support.browser import (  # noqa: F401  (the `browser` fixture)
+    launched_browser,
+    shoot,
+)
 from tests.support.mailroom import deliver_chunk
 from tests.support.server import LiveServer
 from tests.support.smtp import free_port
@@ -600,3 +603,21 @@ def test_a_run_with_only_targeted_announcements_is_not_listed_but_its_page_answe
     assert page.status_code == 200
     text = text_of(page.text)
     assert "bare kunngjøringer for noen mottakere" in text and "Bare for Oslo" not in text
+
+
+def test_the_archive_pages_fit_a_phone_and_are_photographed(
+    live_app: LiveServer, world: World, browser: Browser
+) -> None:
+    pages_shown = {
+        "archive": "/arkiv?tema=vold",
+        "archive-run": world.daily_path + "?rolle=krisesenter",
+        "archive-snippet": "/innebygd/tema/vold",
+    }
+    page = browser.new_page(viewport={"width": 320, "height": 640})
+    for path in pages_shown.values():
+        page.goto(live_app.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 320, (path, width)
+    page.close()
+    for name, path in pages_shown.items():
+        shoot(browser, live_app.url + path, name)
