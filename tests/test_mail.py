@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -240,8 +241,6 @@ def test_smtp_url_forms() -> None:
     ],
 )
 def test_mail_in_the_subscribers_language(language: str, subject: str, words) -> None:
-    from dataclasses import replace
-
     digest = sample_digest()
     digest = replace(digest, recipient=replace(digest.recipient, language=language))
     mail = render(digest, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
@@ -298,8 +297,6 @@ def test_notices_in_the_subscribers_language() -> None:
     ],
 )
 def test_build_message_refuses_an_unsafe_header_value(field: str, value: str, reason: str) -> None:
-    from dataclasses import replace
-
     from digest.mail.mailer import MessageError
 
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
@@ -326,8 +323,6 @@ def test_build_message_refuses_an_unsafe_header_value(field: str, value: str, re
     ],
 )
 def test_names_are_reduced_to_one_safe_line_before_the_email_package(raw: str, clean: str) -> None:
-    from dataclasses import replace
-
     safe = replace(envelope(), to_name=raw, from_name=raw)
     assert safe.to_name == clean and safe.from_name == clean
     raw_message = build_message(render(sample_digest(), LINKS, OSLO, "V"), safe).as_bytes()
@@ -399,3 +394,66 @@ def test_announcements_keep_no_invisible_or_control_characters(settings: Setting
         assert item.body == "Første linje\n\n* punkt to"
         with pytest.raises(AnnouncementError):
             add_announcement(session, title="x", link="https://x.no/\r\nBcc: y")
+
+
+# --- The letterhead: settings the mail's frame shows (issue 11) ------------------------
+
+
+def test_the_letterhead_comes_from_the_settings_and_is_part_of_the_rendering_key(
+    env: pytest.MonkeyPatch,
+) -> None:
+    from digest.core.settings import get_settings
+    from digest.mail.render import digest_template
+
+    env.setenv("DIGEST_BASE_URL", "https://varsel.no/")
+    env.setenv("DIGEST_POSTAL_ADDRESS", "Postboks 2233, 3103 Tønsberg")
+    env.setenv("DIGEST_DIGEST_MAX_ITEMS", "1")
+    letterhead = Letterhead.of(get_settings())
+    assert letterhead == Letterhead(
+        "https://varsel.no", 1, "Veiledervarsel", "Postboks 2233, 3103 Tønsberg"
+    )
+    digest = sample_digest()
+    first = digest_template(digest, OSLO, "Veiledervarsel", {}, letterhead)
+    same = Letterhead.of(get_settings())  # equal settings: the same rendering
+    assert digest_template(digest, OSLO, "Veiledervarsel", {}, same) is first
+    for other in (
+        replace(letterhead, base_url="https://annen.no"),
+        replace(letterhead, max_items=2),
+        replace(letterhead, sender_name="Bufdir"),
+        replace(letterhead, postal_address=""),
+    ):
+        again = digest_template(digest, OSLO, "Veiledervarsel", {}, other)
+        assert again is not first and again != first
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DIGEST_SENDER_NAME", ""),
+        ("DIGEST_SENDER_NAME", "Bufdir\r\nBcc: x@evil.example"),
+        ("DIGEST_POSTAL_ADDRESS", "Postboks 2233\n3103 Tønsberg"),
+        ("DIGEST_POSTAL_ADDRESS", "Postboks \u202e2233"),
+        ("DIGEST_POSTAL_ADDRESS", "x" * 201),
+        ("DIGEST_DIGEST_MAX_ITEMS", "0"),
+    ],
+)
+def test_the_letterhead_settings_are_one_short_line(
+    env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from pydantic import ValidationError
+
+    from digest.core.settings import describe_error, get_settings
+
+    env.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        get_settings()
+    assert name in describe_error(info.value)
+
+
+def test_the_footer_leaves_out_an_empty_postal_address() -> None:
+    with_address = render(sample_digest(), LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert with_address.text.endswith("\nBufdir\nPostboks 2233, 3103 Tønsberg\n")
+    assert "Bufdir · Postboks 2233, 3103 Tønsberg</p>" in with_address.html
+    without = replace(LETTERHEAD, postal_address="")
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel", {}, without)
+    assert mail.text.endswith("\nBufdir\n") and "Bufdir</p>" in mail.html
