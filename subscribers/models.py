@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, str_enum, utcnow
@@ -97,6 +97,9 @@ class Subscriber(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     municipality: Mapped[str] = mapped_column(String(100), default="")  # number, e.g. "0301"
     role: Mapped[str] = mapped_column(String(50), default="")
+    # «Bare det som er laget for min rolle»: only changes of sources written for the role's
+    # audiences (the sources file's [roles]); announcements are targeted as always.
+    role_only: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[Language] = mapped_column(str_enum(Language, 8), default=Language.BOKMAL)
     frequency: Mapped[Frequency] = mapped_column(
         str_enum(Frequency, 16), default=Frequency.DAILY, index=True
