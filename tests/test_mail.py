@@ -457,3 +457,32 @@ def test_the_footer_leaves_out_an_empty_postal_address() -> None:
     without = replace(LETTERHEAD, postal_address="")
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel", {}, without)
     assert mail.text.endswith("\nBufdir\n") and "Bufdir</p>" in mail.html
+
+
+def test_a_reader_narrowed_to_their_role_gets_the_archive_with_it() -> None:
+    from digest.core.archive_links import digest_url
+    from digest.mail.render import digest_template
+
+    digest = sample_digest()
+    leader = replace(digest.recipient, role="kommunal-ledelse", audiences=("ledere",))
+    narrowed = replace(digest, recipient=leader)
+    url = digest_url(
+        LETTERHEAD.base_url,
+        Frequency.DAILY,
+        START,
+        topics=("vold",),
+        role="kommunal-ledelse",
+        language="nb",
+    )
+    mail = render(narrowed, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert f"Vis i nettleseren:\n{url}\n" in mail.text
+    assert url.replace("&", "&amp;") in mail.html
+    assert "Du får bare det som er laget for rollen din." in mail.text
+    # A role the reader is not narrowed to is not theirs to see the archive by.
+    wide = replace(digest, recipient=replace(leader, audiences=()))
+    other = render(wide, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert "rolle=" not in other.text and "rollen din" not in other.text
+    # Two roles with the same audiences have different links: two renderings.
+    nurse = replace(digest, recipient=replace(leader, role="helse-omsorg"))
+    first = digest_template(narrowed, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert digest_template(nurse, OSLO, "Veiledervarsel", {}, LETTERHEAD) is not first

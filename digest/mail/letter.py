@@ -172,12 +172,14 @@ def preheader(digest: Digest) -> str:
 
 
 def view_url(digest: Digest, base_url: str) -> str:
-    """The whole digest this reader got, in the archive («Vis i nettleseren»)."""
+    """The whole digest this reader got, in the archive («Vis i nettleseren»): their
+    topics, their role when they are narrowed to it, and their language."""
     recipient = digest.recipient
     return digest_url(
         base_url,
         digest.period.frequency,
         digest.period.start,
         topics=recipient.topics,
+        role=recipient.role if recipient.audiences else "",
         language=language_or_default(recipient.language),
     )

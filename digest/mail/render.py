@@ -154,12 +154,23 @@ def digest_template(
     letterhead: Letterhead = DEFAULT_LETTERHEAD,
 ) -> MailTemplate:
     """The digest rendered for anyone with its content, from a bounded cache: the
-    recipient's language, frequency and topics count, not who they are; and the
-    letterhead, which the frame shows and links with."""
+    recipient's language, frequency, topics and audiences (with their role) count, not
+    who they are; and the letterhead, which the frame shows and links with."""
     recipient = digest.recipient
+    # The role counts only for a reader narrowed to it (the archive link names it then).
+    role = recipient.role if recipient.audiences else ""
     content = replace(
         digest,
-        recipient=Recipient(0, "", "", recipient.frequency, recipient.topics, recipient.language),
+        recipient=Recipient(
+            0,
+            "",
+            "",
+            recipient.frequency,
+            recipient.topics,
+            recipient.language,
+            role,
+            audiences=recipient.audiences,
+        ),
     )
     labels = topic_labels or {}
     topics = tuple(labels.get(t, t) for t in digest.topics)
@@ -204,6 +215,7 @@ def rendered(
         "digest": digest,
         "shown": shown(digest, letterhead.max_items),
         "frequency": str(digest.period.frequency),
+        "narrowed": bool(digest.recipient.audiences),
         "item_date": lambda moment: item_date(moment, digest.period, tz, language),
         "topics": list(topics),
         "email": email,
