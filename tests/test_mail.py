@@ -83,7 +83,10 @@ def envelope(to: str = "kari@kommune.no") -> Envelope:
 
 def test_subject_html_and_escaping() -> None:
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
-    assert mail.subject == "Veiledervarsel 26. november: 1 ny artikkel, 1 oppdatert, 1 kunngjøring"
+    assert (
+        mail.subject
+        == "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjøring"
+    )
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
     assert "<strong>innen fredag</strong>" in mail.html  # Markdown, sanitised
     # CSS inlined; the one <style> left is the kept one (media queries, dark mode), besides
@@ -215,7 +218,7 @@ def test_smtp_url_forms() -> None:
     [
         (
             "nn",
-            "Veiledervarsel 26. november: 1 ny artikkel, 1 oppdatert, 1 kunngjering",
+            "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjering",
             [
                 "Nytt og endra i rettleiarane onsdag 25. november 2026 kl. 08.00 – "
                 "torsdag 26. november 2026 kl. 08.00",
@@ -227,7 +230,7 @@ def test_smtp_url_forms() -> None:
         ),
         (
             "en",
-            "Veiledervarsel 26 November: 1 new article, 1 updated, 1 announcement",
+            "Veiledervarsel 26 November 2026: 1 new article, 1 updated, 1 announcement",
             [
                 "New and changed in the guidance Wednesday 25 November 2026, 08:00 – "
                 "Thursday 26 November 2026, 08:00",
@@ -333,7 +336,7 @@ def test_names_are_reduced_to_one_safe_line_before_the_email_package(raw: str, c
 
 def test_a_subject_is_one_safe_line_whatever_the_service_name() -> None:
     mail = render(sample_digest(), LINKS, OSLO, "Varsel\r\nBcc: x@evil.example")
-    assert mail.subject.startswith("Varsel Bcc: x@evil.example 26. november:")
+    assert mail.subject.startswith("Varsel Bcc: x@evil.example 26. november 2026:")
 
 
 def test_domains_go_out_idna_encoded() -> None:

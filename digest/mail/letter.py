@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from babel.dates import format_time
+from babel.dates import format_date, format_time
 
 from digest.core.archive_links import digest_url
 from digest.core.i18n import (
@@ -30,6 +30,8 @@ from subscribers.text import clean_line
 _DEFAULTS = Settings.model_fields
 # Times as each language writes them: «kl. 08.00» in Norwegian, «08:00» in English.
 _TIME = {"nb": "HH.mm", "nn": "HH.mm", "en": "HH:mm"}
+# A day without its weekday, for subjects and items: «2. desember 2024», «2 December 2024».
+_DAY = {"nb": "d. MMMM y", "nn": "d. MMMM y", "en": "d MMMM y"}
 # How many titles the preheader names after the counts (clients show a line or two).
 PREHEADER_TITLES = 3
 
@@ -85,10 +87,10 @@ def counts(digest: Digest) -> list[str]:
 
 
 def title_for(digest: Digest, tz: tzinfo, service_name: str) -> str:
-    """The service and the run: «Veiledervarsel uke 49», «Veiledervarsel 2. desember»."""
+    """The service and the run: «Veiledervarsel uke 49», «Veiledervarsel 2. desember 2024»."""
     language = digest.recipient.language
     if digest.period.frequency == Frequency.DAILY:
-        return f"{service_name} {short_date(digest.period.end, tz, language)}"
+        return f"{service_name} {day(digest.period.end, tz, language)}"
     if digest.period.frequency == Frequency.WEEKLY:
         return f"{service_name} {week_label(digest.period.start, tz, language)}"
     return service_name
@@ -100,6 +102,12 @@ def subject_for(digest: Digest, tz: tzinfo, service_name: str) -> str:
     return clean_line(f"{title_for(digest, tz, service_name)}: {', '.join(counts(digest))}")
 
 
+def day(moment: datetime, tz: tzinfo, language: str) -> str:
+    """«2. desember 2024», «2 December 2024»."""
+    language = language_or_default(language)
+    return format_date(moment.astimezone(tz), _DAY[language], locale=BABEL_LOCALE[language])
+
+
 def _time(moment: datetime, tz: tzinfo, language: str) -> str:
     language = language_or_default(language)
     return format_time(moment.astimezone(tz), _TIME[language], locale=BABEL_LOCALE[language])
@@ -109,26 +117,26 @@ def period_text(period: Period, tz: tzinfo, language: str) -> str:
     """«mandag 2. desember 2024 kl. 08.00 – tirsdag 3. desember 2024 kl. 08.00», or one
     date with the two times when the period is within a day."""
     start, end = period.start.astimezone(tz), period.end.astimezone(tz)
-    day = long_date(start, tz, language)
+    first_day = long_date(start, tz, language)
     if start.date() == end.date():
         return translate(language, "%(date)s kl. %(start)s–%(end)s") % {
-            "date": day,
+            "date": first_day,
             "start": _time(start, tz, language),
             "end": _time(end, tz, language),
         }
     at = translate(language, "%(date)s kl. %(time)s")
-    first = at % {"date": day, "time": _time(start, tz, language)}
+    first = at % {"date": first_day, "time": _time(start, tz, language)}
     last = at % {"date": long_date(end, tz, language), "time": _time(end, tz, language)}
     return f"{first} – {last}"
 
 
 def item_date(moment: datetime, period: Period, tz: tzinfo, language: str) -> str:
-    """An item's date: «2. desember» in the period's year, with the weekday and year
-    otherwise; nothing when `tz` cannot show it (one item's date never stops a mail)."""
+    """An item's date: «2. desember» in the period's year, with the year otherwise;
+    nothing when `tz` cannot show it (one item's date never stops a mail)."""
     try:
         if moment.astimezone(tz).year == period.end.astimezone(tz).year:
             return short_date(moment, tz, language)
-        return long_date(moment, tz, language)
+        return day(moment, tz, language)
     except (OverflowError, ValueError, TypeError):
         return ""
 
