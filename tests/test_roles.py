@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command as alembic
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from digest.core.db import get_engine, session_scope
 from digest.core.migrate import SchemaState, alembic_config, schema_state, upgrade
@@ -30,15 +30,20 @@ from digest.core.roles import (
     sources_for,
 )
 from digest.core.settings import PACKAGE_DIR, Settings
+from digest.delivery import sending
 from digest.delivery.announcements import add_announcement
 from digest.delivery.previews import SampleProfile, next_digest, next_period
 from digest.mail.compose import AnnouncementView, ChangeView, Recipient, compose, recipient_of
+from digest.watch.audiences import sync_roles
 from digest.watch.sources import SourcesFileError, load_sources, sync_sources
 from subscribers.choices import choices
 from subscribers.models import ConsentEvent, Frequency, Role, Subscriber
 from subscribers.signups import add_subscriber
 from tests.support import command
+from tests.support.mailroom import deliver_chunk
 from tests.support.smtp import SMTPServer
+from tests.test_batching import FIXED_STATEMENTS, statements
+from tests.test_runs import seed, start
 
 START = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 PERIOD = Period(Frequency.DAILY, START, START + timedelta(days=1))
@@ -553,3 +558,39 @@ def test_0008_keeps_every_subscriber_reading_everything_and_their_history(
     upgrade(database_url)
     with session_scope(database_url) as session:
         assert session.scalars(select(Subscriber)).one().role_only is False
+
+
+@pytest.mark.parametrize("count", [10, 40])
+def test_narrowing_readers_costs_one_statement_a_chunk_not_one_a_mail(
+    settings: Settings, smtp: SMTPServer, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "RECORD_EVERY", 10)
+    monkeypatch.setattr(sending, "RECORD_INTERVAL", 3600.0)
+    seed(settings, [f"k{n}@kommune.no" for n in range(count)])
+    roles = (Role.SCHOOL, Role.CHILD_WELFARE, Role.MANAGEMENT)
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Source).values(audiences=["alle-barn"]))
+        sync_roles(
+            session,
+            {
+                "barnehage-skole": ("alle-barn",),
+                "barnevern": ("alle-barn",),
+                "kommunal-ledelse": ("kommunal-ledelse",),
+            },
+        )
+        for n, person in enumerate(session.scalars(select(Subscriber).order_by(Subscriber.id))):
+            person.role, person.role_only = roles[n % 3], True
+    started = start(settings)
+    with statements(settings) as seen:
+        report = deliver_chunk(settings, started.run_id, started.chunks[0])
+    # Management reads nothing of a source for everyone working with children.
+    narrowed_out = sum(1 for n in range(count) if n % 3 == 2)
+    assert report.sent == count - narrowed_out == len(smtp.inbox.messages)
+    assert report.skipped == narrowed_out
+    per_batch = 2  # as in test_batching
+    batches = (count - narrowed_out + 9) // 10
+    # One UPDATE for the skipped ones, and one SELECT of the roles' audiences.
+    assert (
+        sum(seen[v] for v in ("SELECT", "UPDATE", "INSERT", "DELETE")) - batches * per_batch
+        == FIXED_STATEMENTS + 2
+    )
