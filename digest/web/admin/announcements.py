@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from digest.core.i18n import translate
 from digest.core.models import Announcement, AnnouncementStatus, Editor
 from digest.core.topics import topic_labels
 from digest.delivery import announcements as service
@@ -26,7 +27,6 @@ from digest.delivery.announcements import (
     StaleEdit,
 )
 from digest.editors import audit
-from digest.mail.locale import translator
 from digest.web.admin.announcement_form import (
     AnnouncementForm,
     Typed,
@@ -277,7 +277,7 @@ def show(request: Request, session: DbSession, editor: SignedIn, id_text: str) -
         state=state_of(a, utcnow()),
         targeting=targeting(a, topic_labels(session)),
         preview=preview_of(a.title, a.body, a.link),
-        heading=translator("nb")("digest.announcements"),
+        heading=translate("nb", "Fra redaksjonen"),
         creator=creator.email if creator else "",
     )
 
