@@ -1,6 +1,7 @@
 """The editors' pages in nynorsk and English: every page by `?lang=`, by Accept-Language and
-by the remembered choice, with the language switch; the menu, notices, form notes and
-error pages in the chosen language; and times typed the same way in every language."""
+by the remembered choice, and by the switch in a real browser; the menu, notices, form
+notes and error pages in the chosen language; times typed the same way in every language;
+and axe-core finding nothing serious on the pages in either language."""
 
 from __future__ import annotations
 
@@ -12,16 +13,19 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from digest.core.db import session_scope
-from digest.core.models import Announcement
+from digest.core.models import Announcement, EditorRole
 from digest.core.settings import Settings
 from digest.delivery import announcements as service
 from digest.delivery.announcements import AnnouncementInput
+from tests.support.browser import launched_browser  # noqa: F401  (the `browser` fixture)
 from tests.support.editors import PASSWORD, make_editor
 from tests.support.reviewing import detected
-from tests.support.server import csrf
+from tests.support.server import LiveServer, csrf
 from tests.support.site import FixtureSite
 
 ANNOUNCEMENTS = "/redaksjon/kunngjoringer"
@@ -349,3 +353,47 @@ def test_the_preview_notes_and_signing_out_in_english(editor_client: httpx.Clien
     assert signed_out.status_code == 303
     page = text_of(editor_client.get(signed_out.headers["location"]).text)
     assert language_of(page) == "en" and "You are signed out." in page
+
+
+def test_the_switch_in_a_browser_and_no_serious_axe_findings_in_either_language(
+    settings: Settings,
+    live_app: LiveServer,
+    browser: Browser,
+    found: dict[str, list[int]],
+) -> None:
+    make_editor(settings, "admin@bufdir.no", EditorRole.ADMIN)
+    announcement = make_announcement(settings)
+    context = browser.new_context(base_url=live_app.url, locale="en-GB", timezone_id="Europe/Oslo")
+    page = context.new_page()
+    # The browser asks for English: the sign-in page is in English.
+    page.goto("/redaksjon/logg-inn")
+    expect(page.get_by_role("heading", name="Sign in to the editors’ pages")).to_be_visible()
+    page.get_by_label("Email address").fill("admin@bufdir.no")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Announcements", exact=True)).to_be_visible()
+    # The switch: nynorsk, and it stays so from page to page.
+    page.get_by_role("navigation", name="Language").get_by_role("link", name="Nynorsk").click()
+    expect(page.get_by_role("heading", name="Kunngjeringar", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Endringar", exact=True).click()
+    expect(page.get_by_role("heading", name="Oppdaga endringar")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "nn")
+
+    axe = Axe()
+    paths = [
+        ANNOUNCEMENTS,
+        f"{ANNOUNCEMENTS}/ny",
+        f"{ANNOUNCEMENTS}/{announcement}",
+        CHANGES,
+        f"{CHANGES}/{found['krise'][0]}",
+        f"{PREVIEW}?profil=1&topic=vold&frequency=daily&language=nb",
+        f"{ANNOUNCEMENTS}/999999",
+    ]
+    for language in ("nn", "en"):
+        for path in paths:
+            page.goto(f"{path}{'&' if '?' in path else '?'}lang={language}")
+            expect(page.locator("html")).to_have_attribute("lang", language)
+            violations = axe.run(page).response["violations"]
+            serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+            assert serious == [], (language, path, serious)
+    context.close()
