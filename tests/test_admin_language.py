@@ -184,6 +184,7 @@ def test_the_sign_in_page_and_its_answers_in_english(
     page = text_of(form.text)
     assert "Sign in to the editors’ pages" in page and ">Password<" in page
     assert "Logg inn" not in page and "Passord" not in page
+    assert 'role="status"' not in page  # no notice was asked for
     # The choice is remembered: the answer to the form is in English too.
     wrong = post(
         client,

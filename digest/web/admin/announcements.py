@@ -126,13 +126,12 @@ def preview_of(title: str, body: str, link: str | None) -> Preview:
 def state_of(a: Announcement, now: datetime, language: str) -> tuple[str, str]:
     """The state label (in `language`) and badge class: a published announcement may yet
     have to begin, or have ended."""
-    label = STATE_LABELS[a.status]
     if a.status == AnnouncementStatus.PUBLISHED:
         if a.publish_from > now:
             return translate(language, "Publisert, venter"), "scheduled"
         if a.publish_until is not None and a.publish_until <= now:
             return translate(language, "Utløpt"), "expired"
-    return translate(language, label), a.status.value
+    return translate(language, STATE_LABELS[a.status]), a.status.value
 
 
 def role_labels(language: str) -> dict[str, str]:

@@ -145,6 +145,8 @@ def safe_next(value: str, base: str = PREFIX) -> str:
 def in_language(language: str, text: str) -> str:
     """A text made before the page's language was known, in that language: a `Note` with
     its values, else a bokmål message (a text that is none stays as it is)."""
+    if not text:
+        return ""  # gettext's "" is the catalogue's header
     if isinstance(text, Note):
         return text.in_language(language)
     return translate(language, text)
@@ -177,7 +179,7 @@ def admin_page(
     string itself.
     """
     shown = (messages or {}).get(request.query_params.get("melding", ""), "")
-    shown = in_language(page_language(request), shown) if shown else ""
+    shown = in_language(page_language(request), shown)
     tz = request.app.state.settings.tz
     return page(
         request, f"admin/{name}", status=status, editor=editor, flash=shown, tz=tz, **context

@@ -154,7 +154,7 @@ def preview_page(request: Request, session: DbSession, editor: SignedIn) -> Resp
         audit.record(session, editor, "preview_subscriber", "subscriber", chosen.subscriber.id)
     context: dict[str, Any] = {
         "upcoming": upcoming,
-        "why_none": in_language(language, why_none) if why_none else "",
+        "why_none": in_language(language, why_none),
     }
     response = admin_page(
         request,
