@@ -1,4 +1,5 @@
-"""What a person chooses (name, municipality, role, frequency, topics, language), checked.
+"""What a person chooses (name, municipality, role and whether only what is made for it,
+frequency, topics, language), checked.
 
 Pure: no database. Every way in (the forms, the CLI, a roster) checks choices here, and a
 bad one raises `SubscriberError` naming the form field at fault.
@@ -43,6 +44,21 @@ def parse_language(value: str) -> Language:
     return _member(Language, clean_line(value) or Language.BOKMAL, "language")
 
 
+# How a form, the CLI or a roster may say yes or no («Bare det som er laget for min rolle»).
+_YES = frozenset({"1", "on", "true", "yes", "ja"})
+_NO = frozenset({"0", "off", "false", "no", "nei", ""})
+
+
+def parse_yes_no(value: str, field: str) -> bool:
+    """Yes or no as `value` says it, or SubscriberError naming `field`."""
+    answer = clean_line(value).lower()
+    if answer in _YES:
+        return True
+    if answer in _NO:
+        return False
+    raise SubscriberError(f"the {field} answer {answer[:20]!r} is neither yes nor no", field)
+
+
 def parse_municipality(value: str) -> str:
     """The municipality's number, from its number or name; '' when none is given."""
     value = clean_line(value)
@@ -84,6 +100,9 @@ class Choices:
     name: str = ""
     municipality: str = ""  # number
     role: str = ""  # a Role's value, or "" for none (the column keeps "" for none)
+    # «Bare det som er laget for min rolle». None: not answered, which is yes for a new
+    # person with a role (`role_only_for_new`) and leaves a known person's answer as it is.
+    role_only: bool | None = None
     frequency: Frequency = Frequency.DAILY
     topics: tuple[str, ...] = ()
     language: Language = Language.BOKMAL
@@ -94,6 +113,7 @@ def choices(
     name: str = "",
     municipality: str = "",
     role: str = "",
+    role_only: bool | None = None,
     frequency: str = Frequency.DAILY,
     topics: Iterable[str] = (),
     language: str = "",
@@ -104,19 +124,29 @@ def choices(
         name=clean_name(name),
         municipality=parse_municipality(municipality),
         role=parse_role(role),
+        role_only=role_only,
         frequency=parse_frequency(frequency),
         topics=tuple(clean_topics(topics, known_topics)),
         language=parse_language(language),
     )
 
 
+def role_only_for_new(chosen: Choices) -> bool:
+    """A new person's «only what is made for my role»: as answered, else on with a role."""
+    return bool(chosen.role) if chosen.role_only is None else chosen.role_only
+
+
 def apply_choices(subscriber: Subscriber, chosen: Choices) -> bool:
-    """Set the chosen preferences on a subscriber; True if anything changed."""
+    """Set the chosen preferences on a subscriber; True if anything changed (a role_only
+    not answered leaves theirs as it is)."""
     changed = False
     for field in ("name", "municipality", "role", "frequency", "language"):
         if getattr(subscriber, field) != getattr(chosen, field):
             setattr(subscriber, field, getattr(chosen, field))
             changed = True
+    if chosen.role_only is not None and subscriber.role_only != chosen.role_only:
+        subscriber.role_only = chosen.role_only
+        changed = True
     if list(subscriber.topics or []) != list(chosen.topics):
         subscriber.topics = list(chosen.topics)
         changed = True
@@ -128,6 +158,7 @@ def choices_json(chosen: Choices) -> dict[str, object]:
         "name": chosen.name,
         "municipality": chosen.municipality,
         "role": chosen.role,
+        "role_only": chosen.role_only,
         "frequency": chosen.frequency,
         "topics": list(chosen.topics),
         "language": chosen.language,
@@ -151,12 +182,15 @@ def requested_choices(request: SignupRequest) -> Choices:
             return default
 
     topics = data.get("topics")
+    role_only = data.get("role_only")
     return Choices(
         name=text("name"),
         municipality=text("municipality"),
         # Kept as stored: the first version took any role as free text, and confirming a
         # new link must not erase what such a person once gave.
         role=text("role"),
+        # A request from before the question was asked did not answer it.
+        role_only=role_only if isinstance(role_only, bool) else None,
         frequency=member(Frequency, "frequency", Frequency.DAILY),
         topics=tuple(t for t in topics if isinstance(t, str)) if isinstance(topics, list) else (),
         language=member(Language, "language", Language.BOKMAL),
@@ -168,6 +202,7 @@ def stored_choices(subscriber: Subscriber) -> Choices:
         name=subscriber.name,
         municipality=subscriber.municipality,
         role=subscriber.role,
+        role_only=subscriber.role_only,
         frequency=subscriber.frequency,
         topics=tuple(subscriber.topics or ()),
         language=subscriber.language,
@@ -175,7 +210,8 @@ def stored_choices(subscriber: Subscriber) -> Choices:
 
 
 def summary(chosen: Choices) -> str:
+    role_only = "" if chosen.role_only is None else f"role_only={chosen.role_only}; "
     return (
-        f"frequency={chosen.frequency}; topics={','.join(chosen.topics) or 'all'}; "
-        f"language={chosen.language}"
+        f"{role_only}frequency={chosen.frequency}; "
+        f"topics={','.join(chosen.topics) or 'all'}; language={chosen.language}"
     )

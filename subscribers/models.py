@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.base import Base, UTCDateTime, str_enum, utcnow
@@ -39,13 +39,19 @@ class Role(StrEnum):
     OTHER = "annet"
 
 
+def N_(message: str) -> str:
+    """Marks a bokmål message for the catalogues (`digest messages extract` finds it by
+    name); the pages translate it where they show it. `subscribers` cannot import digest."""
+    return message
+
+
 ROLE_LABELS = {
-    Role.MANAGEMENT: "Kommunal ledelse",
-    Role.CRISIS_CENTRE: "Krisesenter",
-    Role.HEALTH: "Helse og omsorg",
-    Role.SCHOOL: "Barnehage eller skole",
-    Role.CHILD_WELFARE: "Barnevern",
-    Role.OTHER: "Annet",
+    Role.MANAGEMENT: N_("Kommunal ledelse"),
+    Role.CRISIS_CENTRE: N_("Krisesenter"),
+    Role.HEALTH: N_("Helse og omsorg"),
+    Role.SCHOOL: N_("Barnehage eller skole"),
+    Role.CHILD_WELFARE: N_("Barnevern"),
+    Role.OTHER: N_("Annet"),
 }
 
 
@@ -55,6 +61,7 @@ class Language(StrEnum):
     ENGLISH = "en"
 
 
+# Each language named in itself (not translated): what a language picker shows.
 LANGUAGE_LABELS = {
     Language.BOKMAL: "Bokmål",
     Language.NYNORSK: "Nynorsk",
@@ -97,6 +104,9 @@ class Subscriber(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     municipality: Mapped[str] = mapped_column(String(100), default="")  # number, e.g. "0301"
     role: Mapped[str] = mapped_column(String(50), default="")
+    # «Bare det som er laget for min rolle»: only changes of sources written for the role's
+    # audiences (the sources file's [roles]); announcements are targeted as always.
+    role_only: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[Language] = mapped_column(str_enum(Language, 8), default=Language.BOKMAL)
     frequency: Mapped[Frequency] = mapped_column(
         str_enum(Frequency, 16), default=Frequency.DAILY, index=True

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from subscribers.addresses import normalise_email
 from subscribers.base import utcnow
-from subscribers.choices import Choices, apply_choices, summary
+from subscribers.choices import Choices, apply_choices, role_only_for_new, summary
 from subscribers.errors import UnknownSubscriber
 from subscribers.models import Channel, ConsentAction, ConsentEvent, Status, Subscriber
 from subscribers.text import clean_line
@@ -103,6 +103,7 @@ def new_subscriber(email: str, chosen: Choices, *, confirmed: bool) -> Subscribe
         topics=[],
     )
     apply_choices(subscriber, chosen)
+    subscriber.role_only = role_only_for_new(chosen)
     return subscriber
 
 

@@ -30,6 +30,7 @@ def person_record(session: Session, subscriber: Subscriber) -> dict[str, object]
         "name": subscriber.name,
         "municipality": subscriber.municipality,
         "role": subscriber.role,
+        "role_only": subscriber.role_only,
         "language": subscriber.language,
         "frequency": subscriber.frequency,
         "topics": list(subscriber.topics or []),

@@ -62,7 +62,8 @@ def status(settings: Settings, email: str) -> Subscriber:
 def test_sign_up_confirm_manage_and_leave(site, browser: Browser, smtp: SMTPServer) -> None:
     settings, server = site
     shoot(browser, server.url + "/", "signup")
-    page: Page = browser.new_page(viewport=WIDTHS["phone"])
+    # A Norwegian browser: the pages follow its Accept-Language.
+    page: Page = browser.new_page(viewport=WIDTHS["phone"], locale="nb-NO")
     page.goto(server.url + "/")
     page.get_by_label("E-postadresse").fill("Kari.Nordmann@Kommune.no")
     page.get_by_label("Navn").fill("Kari Ødegård")

@@ -131,7 +131,7 @@ def test_a_sign_up_for_a_known_address_changes_nothing_until_its_owner_confirms(
     assert client.get(path).status_code == 200 and snapshot(settings) == before
     assert "Ikke Kari" in client.get(path).text  # the page shows what confirming will apply
     answer = confirm(client, path)
-    assert "Abonnementet er bekreftet" in answer.text
+    assert "Your subscription is confirmed" in answer.text  # the language it chose
     after = snapshot(settings)
     assert (after["status"], after["name"], after["municipality"], after["role"]) == (
         "active",
@@ -154,7 +154,7 @@ def test_confirming_applies_that_request_and_uses_up_the_others(client, settings
     sign_up(client, {**STRANGER, "name": "Kari N.", "frequency": "immediate", "topic": []})
     first, second = mails_to(smtp, KARI, 2)
     assert len(requests_of(settings)) == 2
-    assert "Abonnementet er bekreftet" in confirm(client, link(second, "bekreft")).text
+    assert "Your subscription is confirmed" in confirm(client, link(second, "bekreft")).text
     row = snapshot(settings)
     assert (row["name"], row["frequency"], row["topics"]) == ("Kari N.", "immediate", [])
     assert requests_of(settings) == []

@@ -27,6 +27,7 @@ __all__ = [
     "AnnouncementReceipt",
     "AnnouncementStatus",
     "ApiToken",
+    "Audience",
     "AuditEntry",
     "Base",
     "Change",
@@ -42,6 +43,7 @@ __all__ = [
     "MailStatus",
     "Notice",
     "NoticeKind",
+    "RoleAudiences",
     "RunStatus",
     "SignInFailure",
     "Source",
@@ -65,6 +67,29 @@ class Topic(Base):
     label: Mapped[str] = mapped_column(String(200))
     # Where the file lists it: the pages offer topics in that order.
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Audience(Base):
+    """Who a source is written for (the sources file's `[audiences]`), with its Norwegian
+    label; written by `digest sources sync` like Topic."""
+
+    __tablename__ = "audiences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RoleAudiences(Base):
+    """The audiences a subscriber role belongs to (the sources file's `[roles]`); a role
+    with no row is not narrowed. Written by `digest sources sync`."""
+
+    __tablename__ = "role_audiences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[str] = mapped_column(String(50), unique=True)
+    audiences: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class SourceStatus(StrEnum):

@@ -29,6 +29,7 @@ from digest.core.models import (
     Source,
 )
 from digest.core.periods import Period
+from digest.core.roles import audiences_for, audiences_of, role_audiences
 from digest.core.settings import Settings
 from digest.core.topics import topic_labels
 from digest.delivery import claims, outcomes, relay_state, sending
@@ -71,7 +72,7 @@ def changes_in(session: Session, period: Period) -> list[ChangeView]:
         ),
     )
     rows = session.execute(
-        select(Change, Source.key, Source.name, Source.topics)
+        select(Change, Source.key, Source.name, Source.topics, Source.audiences)
         .join(Item, Change.item_id == Item.id)
         .join(Source, Item.source_id == Source.id)
         .where(in_period)
@@ -93,8 +94,9 @@ def changes_in(session: Session, period: Period) -> list[ChangeView]:
             tuple(topics or ()),
             editor_note=c.editor_note,
             released_at=c.reviewed_at if c.review == ChangeReview.APPROVED else None,
+            source_audiences=tuple(audiences or ()),
         )
-        for c, key, name, topics in rows
+        for c, key, name, topics, audiences in rows
     ]
 
 
@@ -106,9 +108,11 @@ def digest_for(
     period: Period,
 ) -> Digest:
     """The digest `subscriber` gets for `period` (`compose_for`), with the announcements
-    they have had, or are getting in another mail, read from the database."""
+    they have had, or are getting in another mail, and their role's audiences, read from
+    the database."""
     received = received_by(session, subscriber.id) if announcements else set()
-    return compose_for(subscriber, changes, announcements, period, received)
+    audiences = audiences_for(session, subscriber.role) if subscriber.role_only else ()
+    return compose_for(subscriber, changes, announcements, period, received, audiences)
 
 
 def compose_for(
@@ -117,10 +121,12 @@ def compose_for(
     announcements: Sequence[AnnouncementView],
     period: Period,
     received: Collection[int],
+    audiences: tuple[str, ...] = (),
 ) -> Digest:
-    """The digest `subscriber` gets for `period`: their changes, and the announcements
-    they have not had yet (`received`: had, or on their way in another mail). Previews
-    and deliveries both compose through here.
+    """The digest `subscriber` gets for `period`: their changes (of the sources written
+    for `audiences`, if they are narrowed to their role's: see digest.core.roles), and the
+    announcements they have not had yet (`received`: had, or on their way in another
+    mail). Previews and deliveries both compose through here.
 
     In an immediate run, a daily or weekly subscriber is there only for the announcements
     sent with the next immediate run: they get those and nothing else (their changes come
@@ -129,7 +135,7 @@ def compose_for(
         changes = []
         announcements = [a for a in announcements if a.send_immediately]
     return compose(
-        recipient_of(subscriber),
+        recipient_of(subscriber, audiences),
         list(changes),
         [a for a in announcements if a.announcement_id not in received],
         period,
@@ -139,27 +145,33 @@ def compose_for(
 @dataclass(slots=True)
 class Composer:
     """`compose_for` for many subscribers of one period: those who would get the same
-    digest (the same frequency, topics, role, municipality and announcements not had)
-    share one composing, each with themselves as its recipient."""
+    digest (the same frequency, topics, role, audiences, municipality and announcements
+    not had) share one composing, each with themselves as its recipient. `roles`: the
+    audiences of each role (`role_audiences`), loaded once for all of them."""
 
     changes: Sequence[ChangeView]
     announcements: Sequence[AnnouncementView]
     period: Period
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _done: dict[tuple[object, ...], Digest] = field(default_factory=dict)
 
     def digest(self, subscriber: Subscriber, received: Collection[int]) -> Digest:
-        recipient = recipient_of(subscriber)
+        audiences = audiences_of(self.roles, subscriber)
+        recipient = recipient_of(subscriber, audiences)
         had = frozenset(a.announcement_id for a in self.announcements) & frozenset(received)
         key = (
             recipient.frequency,
             recipient.topics,
             recipient.role,
+            recipient.audiences,
             recipient.municipality,
             had,
         )
         digest = self._done.get(key)
         if digest is None:
-            digest = compose_for(subscriber, self.changes, self.announcements, self.period, had)
+            digest = compose_for(
+                subscriber, self.changes, self.announcements, self.period, had, audiences
+            )
             self._done[key] = digest
         return replace(digest, recipient=recipient)
 
@@ -174,8 +186,16 @@ def preview(session: Session, period: Period) -> list[Digest]:
         .order_by(Subscriber.email)
     ).all()
     receipts = held_receipts(session, [s.id for s in subscribers]) if announcements else {}
+    roles = role_audiences(session)
     return [
-        compose_for(s, changes, announcements, period, received_from(receipts.get(s.id, {})))
+        compose_for(
+            s,
+            changes,
+            announcements,
+            period,
+            received_from(receipts.get(s.id, {})),
+            audiences_of(roles, s),
+        )
         for s in subscribers
     ]
 
@@ -306,7 +326,9 @@ class Chunk:
         receipts = held_receipts(session, list(live)) if shared.announcements else {}
         digests: dict[int, Digest] = {}
         skipped: dict[int, MailStatus] = {d: MailStatus.SKIPPED_INACTIVE for d in live.values()}
-        composer = Composer(shared.changes, shared.announcements, period)
+        # One query for the chunk, and none when no one in it is narrowed to their role.
+        roles = role_audiences(session) if any(s.role_only for s in subscribers) else {}
+        composer = Composer(shared.changes, shared.announcements, period, roles)
         for subscriber in subscribers:
             if subscriber.status != Status.ACTIVE:
                 continue

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from digest import SERVICE_NAME
 from digest.core.models import Change, ChangeReview, Item, Source
 from digest.core.periods import Period, latest_period, schedule_of
+from digest.core.roles import audiences_for
 from digest.core.settings import Settings
 from digest.core.topics import topic_labels
 from digest.delivery.announcements import published_at
@@ -38,6 +39,7 @@ class SampleProfile:
     role: str = ""
     municipality: str = ""
     language: Language = Language.BOKMAL
+    role_only: bool = False  # «Bare det som er laget for min rolle»
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ def _links(settings: Settings) -> MailLinks:
 
 def _waiting(session: Session, recipient: Recipient) -> tuple[WaitingChange, ...]:
     rows = session.execute(
-        select(Change, Source.name, Source.topics)
+        select(Change, Source.name, Source.topics, Source.audiences)
         .join(Item, Change.item_id == Item.id)
         .join(Source, Item.source_id == Source.id)
         .where(Change.review == ChangeReview.WAITING)
@@ -82,8 +84,8 @@ def _waiting(session: Session, recipient: Recipient) -> tuple[WaitingChange, ...
     ).all()
     return tuple(
         WaitingChange(c.id, c.shown_title, name, c.detected_at)
-        for c, name, topics in rows
-        if recipient.wants(topics or ())
+        for c, name, topics, audiences in rows
+        if recipient.wants(topics or ()) and recipient.reads(audiences or ())
     )
 
 
@@ -113,6 +115,7 @@ def next_digest(
             who.language,
             who.role,
             who.municipality,
+            audiences_for(session, who.role) if who.role_only else (),
         )
         digest = compose(recipient, changes, announcements, period)
     mail = None

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from digest.core.models import ChangeKind
 from digest.core.periods import Period
+from digest.core.roles import shares_audience
 from subscribers.models import Frequency, Language, Subscriber
 
 
@@ -33,6 +34,8 @@ class ChangeView:
     # When it became sendable, if not when detected: an approved change of a source whose
     # changes wait for review goes into the digests whose period includes the approval.
     released_at: datetime | None = None
+    # Who its source is written for (the sources file's audience keys).
+    source_audiences: tuple[str, ...] = ()
 
     @property
     def counted_at(self) -> datetime:
@@ -68,10 +71,19 @@ class Recipient:
     language: Language = Language.BOKMAL
     role: str = ""
     municipality: str = ""  # the number, e.g. "0301"
+    # The audiences this reader is narrowed to («Bare det som er laget for min rolle»: their
+    # role's); empty means everything.
+    audiences: tuple[str, ...] = ()
 
     def wants(self, topics: Iterable[str]) -> bool:
         topics = set(topics)
         return not self.topics or not topics or bool(set(self.topics) & topics)
+
+    def reads(self, source_audiences: Iterable[str]) -> bool:
+        """Is a source written for `source_audiences` for this reader? Yes when they are
+        not narrowed; else only if it shares an audience with them (a source that names
+        none is made for no role in particular)."""
+        return shares_audience(self.audiences, source_audiences)
 
     def is_targeted_by(self, announcement: AnnouncementView) -> bool:
         """Is this reader among those the announcement is for? Each empty list is everyone;
@@ -85,8 +97,9 @@ class Recipient:
         )
 
 
-def recipient_of(subscriber: Subscriber) -> Recipient:
-    """What composing needs to know of a subscriber."""
+def recipient_of(subscriber: Subscriber, audiences: tuple[str, ...] = ()) -> Recipient:
+    """What composing needs to know of a subscriber; `audiences`: those they are narrowed
+    to (digest.core.roles.audiences_of decides it, from their role and role_only)."""
     return Recipient(
         subscriber.id,
         subscriber.email,
@@ -96,6 +109,7 @@ def recipient_of(subscriber: Subscriber) -> Recipient:
         subscriber.language,
         subscriber.role or "",
         subscriber.municipality or "",
+        audiences,
     )
 
 
@@ -175,8 +189,10 @@ def compose(
     announcements: Sequence[AnnouncementView],
     period: Period,
 ) -> Digest:
-    """Each article once, in its latest state; new if it first appeared in the period.
-    Announcements for this reader come first, pinned ones before the others."""
+    """Each article once, in its latest state; new if it first appeared in the period;
+    only from the sources this reader reads (their topics, and their role's audiences if
+    they are narrowed to it). Every announcement targeted at them comes first, pinned ones
+    before the others."""
     latest, new_items = _latest_changes(recipient, changes, period)
     chosen = tuple(
         sorted(
@@ -195,7 +211,11 @@ def _latest_changes(
     latest: dict[int, ChangeView] = {}
     new_items: set[int] = set()
     for change in changes:
-        if not period.contains(change.counted_at) or not recipient.wants(change.source_topics):
+        if (
+            not period.contains(change.counted_at)
+            or not recipient.wants(change.source_topics)
+            or not recipient.reads(change.source_audiences)
+        ):
             continue
         if change.kind == ChangeKind.NEW:
             new_items.add(change.item_id)

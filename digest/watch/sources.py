@@ -1,5 +1,6 @@
-"""The sources file: reading and checking `[topics]` and `[[source]]` tables, and syncing them
-to Topic and Source rows, which is all that the rest of the service reads."""
+"""The sources file: reading and checking its `[topics]`, `[audiences]`, `[roles]` and
+`[[source]]` tables, and syncing them to Topic, Audience, RoleAudiences and Source rows,
+which is all that the rest of the service reads."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.core.models import Source, SourceStatus, Topic
+from digest.watch.audiences import audience_problems, read_roles, sync_audiences, sync_roles
 from digest.watch.errors import WatchError
 from digest.watch.html import parse
 from digest.watch.patterns import compile_pattern
@@ -195,10 +197,13 @@ class SourceSpec(BaseModel):
 
 @dataclass(slots=True)
 class Catalogue:
-    """What the sources file declares: topic keys with their Norwegian labels, and sources."""
+    """What the sources file declares: topic and audience keys with their Norwegian labels,
+    the audiences of each subscriber role, and sources."""
 
     topics: dict[str, str]
     sources: list[SourceSpec]
+    audiences: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def load_sources(path: Path) -> Catalogue:
@@ -217,6 +222,12 @@ def load_sources(path: Path) -> Catalogue:
     if not isinstance(tables, list):
         raise SourcesFileError(path, "'source' must be an array of tables ([[source]])")
     problems = _topic_problems(topics)
+    audiences = data.get("audiences", {})
+    problems += audience_problems(audiences)
+    if not isinstance(audiences, dict):
+        audiences = {}
+    roles, role_problems = read_roles(data.get("roles", {}), audiences)
+    problems += role_problems
     specs: list[SourceSpec] = []
     seen: set[str] = set()
     for number, table in enumerate(tables, start=1):
@@ -232,6 +243,10 @@ def load_sources(path: Path) -> Catalogue:
         if undeclared:
             problems.append(f"{label}: topics not declared in [topics]: {', '.join(undeclared)}")
             continue
+        unknown = [a for a in spec.audiences if a not in audiences]
+        if unknown:
+            problems.append(f"{label}: audiences not declared in [audiences]: {', '.join(unknown)}")
+            continue
         if spec.key in seen:
             problems.append(f"{label}: key {spec.key!r} is used twice")
             continue
@@ -239,7 +254,7 @@ def load_sources(path: Path) -> Catalogue:
         specs.append(spec)
     if problems:
         raise BadSourceTables(path, *problems)
-    return Catalogue(topics=dict(topics), sources=specs)
+    return Catalogue(topics=dict(topics), sources=specs, audiences=dict(audiences), roles=roles)
 
 
 def _topic_problems(topics: Mapping[str, str]) -> list[str]:
@@ -265,9 +280,12 @@ class SyncReport:
 
 
 def sync_sources(session: Session, catalogue: Catalogue) -> SyncReport:
-    """Make the Topic and Source rows match the catalogue; a removed source is disabled,
-    keeping its state, a removed topic is deleted."""
+    """Make the Topic, Audience, RoleAudiences and Source rows match the catalogue; a
+    removed source is disabled, keeping its state, a removed topic, audience or role is
+    deleted."""
     sync_topics(session, catalogue.topics)
+    sync_audiences(session, catalogue.audiences)
+    sync_roles(session, catalogue.roles)
     report = SyncReport()
     existing = {s.key: s for s in session.scalars(select(Source))}
     for spec in catalogue.sources:

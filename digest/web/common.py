@@ -3,7 +3,7 @@ field and the page's language, and what the forms offer to choose from."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Annotated, TypedDict
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from digest.core import i18n
 from digest.core.db import session_scope
 from digest.core.paths import templates_dir
+from digest.core.roles import role_audiences, sources_by_role
 from digest.core.topics import topic_labels, topic_sources
 from digest.web import csrf as csrf_tokens
 from digest.web.language import page_language, switch_links
@@ -86,6 +87,25 @@ def frequency_labels(language: str = i18n.DEFAULT) -> dict[Frequency, str]:
     return {f: i18n.translate(language, FREQUENCY_LABELS[f]) for f in Frequency}
 
 
+def role_labels(language: str = i18n.DEFAULT) -> dict[Role, str]:
+    """Each role as the pages name it, in `language`."""
+    return {role: i18n.translate(language, ROLE_LABELS[role]) for role in Role}
+
+
+def role_resources(
+    session: Session, chosen_topics: Sequence[str] = ()
+) -> dict[str, tuple[str, ...]]:
+    """For each role the sources file narrows, the resources a reader of it gets with «only
+    what is made for my role» and `chosen_topics` (none: all). A role not here (none in
+    the file, or an empty list) is not narrowed: its reader gets everything."""
+    narrowed = {role for role, keys in role_audiences(session).items() if keys}
+    return {
+        role: _resources([source.name for source in found])
+        for role, found in sources_by_role(session, chosen_topics).items()
+        if role in narrowed
+    }
+
+
 class ChoiceLists(TypedDict):
     """What the forms offer to choose from, as the templates name it (a choice's member
     writes its value in the page, and a value posted back compares equal to it)."""
@@ -93,30 +113,42 @@ class ChoiceLists(TypedDict):
     topics: tuple[Topic, ...]
     frequencies: dict[Frequency, str]
     roles: dict[Role, str]
+    # Each language named in itself, as a language picker should (the switch does too).
     languages: dict[Language, str]
     municipalities: tuple[Municipality, ...]
+    # What each role brings (see `role_resources`), with the topics the form has chosen.
+    role_resources: dict[str, tuple[str, ...]]
 
 
-def choice_lists(session: Session) -> ChoiceLists:
-    """What the forms offer to choose from."""
+def choice_lists(
+    session: Session, language: str = i18n.DEFAULT, chosen_topics: Sequence[str] = ()
+) -> ChoiceLists:
+    """What the forms offer to choose from, labelled in `language`, and what each role
+    brings with `chosen_topics`."""
     return {
         "topics": topics(session),
-        "frequencies": frequency_labels(),
-        "roles": ROLE_LABELS,
+        "frequencies": frequency_labels(language),
+        "roles": role_labels(language),
         "languages": LANGUAGE_LABELS,
         "municipalities": municipalities(),
+        "role_resources": role_resources(session, chosen_topics),
     }
 
 
 def page(request: Request, name: str, *, status: int = 200, **context: object) -> HTMLResponse:
     """A page from its template, with the CSRF field for this client's cookie, in the
     request's language (`lang` in `context` overrides it: see `digest.web.language`) with
-    the language switch (`languages`) and the service's zone (`tz`).
+    the language switch (`language_links`; `languages` is what the forms offer) and the
+    service's zone (`tz`).
 
     Responses are `Cache-Control: no-store` (see `digest.web.guards.SecurityHeaders`).
     """
     settings = request.app.state.settings
     lang = i18n.language_or_default(context.pop("lang", None) or page_language(request))
+    # A form posted elsewhere keeps a language the address asked for (`lang_query`): the
+    # cookie remembers it too, but not for a browser that refuses cookies.
+    asked = getattr(request.state, "language_asked", False)
+    context.setdefault("lang_query", f"?lang={lang}" if asked else "")
     context.setdefault("tz", settings.tz)
     cookie = csrf_tokens.cookie_name(settings.base_url)
     secret = request.cookies.get(cookie, "")
@@ -127,7 +159,7 @@ def page(request: Request, name: str, *, status: int = 200, **context: object) -
     response = templates.TemplateResponse(
         request,
         name,
-        {"csrf": field, "lang": lang, "languages": switch_links(request, lang), **context},
+        {"csrf": field, "lang": lang, "language_links": switch_links(request, lang), **context},
         status_code=status,
     )
     if fresh:

@@ -15,26 +15,30 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from digest.core.db import DatabaseUnavailable
 from digest.core.errors import DigestError
+from digest.core.i18n import DEFAULT, N_, translate
 from digest.web.admin.common import SignInNeeded, sign_in_url
 from digest.web.common import page
 from digest.web.forms import FormError
+from digest.web.language import page_language
 from subscribers.addresses import InvalidAddress
 from subscribers.errors import SubscriberError
 from subscribers.tokens import BadToken, ExpiredToken
 
 log = logging.getLogger(__name__)
 
-# What a form says by a field at fault, by the field an error names.
+# What a form says by a field at fault, by the field an error names (in bokmål here,
+# translated where shown: the errors themselves are the CLI's, in English).
 FIELD_NOTES = {
-    "email": "Skriv en gyldig e-postadresse, for eksempel navn@kommune.no.",
-    "municipality": "Velg en kommune fra listen.",
-    "role": "Velg en rolle fra listen.",
-    "frequency": "Velg hvor ofte du vil ha e-post.",
-    "topic": "Velg temaer fra listen.",
-    "language": "Velg et språk fra listen.",
-    "name": "Navnet kan ha høyst 200 tegn.",
+    "email": N_("Skriv en gyldig e-postadresse, for eksempel navn@kommune.no."),
+    "municipality": N_("Velg en kommune fra listen."),
+    "role": N_("Velg en rolle fra listen."),
+    "role_only": N_("Kryss av for «Bare det som er laget for min rolle», eller la være."),
+    "frequency": N_("Velg hvor ofte du vil ha e-post."),
+    "topic": N_("Velg temaer fra listen."),
+    "language": N_("Velg et språk fra listen."),
+    "name": N_("Navnet kan ha høyst 200 tegn."),
 }
-NOT_UNDERSTOOD = "Noe i skjemaet ble ikke forstått."
+NOT_UNDERSTOOD = N_("Noe i skjemaet ble ikke forstått.")
 
 
 class FormInvalid(DigestError):
@@ -50,18 +54,24 @@ class FormInvalid(DigestError):
         self.context = dict(context)
 
 
-def note(error: SubscriberError | InvalidAddress) -> str:
-    """What a form says by the field `error` names."""
-    return FIELD_NOTES.get(error.field, NOT_UNDERSTOOD)
+def note(error: SubscriberError | InvalidAddress, language: str = DEFAULT) -> str:
+    """What a form says by the field `error` names, in `language`."""
+    return translate(language, FIELD_NOTES.get(error.field, NOT_UNDERSTOOD))
 
 
-def expired_link(request: Request) -> HTMLResponse:
+def expired_link(request: Request, language: str | None = None) -> HTMLResponse:
+    """The page for a confirm link past its time (in `language`, else the request's)."""
+    language = language or page_language(request)
     return page(
         request,
         "message.html",
         status=400,
-        title="Lenken er utløpt",
-        message="Bekreftelseslenker virker i sju dager. Meld deg på igjen, så sender vi en ny.",
+        lang=language,
+        title=translate(language, "Lenken er utløpt"),
+        message=translate(
+            language,
+            "Bekreftelseslenker virker i sju dager. Meld deg på igjen, så sender vi en ny.",
+        ),
         signup_link=True,
     )
 
@@ -70,6 +80,8 @@ def error_page(request: Request, exc: Exception) -> Response:
     """The page for an expected error (Starlette's handler signature, hence `Exception`)."""
     if isinstance(exc, SignInNeeded):
         return RedirectResponse(sign_in_url(exc.next_path), status_code=303)
+    # In the request's language: nothing here can know whose link it was.
+    language = page_language(request)
     # On the editors' pages, with the menu of whoever is signed in.
     editor = getattr(request.state, "editor", None)
     staff = {"editor": editor, "tz": request.app.state.settings.tz} if editor else {}
@@ -82,8 +94,8 @@ def error_page(request: Request, exc: Exception) -> Response:
             request,
             "admin/message.html",
             status=exc.status,
-            title=exc.title,
-            message=str(exc),
+            title=translate(language, exc.title),
+            message=translate(language, str(exc)),
             **staff,
         )
     if isinstance(exc, ExpiredToken):
@@ -91,10 +103,20 @@ def error_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, BadToken):
         return page(request, "bad_link.html", status=400)
     if isinstance(exc, FormError):
-        return page(request, "message.html", status=exc.status, title=exc.title, message=str(exc))
+        return page(
+            request,
+            "message.html",
+            status=exc.status,
+            title=translate(language, exc.title),
+            message=translate(language, str(exc)),
+        )
     if isinstance(exc, SubscriberError | InvalidAddress):
         return page(
-            request, "message.html", status=400, title="Noe gikk galt", message=NOT_UNDERSTOOD
+            request,
+            "message.html",
+            status=400,
+            title=translate(language, "Noe gikk galt"),
+            message=translate(language, NOT_UNDERSTOOD),
         )
     if not isinstance(exc, DatabaseUnavailable):
         # Any other error reaching a route is a bug of ours: a 500 with its traceback,
@@ -106,6 +128,6 @@ def error_page(request: Request, exc: Exception) -> Response:
         request,
         "message.html",
         status=503,
-        title="Tjenesten er ikke tilgjengelig",
-        message="Prøv igjen om litt.",
+        title=translate(language, "Tjenesten er ikke tilgjengelig"),
+        message=translate(language, "Prøv igjen om litt."),
     )

@@ -14,10 +14,11 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
+from digest.core.i18n import N_
 from digest.core.topics import topic_labels
 from digest.web import csrf as csrf_tokens
 from digest.web import ratelimit
-from subscribers.choices import Choices, choices
+from subscribers.choices import Choices, choices, parse_yes_no
 
 MAX_FORM_BYTES = 20_000
 
@@ -26,9 +27,10 @@ Form = dict[str, list[str]]
 
 class FormError(DigestError):
     """A form that cannot be used; `status` is the HTTP status to answer with, `title` and
-    the message what the page says (in bokmål)."""
+    the message what the page says (in bokmål, marked for the catalogues: the page
+    translates them, see `digest.web.errors`)."""
 
-    title = "Noe gikk galt"
+    title = N_("Noe gikk galt")
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -38,16 +40,16 @@ class FormError(DigestError):
 class RateLimited(FormError):
     """Too many sign-ups or link requests from one client in the window."""
 
-    title = "For mange forsøk"
+    title = N_("For mange forsøk")
 
     def __init__(self) -> None:
-        super().__init__(429, "Vent litt før du prøver igjen.")
+        super().__init__(429, N_("Vent litt før du prøver igjen."))
 
 
 async def read_body(request: Request, limit: int, too_large: FormError | None = None) -> bytes:
     """The request body, refused past `limit` bytes, declared or as it streams (with
     `too_large`, or a plain 413)."""
-    refusal = too_large or FormError(413, "Skjemaet er for stort.")
+    refusal = too_large or FormError(413, N_("Skjemaet er for stort."))
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise refusal
@@ -64,7 +66,7 @@ def check_csrf(request: Request, sent: str) -> None:
     settings = request.app.state.settings
     secret = request.cookies.get(csrf_tokens.cookie_name(settings.base_url), "")
     if not csrf_tokens.is_valid(settings.secret_key, secret, sent):
-        raise FormError(403, "Skjemaet var utløpt. Last siden på nytt og prøv igjen.")
+        raise FormError(403, N_("Skjemaet var utløpt. Last siden på nytt og prøv igjen."))
 
 
 async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> Form:
@@ -98,12 +100,21 @@ def field(form: Form, name: str, limit: int = 300) -> str:
     return (form.get(name) or [""])[0][:limit]
 
 
+def role_only_answer(form: Form) -> bool | None:
+    """The form's «only what is made for my role»: None when it does not ask. The page
+    sends a hidden «0» before the box, so the last value is the answer (a box not ticked
+    sends nothing at all)."""
+    answers = form.get("role_only")
+    return parse_yes_no(answers[-1][:10], "role_only") if answers else None
+
+
 def chosen_from(form: Form, session: Session) -> Choices:
     """The choices a sign-up or settings form sends; SubscriberError names the field at fault."""
     return choices(
         name=field(form, "name", 250),
         municipality=field(form, "municipality", 10),
         role=field(form, "role", 30),
+        role_only=role_only_answer(form),
         frequency=field(form, "frequency", 20) or "daily",
         topics=[t[:40] for t in form.get("topic", [])][:50],
         language=field(form, "language", 5),

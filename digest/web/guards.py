@@ -16,6 +16,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digest.core.i18n import DEFAULT, negotiate, translate
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -58,7 +60,10 @@ class TrustedHost:
         ):
             await self.app(scope, receive, send)
         else:
-            await PlainTextResponse("Ukjent vertsnavn.", status_code=400)(scope, receive, send)
+            # Before the page's language is chosen: the browser's, by its header.
+            language = negotiate(Headers(scope=scope).get("accept-language", "")) or DEFAULT
+            refusal = translate(language, "Ukjent vertsnavn.")
+            await PlainTextResponse(refusal, status_code=400)(scope, receive, send)
 
 
 class HeadAsGet:

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
+from digest.core.i18n import translate
 from digest.web.common import DbSession, choice_lists, page
 from digest.web.errors import FormInvalid
 from digest.web.forms import PostedForm, chosen_from
+from digest.web.language import page_language
 from subscribers.errors import SubscriberError
 from subscribers.models import Status, Subscriber
 from subscribers.people import by_link, update_preferences
@@ -33,6 +35,7 @@ def unsubscribe_page(request: Request, token: str, session: DbSession) -> HTMLRe
     return page(
         request,
         "unsubscribe.html",
+        lang=page_language(request, subscriber.language),
         email=subscriber.email,
         already=subscriber.status != Status.ACTIVE,
     )
@@ -43,7 +46,12 @@ def unsubscribe_post(request: Request, token: str, session: DbSession) -> HTMLRe
     # The one-click POST of RFC 8058 and the page's own button land here alike; the
     # RFC's bare POST carries no CSRF field, and the signed token is the proof.
     subscriber = unsubscribe(session, _subscriber(request, "unsubscribe", token, session))
-    return page(request, "unsubscribed.html", email=subscriber.email)
+    return page(
+        request,
+        "unsubscribed.html",
+        lang=page_language(request, subscriber.language),
+        email=subscriber.email,
+    )
 
 
 @router.get("/innstillinger/{token}", response_class=HTMLResponse)
@@ -58,14 +66,17 @@ def manage_post(request: Request, token: str, form: PostedForm, session: DbSessi
     try:
         chosen = chosen_from(form, session)
     except SubscriberError:
-        error = "Noe i skjemaet ble ikke forstått. Ingenting er endret."
+        lang = page_language(request, subscriber.language)
+        error = translate(lang, "Noe i skjemaet ble ikke forstått. Ingenting er endret.")
         raise FormInvalid(
             "manage.html", {}, _manage(request, session, subscriber, error=error)
         ) from None
+    before = subscriber.language
     update_preferences(session, subscriber, chosen)
-    return page(
-        request, "manage.html", status=200, **_manage(request, session, subscriber, saved=True)
-    )
+    # A new language chosen here is the page's at once, as it is the mails' from now on.
+    new = str(subscriber.language) if subscriber.language != before else None
+    context = _manage(request, session, subscriber, saved=True, lang=new)
+    return page(request, "manage.html", status=200, **context)
 
 
 def _manage(
@@ -75,20 +86,26 @@ def _manage(
     *,
     saved: bool = False,
     error: str | None = None,
+    lang: str | None = None,
 ) -> dict[str, object]:
     """What the settings page shows of a subscriber, as plain values (it may be shown once
-    the session is gone, by `digest.web.errors`)."""
+    the session is gone, by `digest.web.errors`), in `lang` or else in their language
+    (unless the address asks for another)."""
     settings = request.app.state.settings
+    lang = lang or page_language(request, subscriber.language)
     unsubscribe_token = make_token(settings.secret_key, "unsubscribe", subscriber.ref)
     values = {
         "name": subscriber.name,
         "municipality": subscriber.municipality,
         "role": subscriber.role,
+        # Shown ticked without a role too: on is the answer once one is chosen.
+        "role_only": subscriber.role_only or not subscriber.role,
         "frequency": subscriber.frequency,
         "language": subscriber.language,
         "topic": list(subscriber.topics or []),
     }
     return {
+        "lang": lang,
         "email": subscriber.email,
         "saved": saved,
         "error": error,
@@ -96,5 +113,5 @@ def _manage(
         "errors": {},
         "unsubscribe_path": f"/avmelding/{unsubscribe_token}",
         "active": subscriber.status == Status.ACTIVE,
-        **choice_lists(session),
+        **choice_lists(session, lang, list(subscriber.topics or [])),
     }

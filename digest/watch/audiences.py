@@ -1,0 +1,93 @@
+"""The sources file's `[audiences]` (who a source is written for) and `[roles]` (which
+audiences each subscriber role belongs to): checking them, and storing them on sync."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.core.models import Audience, RoleAudiences
+from subscribers.models import Role
+
+# The sizes of Audience's columns.
+AUDIENCE_KEY_MAX = 100
+AUDIENCE_LABEL_MAX = 200
+
+
+def audience_problems(audiences: object) -> list[str]:
+    """What is wrong with an `[audiences]` table, one line each (none: it can be used)."""
+    if not isinstance(audiences, dict):
+        return ["[audiences] must be a table mapping audience keys to labels"]
+    problems = []
+    for key, label in audiences.items():
+        # Sources' audience keys are lowercased when read: another key could never match.
+        if not key or key != key.strip().lower() or len(key) > AUDIENCE_KEY_MAX:
+            problems.append(
+                f"[audiences]: {key!r} is not an audience key (lower case, no spaces at the "
+                f"ends, at most {AUDIENCE_KEY_MAX} characters)"
+            )
+        if not isinstance(label, str) or not label.strip() or len(label) > AUDIENCE_LABEL_MAX:
+            problems.append(
+                f"[audiences]: {key!r} needs a label of 1 to {AUDIENCE_LABEL_MAX} characters"
+            )
+    return problems
+
+
+def read_roles(
+    roles: object, audiences: Mapping[str, Any]
+) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """The `[roles]` table as role -> audience keys (in the file's order, each once), and
+    what is wrong with it. Every key must be a subscriber role, every value a list of keys
+    declared in `[audiences]`."""
+    if not isinstance(roles, dict):
+        return {}, ["[roles] must be a table mapping subscriber roles to lists of audiences"]
+    known = {r.value for r in Role}
+    problems: list[str] = []
+    mapped: dict[str, tuple[str, ...]] = {}
+    for role, keys in roles.items():
+        if role not in known:
+            problems.append(f"[roles]: {role!r} is not a role (known: {', '.join(Role)})")
+            continue
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            problems.append(f"[roles]: {role} must be a list of audience keys")
+            continue
+        undeclared = [k for k in keys if k not in audiences]
+        if undeclared:
+            problems.append(
+                f"[roles]: {role}: audiences not declared in [audiences]: {', '.join(undeclared)}"
+            )
+            continue
+        mapped[role] = tuple(dict.fromkeys(keys))
+    return mapped, problems
+
+
+def sync_audiences(session: Session, audiences: Mapping[str, str]) -> None:
+    """Make the Audience rows match the file's `[audiences]`, in its order."""
+    existing = {a.key: a for a in session.scalars(select(Audience))}
+    for position, (key, label) in enumerate(audiences.items()):
+        audience = existing.pop(key, None)
+        if audience is None:
+            session.add(Audience(key=key, label=label, position=position))
+            continue
+        audience.label, audience.position = label, position
+    for audience in existing.values():
+        session.delete(audience)
+    session.flush()
+
+
+def sync_roles(session: Session, roles: Mapping[str, tuple[str, ...]]) -> None:
+    """Make the RoleAudiences rows match the file's `[roles]`; a role the file no longer
+    lists loses its row, and with it any narrowing."""
+    existing = {r.role: r for r in session.scalars(select(RoleAudiences))}
+    for role, keys in roles.items():
+        row = existing.pop(role, None)
+        if row is None:
+            session.add(RoleAudiences(role=role, audiences=list(keys)))
+        elif list(row.audiences or ()) != list(keys):
+            row.audiences = list(keys)
+    for row in existing.values():
+        session.delete(row)
+    session.flush()
