@@ -43,11 +43,10 @@ from digest.web.admin.common import (
     row_id,
     see_other,
 )
-from digest.web.common import DbSession, topics
+from digest.web.common import DbSession, role_labels, topics
 from digest.web.forms import FormError, PostedForm, field
 from digest.web.language import page_language
 from subscribers.base import utcnow
-from subscribers.models import ROLE_LABELS
 from subscribers.municipalities import municipalities
 
 router = APIRouter(prefix=PREFIX)
@@ -134,15 +133,10 @@ def state_of(a: Announcement, now: datetime, language: str) -> tuple[str, str]:
     return translate(language, STATE_LABELS[a.status]), a.status.value
 
 
-def role_labels(language: str) -> dict[str, str]:
-    """Each role as the pages name it, in `language`, by its stored value."""
-    return {role.value: translate(language, label) for role, label in ROLE_LABELS.items()}
-
-
 def targeting(a: Announcement, labels: Mapping[str, str], language: str) -> dict[str, str]:
     """Who an announcement goes to, in words (in `language`): topics (`labels`: the topic
     labels, as the sources file writes them), roles, municipalities."""
-    roles = role_labels(language)
+    roles: dict[str, str] = {role.value: label for role, label in role_labels(language).items()}
     names = {m.number: m.name for m in municipalities()}
     places = [names.get(n, n) for n in a.municipalities or ()]
     shown = ", ".join(places[:5])

@@ -15,15 +15,13 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import pass_context
-from jinja2.runtime import Context
 
 from digest.core.errors import DigestError
-from digest.core.i18n import N_, language_or_default, translate
+from digest.core.i18n import N_, translate
 from digest.core.models import Editor
 from digest.delivery.announcement_checks import Note
 from digest.editors import signins
-from digest.web.common import DbSession, page, templates
+from digest.web.common import DbSession, page
 from digest.web.forms import FormError
 from digest.web.language import page_language
 
@@ -150,16 +148,6 @@ def in_language(language: str, text: str) -> str:
     if isinstance(text, Note):
         return text.in_language(language)
     return translate(language, text)
-
-
-@pass_context
-def _translated(context: Context, text: object) -> str:
-    # For what a page is given already made (an error's title and message, in
-    # digest.web.errors): plain text, escaped as any value is, unlike `_()`'s Markup.
-    return in_language(language_or_default(context.get("lang")), str(text))
-
-
-templates.env.filters["translated"] = _translated
 
 
 def admin_page(

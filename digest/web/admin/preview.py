@@ -27,7 +27,7 @@ from digest.mail.mailer import SendError
 from digest.mail.pool import send_pool
 from digest.mail.wire import wire_of
 from digest.web.admin.common import PREFIX, SignedIn, admin_page, in_language, see_other
-from digest.web.common import DbSession, frequency_labels, topics
+from digest.web.common import DbSession, choice_lists
 from digest.web.errors import note
 from digest.web.forms import Form, PostedForm, chosen_from
 from digest.web.forms import field as form_field
@@ -36,8 +36,7 @@ from digest.web.language import page_language
 from subscribers.addresses import InvalidAddress
 from subscribers.base import utcnow
 from subscribers.errors import SubscriberError
-from subscribers.models import LANGUAGE_LABELS, ROLE_LABELS, Status, Subscriber
-from subscribers.municipalities import municipalities
+from subscribers.models import Status, Subscriber
 from subscribers.people import find_by_email
 
 router = APIRouter(prefix=PREFIX)
@@ -117,19 +116,6 @@ def _form_of(request: Request) -> Form:
     return form
 
 
-def _choices(session: DbSession, language: str) -> dict[str, Any]:
-    """What the sample profile's form offers, labelled in the page's language (topics,
-    from the sources file, and the languages, each in itself, as they are). Not
-    `languages`: that is the page's language switch."""
-    return {
-        "topics": topics(session),
-        "frequencies": frequency_labels(language),
-        "roles": {role: translate(language, label) for role, label in ROLE_LABELS.items()},
-        "subscriber_languages": LANGUAGE_LABELS,
-        "municipalities": municipalities(),
-    }
-
-
 def _upcoming(
     session: DbSession, settings: Settings, chosen: Chosen
 ) -> tuple[NextDigest | None, str]:
@@ -168,7 +154,7 @@ def preview_page(request: Request, session: DbSession, editor: SignedIn) -> Resp
         errors={name: in_language(language, note) for name, note in chosen.errors.items()},
         waiting_count=review.waiting_count(session),
         **context,
-        **_choices(session, language),
+        **choice_lists(session, language),
     )
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
     return response
@@ -230,5 +216,5 @@ def _send_failed(
         upcoming=None,
         why_none="",
         waiting_count=review.waiting_count(session),
-        **_choices(session, language),
+        **choice_lists(session, language),
     )
