@@ -14,6 +14,7 @@ from digest.web.admin import announcements, audit, auth, changes, preview, runs,
 from digest.web.admin import editors as admin_editors
 from digest.web.admin import subscribers as admin_subscribers
 from digest.web.api import create_api
+from digest.web.archive import router as archive_router
 from digest.web.errors import error_page
 from digest.web.guards import (
     HeadAsGet,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     app.include_router(metrics.router)
     app.include_router(preferences.router)
     app.include_router(signup.router)
+    app.include_router(archive_router)
     app.include_router(auth.router)
     app.include_router(announcements.router)
     app.include_router(admin_subscribers.router)

@@ -121,8 +121,9 @@ class SlashRedirect:
 
 
 class SecurityHeaders:
-    """CSP, framing, sniffing and referrer headers on every response, and `no-store`
-    unless the response says otherwise or is a static file: pages show personal data."""
+    """CSP, framing, sniffing and referrer headers on every response (each unless the
+    response sets its own), and `no-store` unless the response says otherwise or is a
+    static file: pages show personal data."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -136,8 +137,12 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                # A response whose own CSP names its frame ancestors (the embeddable
+                # snippet) decides its framing; X-Frame-Options would forbid it anyway.
+                framing = "frame-ancestors" in headers.get("content-security-policy", "")
                 for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                    if not (framing and name == "X-Frame-Options"):
+                        headers.setdefault(name, value)
                 if not static:
                     headers.setdefault("Cache-Control", "no-store")
             await send(message)

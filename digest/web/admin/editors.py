@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from digest.core.i18n import N_, translate, translator
 from digest.core.models import Editor, EditorRole
 from digest.editors import accounts, audit
 from digest.editors.accounts import MAX_PASSWORD, MIN_PASSWORD, AccountError
@@ -28,33 +29,39 @@ from digest.web.admin.common import (
 )
 from digest.web.common import DbSession
 from digest.web.forms import Form, FormError, PostedForm, field
+from digest.web.language import page_language
 from subscribers.addresses import InvalidAddress, normalise_email
 from subscribers.text import clean_line
 
 router = APIRouter(prefix=PREFIX)
 
-ROLE_LABELS = {EditorRole.EDITOR: "Redaktør", EditorRole.ADMIN: "Administrator"}
+# Labels, notices and form notes in bokmål, each shown in the page's language.
+ROLE_LABELS = {EditorRole.EDITOR: N_("Redaktør"), EditorRole.ADMIN: N_("Administrator")}
 FIELDS = ("email", "name", "role", "disabled_at")  # what the audit log keeps of an editor
 MESSAGES = {
-    "lagt-til": "Redaktøren er lagt til. Gi dem passordet på en trygg måte.",
-    "rolle": "Rollen er endret.",
-    "deaktivert": "Redaktøren er deaktivert og logget ut overalt; API-nøklene er trukket tilbake.",
-    "aktivert": "Redaktøren er aktivert igjen. Trukne API-nøkler må lages på nytt.",
-    "passord": "Passordet er endret, og redaktøren er logget ut overalt.",
+    "lagt-til": N_("Redaktøren er lagt til. Gi dem passordet på en trygg måte."),
+    "rolle": N_("Rollen er endret."),
+    "deaktivert": N_(
+        "Redaktøren er deaktivert og logget ut overalt; API-nøklene er trukket tilbake."
+    ),
+    "aktivert": N_("Redaktøren er aktivert igjen. Trukne API-nøkler må lages på nytt."),
+    "passord": N_("Passordet er endret, og redaktøren er logget ut overalt."),
 }
-PASSWORD_SHORT = f"Passordet må ha minst {MIN_PASSWORD} tegn."
-PASSWORD_LONG = f"Passordet kan ha høyst {MAX_PASSWORD} tegn."
-PASSWORDS_DIFFER = "De to passordene er ikke like."
-NOT_SELF = "Du kan ikke deaktivere deg selv. Be en annen administrator om det."
-NOT_SELF_ROLE = "Du kan ikke endre din egen rolle. Be en annen administrator om det."
-LAST_ADMIN = "Dette er den siste aktive administratoren. Gjør en annen til administrator først."
+PASSWORD_SHORT = N_("Passordet må ha minst %(count)s tegn.")
+PASSWORD_LONG = N_("Passordet kan ha høyst %(count)s tegn.")
+PASSWORDS_DIFFER = N_("De to passordene er ikke like.")
+NOT_SELF = N_("Du kan ikke deaktivere deg selv. Be en annen administrator om det.")
+NOT_SELF_ROLE = N_("Du kan ikke endre din egen rolle. Be en annen administrator om det.")
+LAST_ADMIN = N_("Dette er den siste aktive administratoren. Gjør en annen til administrator først.")
+CHOOSE_ROLE = N_("Velg en rolle fra listen.")
+TAKEN = N_("Det finnes allerede en redaktør med denne adressen.")
 
 
 class EditorMissing(FormError):
-    title = "Fant ikke redaktøren"
+    title = N_("Fant ikke redaktøren")
 
     def __init__(self) -> None:
-        super().__init__(404, "Det finnes ingen redaktør med denne lenken.")
+        super().__init__(404, N_("Det finnes ingen redaktør med denne lenken."))
 
 
 def _editor(session: Session, editor_id: str) -> Editor:
@@ -64,19 +71,30 @@ def _editor(session: Session, editor_id: str) -> Editor:
     return found
 
 
+def _messages(request: Request) -> dict[str, str]:
+    lang = page_language(request)
+    return {k: translate(lang, v) for k, v in MESSAGES.items()}
+
+
+def _role_labels(request: Request) -> dict[EditorRole, str]:
+    lang = page_language(request)
+    return {k: translate(lang, v) for k, v in ROLE_LABELS.items()}
+
+
 def _role(value: str) -> EditorRole | None:
     return EditorRole(value) if value in tuple(EditorRole) else None
 
 
-def _password(form: Form, errors: dict[str, str]) -> str:
-    """The password typed twice, or a note by the field at fault."""
+def _password(form: Form, errors: dict[str, str], lang: str) -> str:
+    """The password typed twice, or a note (in `lang`) by the field at fault."""
+    _ = translator(lang).gettext
     password = field(form, "password", MAX_PASSWORD + 1)
     if len(password) < MIN_PASSWORD:
-        errors["password"] = PASSWORD_SHORT
+        errors["password"] = _(PASSWORD_SHORT) % {"count": MIN_PASSWORD}
     elif len(password) > MAX_PASSWORD:
-        errors["password"] = PASSWORD_LONG
+        errors["password"] = _(PASSWORD_LONG) % {"count": MAX_PASSWORD}
     elif password != field(form, "password2", MAX_PASSWORD + 1):
-        errors["password2"] = PASSWORDS_DIFFER
+        errors["password2"] = _(PASSWORDS_DIFFER)
     return password
 
 
@@ -103,9 +121,9 @@ def _list_page(
         editor,
         status=status,
         section="editors",
-        messages=MESSAGES,
         editors=accounts.list_editors(session),
-        role_labels=ROLE_LABELS,
+        messages=_messages(request),
+        role_labels=_role_labels(request),
         values={"email": "", "name": "", "role": EditorRole.EDITOR, **(values or {})},
         errors=dict(errors or {}),
         min_password=MIN_PASSWORD,
@@ -121,26 +139,28 @@ def editor_add(
         "name": clean_line(field(form, "name", 300), 300),
         "role": field(form, "role", 20),
     }
+    lang = page_language(request)
+    _ = translator(lang).gettext
     errors: dict[str, str] = {}
     address = ""
     try:
         address = normalise_email(typed["email"])
     except InvalidAddress:
-        errors["email"] = "Skriv en gyldig e-postadresse, for eksempel navn@bufdir.no."
+        errors["email"] = _("Skriv en gyldig e-postadresse, for eksempel navn@bufdir.no.")
     if address and accounts.find(session, address) is not None:
-        errors["email"] = "Det finnes allerede en redaktør med denne adressen."
+        errors["email"] = _(TAKEN)
     if len(typed["name"]) > 200:
-        errors["name"] = "Navnet kan ha høyst 200 tegn."
+        errors["name"] = _("Navnet kan ha høyst %(count)s tegn.") % {"count": 200}
     role = _role(typed["role"])
     if role is None:
-        errors["role"] = "Velg en rolle fra listen."
-    password = _password(form, errors)
+        errors["role"] = _(CHOOSE_ROLE)
+    password = _password(form, errors, lang)
     if errors or role is None:
         return _list_page(request, session, editor, status=400, values=typed, errors=errors)
     try:
         added = accounts.add_editor(session, address, password, role, typed["name"])
     except AccountError as exc:  # checked above; a second admin adding the same address
-        errors[exc.field or "email"] = "Det finnes allerede en redaktør med denne adressen."
+        errors[exc.field or "email"] = _(TAKEN)
         return _list_page(request, session, editor, status=400, values=typed, errors=errors)
     audit.record(
         session, editor, "editor_add", "editor", added.id, after=audit.snapshot(added, FIELDS)
@@ -172,9 +192,9 @@ def _editor_page(
         editor,
         status=status,
         section="editors",
-        messages=MESSAGES,
         shown=shown,
-        role_labels=ROLE_LABELS,
+        messages=_messages(request),
+        role_labels=_role_labels(request),
         errors=dict(errors or {}),
         min_password=MIN_PASSWORD,
     )
@@ -185,18 +205,17 @@ def editor_role(
     editor_id: str, request: Request, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
     target = _editor(session, editor_id)
+    _ = translator(page_language(request)).gettext
     role = _role(field(form, "role", 20))
     if role is None:
-        return _editor_page(
-            request, editor, target, status=400, errors={"role": "Velg en rolle fra listen."}
-        )
+        return _editor_page(request, editor, target, status=400, errors={"role": _(CHOOSE_ROLE)})
     if role == target.role:
         return see_other(f"{PREFIX}/redaktorer/{target.id}")
     if target.id == editor.id:
-        return _editor_page(request, editor, target, status=400, errors={"role": NOT_SELF_ROLE})
+        return _editor_page(request, editor, target, status=400, errors={"role": _(NOT_SELF_ROLE)})
     last = target.is_admin and not accounts.other_active_admins(session, target)
     if last and target.disabled_at is None:
-        return _editor_page(request, editor, target, status=400, errors={"role": LAST_ADMIN})
+        return _editor_page(request, editor, target, status=400, errors={"role": _(LAST_ADMIN)})
     before = audit.snapshot(target, FIELDS)
     accounts.set_role(target, role)
     audit.record(
@@ -216,12 +235,13 @@ def editor_disable(
     editor_id: str, request: Request, session: DbSession, editor: AdminOnly, form: PostedForm
 ) -> Response:
     target = _editor(session, editor_id)
+    _ = translator(page_language(request)).gettext
     if target.id == editor.id:
-        return _editor_page(request, editor, target, status=400, errors={"state": NOT_SELF})
+        return _editor_page(request, editor, target, status=400, errors={"state": _(NOT_SELF)})
     if target.disabled_at is not None:
         return see_other(f"{PREFIX}/redaktorer/{target.id}")
     if target.is_admin and not accounts.other_active_admins(session, target):
-        return _editor_page(request, editor, target, status=400, errors={"state": LAST_ADMIN})
+        return _editor_page(request, editor, target, status=400, errors={"state": _(LAST_ADMIN)})
     before = audit.snapshot(target, FIELDS)
     accounts.disable(session, target)
     audit.record(
@@ -263,7 +283,7 @@ def editor_password(
 ) -> Response:
     target = _editor(session, editor_id)
     errors: dict[str, str] = {}
-    password = _password(form, errors)
+    password = _password(form, errors, page_language(request))
     if errors:
         return _editor_page(request, editor, target, status=400, errors=errors)
     before = {"password_changed_at": audit.plain(target.password_changed_at)}

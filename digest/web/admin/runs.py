@@ -5,11 +5,14 @@ commit."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
+from digest.core.i18n import N_, translate, translator
 from digest.core.models import DigestRun, MailStatus
 from digest.delivery import history, retry
 from digest.editors import audit
@@ -25,46 +28,61 @@ from digest.web.admin.common import (
 from digest.web.common import DbSession, frequency_labels
 from digest.web.forms import PostedForm
 from digest.web.jobs import later
+from digest.web.language import page_language
 from subscribers.text import strip_invisible
 
 router = APIRouter(prefix=PREFIX)
 
 PER_PAGE = 50
+K = TypeVar("K")
 
+# Messages and labels in bokmål, each shown in the page's language.
 MESSAGES = {
-    "provd": "De feilede utsendelsene er lagt i kø på nytt.",
-    "ingen": "Ingen feilede utsendelser å prøve på nytt.",
+    "provd": N_("De feilede utsendelsene er lagt i kø på nytt."),
+    "ingen": N_("Ingen feilede utsendelser å prøve på nytt."),
 }
 
-RUN_STATUS = {"running": "Pågår", "complete": "Ferdig"}
-MAIL_STATUS = {
-    MailStatus.PENDING: "Venter",
-    MailStatus.SENDING: "Sendes",
-    MailStatus.SENT: "Sendt",
-    MailStatus.SKIPPED_EMPTY: "Ingenting nytt",
-    MailStatus.SKIPPED_INACTIVE: "Ikke aktiv lenger",
-    MailStatus.FAILED: "Feilet",
-}
-# Why a failed delivery is not retried, by the status of its subscriber now.
+RUN_STATUS = {"running": N_("Pågår"), "complete": N_("Ferdig")}
+# Why a failed delivery is not retried, by the status of its subscriber now: «%(count)s»
+# is how many.
 NOT_RETRIED = {
-    "unsubscribed": "har meldt seg av",
-    "suppressed": "er sperret for utsending (adressen avviste e-post)",
-    "pending": "har ikke bekreftet abonnementet",
+    "unsubscribed": N_("%(count)s som har meldt seg av"),
+    "suppressed": N_("%(count)s som er sperret for utsending (adressen avviste e-post)"),
+    "pending": N_("%(count)s som ikke har bekreftet abonnementet"),
 }
-NOT_FOUND = "Fant ikke utsendelsen."
+NOT_FOUND = N_("Fant ikke utsendelsen.")
+
+
+def _translated(lang: str, labels: Mapping[K, str]) -> dict[K, str]:
+    return {k: translate(lang, v) for k, v in labels.items()}
+
+
+def mail_status_labels(lang: str) -> dict[MailStatus, str]:
+    """What the pages call each status of a mail, in `lang`."""
+    t = translator(lang)
+    return {
+        MailStatus.PENDING: t.gettext("Venter"),
+        # In a context of its own: the editors' pages' «Sendes» is «will be sent».
+        MailStatus.SENDING: t.pgettext("e-poststatus", "Sendes"),
+        MailStatus.SENT: t.gettext("Sendt"),
+        MailStatus.SKIPPED_EMPTY: t.gettext("Ingenting nytt"),
+        MailStatus.SKIPPED_INACTIVE: t.gettext("Ikke aktiv lenger"),
+        MailStatus.FAILED: t.gettext("Feilet"),
+    }
 
 
 @router.get("/utsendelser")
 def runs_page(request: Request, session: DbSession, editor: AdminOnly, side: str = "") -> Response:
     found = history.recent_runs(session, page_number(side[:10]), PER_PAGE)
+    lang = page_language(request)
     return admin_page(
         request,
         "runs.html",
         editor,
         section="runs",
         runs=found,
-        frequencies=frequency_labels(),
-        run_status=RUN_STATUS,
+        frequencies=frequency_labels(lang),
+        run_status=_translated(lang, RUN_STATUS),
     )
 
 
@@ -99,24 +117,26 @@ def run_page(
         per_page=PER_PAGE,
     )
     filters = {k: v for k, v in (("adresse", address), ("status", chosen or "")) if v}
+    lang = page_language(request)
     return admin_page(
         request,
         "run.html",
         editor,
         section="runs",
-        messages=MESSAGES,
+        messages=_translated(lang, MESSAGES),
         run=view,
         deliveries=found,
         address=address,
         chosen_status=chosen or "",
         unknown_status=bool(status) and chosen is None,
         retryable=len(retry.retryable(session, run.id)),
-        not_retried={
-            NOT_RETRIED.get(k, k): n for k, n in retry.not_retryable(session, run.id).items()
-        },
-        frequencies=frequency_labels(),
-        run_status=RUN_STATUS,
-        mail_status=MAIL_STATUS,
+        not_retried=[
+            translate(lang, NOT_RETRIED[k]) % {"count": n} if k in NOT_RETRIED else f"{n} {k}"
+            for k, n in retry.not_retryable(session, run.id).items()
+        ],
+        frequencies=frequency_labels(lang),
+        run_status=_translated(lang, RUN_STATUS),
+        mail_status=mail_status_labels(lang),
         previous_url=_page_url(run.id, filters, found.number - 1),
         next_url=_page_url(run.id, filters, found.number + 1),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
+from digest.core.i18n import N_, translate
 from digest.core.models import Source
 from digest.editors import audit
 from digest.watch import controls
@@ -26,31 +27,33 @@ from digest.web.admin.common import (
 from digest.web.common import DbSession
 from digest.web.forms import FormError, PostedForm, field
 from digest.web.jobs import later
+from digest.web.language import page_language
 from subscribers.base import utcnow
 
 router = APIRouter(prefix=PREFIX)
 
 PAGE = f"{PREFIX}/kilder"
 
+# Messages and labels in bokmål, each shown in the page's language.
 MESSAGES = {
-    "sjekkes": "Kilden sjekkes nå. Last siden på nytt om litt for å se resultatet.",
-    "sjekkes-pause": "Kilden sjekkes én gang nå. Den er fortsatt satt på pause.",
-    "pause": "Kilden er satt på pause og blir ikke sjekket før den gjenopptas.",
-    "gjenopptatt": "Kilden er gjenopptatt og sjekkes igjen som vanlig.",
-    "gjennomgang": "Innstillingen for gjennomgang før utsending er lagret.",
-    "uendret": "Ingenting var endret.",
-    "fjernet": "Kilden er ikke lenger i kildefilen og kan ikke sjekkes.",
+    "sjekkes": N_("Kilden sjekkes nå. Last siden på nytt om litt for å se resultatet."),
+    "sjekkes-pause": N_("Kilden sjekkes én gang nå. Den er fortsatt satt på pause."),
+    "pause": N_("Kilden er satt på pause og blir ikke sjekket før den gjenopptas."),
+    "gjenopptatt": N_("Kilden er gjenopptatt og sjekkes igjen som vanlig."),
+    "gjennomgang": N_("Innstillingen for gjennomgang før utsending er lagret."),
+    "uendret": N_("Ingenting var endret."),
+    "fjernet": N_("Kilden er ikke lenger i kildefilen og kan ikke sjekkes."),
 }
 
 STATUS_LABELS = {
-    "new": "Ny",
-    "ok": "OK",
-    "failing": "Feiler",
-    "broken": "Ødelagt",
-    "disabled": "Ikke i kildefilen",
+    "new": N_("Ny"),
+    "ok": N_("OK"),
+    "failing": N_("Feiler"),
+    "broken": N_("Ødelagt"),
+    "disabled": N_("Ikke i kildefilen"),
 }
 
-NOT_FOUND = "Fant ikke kilden. Den kan være fjernet."
+NOT_FOUND = N_("Fant ikke kilden. Den kan være fjernet.")
 
 # The review form's choices: as the sources file says, or set here.
 REVIEW_CHOICES = {"fil": None, "ja": True, "nei": False}
@@ -70,14 +73,15 @@ def _source(session: DbSession, value: str) -> Source:
 
 @router.get("/kilder")
 def sources_page(request: Request, session: DbSession, editor: AdminOnly) -> Response:
+    lang = page_language(request)
     return admin_page(
         request,
         "sources.html",
         editor,
         section="sources",
-        messages=MESSAGES,
+        messages={k: translate(lang, v) for k, v in MESSAGES.items()},
         sources=source_health(session),
-        status_labels=STATUS_LABELS,
+        status_labels={k: translate(lang, v) for k, v in STATUS_LABELS.items()},
     )
 
 
@@ -142,7 +146,7 @@ def review(
     source = _source(session, source_id)
     choice = field(form, "review", 10)
     if choice not in REVIEW_CHOICES:
-        raise FormError(400, "Velg om endringer fra kilden skal gjennomgås før utsending.")
+        raise FormError(400, N_("Velg om endringer fra kilden skal gjennomgås før utsending."))
     before = audit.snapshot(source, controls.CONTROLLED)
     if not controls.set_review(source, REVIEW_CHOICES[choice]):
         return see_other(PAGE, "uendret")

@@ -19,29 +19,32 @@ import time
 import zlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from digest.core.i18n import N_, translate
 from digest.core.models import Editor
 from digest.core.topics import topic_labels
 from digest.delivery.notices import queue_confirmations
 from digest.delivery.privacy import person_export
 from digest.editors import audit
 from digest.web.admin.common import PREFIX, AdminOnly, admin_page, page_number
+from digest.web.admin.runs import mail_status_labels
 from digest.web.admin.uploads import PostedUpload, TooLarge
-from digest.web.common import DbSession, frequency_labels
+from digest.web.common import DbSession, frequency_labels, role_labels
 from digest.web.errors import FIELD_NOTES, NOT_UNDERSTOOD
 from digest.web.forms import Form, FormError, field
 from digest.web.jobs import later
+from digest.web.language import page_language
 from subscribers.models import (
     LANGUAGE_LABELS,
-    ROLE_LABELS,
     Channel,
     ConsentAction,
     Frequency,
+    NoticeKind,
     Role,
     Status,
 )
@@ -67,33 +70,48 @@ MAX_ROWS = 20_000  # rows of one upload (the CLI takes more: `digest subscribers
 SEAL_LIFETIME = 3600  # seconds between the dry run and its import
 SHOWN_PROBLEMS = 1000  # refused and duplicate lines shown on the report
 SHOWN_GOOD = 200  # imported and updated lines shown on the report
-STALE_CHECK = "Kontrollen av filen var utløpt eller endret. Last opp filen og kontroller på nytt."
+STALE_CHECK = N_(
+    "Kontrollen av filen var utløpt eller endret. Last opp filen og kontroller på nytt."
+)
 
+# Labels in bokmål, each shown in the page's language (`_translated`).
 STATUS_LABELS = {
-    Status.PENDING: "Venter på bekreftelse",
-    Status.ACTIVE: "Aktiv",
-    Status.UNSUBSCRIBED: "Avmeldt",
-    Status.SUPPRESSED: "Sperret",
+    Status.PENDING: N_("Venter på bekreftelse"),
+    Status.ACTIVE: N_("Aktiv"),
+    Status.UNSUBSCRIBED: N_("Avmeldt"),
+    Status.SUPPRESSED: N_("Sperret"),
 }
 ACTION_LABELS = {
-    ConsentAction.SUBSCRIBED: "Meldt på",
-    ConsentAction.CONFIRMED: "Bekreftet",
-    ConsentAction.PREFERENCES: "Endret valg",
-    ConsentAction.UNSUBSCRIBED: "Meldt av",
-    ConsentAction.SUPPRESSED: "Sperret",
+    ConsentAction.SUBSCRIBED: N_("Meldt på"),
+    ConsentAction.CONFIRMED: N_("Bekreftet"),
+    ConsentAction.PREFERENCES: N_("Endret valg"),
+    ConsentAction.UNSUBSCRIBED: N_("Meldt av"),
+    ConsentAction.SUPPRESSED: N_("Sperret"),
 }
 CHANNEL_LABELS = {
-    Channel.WEB: "Nettsidene",
-    Channel.IMPORT: "Abonnentliste",
-    Channel.ADMIN: "Kommandolinjen",
-    Channel.SYSTEM: "Tjenesten selv",
+    Channel.WEB: N_("Nettsidene"),
+    Channel.IMPORT: N_("Abonnentliste"),
+    Channel.ADMIN: N_("Kommandolinjen"),
+    Channel.SYSTEM: N_("Tjenesten selv"),
 }
 OUTCOME_LABELS = {
-    RowOutcome.IMPORTED: "Ny",
-    RowOutcome.UPDATED: "Oppdatert",
-    RowOutcome.DUPLICATE: "Duplikat",
-    RowOutcome.REFUSED: "Avvist",
+    RowOutcome.IMPORTED: N_("Ny"),
+    RowOutcome.UPDATED: N_("Oppdatert"),
+    RowOutcome.DUPLICATE: N_("Duplikat"),
+    RowOutcome.REFUSED: N_("Avvist"),
 }
+NOTICE_KINDS = {
+    NoticeKind.CONFIRM: N_("Bekreftelseslenke"),
+    NoticeKind.LINK: N_("Lenke til innstillingene"),
+    NoticeKind.ALREADY: N_("Allerede påmeldt: lenke til innstillingene"),
+}
+K = TypeVar("K")
+
+
+def _translated(lang: str, labels: Mapping[K, str]) -> dict[K, str]:
+    return {k: translate(lang, v) for k, v in labels.items()}
+
+
 # Keys whose values `person_export` gives as ISO text: shown as local times.
 TIME_KEYS = frozenset(
     {
@@ -110,10 +128,10 @@ TIME_KEYS = frozenset(
 
 
 class SubscriberMissing(FormError):
-    title = "Fant ikke abonnenten"
+    title = N_("Fant ikke abonnenten")
 
     def __init__(self) -> None:
-        super().__init__(404, "Det finnes ingen abonnent med denne lenken. Søk i listen.")
+        super().__init__(404, N_("Det finnes ingen abonnent med denne lenken. Søk i listen."))
 
 
 class Labels(TypedDict):
@@ -126,11 +144,11 @@ class Labels(TypedDict):
     municipalities: tuple[Municipality, ...]
 
 
-def _labels() -> Labels:
+def _labels(lang: str) -> Labels:
     return {
-        "status_labels": STATUS_LABELS,
-        "role_labels": ROLE_LABELS,
-        "frequency_labels": frequency_labels(),
+        "status_labels": _translated(lang, STATUS_LABELS),
+        "role_labels": role_labels(lang),
+        "frequency_labels": frequency_labels(lang),
         "municipality_names": {m.number: m.name for m in municipalities()},
         "municipalities": municipalities(),
     }
@@ -165,6 +183,7 @@ def _page_number(request: Request) -> int:
 def subscriber_list(request: Request, session: DbSession, editor: AdminOnly) -> Response:
     filters = _filters(request)
     found = search(session, filters, _page_number(request))
+    lang = page_language(request)
     return admin_page(
         request,
         "subscribers.html",
@@ -174,9 +193,9 @@ def subscriber_list(request: Request, session: DbSession, editor: AdminOnly) -> 
         query=filters.as_dict(),
         found=found,
         statuses=list(Status),
-        roles=ROLE_LABELS,
+        roles=role_labels(lang),
         frequencies=list(Frequency),
-        **_labels(),
+        **_labels(lang),
     )
 
 
@@ -235,7 +254,7 @@ def _roster_page(
         carried=carried,
         file_name=file_name,
         confirmations=confirmations,
-        outcome_labels=OUTCOME_LABELS,
+        outcome_labels=_translated(page_language(request), OUTCOME_LABELS),
         max_mb=ROSTER_LIMIT // 1_000_000,
         max_rows=MAX_ROWS,
     )
@@ -252,18 +271,20 @@ def roster_check(
     """The dry run: the file checked line by line, nothing stored."""
     confirmed, basis = _options(upload.form)
     values = {"confirmed": confirmed, "basis": basis}
+    lang = page_language(request)
     errors: dict[str, str] = {}
     data = upload.file or b""
     if len(data) > ROSTER_LIMIT:
         raise TooLarge()
     if not data:
-        errors["file"] = "Velg en CSV-fil med abonnenter."
+        errors["file"] = translate(lang, "Velg en CSV-fil med abonnenter.")
     if confirmed and not basis:
-        errors["basis"] = (
+        errors["basis"] = translate(
+            lang,
             "Skriv grunnlaget for at de får e-post uten å bekrefte selv "
-            "(for eksempel avtale eller samtykke gitt et annet sted)."
+            "(for eksempel avtale eller samtykke gitt et annet sted).",
         )
-    rows = _rows(data, errors) if data else []
+    rows = _rows(data, errors, lang) if data else []
     if errors:
         return _roster_page(request, editor, status=400, values=values, errors=errors)
     settings = request.app.state.settings
@@ -279,7 +300,7 @@ def roster_check(
         request,
         editor,
         values=values,
-        checked=_shown(report),
+        checked=_shown(report, lang),
         file_name=name,
         carried={
             "roster": carried,
@@ -300,6 +321,7 @@ def roster_import(
 ) -> Response:
     """The import of a file checked by a dry run, with the options of that dry run."""
     settings = request.app.state.settings
+    lang = page_language(request)
     form = upload.form
     confirmed, basis = _options(form)
     carried = field(form, "roster", 3_000_000)
@@ -314,9 +336,9 @@ def roster_import(
             base64.b64decode(carried, validate=True), ROSTER_LIMIT
         )
     except (binascii.Error, zlib.error, ValueError):  # sealed by us: cannot happen
-        raise FormError(400, "Filen kunne ikke leses. Last den opp på nytt.") from None
+        raise FormError(400, N_("Filen kunne ikke leses. Last den opp på nytt.")) from None
     errors: dict[str, str] = {}
-    rows = _rows(data, errors)
+    rows = _rows(data, errors, lang)
     if errors:  # sealed by us after the same checks: cannot happen either
         return _roster_page(request, editor, status=400, errors=errors)
     report = _import(session, settings.secret_key, rows, confirmed, basis)
@@ -341,28 +363,38 @@ def roster_import(
         request,
         editor,
         values={"confirmed": confirmed, "basis": basis},
-        imported=_shown(report),
+        imported=_shown(report, lang),
         file_name=name,
         confirmations=len(notices),
     )
 
 
-def _rows(data: bytes, errors: dict[str, str]) -> list[tuple[int, dict[str, str]]]:
+def _rows(data: bytes, errors: dict[str, str], lang: str) -> list[tuple[int, dict[str, str]]]:
     """The file's rows, or a note by the file field saying why there are none."""
     try:
         rows = read_roster(data)
     except RosterError as exc:
-        where = f" (linje {exc.line})" if exc.line else ""
-        errors["file"] = (
-            f"Filen kan ikke leses som en abonnentliste{where}: {escaped(exc.reason)}. "
-            "Den må være CSV med en overskriftslinje med minst kolonnen «email»."
-        )
+        # The reason is roster.py's own text (its catalogue entry, if it has one).
+        reason = escaped(translate(lang, exc.reason))
+        if exc.line:
+            message = translate(
+                lang,
+                "Filen kan ikke leses som en abonnentliste (linje %(line)s): %(reason)s. "
+                "Den må være CSV med en overskriftslinje med minst kolonnen «email».",
+            )
+        else:
+            message = translate(
+                lang,
+                "Filen kan ikke leses som en abonnentliste: %(reason)s. "
+                "Den må være CSV med en overskriftslinje med minst kolonnen «email».",
+            )
+        errors["file"] = message % {"line": exc.line, "reason": reason}
         return []
     if len(rows) > MAX_ROWS:
-        errors["file"] = (
-            f"Filen har {len(rows)} rader; her kan du laste opp høyst {MAX_ROWS} om gangen. "
-            "Del den opp."
-        )
+        errors["file"] = translate(
+            lang,
+            "Filen har %(rows)s rader; her kan du laste opp høyst %(most)s om gangen. Del den opp.",
+        ) % {"rows": len(rows), "most": MAX_ROWS}
         return []
     return rows
 
@@ -396,47 +428,50 @@ def _seal(
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def _shown(report: ImportReport) -> dict[str, object]:
+def _shown(report: ImportReport, lang: str) -> dict[str, object]:
     """A report as the page shows it: counts, the lines not imported, and some imported."""
     problems = [r for r in report.rows if r.outcome in (RowOutcome.REFUSED, RowOutcome.DUPLICATE)]
     good = [r for r in report.rows if r.outcome in (RowOutcome.IMPORTED, RowOutcome.UPDATED)]
     return {
         "counts": {o: report.count(o) for o in RowOutcome},
         "total": len(report.rows),
-        "problems": [_line(r) for r in problems[:SHOWN_PROBLEMS]],
+        "problems": [_line(r, lang) for r in problems[:SHOWN_PROBLEMS]],
         "problems_total": len(problems),
-        "good": [_line(r) for r in good[:SHOWN_GOOD]],
+        "good": [_line(r, lang) for r in good[:SHOWN_GOOD]],
         "good_total": len(good),
         "to_confirm": len(report.to_confirm),
     }
 
 
-# Why a row was not imported as it stands, in bokmål («{detail}»: a line or a field).
+# Why a row was not imported as it stands, in bokmål («%(detail)s»: a line or a field).
 PROBLEMS = {
-    RowProblem.INVALID_ADDRESS: "Ugyldig e-postadresse.",
-    RowProblem.REPEATED: "Adressen står også på linje {detail}.",
-    RowProblem.EXTRA_FIELDS: "Raden har flere felt enn det er kolonner.",
-    RowProblem.SUPPRESSED: "Adressen er sperret. Bare en ny påmelding kan ta den tilbake.",
-    RowProblem.UNSUBSCRIBED: "Personen har meldt seg av. Bare en ny påmelding kan ta den tilbake.",
-    RowProblem.UNCHANGED: "Allerede importert; ingenting å endre.",
+    RowProblem.INVALID_ADDRESS: N_("Ugyldig e-postadresse."),
+    RowProblem.REPEATED: N_("Adressen står også på linje %(detail)s."),
+    RowProblem.EXTRA_FIELDS: N_("Raden har flere felt enn det er kolonner."),
+    RowProblem.SUPPRESSED: N_("Adressen er sperret. Bare en ny påmelding kan ta den tilbake."),
+    RowProblem.UNSUBSCRIBED: N_(
+        "Personen har meldt seg av. Bare en ny påmelding kan ta den tilbake."
+    ),
+    RowProblem.UNCHANGED: N_("Allerede importert; ingenting å endre."),
 }
 
 
-def reason_of(row: RowResult) -> str:
-    """A row's reason as the page says it."""
+def reason_of(row: RowResult, lang: str) -> str:
+    """A row's reason as the page says it, in the page's language."""
     if row.problem is None:
         return ""
     if row.problem == RowProblem.BAD_CHOICE:
-        return FIELD_NOTES.get(row.detail, NOT_UNDERSTOOD)
-    return PROBLEMS[row.problem].format(detail=row.detail)
+        # The sign-up form's notes (digest.web.errors), in their own catalogue.
+        return translate(lang, FIELD_NOTES.get(row.detail, NOT_UNDERSTOOD))
+    return translate(lang, PROBLEMS[row.problem]) % {"detail": row.detail}
 
 
-def _line(row: RowResult) -> dict[str, object]:
+def _line(row: RowResult, lang: str) -> dict[str, object]:
     return {
         "line": row.line,
         "email": escaped(row.email),
         "outcome": row.outcome,
-        "reason": reason_of(row),
+        "reason": reason_of(row, lang),
     }
 
 
@@ -445,6 +480,7 @@ def _line(row: RowResult) -> dict[str, object]:
 
 @router.get("/abonnenter/{key}")
 def subscriber_page(key: str, request: Request, session: DbSession, editor: AdminOnly) -> Response:
+    lang = page_language(request)
     subscriber = by_key(session, key)
     if subscriber is None:
         raise SubscriberMissing()
@@ -458,10 +494,12 @@ def subscriber_page(key: str, request: Request, session: DbSession, editor: Admi
         subscriber=subscriber,
         data=data,
         topic_names=topic_labels(session),
-        action_labels=ACTION_LABELS,
-        channel_labels=CHANNEL_LABELS,
-        language_labels=LANGUAGE_LABELS,
-        **_labels(),
+        action_labels=_translated(lang, ACTION_LABELS),
+        channel_labels=_translated(lang, CHANNEL_LABELS),
+        language_labels=LANGUAGE_LABELS,  # each language named in itself
+        mail_status=mail_status_labels(lang),
+        notice_kinds=_translated(lang, NOTICE_KINDS),
+        **_labels(lang),
     )
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from digest.core.i18n import N_, translate, translator
 from digest.core.models import ApiToken, Editor
 from digest.editors import accounts, audit, tokens
 from digest.web.admin.common import (
@@ -26,6 +27,7 @@ from digest.web.admin.common import (
 )
 from digest.web.common import DbSession
 from digest.web.forms import PostedForm, field
+from digest.web.language import page_language
 from subscribers.text import clean_line
 
 router = APIRouter(prefix=PREFIX)
@@ -33,7 +35,7 @@ router = APIRouter(prefix=PREFIX)
 PAGE = f"{PREFIX}/nokler"
 MAX_NAME = 100
 MAX_LIVE = 20  # live tokens per editor: enough for every CMS and script, not a leak's worth
-MESSAGES = {"trukket": "Nøkkelen er trukket tilbake. Den virker ikke lenger."}
+MESSAGES = {"trukket": N_("Nøkkelen er trukket tilbake. Den virker ikke lenger.")}
 
 
 def _owner(session: Session, editor: Editor, asked: str) -> Editor:
@@ -42,7 +44,7 @@ def _owner(session: Session, editor: Editor, asked: str) -> Editor:
         return editor
     if not editor.is_admin:
         raise NotAllowed()
-    missing = NotFound("Redaktøren finnes ikke.")
+    missing = NotFound(N_("Redaktøren finnes ikke."))
     owner = session.get(Editor, row_id(asked, missing))
     if owner is None:
         raise missing
@@ -64,7 +66,7 @@ def _page(
         editor,
         status=status,
         section="tokens",
-        messages=MESSAGES,
+        messages={k: translate(page_language(request), v) for k, v in MESSAGES.items()},
         owner=owner,
         own=owner.id == editor.id,
         tokens=tokens.tokens_of(session, owner),
@@ -87,15 +89,21 @@ def make_token(
     owner = _owner(session, editor, field(form, "redaktor", 20))
     typed = field(form, "name", 1000)
     name = clean_line(typed)
+    _ = translator(page_language(request)).gettext
     error = ""
     if not name:
-        error = "Gi nøkkelen et navn, for eksempel «CMS» eller «Publiseringsskript»."
+        error = _("Gi nøkkelen et navn, for eksempel «CMS» eller «Publiseringsskript».")
     elif len(name) > MAX_NAME:
-        error = f"Navnet kan ha høyst {MAX_NAME} tegn (det har {len(name)})."
+        error = _("Navnet kan ha høyst %(most)s tegn (det har %(count)s).") % {
+            "most": MAX_NAME,
+            "count": len(name),
+        }
     elif owner.disabled_at is not None:
-        error = "Redaktøren er deaktivert, så en nøkkel ville ikke virke."
+        error = _("Redaktøren er deaktivert, så en nøkkel ville ikke virke.")
     elif sum(t.revoked_at is None for t in tokens.tokens_of(session, owner)) >= MAX_LIVE:
-        error = f"Det finnes allerede {MAX_LIVE} aktive nøkler. Trekk tilbake en du ikke bruker."
+        error = _(
+            "Det finnes allerede %(count)s aktive nøkler. Trekk tilbake en du ikke bruker."
+        ) % {"count": MAX_LIVE}
     if error:
         # Returned, not raised: nothing was changed, and the page keeps what was typed.
         return _page(
@@ -124,7 +132,7 @@ def revoke_token(
     request: Request, session: DbSession, editor: SignedIn, form: PostedForm, token_id: str
 ) -> Response:
     owner = _owner(session, editor, field(form, "redaktor", 20))
-    missing = NotFound("Nøkkelen finnes ikke.")
+    missing = NotFound(N_("Nøkkelen finnes ikke."))
     row = session.get(ApiToken, row_id(token_id, missing))
     if row is None or row.editor_id != owner.id:
         raise missing

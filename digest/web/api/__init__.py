@@ -17,21 +17,23 @@ from fastapi.responses import HTMLResponse
 
 from digest import __version__
 from digest.core.db import DatabaseUnavailable
+from digest.core.i18n import N_
 from digest.core.settings import Settings
 from digest.delivery.announcements import AnnouncementError
 from digest.web.api import docs, routes
 from digest.web.api.errors import ApiError, api_error
 from digest.web.api.limits import BodyLimit
-from digest.web.common import templates
+from digest.web.common import page
+from digest.web.language import page_language
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Kunngjøringer til toppen av de neste oversiktene, skrevet av et skript eller et
 publiseringssystem (CMS) på vegne av en redaktør. Hver forespørsel har med
 `Authorization: Bearer <nøkkel>`; en redaktør lager og trekker tilbake nøklene sine på
 /redaksjon/nokler. Feil svares med JSON,
 `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`, der `loc` navngir feltet som
 er feil (f.eks. `["body", "title"]`).
-"""
+""")
 
 
 def create_api(settings: Settings) -> FastAPI:
@@ -54,16 +56,17 @@ def create_api(settings: Settings) -> FastAPI:
     @api.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     def documentation(request: Request) -> HTMLResponse:
         schema: dict[str, Any] = api.openapi()
-        return templates.TemplateResponse(
+        lang = page_language(request)
+        info = schema.get("info", {})
+        return page(
             request,
             "api/docs.html",
-            {
-                "info": schema.get("info", {}),
-                "operations": docs.operations(schema),
-                "schemas": docs.schemas(schema),
-                "openapi_url": "/api/openapi.json",
-                "md": docs.markdown,
-            },
+            lang=lang,
+            info={**info, "description": docs.text_in(lang, info.get("description", ""))},
+            operations=docs.operations(schema, lang),
+            schemas=docs.schemas(schema, lang),
+            openapi_url="/api/openapi.json",
+            md=docs.markdown,
         )
 
     return api

@@ -3,7 +3,8 @@
 Swagger UI and ReDoc are JavaScript from a CDN, which the pages' Content-Security-Policy
 (and a closed network) would not load; this page is the same schema read on the server:
 each operation with its method, path, summary, parameters, body and answers, then each
-schema with its fields, types and limits.
+schema with its fields, types and limits. The page is in the reader's language: the
+schema's own texts (bokmål, marked in `routes` and `schemas`) are translated as shown.
 """
 
 from __future__ import annotations
@@ -14,19 +15,31 @@ from typing import Any
 
 from markupsafe import Markup
 
+from digest.core.i18n import N_, translate
 from digest.mail.render import announcement_html
 
 Schema = dict[str, Any]
 METHODS = ("get", "post", "put", "patch", "delete")
 CONSTRAINTS = (
-    ("minLength", "min. {} tegn"),
-    ("maxLength", "maks. {} tegn"),
-    ("minItems", "min. {} elementer"),
-    ("maxItems", "maks. {} elementer"),
-    ("minimum", "≥ {}"),
-    ("maximum", "≤ {}"),
-    ("pattern", "mønster {}"),
+    ("minLength", N_("min. %(value)s tegn")),
+    ("maxLength", N_("maks. %(value)s tegn")),
+    ("minItems", N_("min. %(value)s elementer")),
+    ("maxItems", N_("maks. %(value)s elementer")),
+    ("minimum", "≥ %(value)s"),
+    ("maximum", "≤ %(value)s"),
+    ("pattern", N_("mønster %(value)s")),
 )
+# FastAPI's own texts in the schema, by the bokmål the page shows for them.
+FASTAPI_TEXTS = {
+    "Successful Response": N_("Vellykket svar"),
+    "Validation Error": N_("Feil i forespørselen"),
+}
+
+
+def text_in(lang: str, text: object) -> str:
+    """A text of the schema in `lang` (ours are bokmål messages; FastAPI's are English)."""
+    text = str(text)
+    return translate(lang, FASTAPI_TEXTS.get(text, text)) if text else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +86,16 @@ def _ref_name(schema: Schema) -> str:
     return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else ""
 
 
-def _type(schema: Schema) -> str:
+def _type(schema: Schema, lang: str) -> str:
     if "$ref" in schema:
         return _ref_name(schema)
     if "anyOf" in schema:
-        return " | ".join(_type(part) for part in schema["anyOf"])
+        return " | ".join(_type(part, lang) for part in schema["anyOf"])
     if schema.get("type") == "array":
-        return f"liste av {_type(schema.get('items', {}))}"
+        return translate(lang, "liste av %(type)s") % {"type": _type(schema.get("items", {}), lang)}
     if "enum" in schema:
         return " | ".join(str(v) for v in schema["enum"])
-    kind = str(schema.get("type", "alt"))
+    kind = str(schema.get("type", translate(lang, "alt")))
     return f"{kind} ({schema['format']})" if "format" in schema else kind
 
 
@@ -95,7 +108,7 @@ def _first_ref(schema: Schema) -> str:
     return _first_ref(schema["items"]) if "items" in schema else ""
 
 
-def _limits(schema: Schema) -> str:
+def _limits(schema: Schema, lang: str) -> str:
     found: list[str] = []
     for part in (schema, *schema.get("anyOf", []), schema.get("items", {})):
         for key, text in CONSTRAINTS:
@@ -104,19 +117,20 @@ def _limits(schema: Schema) -> str:
             value = part[key]
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
-            if text.format(value) not in found:
-                found.append(text.format(value))
+            shown = translate(lang, text) % {"value": value}
+            if shown not in found:
+                found.append(shown)
     return ", ".join(found)
 
 
-def _field(name: str, schema: Schema, required: bool, description: str = "") -> Field:
+def _field(name: str, schema: Schema, required: bool, lang: str, description: str = "") -> Field:
     return Field(
         name=name,
-        type=_type(schema),
+        type=_type(schema, lang),
         ref=_first_ref(schema),
         required=required,
-        limits=_limits(schema),
-        description=description or str(schema.get("description", "")),
+        limits=_limits(schema, lang),
+        description=text_in(lang, description or schema.get("description", "")),
         default=json.dumps(schema["default"]) if "default" in schema and not required else "",
     )
 
@@ -125,7 +139,7 @@ def _json_schema(content: Schema | None) -> Schema:
     return ((content or {}).get("application/json") or {}).get("schema") or {}
 
 
-def operations(openapi: Schema) -> list[Operation]:
+def operations(openapi: Schema, lang: str) -> list[Operation]:
     found = []
     for path, item in openapi.get("paths", {}).items():
         for method in METHODS:
@@ -137,13 +151,14 @@ def operations(openapi: Schema) -> list[Operation]:
                 Operation(
                     method=method.upper(),
                     path=path,
-                    summary=str(op.get("summary", "")),
-                    description=str(op.get("description", "")),
+                    summary=text_in(lang, op.get("summary", "")),
+                    description=text_in(lang, op.get("description", "")),
                     parameters=[
                         _field(
                             f"{p['name']} ({p['in']})",
                             p.get("schema", {}),
                             bool(p.get("required")),
+                            lang,
                             str(p.get("description", "")),
                         )
                         for p in op.get("parameters", [])
@@ -153,7 +168,7 @@ def operations(openapi: Schema) -> list[Operation]:
                     answers=[
                         Answer(
                             status=str(status),
-                            description=str(answer.get("description", "")),
+                            description=text_in(lang, answer.get("description", "")),
                             schema=_first_ref(_json_schema(answer.get("content"))),
                         )
                         for status, answer in sorted(op.get("responses", {}).items())
@@ -164,16 +179,16 @@ def operations(openapi: Schema) -> list[Operation]:
     return found
 
 
-def schemas(openapi: Schema) -> list[SchemaDoc]:
+def schemas(openapi: Schema, lang: str) -> list[SchemaDoc]:
     found = []
     for name, schema in sorted(openapi.get("components", {}).get("schemas", {}).items()):
         required = set(schema.get("required", []))
         found.append(
             SchemaDoc(
                 name=name,
-                description=str(schema.get("description", "")),
+                description=text_in(lang, schema.get("description", "")),
                 fields=[
-                    _field(prop, sub, prop in required)
+                    _field(prop, sub, prop in required, lang)
                     for prop, sub in schema.get("properties", {}).items()
                 ],
                 values=[str(v) for v in schema.get("enum", [])],

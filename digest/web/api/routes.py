@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from digest.core.i18n import N_
 from digest.core.models import Announcement, AnnouncementStatus, Editor
 from digest.delivery import announcements
 from digest.delivery.announcements import AnnouncementInput
@@ -38,7 +39,7 @@ from digest.web.common import DbSession
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="En redaktørs API-nøkkel (`vv_…`), laget på /redaksjon/nokler.",
+    description=N_("En redaktørs API-nøkkel (`vv_…`), laget på /redaksjon/nokler."),
 )
 AUTH_LOC: list[str | int] = ["header", "Authorization"]
 
@@ -69,15 +70,15 @@ def api_editor(
 
 
 ApiEditor = Annotated[Editor, Depends(api_editor)]
-AnnouncementId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Kunngjøringens id.")]
+AnnouncementId = Annotated[int, Path(ge=1, le=2**31 - 1, description=N_("Kunngjøringens id."))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorAnswer, "description": "Ingen nøkkel, eller en som ikke virker."},
-    422: {"model": ErrorAnswer, "description": "Svaret navngir feltet som er feil."},
+    401: {"model": ErrorAnswer, "description": N_("Ingen nøkkel, eller en som ikke virker.")},
+    422: {"model": ErrorAnswer, "description": N_("Svaret navngir feltet som er feil.")},
 }
 ONE: dict[int | str, dict[str, Any]] = {
     **ERRORS,
-    404: {"model": ErrorAnswer, "description": "Ingen kunngjøring har denne id-en."},
+    404: {"model": ErrorAnswer, "description": N_("Ingen kunngjøring har denne id-en.")},
 }
 
 router = APIRouter(prefix="/v1/announcements", tags=["announcements"], responses=ERRORS)
@@ -116,16 +117,16 @@ def _record(
 
 @router.get(
     "",
-    summary="List kunngjøringer",
-    response_description="Kunngjøringene.",
-    description="Festede først, så de nyeste.",
+    summary=N_("List kunngjøringer"),
+    response_description=N_("Kunngjøringene."),
+    description=N_("Festede først, så de nyeste."),
     response_model=AnnouncementList,
 )
 def list_announcements(
     session: DbSession,
     editor: ApiEditor,
     status: Annotated[
-        AnnouncementStatus | None, Query(description="Bare de med denne statusen.")
+        AnnouncementStatus | None, Query(description=N_("Bare de med denne statusen."))
     ] = None,
 ) -> AnnouncementList:
     rows = announcements.list_all(session, status)
@@ -134,9 +135,9 @@ def list_announcements(
 
 @router.post(
     "",
-    summary="Lag en kunngjøring",
-    response_description="Kunngjøringen som ble laget.",
-    description='Et utkast, eller publisert med en gang med `"publish": true`.',
+    summary=N_("Lag en kunngjøring"),
+    response_description=N_("Kunngjøringen som ble laget."),
+    description=N_('Et utkast, eller publisert med en gang med `"publish": true`.'),
     status_code=201,
     response_model=AnnouncementOut,
 )
@@ -149,9 +150,11 @@ def create_announcement(
         str | None,
         Header(
             alias=idempotency.HEADER,
-            description="Sendes samme forespørsel igjen med samme nøkkel, kommer det første "
-            "svaret tilbake, og ingenting lages to ganger (huskes i 24 timer). 1 til 200 "
-            "synlige ASCII-tegn; samme nøkkel med en annen forespørsel avvises (422).",
+            description=N_(
+                "Sendes samme forespørsel igjen med samme nøkkel, kommer det første "
+                "svaret tilbake, og ingenting lages to ganger (huskes i 24 timer). 1 til 200 "
+                "synlige ASCII-tegn; samme nøkkel med en annen forespørsel avvises (422)."
+            ),
         ),
     ] = None,
 ) -> Response:
@@ -184,8 +187,8 @@ def create_announcement(
 
 @router.get(
     "/{announcement_id}",
-    summary="Les en kunngjøring",
-    response_description="Kunngjøringen.",
+    summary=N_("Les en kunngjøring"),
+    response_description=N_("Kunngjøringen."),
     response_model=AnnouncementOut,
     responses=ONE,
 )
@@ -199,7 +202,7 @@ STALE: dict[int | str, dict[str, Any]] = {
     **ONE,
     409: {
         "model": ErrorAnswer,
-        "description": "Endret i mellomtiden (`version` er den lagrede): les den på nytt.",
+        "description": N_("Endret i mellomtiden (`version` er den lagrede): les den på nytt."),
     },
 }
 
@@ -219,11 +222,13 @@ def _update(
 
 @router.put(
     "/{announcement_id}",
-    summary="Endre alle feltene i en kunngjøring",
-    response_description="Kunngjøringen etter endringen.",
-    description="Felt som utelates, får standardverdien (tom, false), unntatt "
-    "`publish_from`, som blir stående. `version` er den som ble lest; en utdatert avvises "
-    "med 409.",
+    summary=N_("Endre alle feltene i en kunngjøring"),
+    response_description=N_("Kunngjøringen etter endringen."),
+    description=N_(
+        "Felt som utelates, får standardverdien (tom, false), unntatt "
+        "`publish_from`, som blir stående. `version` er den som ble lest; en utdatert avvises "
+        "med 409."
+    ),
     response_model=AnnouncementOut,
     responses=STALE,
 )
@@ -241,10 +246,12 @@ NULLABLE = frozenset({"link", "publish_until"})
 
 @router.patch(
     "/{announcement_id}",
-    summary="Endre noen felt i en kunngjøring",
-    response_description="Kunngjøringen etter endringen.",
-    description="Felt som utelates, blir stående; `link` og `publish_until` fjernes med "
-    "null. `version` er den som ble lest; en utdatert avvises med 409.",
+    summary=N_("Endre noen felt i en kunngjøring"),
+    response_description=N_("Kunngjøringen etter endringen."),
+    description=N_(
+        "Felt som utelates, blir stående; `link` og `publish_until` fjernes med "
+        "null. `version` er den som ble lest; en utdatert avvises med 409."
+    ),
     response_model=AnnouncementOut,
     responses=STALE,
 )
@@ -270,9 +277,9 @@ def patch_announcement(
 
 @router.post(
     "/{announcement_id}/publish",
-    summary="Publiser et utkast eller en tilbaketrukket kunngjøring",
-    response_description="Kunngjøringen, publisert.",
-    description="En publisert blir som den er.",
+    summary=N_("Publiser et utkast eller en tilbaketrukket kunngjøring"),
+    response_description=N_("Kunngjøringen, publisert."),
+    description=N_("En publisert blir som den er."),
     response_model=AnnouncementOut,
     responses=ONE,
 )
@@ -287,13 +294,13 @@ def publish_announcement(
 
 @router.post(
     "/{announcement_id}/withdraw",
-    summary="Trekk tilbake en publisert kunngjøring",
-    response_description="Kunngjøringen, trukket tilbake.",
-    description="Den sendes ikke lenger ut; en tilbaketrukket blir som den er.",
+    summary=N_("Trekk tilbake en publisert kunngjøring"),
+    response_description=N_("Kunngjøringen, trukket tilbake."),
+    description=N_("Den sendes ikke lenger ut; en tilbaketrukket blir som den er."),
     response_model=AnnouncementOut,
     responses={
         **ONE,
-        409: {"model": ErrorAnswer, "description": "Et utkast: slett det i stedet."},
+        409: {"model": ErrorAnswer, "description": N_("Et utkast: slett det i stedet.")},
     },
 )
 def withdraw_announcement(
@@ -307,14 +314,17 @@ def withdraw_announcement(
 
 @router.delete(
     "/{announcement_id}",
-    summary="Slett et utkast",
-    response_description="Slettet (uten innhold).",
-    description="Bare utkast slettes; det som er publisert, trekkes tilbake i stedet.",
+    summary=N_("Slett et utkast"),
+    response_description=N_("Slettet (uten innhold)."),
+    description=N_("Bare utkast slettes; det som er publisert, trekkes tilbake i stedet."),
     status_code=204,
     response_class=Response,
     responses={
         **ONE,
-        409: {"model": ErrorAnswer, "description": "Ikke et utkast: trekk den tilbake i stedet."},
+        409: {
+            "model": ErrorAnswer,
+            "description": N_("Ikke et utkast: trekk den tilbake i stedet."),
+        },
     },
 )
 def delete_announcement(

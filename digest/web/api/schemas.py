@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from digest.core.i18n import N_
 from digest.core.models import Announcement, AnnouncementStatus
 from digest.delivery.announcements import MAX_BODY, MAX_LINK, MAX_TITLE
 from subscribers.models import Role
@@ -58,41 +59,45 @@ class Strict(BaseModel):
 class AnnouncementFields(Strict):
     """An announcement as a client writes it."""
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE, description="Én linje.")
+    title: str = Field(min_length=1, max_length=MAX_TITLE, description=N_("Én linje."))
     body: str = Field(
         default="",
         max_length=MAX_BODY,
-        description="Markdown; rå HTML vises som tekst, lenker kan bare være http(s) eller mailto.",
+        description=N_(
+            "Markdown; rå HTML vises som tekst, lenker kan bare være http(s) eller mailto."
+        ),
     )
     link: str | None = Field(
         default=None,
         max_length=MAX_LINK,
-        description="En adresse som begynner med http:// eller https://.",
+        description=N_("En adresse som begynner med http:// eller https://."),
     )
     topics: list[TopicKey] = Field(
         default=[],
         max_length=MAX_TOPICS,
-        description="Temanøkler fra kildefilen; ingen betyr alle temaer.",
+        description=N_("Temanøkler fra kildefilen; ingen betyr alle temaer."),
     )
     roles: list[Role] = Field(
-        default=[], max_length=len(Role), description="Ingen betyr alle roller."
+        default=[], max_length=len(Role), description=N_("Ingen betyr alle roller.")
     )
     municipalities: list[MunicipalityNumber] = Field(
         default=[],
         max_length=MAX_MUNICIPALITIES,
-        description='Kommunenumre (f.eks. "0301"); ingen betyr alle kommuner.',
+        description=N_('Kommunenumre (f.eks. "0301"); ingen betyr alle kommuner.'),
     )
     publish_from: AwareDatetime | None = Field(
         default=None,
-        description="Med tidssone, f.eks. 2026-12-01T08:00:00+01:00. Utelatt: fra nå "
-        "(ny), uendret (endring).",
+        description=N_(
+            "Med tidssone, f.eks. 2026-12-01T08:00:00+01:00. Utelatt: fra nå "
+            "(ny), uendret (endring)."
+        ),
     )
     publish_until: AwareDatetime | None = Field(
-        default=None, description="Senere enn publish_from; utelatt betyr ingen slutt."
+        default=None, description=N_("Senere enn publish_from; utelatt betyr ingen slutt.")
     )
-    pinned: StrictBool = Field(default=False, description="Vises før de andre.")
+    pinned: StrictBool = Field(default=False, description=N_("Vises før de andre."))
     send_immediately: StrictBool = Field(
-        default=False, description="Sendes også med neste umiddelbare utsending."
+        default=False, description=N_("Sendes også med neste umiddelbare utsending.")
     )
 
     check_window = field_validator("publish_until")(_window_ends_after_start)
@@ -102,30 +107,30 @@ class AnnouncementCreate(AnnouncementFields):
     """A new announcement: a draft, or published at once with `publish`."""
 
     model_config = described(
-        "En ny kunngjøring: et utkast, eller publisert med en gang med `publish`."
+        N_("En ny kunngjøring: et utkast, eller publisert med en gang med `publish`.")
     )
 
     publish: StrictBool = Field(
-        default=False, description="Publiser med en gang; ellers et utkast."
+        default=False, description=N_("Publiser med en gang; ellers et utkast.")
     )
 
 
 class AnnouncementReplace(AnnouncementFields):
     """An edit of every field (PUT), made from `version`."""
 
-    model_config = described("En endring av alle feltene (PUT), gjort fra `version`.")
+    model_config = described(N_("En endring av alle feltene (PUT), gjort fra `version`."))
 
-    version: StrictInt = Field(ge=1, description="Versjonen endringen ble gjort fra.")
+    version: StrictInt = Field(ge=1, description=N_("Versjonen endringen ble gjort fra."))
 
 
 class AnnouncementPatch(Strict):
     """An edit of some fields (PATCH), made from `version`; fields left out stay as they are."""
 
     model_config = described(
-        "En endring av noen felt (PATCH), gjort fra `version`; felt som utelates, blir stående."
+        N_("En endring av noen felt (PATCH), gjort fra `version`; felt som utelates, blir stående.")
     )
 
-    version: StrictInt = Field(ge=1, description="Versjonen endringen ble gjort fra.")
+    version: StrictInt = Field(ge=1, description=N_("Versjonen endringen ble gjort fra."))
     title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
     body: str | None = Field(default=None, max_length=MAX_BODY)
     link: str | None = Field(default=None, max_length=MAX_LINK)
@@ -145,11 +150,11 @@ class AnnouncementPatch(Strict):
 class AnnouncementOut(BaseModel):
     """An announcement as stored. Times are UTC."""
 
-    model_config = described("En kunngjøring slik den er lagret. Tider er i UTC.")
+    model_config = described(N_("En kunngjøring slik den er lagret. Tider er i UTC."))
 
     id: int
     status: AnnouncementStatus
-    version: int = Field(description="Send den tilbake med en endring.")
+    version: int = Field(description=N_("Send den tilbake med en endring."))
     title: str
     body: str
     link: str | None
@@ -187,7 +192,7 @@ class AnnouncementOut(BaseModel):
 
 
 class AnnouncementList(BaseModel):
-    model_config = described("Kunngjøringene.")
+    model_config = described(N_("Kunngjøringene."))
     items: list[AnnouncementOut]
 
 
@@ -196,8 +201,10 @@ class ErrorItem(BaseModel):
     `["header", "Idempotency-Key"]`), what, and a type to match on."""
 
     model_config = described(
-        'Én feil: hvor (`loc`: `["body", "title"]`, `["path", "announcement_id"]`, '
-        '`["header", "Idempotency-Key"]`), hva (`msg`) og en type å skille på (`type`).'
+        N_(
+            'Én feil: hvor (`loc`: `["body", "title"]`, `["path", "announcement_id"]`, '
+            '`["header", "Idempotency-Key"]`), hva (`msg`) og en type å skille på (`type`).'
+        )
     )
 
     loc: list[str | int]
@@ -208,9 +215,9 @@ class ErrorItem(BaseModel):
 class ErrorAnswer(BaseModel):
     """Every error answer: 401, 404, 409, 422."""
 
-    model_config = described("Alle feilsvar: 401, 404, 409, 422, 503.")
+    model_config = described(N_("Alle feilsvar: 401, 404, 409, 422, 503."))
 
     detail: list[ErrorItem] | str
     version: int | None = Field(
-        default=None, description="Ved 409 for en utdatert endring: den lagrede versjonen."
+        default=None, description=N_("Ved 409 for en utdatert endring: den lagrede versjonen.")
     )
