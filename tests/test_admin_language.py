@@ -17,9 +17,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
-from digest.commands.messages import TRANSLATED, po_path, read_catalog
 from digest.core.db import session_scope
-from digest.core.i18n import DOMAINS
 from digest.core.models import Announcement, EditorRole
 from digest.core.settings import Settings
 from digest.delivery import announcements as service
@@ -400,24 +398,3 @@ def test_the_switch_in_a_browser_and_no_serious_axe_findings_in_either_language(
             serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
             assert serious == [], (language, path, serious)
     context.close()
-
-
-@pytest.mark.parametrize("language", TRANSLATED)
-def test_a_message_the_editor_pages_share_with_another_domain_reads_the_same(
-    language: str,
-) -> None:
-    # The service reads every domain's catalogue as one (digest.core.i18n.translator), so
-    # the same bokmål text can have only one translation: the editors' may not differ.
-    def translations(domain: str) -> dict[object, object]:
-        catalog = read_catalog(po_path(language, domain), language, domain)
-        return {m.id: m.string for m in catalog if m.id}
-
-    ours = translations("editor")
-    differing = [
-        (domain, key, theirs, ours[key])
-        for domain in DOMAINS
-        if domain != "editor" and po_path(language, domain).exists()
-        for key, theirs in translations(domain).items()
-        if key in ours and ours[key] != theirs
-    ]
-    assert differing == []

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from digest.core.i18n import N_, translate
+from digest.core.i18n import N_, translate, translator
 from digest.core.models import ChangeReview, Editor
 from digest.delivery import review
 from digest.delivery.review import NotWaiting, ReviewError, Revision, UnknownChange
@@ -36,12 +36,6 @@ router = APIRouter(prefix=PREFIX)
 
 LIST = f"{PREFIX}/endringer"
 
-STATES = {
-    ChangeReview.AUTO: N_("Sendes"),
-    ChangeReview.WAITING: N_("Venter på godkjenning"),
-    ChangeReview.APPROVED: N_("Godkjent"),
-    ChangeReview.HIDDEN: N_("Skjult"),
-}
 KINDS = {"new": N_("Ny"), "updated": N_("Endret")}
 MESSAGES = {
     "skjult": N_("Endringen er skjult og kommer ikke med i noen sammendrag."),
@@ -106,10 +100,23 @@ def _choice(value: str, allowed: set[str]) -> str:
     return value if value in allowed else ""
 
 
+def state_labels(language: str) -> dict[ChangeReview, str]:
+    """Each review state as the pages name it, in `language`."""
+    messages = translator(language)
+    return {
+        # «Sendes» names a run's state on the operators' pages too; here it is a change
+        # that goes out without review, hence a context of its own.
+        ChangeReview.AUTO: messages.pgettext("change review state", "Sendes"),
+        ChangeReview.WAITING: messages.gettext("Venter på godkjenning"),
+        ChangeReview.APPROVED: messages.gettext("Godkjent"),
+        ChangeReview.HIDDEN: messages.gettext("Skjult"),
+    }
+
+
 def _labels(language: str) -> dict[str, Any]:
     """The review states and kinds of change, as the pages name them in `language`."""
     return {
-        "states": {state: translate(language, label) for state, label in STATES.items()},
+        "states": state_labels(language),
         "kinds": {kind: translate(language, label) for kind, label in KINDS.items()},
     }
 
