@@ -27,7 +27,6 @@ from digest.delivery.announcements import (
     StaleEdit,
 )
 from digest.editors import audit
-from digest.mail.locale import translator
 from digest.web.admin.announcement_form import (
     AnnouncementForm,
     Typed,
@@ -295,7 +294,7 @@ def show(request: Request, session: DbSession, editor: SignedIn, id_text: str) -
         state=state_of(a, utcnow(), language),
         targeting=targeting(a, topic_labels(session), language),
         preview=preview_of(a.title, a.body, a.link),
-        heading=translator("nb")("digest.announcements"),
+        heading=translate("nb", "Fra redaksjonen"),
         creator=creator.email if creator else "",
     )
 
