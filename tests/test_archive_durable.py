@@ -4,22 +4,37 @@ delivery of it (the mails link to that page for ever)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import feedparser
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
-from digest.core.db import session_scope
-from digest.core.models import AnnouncementReceipt, Delivery
-from digest.core.settings import Settings
-from digest.delivery import retention
-from tests.test_archive import (  # noqa: F401  (the `world` fixture)
-    World,
-    run_links,
-    text_of,
-    world,
+from digest.core.db import get_engine, get_sessionmaker, session_scope
+from digest.core.models import (
+    AnnouncementReceipt,
+    Delivery,
+    DigestRun,
+    MailStatus,
+    RunAnnouncement,
 )
+from digest.core.settings import Settings
+from digest.delivery import digests, outcomes, retention, sending
+from digest.delivery.announcements import add_announcement
+from digest.delivery.outcomes import Journal
+from tests.support.mailroom import deliver_chunk
+from tests.support.smtp import SMTPServer
+from tests.test_archive import World, build_world, run_links, text_of
+from tests.test_runs import RUN_AT, seed, start
+
+
+@pytest.fixture
+def world(settings: Settings) -> World:
+    return build_world(settings)
 
 
 def sweep_past_retention(settings: Settings, world: World) -> None:
@@ -68,3 +83,115 @@ def test_a_run_stays_in_the_archive_after_its_deliveries_are_deleted(
     assert len(feed.entries) == 2
     # The run that sent nothing is still not there.
     assert client.get(world.empty_path).status_code == 404
+
+
+@contextmanager
+def archive_writes(settings: Settings) -> Iterator[Counter[str]]:
+    """The statements that write the archive's record of a run, counted while the block runs."""
+    seen: Counter[str] = Counter()
+
+    def executed(conn, cursor, statement: str, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        words = " ".join(statement.split()[:4])
+        if words.startswith("UPDATE digest_runs SET first_sent_at"):
+            seen["first_sent"] += 1
+        elif words.startswith("INSERT INTO run_announcements"):
+            seen["carried"] += 1
+        seen["all"] += 1
+
+    engine = get_engine(settings.database_url)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+
+
+def announce(settings: Settings, *titles: str) -> list[int]:
+    with session_scope(settings.database_url) as session:
+        return [
+            add_announcement(session, title=title, publish_from=RUN_AT - timedelta(days=3)).id
+            for title in titles
+        ]
+
+
+def recorded(settings: Settings, run_id: int) -> tuple[datetime | None, set[int], datetime | None]:
+    """The run's first sending, its carried announcements, and its deliveries' first `sent_at`."""
+    with session_scope(settings.database_url) as session:
+        run = session.get_one(DigestRun, run_id)
+        carried = set(
+            session.scalars(
+                select(RunAnnouncement.announcement_id).where(RunAnnouncement.run_id == run_id)
+            )
+        )
+        first = session.scalar(
+            select(func.min(Delivery.sent_at)).where(
+                Delivery.run_id == run_id, Delivery.status == MailStatus.SENT
+            )
+        )
+        return run.first_sent_at, carried, first
+
+
+@pytest.mark.parametrize("count", [10, 40])
+def test_recording_the_archive_costs_statements_a_chunk_not_a_mail(
+    settings: Settings, smtp: SMTPServer, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "RECORD_EVERY", 10)
+    monkeypatch.setattr(sending, "RECORD_INTERVAL", 3600.0)
+    seed(settings, [f"k{n}@kommune.no" for n in range(count)])
+    ids = announce(settings, "Fagdag", "Ny kontaktperson")
+    started = start(settings)
+    with archive_writes(settings) as seen:
+        report = deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert report.sent == count == len(smtp.inbox.messages)
+    # Ten mails a batch, one to four batches: the run's first sending once, the
+    # announcements once (the first batch carried both; later ones nothing new).
+    assert (seen["first_sent"], seen["carried"]) == (1, 1)
+    first, carried, earliest = recorded(settings, started.run_id)
+    assert carried == set(ids)
+    assert first is not None and first == earliest
+
+
+def test_a_later_chunk_of_a_sent_run_does_not_write_its_first_sending(
+    settings: Settings, smtp: SMTPServer
+) -> None:
+    seed(settings, [f"k{n}@kommune.no" for n in range(6)])
+    announce(settings, "Fagdag")
+    started = start(settings)
+    chunk = started.chunks[0]
+    deliver_chunk(settings, started.run_id, chunk[:3])
+    first, _, _ = recorded(settings, started.run_id)
+    with archive_writes(settings) as seen:
+        deliver_chunk(settings, started.run_id, chunk[3:])
+    assert seen["first_sent"] == 0 and seen["carried"] <= 1
+    assert recorded(settings, started.run_id)[0] == first
+
+
+def test_a_run_that_sent_nothing_records_nothing(settings: Settings, smtp: SMTPServer) -> None:
+    seed(settings, ["a@kommune.no"])
+    announce(settings, "Fagdag")
+    smtp.inbox.refuse["a@kommune.no"] = "550 5.1.1 No such user"
+    started = start(settings)
+    report = deliver_chunk(settings, started.run_id, started.chunks[0])
+    assert report.sent == 0 and report.failed == 1
+    assert recorded(settings, started.run_id) == (None, set(), None)
+
+
+def test_a_replayed_journal_records_the_runs_first_sending_and_announcements(
+    settings: Settings,
+) -> None:
+    """A worker sent the mails and died before recording them: the sweep's replay of its
+    journal records them, and what the archive keeps of their run."""
+    seed(settings, ["a@kommune.no", "b@kommune.no"])
+    ids = announce(settings, "Fagdag")
+    started = start(settings)
+    chunk = digests.Chunk(settings, started.run_id, started.chunks[0])
+    mails = chunk.begin(get_sessionmaker(settings.database_url), datetime.now(UTC))
+    assert len(mails) == 2 and all(m.digest.announcements for m in mails)
+    journal = Journal(outcomes.folder_of(settings))
+    at = datetime.now(UTC)
+    for mail in mails:
+        journal.append(chunk.sent(mail, at))
+    journal.close(recorded=False)
+    assert recorded(settings, started.run_id) == (None, set(), None)
+    assert outcomes.replay_journals(get_sessionmaker(settings.database_url), settings) == 2
+    assert recorded(settings, started.run_id) == (at, set(ids), at)
