@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from digest.core.db import get_engine, get_sessionmaker, session_scope
+from digest.core.migrate import upgrade
 from digest.core.models import (
     AnnouncementReceipt,
     Delivery,
@@ -22,19 +24,40 @@ from digest.core.models import (
     MailStatus,
     RunAnnouncement,
 )
-from digest.core.settings import Settings
+from digest.core.settings import Settings, get_settings
 from digest.delivery import digests, outcomes, retention, sending
 from digest.delivery.announcements import add_announcement
 from digest.delivery.outcomes import Journal
+from digest.watch.sources import load_sources, sync_topics
+from digest.web.app import create_app
 from tests.support.mailroom import deliver_chunk
+from tests.support.server import LiveServer
 from tests.support.smtp import SMTPServer
 from tests.test_archive import World, build_world, run_links, text_of
 from tests.test_runs import RUN_AT, seed, start
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, env: pytest.MonkeyPatch, settings: Settings) -> Settings:
+    """The settings, on SQLite or on a PostgreSQL database of their own."""
+    if request.param == "sqlite":
+        return settings
+    env.setenv("DIGEST_DATABASE_URL", str(request.getfixturevalue("pg_url")))
+    env.setenv("DIGEST_SECRET_KEY", "a-test-secret-key-long-enough")
+    get_settings.cache_clear()
+    pg = get_settings()
+    upgrade(pg.database_url)
+    with session_scope(pg.database_url) as session:
+        sync_topics(session, load_sources(pg.sources_file).topics)
+    return pg
+
+
 @pytest.fixture
-def world(settings: Settings) -> World:
-    return build_world(settings)
+def web(db: Settings) -> Iterator[httpx.Client]:
+    server = LiveServer(create_app(db)).start()
+    with server.client() as client:
+        yield client
+    server.stop()
 
 
 def sweep_past_retention(settings: Settings, world: World) -> None:
@@ -53,8 +76,9 @@ def sweep_past_retention(settings: Settings, world: World) -> None:
 
 
 def test_a_run_stays_in_the_archive_after_its_deliveries_are_deleted(
-    client: httpx.Client, settings: Settings, world: World
+    web: httpx.Client, db: Settings
 ) -> None:
+    client, settings, world = web, db, build_world(db)
     before = {
         path: text_of(client.get(path).text)
         for path in ("/arkiv", world.daily_path, world.daily_path + "?rolle=krisesenter")
@@ -177,21 +201,43 @@ def test_a_run_that_sent_nothing_records_nothing(settings: Settings, smtp: SMTPS
 
 
 def test_a_replayed_journal_records_the_runs_first_sending_and_announcements(
-    settings: Settings,
+    db: Settings,
 ) -> None:
     """A worker sent the mails and died before recording them: the sweep's replay of its
     journal records them, and what the archive keeps of their run."""
-    seed(settings, ["a@kommune.no", "b@kommune.no"])
-    ids = announce(settings, "Fagdag")
-    started = start(settings)
-    chunk = digests.Chunk(settings, started.run_id, started.chunks[0])
-    mails = chunk.begin(get_sessionmaker(settings.database_url), datetime.now(UTC))
+    seed(db, ["a@kommune.no", "b@kommune.no"])
+    ids = announce(db, "Fagdag")
+    started = start(db)
+    chunk = digests.Chunk(db, started.run_id, started.chunks[0])
+    mails = chunk.begin(get_sessionmaker(db.database_url), datetime.now(UTC))
     assert len(mails) == 2 and all(m.digest.announcements for m in mails)
-    journal = Journal(outcomes.folder_of(settings))
+    journal = Journal(outcomes.folder_of(db))
     at = datetime.now(UTC)
     for mail in mails:
         journal.append(chunk.sent(mail, at))
     journal.close(recorded=False)
-    assert recorded(settings, started.run_id) == (None, set(), None)
-    assert outcomes.replay_journals(get_sessionmaker(settings.database_url), settings) == 2
-    assert recorded(settings, started.run_id) == (at, set(ids), at)
+    assert recorded(db, started.run_id) == (None, set(), None)
+    assert outcomes.replay_journals(get_sessionmaker(db.database_url), db) == 2
+    assert recorded(db, started.run_id) == (at, set(ids), at)
+
+
+def test_chunks_of_one_run_recording_at_once_record_it_once(db: Settings, smtp: SMTPServer) -> None:
+    """Several workers record the same announcements and the run's first sending at the
+    same time: each is recorded once, and no worker fails on another's."""
+    seed(db, [f"k{n}@kommune.no" for n in range(24)])
+    ids = announce(db, "Fagdag", "Ny kontaktperson", "Nytt kurs")
+    started = start(db)
+    chunk = started.chunks[0]
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(
+            pool.map(
+                lambda part: deliver_chunk(db, started.run_id, part),
+                [chunk[n::4] for n in range(4)],
+            )
+        )
+    assert sum(r.sent for r in reports) == 24 and not any(r.errors for r in reports)
+    first, carried, earliest = recorded(db, started.run_id)
+    assert carried == set(ids) and earliest is not None
+    # The first batch committed says when: a mail of another, sent a moment before it but
+    # recorded after, does not move it.
+    assert first is not None and earliest <= first
