@@ -23,6 +23,24 @@ def test_every_message_is_translated(language: str, domain: str) -> None:
     assert missing(language, domain) == []
 
 
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_a_message_means_the_same_in_every_domain(language: str) -> None:
+    # The domains are merged into one catalogue per language, where a later domain's
+    # translation would win: a message (with its context) must read the same in all.
+    seen: dict[tuple[str, str | None], tuple[str, object]] = {}
+    clashes = []
+    for domain in i18n.DOMAINS:
+        path = messages.po_path(language, domain)
+        for message in messages.read_catalog(path, language, domain):
+            if not message.id:
+                continue
+            key = (message.id if isinstance(message.id, str) else message.id[0], message.context)
+            first = seen.setdefault(key, (domain, message.string))
+            if first[1] != message.string:
+                clashes.append(f"{key}: {first} / {(domain, message.string)}")
+    assert clashes == []
+
+
 def test_every_page_template_and_web_module_is_in_one_domain() -> None:
     assert project_dir() == ROOT
     owners: dict[Path, list[str]] = {}
