@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 
 from digest.core.models import ChangeKind
 from digest.core.periods import Period
 from digest.core.settings import Settings
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, Recipient, compose
+from digest.mail.letter import Letterhead
 from digest.mail.mailer import Envelope, OutboxTransport, SendError, SMTPTransport, build_message
 from digest.mail.render import MailLinks, render
 from digest.mail.wire import MAIL_POLICY
@@ -24,6 +27,7 @@ OSLO = ZoneInfo("Europe/Oslo")
 START = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 PERIOD = Period(Frequency.DAILY, START, START + timedelta(days=1))
 LINKS = MailLinks("https://varsel.no/avmelding/TOKEN", "https://varsel.no/innstillinger/TOKEN")
+LETTERHEAD = Letterhead("https://varsel.no", 30, "Bufdir", "Postboks 2233, 3103 Tønsberg")
 
 
 def sample_digest() -> Digest:
@@ -79,12 +83,17 @@ def envelope(to: str = "kari@kommune.no") -> Envelope:
 
 def test_subject_html_and_escaping() -> None:
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
-    assert mail.subject == (
-        "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjøring"
+    assert (
+        mail.subject
+        == "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjøring"
     )
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
     assert "<strong>innen fredag</strong>" in mail.html  # Markdown, sanitised
-    assert "<style" not in mail.html and 'style="' in mail.html  # CSS inlined
+    # CSS inlined; the one <style> left is the kept one (media queries, dark mode), besides
+    # Outlook's own inside its conditional comment.
+    styles = LexborHTMLParser(mail.html).css("style")
+    assert [s.attributes.get("data-css-inline") for s in styles] == ["keep"]
+    assert "@media" in styles[0].text() and 'style="' in mail.html
     assert mail.html.index("Kurs i desember") < mail.html.index("Ny veileder")
     assert LINKS.unsubscribe in mail.html and LINKS.manage in mail.html
     assert 'lang="nb"' in mail.html and "width=device-width" in mail.html
@@ -211,31 +220,33 @@ def test_smtp_url_forms() -> None:
             "nn",
             "Veiledervarsel 26. november 2026: 1 ny artikkel, 1 oppdatert, 1 kunngjering",
             [
-                "Nytt og endra i rettleiarane 25. november kl. 08:00",
+                "Nytt og endra i rettleiarane onsdag 25. november 2026 kl. 08.00 – "
+                "torsdag 26. november 2026 kl. 08.00",
                 "FRÅ REDAKSJONEN",
-                "Endre innstillingar:",
-                "abonnerer på dagleg oversikt frå Veiledervarsel",
+                "Endre innstillingar:\nhttps://varsel.no/innstillinger/TOKEN",
+                "abonnerer på ei dagleg oversikt frå Veiledervarsel.",
+                "Vis i nettlesaren:\nhttps://varsel.no/arkiv/daglig/2026-11-25T0700Z?tema=vold&lang=nn",
             ],
         ),
         (
             "en",
             "Veiledervarsel 26 November 2026: 1 new article, 1 updated, 1 announcement",
             [
-                "New and changed in the guidance 25 November 08:00 – 26 November 2026 08:00",
+                "New and changed in the guidance Wednesday 25 November 2026, 08:00 – "
+                "Thursday 26 November 2026, 08:00",
                 "FROM THE EDITORS",
-                "[New] Ny veileder",
-                "Unsubscribe: https://varsel.no/avmelding/TOKEN",
-                "subscribes to the daily digest from Veiledervarsel",
+                "Ny veileder: «Trygghet først»\nNew, 25 November\nhttps://bufdir.no/a",
+                "Unsubscribe:\nhttps://varsel.no/avmelding/TOKEN",
+                "subscribes to a daily digest from Veiledervarsel.",
+                "What changed: Endret tekst under «Samtalen»",
             ],
         ),
     ],
 )
 def test_mail_in_the_subscribers_language(language: str, subject: str, words) -> None:
-    from dataclasses import replace
-
     digest = sample_digest()
     digest = replace(digest, recipient=replace(digest.recipient, language=language))
-    mail = render(digest, LINKS, OSLO, "Veiledervarsel")
+    mail = render(digest, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
     assert mail.subject == subject
     for word in words:
         assert word in mail.text
@@ -266,14 +277,7 @@ def test_notices_in_the_subscribers_language() -> None:
         language="nn",
     )
     assert nynorsk.subject == "Lenkja til innstillingane dine i Veiledervarsel"
-    assert "Meld deg av: https://varsel.no/avmelding/TOKEN" in nynorsk.text
-
-
-def test_every_catalogue_has_every_word() -> None:
-    from digest.mail.locale import LANGUAGES, catalogue
-
-    for language in LANGUAGES:
-        assert set(catalogue(language)) == set(catalogue("nb")), language
+    assert "Meld deg av:\nhttps://varsel.no/avmelding/TOKEN" in nynorsk.text
 
 
 # --- Header safety (issue 7, item 1) and non-ASCII addresses (item 15) ----------------
@@ -296,8 +300,6 @@ def test_every_catalogue_has_every_word() -> None:
     ],
 )
 def test_build_message_refuses_an_unsafe_header_value(field: str, value: str, reason: str) -> None:
-    from dataclasses import replace
-
     from digest.mail.mailer import MessageError
 
     mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel")
@@ -324,8 +326,6 @@ def test_build_message_refuses_an_unsafe_header_value(field: str, value: str, re
     ],
 )
 def test_names_are_reduced_to_one_safe_line_before_the_email_package(raw: str, clean: str) -> None:
-    from dataclasses import replace
-
     safe = replace(envelope(), to_name=raw, from_name=raw)
     assert safe.to_name == clean and safe.from_name == clean
     raw_message = build_message(render(sample_digest(), LINKS, OSLO, "V"), safe).as_bytes()
@@ -397,3 +397,95 @@ def test_announcements_keep_no_invisible_or_control_characters(settings: Setting
         assert item.body == "Første linje\n\n* punkt to"
         with pytest.raises(AnnouncementError):
             add_announcement(session, title="x", link="https://x.no/\r\nBcc: y")
+
+
+# --- The letterhead: settings the mail's frame shows (issue 11) ------------------------
+
+
+def test_the_letterhead_comes_from_the_settings_and_is_part_of_the_rendering_key(
+    env: pytest.MonkeyPatch,
+) -> None:
+    from digest.core.settings import get_settings
+    from digest.mail.render import digest_template
+
+    env.setenv("DIGEST_BASE_URL", "https://varsel.no/")
+    env.setenv("DIGEST_POSTAL_ADDRESS", "Postboks 2233, 3103 Tønsberg")
+    env.setenv("DIGEST_DIGEST_MAX_ITEMS", "1")
+    letterhead = Letterhead.of(get_settings())
+    assert letterhead == Letterhead(
+        "https://varsel.no", 1, "Veiledervarsel", "Postboks 2233, 3103 Tønsberg"
+    )
+    digest = sample_digest()
+    first = digest_template(digest, OSLO, "Veiledervarsel", {}, letterhead)
+    same = Letterhead.of(get_settings())  # equal settings: the same rendering
+    assert digest_template(digest, OSLO, "Veiledervarsel", {}, same) is first
+    for other in (
+        replace(letterhead, base_url="https://annen.no"),
+        replace(letterhead, max_items=2),
+        replace(letterhead, sender_name="Bufdir"),
+        replace(letterhead, postal_address=""),
+    ):
+        again = digest_template(digest, OSLO, "Veiledervarsel", {}, other)
+        assert again is not first and again != first
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DIGEST_SENDER_NAME", ""),
+        ("DIGEST_SENDER_NAME", "Bufdir\r\nBcc: x@evil.example"),
+        ("DIGEST_POSTAL_ADDRESS", "Postboks 2233\n3103 Tønsberg"),
+        ("DIGEST_POSTAL_ADDRESS", "Postboks \u202e2233"),
+        ("DIGEST_POSTAL_ADDRESS", "x" * 201),
+        ("DIGEST_DIGEST_MAX_ITEMS", "0"),
+    ],
+)
+def test_the_letterhead_settings_are_one_short_line(
+    env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from pydantic import ValidationError
+
+    from digest.core.settings import describe_error, get_settings
+
+    env.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        get_settings()
+    assert name in describe_error(info.value)
+
+
+def test_the_footer_leaves_out_an_empty_postal_address() -> None:
+    with_address = render(sample_digest(), LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert with_address.text.endswith("\nBufdir\nPostboks 2233, 3103 Tønsberg\n")
+    assert "Bufdir · Postboks 2233, 3103 Tønsberg</p>" in with_address.html
+    without = replace(LETTERHEAD, postal_address="")
+    mail = render(sample_digest(), LINKS, OSLO, "Veiledervarsel", {}, without)
+    assert mail.text.endswith("\nBufdir\n") and "Bufdir</p>" in mail.html
+
+
+def test_a_reader_narrowed_to_their_role_gets_the_archive_with_it() -> None:
+    from digest.core.archive_links import digest_url
+    from digest.mail.render import digest_template
+
+    digest = sample_digest()
+    leader = replace(digest.recipient, role="kommunal-ledelse", audiences=("ledere",))
+    narrowed = replace(digest, recipient=leader)
+    url = digest_url(
+        LETTERHEAD.base_url,
+        Frequency.DAILY,
+        START,
+        topics=("vold",),
+        role="kommunal-ledelse",
+        language="nb",
+    )
+    mail = render(narrowed, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert f"Vis i nettleseren:\n{url}\n" in mail.text
+    assert url.replace("&", "&amp;") in mail.html
+    assert "Du får bare det som er laget for rollen din." in mail.text
+    # A role the reader is not narrowed to is not theirs to see the archive by.
+    wide = replace(digest, recipient=replace(leader, audiences=()))
+    other = render(wide, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert "rolle=" not in other.text and "rollen din" not in other.text
+    # Two roles with the same audiences have different links: two renderings.
+    nurse = replace(digest, recipient=replace(leader, role="helse-omsorg"))
+    first = digest_template(narrowed, OSLO, "Veiledervarsel", {}, LETTERHEAD)
+    assert digest_template(nurse, OSLO, "Veiledervarsel", {}, LETTERHEAD) is not first

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     # Delivery rows are kept this long (support: «did she get it?»), then deleted.
     delivery_retention_days: int = Field(90, ge=1, le=3650)
     log_format: Literal["text", "json"] = "text"
+    # The mails (issue 11): who sends them and where they can be written to, as every
+    # mail's footer says (the postal address line is left out while it is empty), and how
+    # many changes a digest shows before it links to the whole of it in the archive.
+    sender_name: str = Field("Veiledervarsel", min_length=1)
+    postal_address: str = ""
+    digest_max_items: int = Field(30, ge=1, le=1000)
 
     @field_validator("data_dir")
     @classmethod
@@ -178,10 +184,10 @@ class Settings(BaseSettings):
         except InvalidAddress as exc:
             raise ValueError(f"is not a valid address: {exc.reason}") from None
 
-    @field_validator("from_name")
+    @field_validator("from_name", "sender_name", "postal_address")
     @classmethod
-    def _from_name(cls, value: str) -> str:
-        # It goes into every From header: refuse what our cleaning would change.
+    def _one_line(cls, value: str) -> str:
+        # The From header and every mail's footer: refuse what our cleaning would change.
         if value != clean_line(value, 200):
             raise ValueError(
                 "must be one line of plain text (no line breaks, control or bidi "

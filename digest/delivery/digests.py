@@ -48,6 +48,7 @@ from digest.delivery.runs import complete_if_done, give_up_at
 from digest.delivery.sendable import sendable_between
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, compose, recipient_of
 from digest.mail.envelopes import digest_message_id, envelope
+from digest.mail.letter import Letterhead
 from digest.mail.links import links_for
 from digest.mail.mailer import Transport
 from digest.mail.render import MailLinks, digest_template
@@ -418,7 +419,11 @@ class Chunk:
         """One reader's mail: the chunk's rendering of its content (each distinct content
         rendered once), filled with their address and links, put on the wire."""
         template = digest_template(
-            mail.digest, self.settings.tz, SERVICE_NAME, self._shared().topic_labels
+            mail.digest,
+            self.settings.tz,
+            SERVICE_NAME,
+            self._shared().topic_labels,
+            Letterhead.of(self.settings),
         )
         mail_envelope = envelope(
             self.settings,

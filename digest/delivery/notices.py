@@ -23,6 +23,7 @@ from digest.delivery import claims, outcomes, sending
 from digest.delivery.claims import Outcome, Verdict
 from digest.delivery.outcomes import NOTICES, Sent
 from digest.mail.envelopes import envelope, notice_message_id
+from digest.mail.letter import Letterhead
 from digest.mail.links import confirm_url, links_for
 from digest.mail.mailer import Transport, build_message
 from digest.mail.render import render_notice
@@ -294,6 +295,7 @@ def notice_message(
         confirm_url=confirm,
         links=links,
         language=subscriber.language or "nb",
+        letterhead=Letterhead.of(settings),
     )
     return build_message(
         mail,

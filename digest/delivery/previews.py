@@ -23,6 +23,7 @@ from digest.delivery.announcements import published_at
 from digest.delivery.digests import changes_in, digest_for
 from digest.mail.compose import Digest, Recipient, compose
 from digest.mail.envelopes import envelope
+from digest.mail.letter import Letterhead
 from digest.mail.mailer import build_message
 from digest.mail.render import MailLinks, RenderedMail, render
 from subscribers.models import Frequency, Language, Subscriber
@@ -120,7 +121,14 @@ def next_digest(
         digest = compose(recipient, changes, announcements, period)
     mail = None
     if not digest.is_empty:
-        mail = render(digest, _links(settings), settings.tz, SERVICE_NAME, topic_labels(session))
+        mail = render(
+            digest,
+            _links(settings),
+            settings.tz,
+            SERVICE_NAME,
+            topic_labels(session),
+            Letterhead.of(settings),
+        )
     return NextDigest(period, digest, mail, _waiting(session, recipient))
 
 

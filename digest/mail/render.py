@@ -1,4 +1,6 @@
-"""Rendering a digest: subject, HTML and text parts from Jinja2 templates, CSS inlined."""
+"""Rendering a mail: subject, HTML and text parts from Jinja2 templates in the reader's
+language (gettext catalogues, Babel dates), CSS inlined for the clients that drop a
+<style>, a small <style> kept for what cannot be inlined (narrow screens, dark mode)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -16,11 +17,22 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from digest.core.clean import sanitise_html
+from digest.core.i18n import N_, OSLO, install, language_or_default, translate
 from digest.core.paths import templates_dir
 from digest.mail.compose import Digest, Recipient
-from digest.mail.locale import counted, format_date, translator
+from digest.mail.letter import (
+    DEFAULT_LETTERHEAD,
+    Letterhead,
+    counts,
+    item_date,
+    period_text,
+    preheader,
+    shown,
+    subject_for,
+    title_for,
+    view_url,
+)
 from digest.mail.markdown_text import markdown_text
-from subscribers.models import Frequency
 from subscribers.text import clean_line
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
@@ -55,30 +67,6 @@ class RenderedMail:
     text: str
 
 
-def subject_for(digest: Digest, tz: ZoneInfo, service_name: str) -> str:
-    language = digest.recipient.language
-    t = translator(language)
-    period_end = digest.period.end.astimezone(tz)
-    if digest.period.frequency == Frequency.DAILY:
-        label = f"{service_name} {format_date(period_end, tz, language)}"
-    elif digest.period.frequency == Frequency.WEEKLY:
-        week = digest.period.start.astimezone(tz).isocalendar().week
-        label = f"{service_name} {t('digest.week', week=week)}"
-    else:
-        label = service_name
-    parts = []
-    new = digest.new_count
-    updated = digest.item_count - new
-    if new:
-        parts.append(counted(language, new, "digest.new"))
-    if updated:
-        parts.append(counted(language, updated, "digest.updated"))
-    if digest.announcements:
-        parts.append(counted(language, len(digest.announcements), "digest.announcement"))
-    # A header: reduced to one safe line here, whatever the catalogue or service name holds.
-    return clean_line(f"{label}: {', '.join(parts)}")
-
-
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -88,18 +76,16 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    install(env)  # _(), ngettext(), {% trans %} and the date filters, in the render's `lang`
     env.filters["markdown"] = announcement_html
     env.filters["markdown_text"] = announcement_text
     return env
 
 
-def _date_or_nothing(moment: datetime, tz: ZoneInfo, language: str) -> str:
-    """An item's date as the reader's language writes it, or nothing if it cannot be shown
-    in `tz`: one item's date never stops a mail."""
-    try:
-        return format_date(moment, tz, language)
-    except (OverflowError, ValueError, TypeError):
-        return ""
+def _inlined(html: str) -> str:
+    """The CSS of the template's <style> moved onto its elements; the <style> marked
+    data-css-inline="keep" (media queries, dark mode) stays for the clients that read it."""
+    return css_inline.inline(html)
 
 
 # The personal parts of a digest, rendered as these words and replaced per reader: letters
@@ -165,24 +151,42 @@ def digest_template(
     tz: ZoneInfo,
     service_name: str,
     topic_labels: Mapping[str, str] | None = None,
+    letterhead: Letterhead = DEFAULT_LETTERHEAD,
 ) -> MailTemplate:
     """The digest rendered for anyone with its content, from a bounded cache: the
-    recipient's language, frequency and topics count, not who they are."""
+    recipient's language, frequency, topics and audiences (with their role) count, not
+    who they are; and the letterhead, which the frame shows and links with."""
     recipient = digest.recipient
+    # The role counts only for a reader narrowed to it (the archive link names it then).
+    role = recipient.role if recipient.audiences else ""
     content = replace(
         digest,
-        recipient=Recipient(0, "", "", recipient.frequency, recipient.topics, recipient.language),
+        recipient=Recipient(
+            0,
+            "",
+            "",
+            recipient.frequency,
+            recipient.topics,
+            recipient.language,
+            role,
+            audiences=recipient.audiences,
+        ),
     )
     labels = topic_labels or {}
-    return _template(content, tz, service_name, tuple(labels.get(t, t) for t in digest.topics))
+    topics = tuple(labels.get(t, t) for t in digest.topics)
+    return _template(content, tz, service_name, topics, letterhead)
 
 
 @lru_cache(maxsize=256)
 def _template(
-    digest: Digest, tz: ZoneInfo, service_name: str, topics: tuple[str, ...]
+    digest: Digest,
+    tz: ZoneInfo,
+    service_name: str,
+    topics: tuple[str, ...],
+    letterhead: Letterhead,
 ) -> MailTemplate:
     links = MailLinks(unsubscribe=UNSUBSCRIBE_SLOT, manage=MANAGE_SLOT)
-    return rendered(digest, tz, service_name, topics, EMAIL_SLOT, links)
+    return rendered(digest, tz, service_name, topics, EMAIL_SLOT, links, letterhead)
 
 
 def rendered(
@@ -192,32 +196,36 @@ def rendered(
     topics: tuple[str, ...],
     email: str,
     links: MailLinks,
+    letterhead: Letterhead = DEFAULT_LETTERHEAD,
 ) -> MailTemplate:
     """The templates rendered with `email` and `links` (slots, or a reader's own: the tests
     check that filling the slots makes what rendering with the reader's values makes)."""
     env = _environment()
-    language = digest.recipient.language
-    t = translator(language)
-    start, end = digest.period.start.astimezone(tz), digest.period.end.astimezone(tz)
+    language = language_or_default(digest.recipient.language)
+    subject = subject_for(digest, tz, service_name)
     context = {
+        "lang": language,
+        "tz": tz,
+        "subject": subject,
+        "title": title_for(digest, tz, service_name),
+        "period_text": period_text(digest.period, tz, language),
+        "counts": counts(digest),
+        "preheader": preheader(digest),
+        "view_url": view_url(digest, letterhead.base_url),
         "digest": digest,
+        "shown": shown(digest, letterhead.max_items),
+        "frequency": str(digest.period.frequency),
+        "narrowed": bool(digest.recipient.audiences),
+        "item_date": lambda moment: item_date(moment, digest.period, tz, language),
+        "topics": list(topics),
         "email": email,
         "links": links,
         "service_name": service_name,
-        "t": t,
-        "lang": language,
-        "frequency_label": t(f"frequency.{digest.recipient.frequency}"),
-        "period_text": (
-            f"{format_date(start, tz, language, False)} {t('at_time', time=f'{start:%H:%M}')} – "
-            f"{format_date(end, tz, language)} {t('at_time', time=f'{end:%H:%M}')}"
-        ),
-        "date": lambda moment: _date_or_nothing(moment, tz, language),
-        "topics": list(topics),
+        "letterhead": letterhead,
     }
-    subject = subject_for(digest, tz, service_name)
-    html = env.get_template("email/digest.html").render(subject=subject, **context)
-    text = env.get_template("email/digest.txt").render(subject=subject, **context)
-    return MailTemplate(subject, css_inline.inline(html), text.strip())
+    html = env.get_template("email/digest.html").render(**context)
+    text = env.get_template("email/digest.txt").render(**context)
+    return MailTemplate(subject, _inlined(html), text.strip())
 
 
 def render(
@@ -226,10 +234,19 @@ def render(
     tz: ZoneInfo,
     service_name: str,
     topic_labels: Mapping[str, str] | None = None,
+    letterhead: Letterhead = DEFAULT_LETTERHEAD,
 ) -> RenderedMail:
     """One reader's digest mail: its template, filled with their address and links."""
-    template = digest_template(digest, tz, service_name, topic_labels)
+    template = digest_template(digest, tz, service_name, topic_labels, letterhead)
     return template.fill(digest.recipient.email, links)
+
+
+# Each notice's subject (digest.delivery.notices.NoticeKind).
+NOTICE_SUBJECTS = {
+    "confirm": N_("Bekreft abonnementet ditt på %(service)s"),
+    "link": N_("Lenken til innstillingene dine i %(service)s"),
+    "already": N_("Du abonnerer allerede på %(service)s"),
+}
 
 
 def render_notice(
@@ -241,12 +258,15 @@ def render_notice(
     confirm_url: str,
     links: MailLinks,
     language: str = "nb",
+    letterhead: Letterhead = DEFAULT_LETTERHEAD,
 ) -> RenderedMail:
     """A notice about the subscription itself (see digest.delivery.notices)."""
     env = _environment()
-    t = translator(language)
-    subject = clean_line(t(f"notice.subject_{kind}", service=service_name))
+    language = language_or_default(language)
+    subject = clean_line(translate(language, NOTICE_SUBJECTS[kind]) % {"service": service_name})
     context = {
+        "lang": language,
+        "tz": OSLO,
         "kind": kind,
         "subject": subject,
         "service_name": service_name,
@@ -254,9 +274,8 @@ def render_notice(
         "name": name,
         "confirm_url": confirm_url,
         "links": links,
-        "t": t,
-        "lang": language,
+        "letterhead": letterhead,
     }
     html = env.get_template("email/notice.html").render(**context)
     text = env.get_template("email/notice.txt").render(**context)
-    return RenderedMail(subject, css_inline.inline(html), text.strip() + "\n")
+    return RenderedMail(subject, _inlined(html), text.strip() + "\n")
