@@ -340,9 +340,13 @@ def test_a_runs_page_shows_the_digest_in_the_mails_order(client: httpx.Client, w
     for absent in ("Kun for krisesentre", "Bare for Oslo", "Venter på godkjenning", "Skjult støy"):
         assert absent not in text
     # A role: its announcements, and only the sources made for its audiences.
-    role = text_of(client.get(world.daily_path, params={"rolle": "krisesenter"}).text)
+    narrowed = {"rolle": "krisesenter", "avgrens": "1"}
+    role = text_of(client.get(world.daily_path, params=narrowed).text)
     assert "Kun for krisesentre" in role and "Bare for Oslo" not in role
     assert "Ny veileder om vold" in role and "Barn som lever med vold" not in role
+    # A role without narrowing: its announcements, and every source, as in its mails.
+    role = text_of(client.get(world.daily_path, params={"rolle": "krisesenter"}).text)
+    assert "Kun for krisesentre" in role and "Barn som lever med vold" in role
     # A role the sources file maps to no audience is not narrowed.
     school = text_of(client.get(world.daily_path, params={"rolle": "annet"}).text)
     assert "Barn som lever med vold" in school and "Kun for krisesentre" not in school

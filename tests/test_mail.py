@@ -475,13 +475,15 @@ def test_a_reader_narrowed_to_their_role_gets_the_archive_with_it() -> None:
         START,
         topics=("vold",),
         role="kommunal-ledelse",
+        narrowed=True,
         language="nb",
     )
     mail = render(narrowed, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
     assert f"Vis i nettleseren:\n{url}\n" in mail.text
     assert url.replace("&", "&amp;") in mail.html
     assert "Du får bare det som er laget for rollen din." in mail.text
-    # A role the reader is not narrowed to is not theirs to see the archive by.
+    # A role the reader is not narrowed to, with no announcement for it, changes nothing
+    # the archive shows: the link leaves it out, and such readers share a rendering.
     wide = replace(digest, recipient=replace(leader, audiences=()))
     other = render(wide, LINKS, OSLO, "Veiledervarsel", {}, LETTERHEAD)
     assert "rolle=" not in other.text and "rollen din" not in other.text

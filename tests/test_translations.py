@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
 
 from digest.commands import messages
 from digest.commands.messages import SOURCES, TRANSLATED, files_of, missing, project_dir
@@ -56,16 +56,26 @@ def test_every_page_template_and_web_module_is_in_one_domain() -> None:
     assert {p: d for p, d in owners.items() if len(d) > 1} == {}
 
 
-def test_a_message_without_a_translation_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The check reads the files as they are: with empty catalogues, the base page's
-    # messages are missing.
+def test_a_message_without_a_translation_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real catalogue with one translation taken out (and one made fuzzy): the check,
+    # reading the base page's messages from the template, names both.
+    path = messages.po_path("nn", "public")
+    catalog = messages.read_catalog(path, "nn", "public")
+    catalog["Hopp til innholdet"].string = ""
+    catalog["Språk"].flags.add("fuzzy")
+    copy = tmp_path / "public.po"
+    with copy.open("wb") as fp:
+        write_po(fp, catalog)
+    real = messages.po_path
     monkeypatch.setattr(
-        messages, "read_catalog", lambda path, language, domain: Catalog(locale=language)
+        messages, "po_path", lambda lang, domain: copy if domain == "public" else real(lang, domain)
     )
-    assert any("Hopp til innholdet" in problem for problem in missing("nn", "public"))
-    assert i18n.translator("nn").gettext("en melding ingen har skrevet") == (
-        "en melding ingen har skrevet"
-    )
+    assert sorted(missing("nn", "public")) == [
+        "nn/public: empty translation of 'Hopp til innholdet'",
+        "nn/public: no translation of 'Språk'",
+    ]
 
 
 MONDAY = datetime(2024, 12, 2, 8, 30, tzinfo=UTC)

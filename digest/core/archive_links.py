@@ -22,8 +22,11 @@ FREQUENCY_OF_SLUG = {slug: frequency for frequency, slug in SLUGS.items()}
 # The period's start in UTC to the minute: «2024-12-02T0700Z».
 _KEY = "%Y-%m-%dT%H%MZ"
 _KEY_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{4}Z")  # ASCII digits only
-# The query parameters the archive's digest page reads.
+# The query parameters the archive's digest page reads: the reader's topics, role (whose
+# announcements they get), whether the changes are narrowed to what is made for the role,
+# municipality (whose announcements they get) and language.
 TOPIC_PARAM, ROLE_PARAM, LANGUAGE_PARAM = "tema", "rolle", "lang"
+NARROW_PARAM, MUNICIPALITY_PARAM = "avgrens", "kommune"
 
 
 def period_key(start: datetime) -> str:
@@ -53,12 +56,19 @@ def digest_url(
     *,
     topics: Sequence[str] = (),
     role: str = "",
+    narrowed: bool = False,
+    municipality: str = "",
     language: str = "",
 ) -> str:
-    """The whole digest a reader with these choices got for the run, on the web."""
+    """The whole digest a reader with these choices got for the run, on the web: a
+    municipality's number and a role are no one's own, and name no one."""
     query: list[tuple[str, str]] = [(TOPIC_PARAM, topic) for topic in sorted(topics)]
     if role:
         query.append((ROLE_PARAM, role))
+        if narrowed:
+            query.append((NARROW_PARAM, "1"))
+    if municipality:
+        query.append((MUNICIPALITY_PARAM, municipality))
     if language:
         query.append((LANGUAGE_PARAM, language))
     url = base_url.rstrip("/") + archive_path(frequency, start)

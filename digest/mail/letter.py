@@ -181,13 +181,21 @@ def preheader(digest: Digest) -> str:
 
 def view_url(digest: Digest, base_url: str) -> str:
     """The whole digest this reader got, in the archive («Vis i nettleseren»): their
-    topics, their role when they are narrowed to it, and their language."""
+    topics, role (narrowed to it or not), municipality and language, as far as the reader
+    given holds them (`digest_template` keeps the role and municipality only where they
+    change the archive's copy). None ("") for a mail
+    of another frequency's run (a daily reader's «send with the next immediate run»
+    announcement): that run's page holds changes their own digest brings later."""
     recipient = digest.recipient
+    if recipient.frequency != digest.period.frequency:
+        return ""
     return digest_url(
         base_url,
         digest.period.frequency,
         digest.period.start,
         topics=recipient.topics,
-        role=recipient.role if recipient.audiences else "",
+        role=recipient.role,
+        narrowed=bool(recipient.audiences),
+        municipality=recipient.municipality,
         language=language_or_default(recipient.language),
     )

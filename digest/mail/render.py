@@ -157,8 +157,13 @@ def digest_template(
     recipient's language, frequency, topics and audiences (with their role) count, not
     who they are; and the letterhead, which the frame shows and links with."""
     recipient = digest.recipient
-    # The role counts only for a reader narrowed to it (the archive link names it then).
-    role = recipient.role if recipient.audiences else ""
+    # The role and municipality count only where they change what the archive's copy
+    # shows (its link names them then): the role for a reader narrowed to it or with an
+    # announcement for it, the municipality with an announcement for it. Readers who
+    # differ in nothing else share one rendering.
+    announcements = digest.announcements
+    role = recipient.role if recipient.audiences or any(a.roles for a in announcements) else ""
+    municipality = recipient.municipality if any(a.municipalities for a in announcements) else ""
     content = replace(
         digest,
         recipient=Recipient(
@@ -169,6 +174,7 @@ def digest_template(
             recipient.topics,
             recipient.language,
             role,
+            municipality,
             audiences=recipient.audiences,
         ),
     )

@@ -85,8 +85,9 @@ def unknown_address(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
     language = page_language(request)
     if exc.status_code == 404:
-        title, message = N_("Fant ikke siden"), N_(
-            "Adressen finnes ikke her. Sjekk at den er skrevet riktig, eller gå til forsiden."
+        title, message = (
+            N_("Fant ikke siden"),
+            N_("Adressen finnes ikke her. Sjekk at den er skrevet riktig, eller gå til forsiden."),
         )
     else:
         title, message = N_("Det går ikke her"), N_("Siden tar ikke imot en slik forespørsel.")

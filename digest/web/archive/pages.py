@@ -30,6 +30,8 @@ from digest.web.archive.params import (
     ArchiveQuery,
     BadQuery,
     archive_query,
+    municipality_of,
+    narrowed_of,
     role_of,
     topics_of,
 )
@@ -148,10 +150,13 @@ def run_page(slug: str, key: str, request: Request, session: DbSession) -> HTMLR
     labels = topic_labels(session)
     chosen = topics_of(request.query_params, labels)
     role = role_of(request.query_params)
-    # With a role, what was made for it: its audiences narrow the changes, as the mails
-    # of a reader who asked for «only what is made for my role» are narrowed.
-    narrowed = reader(run, chosen, language, role, audiences_for(session, role))
-    digest = run_digest(session, run, narrowed)
+    # With `avgrens=1`, what was made for the role: its audiences narrow the changes, as
+    # the mails of a reader who asked for «only what is made for my role» are narrowed;
+    # without, the role brings its announcements only, as it does in a mail.
+    narrowed = bool(role) and narrowed_of(request.query_params)
+    audiences = audiences_for(session, role) if narrowed else ()
+    municipality = municipality_of(request.query_params)
+    digest = run_digest(session, run, reader(run, chosen, language, role, audiences, municipality))
     return page(
         request,
         "archive/run.html",
@@ -164,6 +169,7 @@ def run_page(slug: str, key: str, request: Request, session: DbSession) -> HTMLR
         chosen=chosen,
         chosen_labels=[labels[t] for t in chosen],
         role=role,
+        narrowed=narrowed,
         roles={r.value: translate(language, label) for r, label in ROLE_LABELS.items()},
         frequency_path=f"{PREFIX}/{slug}",
         frequency_label=frequency_labels(language)[run.frequency],

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 
-from digest.core.archive_links import FREQUENCY_OF_SLUG, ROLE_PARAM, TOPIC_PARAM
+from digest.core.archive_links import (
+    FREQUENCY_OF_SLUG,
+    MUNICIPALITY_PARAM,
+    NARROW_PARAM,
+    ROLE_PARAM,
+    TOPIC_PARAM,
+)
 from digest.core.errors import DigestError
 from digest.core.i18n import N_
 from subscribers.models import Frequency, Role
@@ -57,6 +63,17 @@ def topics_of(params: QueryParams, known: Container[str]) -> tuple[str, ...]:
 def role_of(params: QueryParams) -> str:
     value = params.get(ROLE_PARAM, "")
     return value if value in {r.value for r in Role} else ""
+
+
+def narrowed_of(params: QueryParams) -> bool:
+    """Whether the changes are narrowed to what is made for the role (`avgrens=1`)."""
+    return params.get(NARROW_PARAM, "") == "1"
+
+
+def municipality_of(params: QueryParams) -> str:
+    """A municipality's number (four ASCII digits), or nothing."""
+    value = params.get(MUNICIPALITY_PARAM, "")
+    return value if len(value) == 4 and value.isascii() and value.isdigit() else ""
 
 
 def search_of(params: QueryParams) -> str:

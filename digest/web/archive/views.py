@@ -54,11 +54,21 @@ def reader(
     language: str,
     role: str = "",
     audiences: tuple[str, ...] = (),
+    municipality: str = "",
 ) -> Recipient:
-    """The reader the address describes: its topics, and its role with the audiences that
-    role is narrowed to (digest.core.roles.audiences_for); nobody's address."""
+    """The reader the address describes: its topics, its role with the audiences that
+    role is narrowed to (digest.core.roles.audiences_for), if it is, and its municipality
+    (for the announcements targeted at it); nobody's address."""
     return Recipient(
-        0, "", "", run.frequency, topics, Language(language), role, audiences=audiences
+        0,
+        "",
+        "",
+        run.frequency,
+        topics,
+        Language(language),
+        role,
+        municipality,
+        audiences=audiences,
     )
 
 
