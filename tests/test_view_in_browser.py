@@ -1,8 +1,9 @@
 # ruff: noqa: F811  (the `world` fixture is imported from tests.test_archive)
-"""«Vis i nettleseren» shows what the mail held: the announcements of the reader's role and
-municipality, their role's announcements without narrowing when they did not ask for it,
-and no link at all in a daily reader's mail from an immediate run (that run's page holds
-changes their own digest brings later)."""
+"""«Vis i nettleseren» and the archive show what the mail held: the announcements of the
+reader's role and municipality, their role's announcements without narrowing when they did
+not ask for it, no link at all in a daily reader's mail from an immediate run (that run's
+page holds changes their own digest brings later), and a source with no topics (for
+every reader) under every topic's listing, feed and embeddable list."""
 
 from __future__ import annotations
 
@@ -120,3 +121,51 @@ def test_a_daily_readers_mail_from_an_immediate_run_has_no_link_to_that_run(
     own, mail = _view_link(smtp, "straks@k.no", settings.base_url)
     assert own.startswith(path) and "Straks-endring" in mail
     assert "Straks-endring" in text_of(client.get(own).text)
+
+
+def _topicless_world(settings: Settings) -> str:
+    from datetime import timedelta
+
+    from digest.core.archive_links import archive_path
+    from digest.core.db import session_scope
+    from digest.core.periods import latest_period, schedule_of
+    from subscribers.choices import choices
+    from subscribers.models import Frequency
+    from subscribers.signups import add_subscriber
+    from tests.test_archive import RUN_AT, add_change, add_source, send
+
+    period = latest_period(Frequency.DAILY, RUN_AT, schedule_of(settings))
+    with session_scope(settings.database_url) as session:
+        felles = add_source(session, "felles", "Felles nyheter", [])  # no topics: for all
+        add_change(session, felles, "Nasjonal rundskriv om vold", period.start + timedelta(hours=1))
+        add_subscriber(
+            session,
+            "leser@kommune.no",
+            choices(name="L", frequency="daily", topics=["barn"]),
+            confirmed=True,
+        )
+    send(settings, period)
+    return archive_path(Frequency.DAILY, period.start)
+
+
+def test_a_topic_reader_finds_online_what_their_mail_had_from_a_source_without_topics(
+    client: httpx.Client, settings: Settings, smtp: SMTPServer
+) -> None:
+    """compose gives a source with no topics to every reader (Recipient.wants); the mail to
+    a «barn» reader holds its change. The archive's «barn» listing, feed and snippet use
+    queries.source_ids, which leaves such sources out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        path = pool.submit(_topicless_world, settings).result()
+    mail = smtp.inbox.to("leser@kommune.no")[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Nasjonal rundskriv om vold" in mail
+    assert path in client.get("/arkiv").text  # listed for everyone
+    problems = []
+    if path not in client.get("/arkiv?tema=barn").text:
+        problems.append("/arkiv?tema=barn does not list the run")
+    if "Nasjonal rundskriv" not in client.get("/endringer/tema/barn.atom").text:
+        problems.append("/endringer/tema/barn.atom lacks the change")
+    if "Nasjonal rundskriv" not in client.get("/innebygd/tema/barn").text:
+        problems.append("/innebygd/tema/barn lacks the change")
+    assert not problems, problems

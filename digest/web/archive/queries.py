@@ -22,6 +22,7 @@ from digest.core.models import (
     RunAnnouncement,
     Source,
 )
+from digest.core.roles import covers_topics
 from digest.delivery.announcements import as_view
 from digest.delivery.sendable import SENDABLE, released_at, sendable_between
 from digest.mail.compose import AnnouncementView
@@ -49,9 +50,10 @@ def contains(session: Session, column: SQLColumnExpression[str], text: str) -> C
 
 
 def source_ids(session: Session, topics: Collection[str]) -> list[int]:
-    """The sources that write about any of `topics` (the lists are JSON: read here)."""
+    """The sources a reader of `topics` gets (the lists are JSON: read here): as compose
+    decides it, those on any of them and those that name no topic (for every reader)."""
     rows = session.execute(select(Source.id, Source.topics)).all()
-    return sorted(i for i, keys in rows if set(keys or ()) & set(topics))
+    return sorted(i for i, keys in rows if covers_topics(topics, keys or ()))
 
 
 def public_announcements(session: Session, topics: Collection[str]) -> list[int]:
