@@ -96,9 +96,9 @@ def test_a_chunk_claims_in_one_statement_and_records_in_batches(
 
 
 # The run, the changes, the announcements, the topic labels, the claim, the subscribers;
-# at the end the relay's state, the run's open count and its completion, and the
-# deliveries left pending.
-FIXED_STATEMENTS = 10
+# the run's first sending (for the archive, once a chunk); at the end the relay's state,
+# the run's open count and its completion, and the deliveries left pending.
+FIXED_STATEMENTS = 11
 
 
 def test_a_recipient_refused_for_now_waits_its_backoff(settings: Settings, smtp) -> None:

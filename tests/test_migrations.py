@@ -11,11 +11,20 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from digest.core.db import get_engine, session_scope
 from digest.core.migrate import SchemaState, schema_state, upgrade
-from digest.core.models import Delivery, DigestRun, MailStatus, RunStatus, Source, SourceStatus
+from digest.core.models import (
+    AnnouncementReceipt,
+    Delivery,
+    DigestRun,
+    MailStatus,
+    RunAnnouncement,
+    RunStatus,
+    Source,
+    SourceStatus,
+)
 from digest.core.topics import topic_labels
 from digest.watch.sources import load_sources, sync_sources
 from subscribers.base import Base
@@ -154,3 +163,114 @@ def test_digest_db_upgrade_brings_a_0004_database_up_and_back_down(
         assert connection.execute(text("SELECT count(*) FROM subscribers")).scalar_one() == 1
     upgrade(database_url)
     assert schema_state(database_url) == SchemaState.CURRENT
+
+
+def test_0009_keeps_what_the_archive_read_from_the_deliveries(database_url: str) -> None:
+    """A run that sent (its first sending the earliest sent delivery, or when it completed
+    if an old row kept no time), and the announcements its sent deliveries carried; not
+    those of a failed delivery, nor a run that only skipped."""
+    upgrade(database_url, "0008")
+    later = T.replace(hour=9)
+    with get_engine(database_url).begin() as connection:
+        for n, email in enumerate(("a@kommune.no", "b@kommune.no", "c@kommune.no")):
+            connection.execute(
+                text(
+                    "INSERT INTO subscribers (email, name, municipality, role, language,"
+                    " frequency, topics, status, created_at, soft_failures, ref, role_only)"
+                    " VALUES (:email, '', '', '', 'nb', 'daily', '[]', 'active', :at, 0,"
+                    " :ref, false)"
+                ),
+                {"email": email, "at": T, "ref": f"ref-{n}"},
+            )
+        for title in ("Fagdag", "Bare til den som ikke fikk den"):
+            connection.execute(
+                text(
+                    "INSERT INTO announcements (title, body, topics, roles, municipalities,"
+                    " publish_from, status, pinned, send_immediately, created_at, version)"
+                    " VALUES (:title, '', '[]', '[]', '[]', :at, 'published', false, false,"
+                    " :at, 1)"
+                ),
+                {"title": title, "at": T},
+            )
+        for start, status in ((T, "complete"), (T.replace(day=21), "complete")):
+            connection.execute(
+                text(
+                    "INSERT INTO digest_runs (frequency, period_start, period_end, status,"
+                    " created_at, completed_at) VALUES ('daily', :start, :start, :status,"
+                    " :start, :done)"
+                ),
+                {"start": start, "status": status, "done": start.replace(hour=10)},
+            )
+        ids = dict(connection.execute(text("SELECT email, id FROM subscribers")).all())
+        runs = [r for (r,) in connection.execute(text("SELECT id FROM digest_runs ORDER BY id"))]
+        announcements = [
+            a for (a,) in connection.execute(text("SELECT id FROM announcements ORDER BY id"))
+        ]
+        # The first run: sent to a (at 9) and b (at 8), failed for c; the second: skipped.
+        for email, status, at in (
+            ("a@kommune.no", "sent", later),
+            ("b@kommune.no", "sent", T),
+            ("c@kommune.no", "failed", None),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO deliveries (run_id, subscriber_id, status, attempts, sent_at,"
+                    " item_count, bounce_counted) VALUES (:run, :who, :status, 1, :at, 1, false)"
+                ),
+                {"run": runs[0], "who": ids[email], "status": status, "at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO deliveries (run_id, subscriber_id, status, attempts,"
+                    " item_count, bounce_counted) VALUES (:run, :who, 'skipped_empty', 1, 0,"
+                    " false)"
+                ),
+                {"run": runs[1], "who": ids[email]},
+            )
+        delivery = dict(
+            connection.execute(
+                text("SELECT subscriber_id, id FROM deliveries WHERE run_id = :run"),
+                {"run": runs[0]},
+            ).all()
+        )
+        for email, announcement in (
+            ("a@kommune.no", announcements[0]),
+            ("b@kommune.no", announcements[0]),
+            ("c@kommune.no", announcements[1]),  # its delivery failed: not carried
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO announcement_receipts (announcement_id, subscriber_id,"
+                    " delivery_id) VALUES (:a, :who, :d)"
+                ),
+                {"a": announcement, "who": ids[email], "d": delivery[ids[email]]},
+            )
+        # A sent row an old release wrote without its time, in a run of its own.
+        connection.execute(
+            text(
+                "INSERT INTO digest_runs (frequency, period_start, period_end, status,"
+                " created_at, completed_at) VALUES ('weekly', :at, :at, 'complete', :at, :done)"
+            ),
+            {"at": T, "done": later},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (run_id, subscriber_id, status, attempts, item_count,"
+                " bounce_counted) SELECT r.id, :who, 'sent', 1, 1, false FROM digest_runs r"
+                " WHERE r.frequency = 'weekly'"
+            ),
+            {"who": ids["a@kommune.no"]},
+        )
+    upgrade(database_url)
+    with session_scope(database_url) as session:
+        first = {
+            r.id: r.first_sent_at for r in session.scalars(select(DigestRun).order_by(DigestRun.id))
+        }
+        assert list(first.values()) == [T, None, later]
+        carried = session.execute(
+            select(RunAnnouncement.run_id, RunAnnouncement.announcement_id)
+        ).all()
+        assert [tuple(row) for row in carried] == [(runs[0], announcements[0])]
+        # The deliveries and receipts are as they were.
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 7
+        assert session.scalar(select(func.count()).select_from(AnnouncementReceipt)) == 3

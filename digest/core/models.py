@@ -433,6 +433,23 @@ class DigestRun(Base):
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 16), default=RunStatus.RUNNING)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When its first digest went out (set once, as that delivery is recorded): what the
+    # public archive reads, as the delivery rows are deleted after their retention.
+    first_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunAnnouncement(Base):
+    """That a run's digests carried an announcement (to anyone): the archive's record of
+    it, kept when the deliveries and the receipts' link to them are gone."""
+
+    __tablename__ = "run_announcements"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("digest_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    announcement_id: Mapped[int] = mapped_column(
+        ForeignKey("announcements.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Delivery(Base):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import SERVICE_NAME
@@ -32,7 +32,7 @@ from digest.core.periods import Period
 from digest.core.roles import audiences_for, audiences_of, role_audiences
 from digest.core.settings import Settings
 from digest.core.topics import topic_labels
-from digest.delivery import claims, outcomes, relay_state, sending
+from digest.delivery import carried, claims, outcomes, relay_state, sending
 from digest.delivery.announcements import (
     Reservation,
     held_receipts,
@@ -45,6 +45,7 @@ from digest.delivery.announcements import (
 from digest.delivery.claims import Outcome, Verdict
 from digest.delivery.outcomes import DELIVERIES, Sent
 from digest.delivery.runs import complete_if_done, give_up_at
+from digest.delivery.sendable import sendable_between
 from digest.mail.compose import AnnouncementView, ChangeView, Digest, compose, recipient_of
 from digest.mail.envelopes import digest_message_id, envelope
 from digest.mail.letter import Letterhead
@@ -58,25 +59,14 @@ from subscribers.suppression import delivery_failed
 
 
 def changes_in(session: Session, period: Period) -> list[ChangeView]:
-    """The changes a digest for `period` may hold: those sent without review that were
-    detected in it, and those an editor approved in it. Hidden and waiting ones never."""
-    in_period = or_(
-        and_(
-            Change.review == ChangeReview.AUTO,
-            Change.detected_at >= period.start,
-            Change.detected_at < period.end,
-        ),
-        and_(
-            Change.review == ChangeReview.APPROVED,
-            Change.reviewed_at >= period.start,
-            Change.reviewed_at < period.end,
-        ),
-    )
+    """The changes a digest for `period` may hold (`sendable.sendable_between`: those sent
+    without review that were detected in it, and those an editor approved in it; hidden
+    and waiting ones never)."""
     rows = session.execute(
         select(Change, Source.key, Source.name, Source.topics, Source.audiences)
         .join(Item, Change.item_id == Item.id)
         .join(Source, Item.source_id == Source.id)
-        .where(in_period)
+        .where(sendable_between(period.start, period.end))
         .order_by(Change.detected_at, Change.id)
     ).all()
     return [
@@ -278,6 +268,11 @@ class Chunk:
     claimed_at: datetime | None = None
     attempts: dict[int, int] = field(default_factory=dict)  # by delivery, this one counted
     outlet: sending.Outlet | None = None
+    # For the archive (see `carried`): whether the run's first sending is recorded, the
+    # announcements each mail carries (by delivery), and those this chunk recorded.
+    marked: bool = False
+    carries: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    carried: set[int] = field(default_factory=set)
 
     def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
         """Record what journals left behind, then claim and compose, in one transaction."""
@@ -301,6 +296,7 @@ class Chunk:
         run = session.get(DigestRun, self.run_id)
         if run is None:
             return []
+        self.marked = run.first_sent_at is not None
         period = Period(run.frequency, run.period_start, run.period_end)
         shared = self.shared = Shared(
             period,
@@ -365,6 +361,8 @@ class Chunk:
                 skipped[delivery_id] = MailStatus.SKIPPED_EMPTY
                 continue
             subscriber = by_id[digest.recipient.subscriber_id]
+            if digest.announcements:
+                self.carries[delivery_id] = tuple(a.announcement_id for a in digest.announcements)
             mails.append(
                 Outgoing(
                     delivery_id,
@@ -439,11 +437,21 @@ class Chunk:
 
     def record(self, session: Session, batch: list[Outcome], final: bool) -> Callable[[], None]:
         """Record a batch of outcomes (one statement for the sent, one for the others,
-        and a few for the bounces); the last time, close the chunk: the run if it is done,
-        the relay's state, and what is left pending. Returns what to count once committed."""
+        and a few for the bounces; for the archive, one for the announcements the sent
+        ones carried that this chunk has not recorded yet, and one for the run's first
+        sending until it is recorded); the last time, close the chunk: the run if it is
+        done, the relay's state, and what is left pending. Returns what to count once
+        committed."""
         now = utcnow()
         shared = self._shared()
-        outcomes.record_sent(session, [o.sent for o in batch if o.sent is not None])
+        sent_now = [o.sent for o in batch if o.sent is not None]
+        outcomes.record_sent(session, sent_now)
+        # The announcements before the run's row: in the order every recording takes.
+        carrying = {a for s in sent_now for a in self.carries.get(s.mail_id, ())} - self.carried
+        carried.record_carried(session, self.run_id, carrying)
+        marking = bool(sent_now) and not self.marked
+        if marking:
+            carried.mark_sent(session, self.run_id, min(s.sent_at for s in sent_now))
         assert self.claimed_at is not None
         settled = claims.settle_failures(
             session,
@@ -493,6 +501,8 @@ class Chunk:
 
         def count() -> None:
             self.claimed_at = claimed_at
+            self.marked |= marking
+            self.carried |= carrying
             self.report.sent += sent
             self.report.failed += len(failed)
             self.report.errors.extend(errors)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest.core.models import Delivery, MailStatus, Notice
 from digest.core.settings import Settings
+from digest.delivery import carried
 from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def claim_after_replay(
     mails of `table` named in journals, never to be claimed)."""
     with replaying(folder_of(settings)) as replay, sessions.begin() as session:
         record_sent(session, replay.left)
+        carried.record_replayed(session, [s.mail_id for s in replay.left if s.table == DELIVERIES])
         return claim(session, replay.journaled(table))
 
 
@@ -217,6 +219,7 @@ def replay_journals(sessions: sessionmaker[Session], settings: Settings) -> int:
     for unfinished deliveries); how many."""
     with replaying(folder_of(settings)) as replay, sessions.begin() as session:
         record_sent(session, replay.left)
+        carried.record_replayed(session, [s.mail_id for s in replay.left if s.table == DELIVERIES])
     return len(replay.left)
 
 

@@ -2,9 +2,11 @@
 she get it?»), then the sweep deletes them, a bounded number at a time.
 
 The run rows stay: one is what makes a period's run unique, and the scheduler reads the
-latest period ends from them; a run whose deliveries are gone shows no counts. An
-announcement receipt that named a deleted delivery keeps saying the announcement was
-sent (its foreign key is set null by the database), so it is never sent again.
+latest period ends from them; a run whose deliveries are gone shows no counts. The public
+archive reads none of what goes: a run keeps when it first sent and the announcements it
+carried (`carried`). An announcement receipt that named a deleted delivery keeps saying
+the announcement was sent (its foreign key is set null by the database), so it is never
+sent again.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which detected changes go out, as SQL expressions: those sent without review, in the
 period of their detection, and those an editor approved, in the period of the approval;
-never the waiting or hidden ones. `digests.changes_in` applies the same rule to one
-period; these let the public archive and feeds ask it of many runs in one query."""
+never the waiting or hidden ones. The one statement of that rule: `digests.changes_in`
+asks it of one period, the public archive and feeds of many runs in one query."""
 
 from __future__ import annotations
 

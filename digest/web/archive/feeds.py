@@ -82,14 +82,13 @@ def archive_feed(request: Request, session: DbSession) -> Response:
     tz = request.app.state.settings.tz
     topics = topics_of(request.query_params, topic_labels(session))
     runs, _ = queries.sent_runs(session, queries.RunFilter(topics=topics), limit=LATEST_RUNS)
-    sent = queries.first_sent(session, [r.id for r in runs])
     base = request.app.state.settings.base_url
     shown_language = language if "lang" in request.query_params else ""
     title = translate(language, "Veiledervarsel: arkiv over utsendte oversikter")
     feed = _feed(request, title, PREFIX, language)
     newest: datetime | None = None
     for run in runs:
-        at = sent.get(run.id, run.period_end)
+        at = run.first_sent_at or run.period_end
         newest = max(newest or at, at)
         url = digest_url(
             base, run.frequency, run.period_start, topics=topics, language=shown_language

@@ -1,6 +1,8 @@
 """The archive's reads: runs that sent a digest (filtered, searched, a page at a time), the
 announcements a run carried, and the latest sendable changes of a topic or source.
-Nothing here reads a subscriber: deliveries are only counted as «sent» or not."""
+Nothing here reads a subscriber or a delivery: a run says itself when it first sent and
+what it carried (digest.delivery.carried), as delivery rows are deleted after their
+retention and the archive's addresses are linked from the mails for ever."""
 
 from __future__ import annotations
 
@@ -8,18 +10,16 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, or_, select
 from sqlalchemy.orm import Session
 
 from digest.core.models import (
     Announcement,
-    AnnouncementReceipt,
     AnnouncementStatus,
     Change,
-    Delivery,
     DigestRun,
     Item,
-    MailStatus,
+    RunAnnouncement,
     Source,
 )
 from digest.delivery.announcements import as_view
@@ -70,7 +70,7 @@ def public_announcements(session: Session, topics: Collection[str]) -> list[int]
 
 
 def _sent() -> ColumnElement[bool]:
-    return exists().where(Delivery.run_id == DigestRun.id, Delivery.status == MailStatus.SENT)
+    return DigestRun.first_sent_at.is_not(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +92,10 @@ def _runs(session: Session, wanted: RunFilter) -> Select[DigestRun]:
     if wanted.topics:
         change = change.where(Item.source_id.in_(source_ids(session, wanted.topics)))
     carried = (
-        select(AnnouncementReceipt.id)
-        .join(Delivery, Delivery.id == AnnouncementReceipt.delivery_id)
-        .join(Announcement, Announcement.id == AnnouncementReceipt.announcement_id)
+        select(RunAnnouncement.announcement_id)
+        .join(Announcement, Announcement.id == RunAnnouncement.announcement_id)
         .where(
-            Delivery.run_id == DigestRun.id,
-            Delivery.status == MailStatus.SENT,
+            RunAnnouncement.run_id == DigestRun.id,
             Announcement.status == AnnouncementStatus.PUBLISHED,
             Announcement.id.in_(public_announcements(session, wanted.topics)),
         )
@@ -136,24 +134,13 @@ def sent_run(session: Session, frequency: Frequency, start: datetime) -> DigestR
     ).first()
 
 
-def first_sent(session: Session, run_ids: Sequence[int]) -> dict[int, datetime]:
-    """When each run's first digest went out."""
-    rows = session.execute(
-        select(Delivery.run_id, func.min(Delivery.sent_at))
-        .where(Delivery.run_id.in_(run_ids), Delivery.status == MailStatus.SENT)
-        .group_by(Delivery.run_id)
-    ).all()
-    return {run_id: at for run_id, at in rows if at is not None}
-
-
 def carried(session: Session, run_ids: Sequence[int]) -> dict[int, list[AnnouncementView]]:
     """The announcements each run carried to someone (still published: one an editor
     withdrew is not shown again), whoever they were targeted at; the pages narrow them."""
     pairs = session.execute(
-        select(Delivery.run_id, AnnouncementReceipt.announcement_id)
-        .join(AnnouncementReceipt, AnnouncementReceipt.delivery_id == Delivery.id)
-        .where(Delivery.run_id.in_(run_ids), Delivery.status == MailStatus.SENT)
-        .distinct()
+        select(RunAnnouncement.run_id, RunAnnouncement.announcement_id).where(
+            RunAnnouncement.run_id.in_(run_ids)
+        )
     ).all()
     shown = {
         a.id: as_view(a)
