@@ -27,7 +27,9 @@ from tests.test_archive import World, add_change, build_world
 FEED, SNIPPET = "/endringer/tema/vold.atom", "/innebygd/tema/vold"
 # What no HTML page of ours may carry raw: C0 controls but tab and newline, DEL, C1,
 # noncharacters, and explicit bidi embeddings, overrides and isolates.
-FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\u202a-\u202e\u2066-\u2069]")
+FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\u202a-\u202e\u2066-\u2069]"
+)
 HOSTILE = "Tittel\x00 med\x01 \ufffe\u202eesrever\x0b slutt"
 
 
@@ -106,7 +108,9 @@ def test_feeds_and_snippet_take_the_first_valid_lang(
     snippet = client.get(f"{SNIPPET}?{query}")
     assert f'<html lang="{language}"' in snippet.text
     archive = feedparser.parse(client.get(f"/arkiv/feed.atom?{query}").content)
-    links = [e.link for e in archive.entries] + re.findall(r'href="([^"]+/arkiv[^"]*)"', snippet.text)
+    links = [e.link for e in archive.entries] + re.findall(
+        r'href="([^"]+/arkiv[^"]*)"', snippet.text
+    )
     assert links
     asked = language if query and query != "lang=xx" else ""
     for link in links:
@@ -154,7 +158,8 @@ def test_control_and_bidi_characters_never_reach_the_html(
 
 
 @pytest.mark.parametrize(
-    "url", ["javascript:alert(1)", "JavaScript://host/%0Aalert(1)", "data:text/html,x", " vbscript:x"]
+    "url",
+    ["javascript:alert(1)", "JavaScript://host/%0Aalert(1)", "data:text/html,x", " vbscript:x"],
 )
 def test_only_http_links_are_rendered_as_links(
     client: httpx.Client, settings: Settings, world: World, url: str

@@ -114,7 +114,8 @@ def _changes_feed(
         entry = feed.add_entry(order="append")
         entry.id(_tag(request, change.released_at, f"endring/{change.change_id}"))
         entry.title(xml_text(change.title))
-        entry.link(href=xml_text(change.url), rel="alternate", type="text/html")
+        if change.url:  # only an http(s) address (see `text.shown_link`) is a link
+            entry.link(href=change.url, rel="alternate", type="text/html")
         entry.updated(change.released_at)
         entry.published(change.published_at or change.released_at)
         entry.author(name=xml_text(change.source_name))
@@ -129,6 +130,8 @@ def _changes_feed(
         summary = xml_text("\n\n".join(p for p in parts if p))
         if summary:
             entry.summary(summary)
+        if not change.url:  # Atom wants content in an entry with no link
+            entry.content(summary or xml_text(change.title), type="text")
     return _answer(request, feed, newest)
 
 
