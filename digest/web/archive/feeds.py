@@ -42,9 +42,17 @@ def xml_text(value: str | None) -> str:
     return _NOT_XML.sub("", value or "")
 
 
+def asked_language(request: Request) -> str:
+    """The language `?lang=` asked for (the first valid one, as every page reads it), or
+    "" when none was: links then carry no `lang`."""
+    if getattr(request.state, "language_asked", False):
+        return i18n.language_or_default(getattr(request.state, "language", None))
+    return ""
+
+
 def feed_language(request: Request) -> str:
     """Only `?lang=` chooses a feed's language: a feed reader's cookies and headers do not."""
-    return i18n.language_or_default(request.query_params.get("lang"))
+    return asked_language(request) or i18n.language_or_default(None)
 
 
 def _feed(request: Request, title: str, page_url: str, language: str) -> FeedGenerator:
@@ -83,7 +91,7 @@ def archive_feed(request: Request, session: DbSession) -> Response:
     topics = topics_of(request.query_params, topic_labels(session))
     runs, _ = queries.sent_runs(session, queries.RunFilter(topics=topics), limit=LATEST_RUNS)
     base = request.app.state.settings.base_url
-    shown_language = language if "lang" in request.query_params else ""
+    shown_language = asked_language(request)
     title = translate(language, "Veiledervarsel: arkiv over utsendte oversikter")
     feed = _feed(request, title, PREFIX, language)
     newest: datetime | None = None

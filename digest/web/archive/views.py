@@ -121,16 +121,22 @@ class RunEntry:
     sent_on: datetime
 
 
-def path_with(path: str, topics: tuple[str, ...]) -> str:
-    """`path` narrowed to `topics`, as the mails' links narrow it."""
-    return f"{path}?{urlencode([(TOPIC_PARAM, t) for t in topics])}" if topics else path
+def path_with(path: str, topics: tuple[str, ...], language: str = "") -> str:
+    """`path` narrowed to `topics`, as the mails' links narrow it, in `language` if asked."""
+    pairs = [(TOPIC_PARAM, t) for t in topics] + ([("lang", language)] if language else [])
+    return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
 def entries(
-    session: Session, runs: list[DigestRun], topics: tuple[str, ...], tz: tzinfo, language: str
+    session: Session,
+    runs: list[DigestRun],
+    topics: tuple[str, ...],
+    tz: tzinfo,
+    language: str,
+    asked: str = "",
 ) -> list[RunEntry]:
-    """The listing's rows: each run's title, period, address and what a reader of
-    `topics` (all when none) got in it."""
+    """The listing's rows: each run's title, period, address (with `lang` when `asked`)
+    and what a reader of `topics` (all when none) got in it."""
     carried = queries.carried(session, [r.id for r in runs])
     rows = []
     for run in runs:
@@ -139,7 +145,7 @@ def entries(
             RunEntry(
                 run_title(run, tz, language),
                 period_text(run, tz, language),
-                path_with(archive_path(run.frequency, run.period_start), topics),
+                path_with(archive_path(run.frequency, run.period_start), topics, asked),
                 digest.new_count,
                 digest.item_count - digest.new_count,
                 len(digest.announcements),
