@@ -113,12 +113,21 @@ def archive_feed(request: Request, session: DbSession) -> Response:
     return _answer(request, feed, newest)
 
 
+def latest_time(changes: list[queries.FeedChange], edited: datetime | None) -> datetime | None:
+    """The Last-Modified of a list of `changes`: the newest one's release, or the last
+    edit of the changes in scope (`queries.last_edited`) if later."""
+    times = [t for t in (changes[0].released_at if changes else None, edited) if t is not None]
+    return max(times, default=None)
+
+
 def _changes_feed(
-    request: Request, feed: FeedGenerator, changes: list[queries.FeedChange], language: str
+    request: Request,
+    feed: FeedGenerator,
+    changes: list[queries.FeedChange],
+    language: str,
+    edited: datetime | None,
 ) -> Response:
-    newest: datetime | None = None
     for change in changes:
-        newest = max(newest or change.released_at, change.released_at)
         entry = feed.add_entry(order="append")
         entry.id(_tag(request, change.released_at, f"endring/{change.change_id}"))
         entry.title(xml_text(change.title))
@@ -140,7 +149,7 @@ def _changes_feed(
             entry.summary(summary)
         if not change.url:  # Atom wants content in an entry with no link
             entry.content(summary or xml_text(change.title), type="text")
-    return _answer(request, feed, newest)
+    return _answer(request, feed, latest_time(changes, edited))
 
 
 @router.get("/endringer/tema/{topic}.atom")
@@ -153,8 +162,10 @@ def topic_feed(topic: str, request: Request, session: DbSession) -> Response:
         "topic": labels[topic]
     }
     feed = _feed(request, title, f"{PREFIX}?tema={topic}", language)
-    changes = queries.latest_changes(session, queries.source_ids(session, [topic]), LATEST)
-    return _changes_feed(request, feed, changes, language)
+    sources = queries.source_ids(session, [topic])
+    changes = queries.latest_changes(session, sources, LATEST)
+    edited = queries.last_edited(session, sources)
+    return _changes_feed(request, feed, changes, language, edited)
 
 
 @router.get("/endringer/kilde/{key}.atom")
@@ -168,4 +179,5 @@ def source_feed(key: str, request: Request, session: DbSession) -> Response:
     }
     feed = _feed(request, title, PREFIX, language)
     changes = queries.latest_changes(session, [source.id], LATEST)
-    return _changes_feed(request, feed, changes, language)
+    edited = queries.last_edited(session, [source.id])
+    return _changes_feed(request, feed, changes, language, edited)

@@ -207,6 +207,18 @@ def latest_changes(session: Session, sources: Sequence[int], limit: int) -> list
     ]
 
 
+def last_edited(session: Session, sources: Sequence[int]) -> datetime | None:
+    """When an editor last changed a change of `sources` (hid or showed it, noted it,
+    corrected its title, approved it), hidden ones included: a list or feed of them may
+    show something else since, with no newer change."""
+    edited, reviewed = session.execute(
+        select(func.max(Change.edited_at), func.max(Change.reviewed_at))
+        .join(Item, Item.id == Change.item_id)
+        .where(Item.source_id.in_(sources))
+    ).one()
+    return max((t for t in (edited, reviewed) if t is not None), default=None)
+
+
 def source_of(session: Session, key: str) -> Source | None:
     """The source with `key`, compared in Python: a hostile key never reaches SQL."""
     keys: dict[str, int] = {k: i for k, i in session.execute(select(Source.key, Source.id))}

@@ -22,7 +22,7 @@ from digest.core.i18n import translate
 from digest.core.topics import topic_labels
 from digest.web.archive import queries
 from digest.web.archive.conditional import cached_response
-from digest.web.archive.feeds import asked_language, feed_language
+from digest.web.archive.feeds import asked_language, feed_language, latest_time
 from digest.web.archive.text import shown_text
 from digest.web.common import DbSession, templates
 
@@ -95,7 +95,8 @@ def topic_snippet(topic: str, request: Request, session: DbSession) -> Response:
     labels = topic_labels(session)
     if topic not in labels:
         return _not_found(request, language, fragment)
-    changes = queries.latest_changes(session, queries.source_ids(session, [topic]), _count(request))
+    sources = queries.source_ids(session, [topic])
+    changes = queries.latest_changes(session, sources, _count(request))
     label = shown_text(labels[topic])
     context = {
         "lang": language,
@@ -107,7 +108,7 @@ def topic_snippet(topic: str, request: Request, session: DbSession) -> Response:
     }
     name = "archive/fragment.html" if fragment else "archive/snippet.html"
     body = templates.env.get_template(name).render(context).encode()
-    newest = changes[0].released_at if changes else None
+    newest = latest_time(changes, queries.last_edited(session, sources))
     return cached_response(
         request.headers, body, HTML, newest, extra={"Content-Security-Policy": POLICY}
     )
