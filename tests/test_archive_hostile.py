@@ -200,6 +200,7 @@ def test_only_http_links_are_rendered_as_links(
     for name, page in pages.items():
         assert f"{scheme}:" not in page.lower(), name
         assert "Tittel med esrever slutt" in page, name
+    assert feedparser.parse(pages["source feed"]).feed.title.endswith("hos RVTS Øst")
     feed = feedparser.parse(pages["feed"])
     entry = next(e for e in feed.entries if e.title == "Tittel med esrever slutt")
     assert not entry.get("links")

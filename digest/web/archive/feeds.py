@@ -23,6 +23,7 @@ from digest.core.topics import topic_labels
 from digest.web.archive import queries
 from digest.web.archive.conditional import cached_response
 from digest.web.archive.params import topics_of
+from digest.web.archive.text import shown_text
 from digest.web.archive.views import period_text, run_title
 from digest.web.common import DbSession
 
@@ -159,7 +160,7 @@ def topic_feed(topic: str, request: Request, session: DbSession) -> Response:
     if topic not in labels:
         return _not_found(language, i18n.N_("Fant ikke dette temaet."))
     title = translate(language, "Veiledervarsel: nytt og endret om %(topic)s") % {
-        "topic": labels[topic]
+        "topic": shown_text(labels[topic])
     }
     feed = _feed(request, title, f"{PREFIX}?tema={topic}", language)
     sources = queries.source_ids(session, [topic])
@@ -175,7 +176,7 @@ def source_feed(key: str, request: Request, session: DbSession) -> Response:
     if source is None:
         return _not_found(language, i18n.N_("Fant ikke denne kilden."))
     title = translate(language, "Veiledervarsel: nytt og endret hos %(source)s") % {
-        "source": source.name
+        "source": shown_text(source.name)
     }
     feed = _feed(request, title, PREFIX, language)
     changes = queries.latest_changes(session, [source.id], LATEST)
