@@ -419,3 +419,58 @@ def test_the_resource_list_follows_the_role_in_a_browser(
         [asked] = session.scalars(select(SignupRequest)).all()
         assert (asked.choices["role"], asked.choices["role_only"]) == ("kommunal-ledelse", False)
     page.close()
+
+
+# --- the language's reading of hostile requests -------------------------------------------
+
+
+def test_a_cookie_the_standard_library_cannot_read_does_not_lose_the_language(
+    client: httpx.Client,
+) -> None:
+    for neighbours in ('consent={"necessary":true}', "theme=dark mode", 'q="unclosed'):
+        answer = client.get("/", headers={"Cookie": f"{neighbours}; lang=en"})
+        assert html_lang(answer) == "en", neighbours
+
+
+def test_a_long_query_still_has_its_language_and_its_first_fields(client: httpx.Client) -> None:
+    query = "&".join(["tema=vold"] * 60)
+    answer = client.get(f"/arkiv?lang=en&{query}")
+    assert html_lang(answer) == "en"
+    switch = re.search(r'href="(/arkiv\?[^"]*lang=nn)"', answer.text)
+    assert switch and unescape(switch[1]).count("tema=vold") == 49
+
+
+def test_the_first_asked_language_counts(client: httpx.Client) -> None:
+    assert html_lang(client.get("/?lang=xx&lang=nn&lang=en")) == "nn"
+
+
+def test_feeds_and_the_embeddable_list_set_no_cookie_and_vary_on_nothing_of_the_reader(
+    client: httpx.Client,
+) -> None:
+    for path in (
+        "/arkiv/feed.atom?lang=en",
+        "/endringer/tema/vold.atom?lang=nn",
+        "/innebygd/tema/vold?lang=en",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert "set-cookie" not in answer.headers, path
+        assert "Cookie" not in answer.headers.get("vary", ""), path
+    page = client.get("/arkiv?lang=en")
+    assert "lang=en" in page.headers["set-cookie"]
+    assert "Accept-Language" in page.headers["vary"]
+
+
+@pytest.mark.parametrize(
+    ("language", "title"), [("nb", "Fant ikke siden"), ("en", "Page not found")]
+)
+def test_an_unknown_address_is_a_page_in_the_readers_language(
+    client: httpx.Client, language: str, title: str
+) -> None:
+    answer = client.get(f"/finnes-ikke?lang={language}")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert heading(answer) == title and html_lang(answer) == language
+    refused = client.post("/arkiv?lang=en")
+    assert refused.status_code == 405 and "GET" in refused.headers["allow"]
+    assert html_lang(refused) == "en"

@@ -114,3 +114,12 @@ def test_an_unknown_language_is_bokmal() -> None:
 )
 def test_accept_language(header: str, expected: str | None) -> None:
     assert i18n.negotiate(header) == expected
+
+
+def test_an_archive_key_has_one_spelling() -> None:
+    from digest.core.archive_links import parse_period_key, period_key
+
+    start = datetime(2024, 12, 2, 7, 0, tzinfo=UTC)
+    assert parse_period_key(period_key(start)) == start
+    for alias in ("٢026-11-09T0700Z", "２026-11-09T0700Z", "2024-12-2T0700Z", "2024-12-02T0700z"):
+        assert parse_period_key(alias) is None, alias

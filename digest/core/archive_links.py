@@ -21,7 +21,7 @@ SLUGS = {
 FREQUENCY_OF_SLUG = {slug: frequency for frequency, slug in SLUGS.items()}
 # The period's start in UTC to the minute: «2024-12-02T0700Z».
 _KEY = "%Y-%m-%dT%H%MZ"
-_KEY_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{4}Z")
+_KEY_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{4}Z")  # ASCII digits only
 # The query parameters the archive's digest page reads.
 TOPIC_PARAM, ROLE_PARAM, LANGUAGE_PARAM = "tema", "rolle", "lang"
 
@@ -35,9 +35,10 @@ def parse_period_key(key: str) -> datetime | None:
     if not _KEY_SHAPE.fullmatch(key):
         return None
     try:
-        return datetime.strptime(key, _KEY).replace(tzinfo=UTC)
+        start = datetime.strptime(key, _KEY).replace(tzinfo=UTC)
     except ValueError:
         return None
+    return start if period_key(start) == key else None  # one address per run
 
 
 def archive_path(frequency: Frequency, start: datetime) -> str:

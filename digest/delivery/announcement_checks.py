@@ -1,5 +1,6 @@
 """Checking an announcement as an editor wrote it: every field at fault found at once,
-in English for the command line and in bokmål for the pages (`AnnouncementError`)."""
+in English for the command line and as notes for the pages (`AnnouncementError`): bokmål
+text that each page shows in its own language (`Note`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
+from digest.core.i18n import N_, translate
 from digest.core.topics import topic_labels
 from subscribers.models import Role
 from subscribers.municipalities import municipalities
@@ -41,6 +43,24 @@ class AnnouncementInput:
     publish_until: datetime | None = None
     pinned: bool = False
     send_immediately: bool = False
+
+
+class Note(str):
+    """A note for the pages: it reads as its bokmål text (the API and the commands use it
+    so), and keeps its message and values to be shown in a page's language."""
+
+    message: str
+    values: dict[str, object]
+
+    def __new__(cls, message: str, **values: object) -> Note:
+        note = super().__new__(cls, message % values if values else message)
+        note.message = message
+        note.values = values
+        return note
+
+    def in_language(self, language: str) -> str:
+        text = translate(language, self.message)
+        return text % self.values if self.values else text
 
 
 class AnnouncementError(DigestError):
@@ -76,12 +96,16 @@ class AnnouncementNotFound(AnnouncementError):
 
     def __init__(self, announcement_id: int) -> None:
         super().__init__(
-            f"no announcement {announcement_id}", "id", {"id": "Kunngjøringen finnes ikke."}
+            f"no announcement {announcement_id}",
+            "id",
+            {"id": Note(N_("Kunngjøringen finnes ikke."))},
         )
         self.announcement_id = announcement_id
 
 
-STALE_NOTE = "Noen andre har endret kunngjøringen mens du skrev. Se over endringene og lagre igjen."
+STALE_NOTE = Note(
+    N_("Noen andre har endret kunngjøringen mens du skrev. Se over endringene og lagre igjen.")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +123,17 @@ class Checked:
 
 
 class Problems:
-    """The fields at fault, in English (for the message) and bokmål (for the page)."""
+    """The fields at fault, in English (for the message) and as notes for the page (a
+    bokmål message, marked for translation where it is written, and its values)."""
 
     def __init__(self) -> None:
         self.english: list[str] = []
         self.notes: dict[str, str] = {}
 
-    def add(self, field: str, english: str, bokmal: str) -> None:
+    def add(self, field: str, english: str, message: str, **values: object) -> None:
         if field not in self.notes:
             self.english.append(english)
-            self.notes[field] = bokmal
+            self.notes[field] = Note(message, **values)
 
     def error(self) -> AnnouncementError:
         return AnnouncementError("; ".join(self.english), errors=self.notes)
@@ -123,26 +148,29 @@ def check_input(
     # Editors paste from anywhere: no bidi, zero-width or control characters reach a mail.
     title = clean_line(data.title or "")
     if not title:
-        problems.add("title", "the title is empty", "Skriv en tittel.")
+        problems.add("title", "the title is empty", N_("Skriv en tittel."))
     elif len(title) > MAX_TITLE:
         problems.add(
             "title",
             f"the title is longer than {MAX_TITLE} characters",
-            f"Tittelen kan ha høyst {MAX_TITLE} tegn (den har {len(title)}).",
+            N_("Tittelen kan ha høyst %(limit)s tegn (den har %(length)s)."),
+            limit=MAX_TITLE,
+            length=len(title),
         )
     body = "\n".join(strip_invisible(line) for line in (data.body or "").splitlines()).strip()
     if len(body) > MAX_BODY:
         problems.add(
             "body",
             "the body is longer than 20,000 characters",
-            f"Teksten kan ha høyst 20 000 tegn (den har {len(body)}).",
+            N_("Teksten kan ha høyst 20 000 tegn (den har %(length)s)."),
+            length=len(body),
         )
     link = (data.link or "").strip() or None
     if link is not None and not _is_web_link(link):
         problems.add(
             "link",
             "the link must be an http:// or https:// URL",
-            "Lenken må være en nettadresse som begynner med https:// eller http://.",
+            N_("Lenken må være en nettadresse som begynner med https:// eller http://."),
         )
     topics = sorted({t.strip().lower() for t in data.topics if t.strip()})
     known_topics = topic_labels(session) if topics else {}
@@ -151,13 +179,15 @@ def check_input(
         problems.add(
             "topics",
             f"unknown topic(s): {', '.join(unknown)}",
-            "Velg temaer fra listen.",
+            N_("Velg temaer fra listen."),
         )
     roles = sorted({r.strip() for r in data.roles if r.strip()})
     known_roles = {r.value for r in Role}
     bad_roles = [r for r in roles if r not in known_roles]
     if bad_roles:
-        problems.add("roles", f"unknown role(s): {', '.join(bad_roles)}", "Velg roller fra listen.")
+        problems.add(
+            "roles", f"unknown role(s): {', '.join(bad_roles)}", N_("Velg roller fra listen.")
+        )
     numbers = sorted({_number(m) for m in data.municipalities if m.strip()})
     known_numbers = {m.number for m in municipalities()}
     bad_numbers = [m for m in numbers if m not in known_numbers]
@@ -165,7 +195,8 @@ def check_input(
         problems.add(
             "municipalities",
             f"unknown municipality number(s): {', '.join(bad_numbers)}",
-            f"Ukjent kommunenummer: {', '.join(bad_numbers)}.",
+            N_("Ukjent kommunenummer: %(numbers)s."),
+            numbers=", ".join(bad_numbers),
         )
     for name, moment in (
         ("publish_from", data.publish_from),
@@ -175,13 +206,17 @@ def check_input(
             continue
         if moment.tzinfo is None:
             problems.add(
-                name, f"{name}: give the time with its time zone", "Tidspunktet mangler tidssone."
+                name,
+                f"{name}: give the time with its time zone",
+                N_("Tidspunktet mangler tidssone."),
             )
         elif not FIRST_YEAR <= moment.year <= LAST_YEAR:
             problems.add(
                 name,
                 f"{name}: not a time between the years {FIRST_YEAR} and {LAST_YEAR}",
-                f"Velg et tidspunkt mellom år {FIRST_YEAR} og {LAST_YEAR}.",
+                N_("Velg et tidspunkt mellom år %(first)s og %(last)s."),
+                first=FIRST_YEAR,
+                last=LAST_YEAR,
             )
     begins = data.publish_from or start
     if (
@@ -194,7 +229,7 @@ def check_input(
         problems.add(
             "publish_until",
             "the publish window ends before it starts",
-            "Publiseringen må slutte etter at den begynner.",
+            N_("Publiseringen må slutte etter at den begynner."),
         )
     checked = Checked(
         title,

@@ -17,6 +17,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
+from digest.core.i18n import N_
 from digest.core.models import Announcement, AnnouncementReceipt, AnnouncementStatus
 from digest.delivery.announcement_checks import (
     MAX_BODY,
@@ -183,7 +184,7 @@ def withdraw(session: Session, announcement_id: int) -> Announcement:
         raise AnnouncementError(
             "a draft cannot be withdrawn; delete it instead",
             "status",
-            {"status": "Et utkast kan ikke trekkes tilbake, men kan slettes."},
+            {"status": N_("Et utkast kan ikke trekkes tilbake, men kan slettes.")},
         )
     if announcement.status == AnnouncementStatus.PUBLISHED:
         announcement.status = AnnouncementStatus.WITHDRAWN
@@ -200,7 +201,7 @@ def delete_draft(session: Session, announcement_id: int) -> None:
         raise AnnouncementError(
             "only a draft can be deleted; withdraw a published announcement instead",
             "status",
-            {"status": "Bare utkast kan slettes. Trekk tilbake en publisert kunngjøring."},
+            {"status": N_("Bare utkast kan slettes. Trekk tilbake en publisert kunngjøring.")},
         )
     session.execute(delete(Announcement).where(Announcement.id == announcement_id))
     session.expunge(announcement)

@@ -272,7 +272,7 @@ class Chunk:
     # announcements each mail carries (by delivery), and those this chunk recorded.
     marked: bool = False
     carries: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    carried: set[int] = field(default_factory=set)
+    announced: set[int] = field(default_factory=set)
 
     def begin(self, sessions: sessionmaker[Session], now: datetime) -> list[Outgoing]:
         """Record what journals left behind, then claim and compose, in one transaction."""
@@ -447,7 +447,7 @@ class Chunk:
         sent_now = [o.sent for o in batch if o.sent is not None]
         outcomes.record_sent(session, sent_now)
         # The announcements before the run's row: in the order every recording takes.
-        carrying = {a for s in sent_now for a in self.carries.get(s.mail_id, ())} - self.carried
+        carrying = {a for s in sent_now for a in self.carries.get(s.mail_id, ())} - self.announced
         carried.record_carried(session, self.run_id, carrying)
         marking = bool(sent_now) and not self.marked
         if marking:
@@ -502,7 +502,7 @@ class Chunk:
         def count() -> None:
             self.claimed_at = claimed_at
             self.marked |= marking
-            self.carried |= carrying
+            self.announced |= carrying
             self.report.sent += sent
             self.report.failed += len(failed)
             self.report.errors.extend(errors)

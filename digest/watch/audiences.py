@@ -4,12 +4,12 @@ audiences each subscriber role belongs to): checking them, and storing them on s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Audience, RoleAudiences
+from digest.core.models import Audience, RoleAudiences, Topic
 from subscribers.models import Role
 
 # The sizes of Audience's columns.
@@ -64,18 +64,27 @@ def read_roles(
     return mapped, problems
 
 
+Labelled = TypeVar("Labelled", Audience, Topic)
+
+
+def sync_labels(session: Session, model: type[Labelled], labels: Mapping[str, str]) -> None:
+    """Make `model`'s rows (key, label, position) match a table of the file (`[topics]`,
+    `[audiences]`), in its order; a key the file no longer has loses its row."""
+    existing = {row.key: row for row in session.scalars(select(model))}
+    for position, (key, label) in enumerate(labels.items()):
+        row = existing.pop(key, None)
+        if row is None:
+            session.add(model(key=key, label=label, position=position))
+            continue
+        row.label, row.position = label, position
+    for row in existing.values():
+        session.delete(row)
+    session.flush()
+
+
 def sync_audiences(session: Session, audiences: Mapping[str, str]) -> None:
     """Make the Audience rows match the file's `[audiences]`, in its order."""
-    existing = {a.key: a for a in session.scalars(select(Audience))}
-    for position, (key, label) in enumerate(audiences.items()):
-        audience = existing.pop(key, None)
-        if audience is None:
-            session.add(Audience(key=key, label=label, position=position))
-            continue
-        audience.label, audience.position = label, position
-    for audience in existing.values():
-        session.delete(audience)
-    session.flush()
+    sync_labels(session, Audience, audiences)
 
 
 def sync_roles(session: Session, roles: Mapping[str, tuple[str, ...]]) -> None:

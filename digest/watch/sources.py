@@ -24,7 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.core.models import Source, SourceStatus, Topic
-from digest.watch.audiences import audience_problems, read_roles, sync_audiences, sync_roles
+from digest.watch.audiences import (
+    audience_problems,
+    read_roles,
+    sync_audiences,
+    sync_labels,
+    sync_roles,
+)
 from digest.watch.errors import WatchError
 from digest.watch.html import parse
 from digest.watch.patterns import compile_pattern
@@ -333,13 +339,4 @@ def sync_topics(session: Session, topics: Mapping[str, str]) -> None:
     A removed topic's row goes: the pages stop offering it, and what still names its key
     (a subscriber's choice, a source's list) shows the key, as a mail did before.
     """
-    existing = {t.key: t for t in session.scalars(select(Topic))}
-    for position, (key, label) in enumerate(topics.items()):
-        topic = existing.pop(key, None)
-        if topic is None:
-            session.add(Topic(key=key, label=label, position=position))
-            continue
-        topic.label, topic.position = label, position
-    for topic in existing.values():
-        session.delete(topic)
-    session.flush()
+    sync_labels(session, Topic, topics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digest.core.errors import DigestError
 from digest.core.paths import templates_dir
@@ -15,7 +16,7 @@ from digest.web.admin import editors as admin_editors
 from digest.web.admin import subscribers as admin_subscribers
 from digest.web.api import create_api
 from digest.web.archive import router as archive_router
-from digest.web.errors import error_page
+from digest.web.errors import error_page, unknown_address
 from digest.web.guards import (
     HeadAsGet,
     SecurityHeaders,
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     app.include_router(tokens.router)
     # The one place where an expected error becomes a page (see digest.web.errors).
     app.add_exception_handler(DigestError, error_page)
+    # An address with no page: a page in the reader's language, not the framework's JSON.
+    app.add_exception_handler(StarletteHTTPException, unknown_address)
     # The JSON API is an application of its own (JSON errors, its OpenAPI at /api/docs),
     # inside the same guards.
     app.mount("/api", create_api(settings))

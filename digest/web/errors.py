@@ -11,7 +11,8 @@ import logging
 from collections.abc import Mapping
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digest.core.db import DatabaseUnavailable
 from digest.core.errors import DigestError
@@ -74,6 +75,31 @@ def expired_link(request: Request, language: str | None = None) -> HTMLResponse:
         ),
         signup_link=True,
     )
+
+
+def unknown_address(request: Request, exc: Exception) -> Response:
+    """An address with no page (404) or a method a page does not take (405), as a page in
+    the reader's language rather than the framework's JSON; other HTTP errors as before."""
+    if not isinstance(exc, StarletteHTTPException) or exc.status_code not in (404, 405):
+        assert isinstance(exc, StarletteHTTPException)
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    language = page_language(request)
+    if exc.status_code == 404:
+        title, message = N_("Fant ikke siden"), N_(
+            "Adressen finnes ikke her. Sjekk at den er skrevet riktig, eller gå til forsiden."
+        )
+    else:
+        title, message = N_("Det går ikke her"), N_("Siden tar ikke imot en slik forespørsel.")
+    answer = page(
+        request,
+        "message.html",
+        status=exc.status_code,
+        title=translate(language, title),
+        message=translate(language, message),
+        signup_link=True,
+    )
+    answer.headers.update(exc.headers or {})  # a 405's Allow
+    return answer
 
 
 def error_page(request: Request, exc: Exception) -> Response:

@@ -4,11 +4,10 @@ remembered choice, then the browser's Accept-Language, then bokmål."""
 
 from __future__ import annotations
 
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.core.i18n import LANGUAGES, language_or_default, negotiate
@@ -20,15 +19,30 @@ REMEMBER_SECONDS = 365 * 24 * 3600
 NAMES = {"nb": "Bokmål", "nn": "Nynorsk", "en": "English"}
 
 
+# How much of a query the language and the switch read: a long query's first fields count,
+# the rest is not read (and not kept by the switch's links).
+_QUERY_CHARS, _QUERY_FIELDS = 4000, 50
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query[:_QUERY_CHARS], keep_blank_values=True)[:_QUERY_FIELDS]
+
+
 def _asked(query_string: bytes) -> str | None:
-    try:
-        pairs = parse_qsl(query_string.decode("latin-1")[:4000], max_num_fields=50)
-    except ValueError:  # more fields than that: not a link of ours
-        return None
-    for name, value in pairs:
+    """The first `lang=` in the query that names one of the languages."""
+    for name, value in _pairs(query_string.decode("latin-1")):
         if name == PARAM and value in LANGUAGES:
             return value
     return None
+
+
+def _for_one_reader(headers: MutableHeaders) -> bool:
+    """A page a browser shows (HTML, not for shared caches): the only answers that depend
+    on the reader's language cookie or header. Feeds and the embeddable list choose their
+    language by address only, and may be cached for everyone."""
+    return headers.get("content-type", "").startswith("text/html") and "public" not in (
+        headers.get("cache-control", "")
+    )
 
 
 class PageLanguage:
@@ -44,16 +58,10 @@ class PageLanguage:
             return
         asked = _asked(scope.get("query_string", b""))
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        remembered = None
-        cookie_header = headers.get(b"cookie", b"").decode("latin-1")
-        if cookie_header:
-            cookies: SimpleCookie = SimpleCookie()
-            try:
-                cookies.load(cookie_header)
-            except Exception:
-                cookies = SimpleCookie()
-            if COOKIE in cookies and cookies[COOKIE].value in LANGUAGES:
-                remembered = cookies[COOKIE].value
+        # Starlette's lenient parser, as for the other cookies: a neighbour cookie that
+        # the standard library cannot read does not lose this one.
+        cookie = cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(COOKIE)
+        remembered = cookie if cookie in LANGUAGES else None
         header = negotiate(headers.get(b"accept-language", b"").decode("latin-1"))
         state = scope.setdefault("state", {})
         state["language"] = asked or remembered or header or language_or_default(None)
@@ -62,6 +70,9 @@ class PageLanguage:
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
+                if not _for_one_reader(out):
+                    await send(message)
+                    return
                 out.add_vary_header("Accept-Language")
                 out.add_vary_header("Cookie")
                 if asked is not None and asked != remembered:
@@ -85,11 +96,7 @@ def page_language(request: Request, subscriber_language: str | None = None) -> s
 
 def switch_links(request: Request, current: str) -> list[dict[str, object]]:
     """The language switch: this address in each language (its other parameters kept)."""
-    try:
-        pairs = parse_qsl(request.url.query[:4000], keep_blank_values=True, max_num_fields=50)
-    except ValueError:
-        pairs = []
-    kept = [(k, v) for k, v in pairs if k != PARAM]
+    kept = [(k, v) for k, v in _pairs(request.url.query) if k != PARAM]
     links = []
     for code in LANGUAGES:
         query = urlencode([*kept, (PARAM, code)])

@@ -1,6 +1,9 @@
 """The announcement form: reading what an editor typed (times in the service's zone,
 municipalities by name or number) into an `AnnouncementInput`, and showing a stored
-announcement in the form again. The service checks the rest."""
+announcement in the form again. The service checks the rest.
+
+What is typed is read the same way whatever the page's language (its notes are `Note`s,
+shown in it): a time in the formats of `_TIME_FORMATS`, numbers and names as listed."""
 
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from digest.core.i18n import N_
 from digest.core.models import Announcement
+from digest.delivery.announcement_checks import Note
 from digest.delivery.announcements import AnnouncementInput
 from digest.web import forms
 from digest.web.forms import Form, field
@@ -21,7 +26,7 @@ from subscribers.municipalities import find_municipality, municipalities
 # A body may have 20,000 characters; urlencoded, one of «æøå» takes 6 bytes and some
 # characters 9, so this form gets more room than the 20 KB of the others.
 MAX_ANNOUNCEMENT_FORM_BYTES = 400_000
-TIME_NOTE = "Skriv tidspunktet som 27.11.2026 09.30 (dato og klokkeslett)."
+TIME_NOTE = Note(N_("Skriv tidspunktet som 27.11.2026 09.30 (dato og klokkeslett)."))
 
 
 async def announcement_form(request: Request) -> Form:
@@ -38,7 +43,7 @@ class Typed:
 
     values: dict[str, object]
     data: AnnouncementInput
-    errors: dict[str, str]
+    errors: dict[str, str]  # field -> note (a `Note` or a bokmål message)
 
 
 _NUMBER_IN_LABEL = re.compile(r"\((\d{1,4})\)\s*$")
@@ -76,9 +81,12 @@ def read_form(form: Form, tz: tzinfo) -> Typed:
     errors: dict[str, str] = {}
     numbers, unknown = municipality_numbers(str(values["municipalities"]))
     if unknown:
-        errors["municipalities"] = (
-            f"Fant ikke {', '.join(f'«{u}»' for u in unknown[:5])}. Skriv kommunenummeret, "
-            "eller navnet slik det står i listen, for eksempel «Herøy (Nordland)»."
+        errors["municipalities"] = Note(
+            N_(
+                "Fant ikke %(names)s. Skriv kommunenummeret, eller navnet slik det står i "
+                "listen, for eksempel «Herøy (Nordland)»."
+            ),
+            names=", ".join(f"«{u}»" for u in unknown[:5]),
         )
     times: dict[str, datetime | None] = {}
     for name in ("publish_from", "publish_until"):

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from digest.core.i18n import translate
+from digest.core.i18n import N_, translate
 from digest.core.models import Announcement, AnnouncementStatus, Editor
 from digest.core.topics import topic_labels
 from digest.delivery import announcements as service
@@ -34,11 +34,18 @@ from digest.web.admin.announcement_form import (
     read_form,
     stored_values,
 )
-from digest.web.admin.common import PREFIX, SignedIn, admin_page, row_id, see_other
-from digest.web.common import DbSession, topics
+from digest.web.admin.common import (
+    PREFIX,
+    SignedIn,
+    admin_page,
+    in_language,
+    row_id,
+    see_other,
+)
+from digest.web.common import DbSession, role_labels, topics
 from digest.web.forms import FormError, PostedForm, field
+from digest.web.language import page_language
 from subscribers.base import utcnow
-from subscribers.models import ROLE_LABELS
 from subscribers.municipalities import municipalities
 
 router = APIRouter(prefix=PREFIX)
@@ -47,38 +54,45 @@ BASE = f"{PREFIX}/kunngjoringer"
 SECTION = "announcements"
 
 MESSAGES = {
-    "utkast": "Utkastet er lagret.",
-    "publisert": "Kunngjøringen er publisert.",
-    "lagret": "Endringene er lagret.",
-    "trukket": "Kunngjøringen er trukket tilbake. Den sendes ikke lenger ut.",
-    "slettet": "Utkastet er slettet.",
+    "utkast": N_("Utkastet er lagret."),
+    "publisert": N_("Kunngjøringen er publisert."),
+    "lagret": N_("Endringene er lagret."),
+    "trukket": N_("Kunngjøringen er trukket tilbake. Den sendes ikke lenger ut."),
+    "slettet": N_("Utkastet er slettet."),
 }
 STATE_LABELS = {
-    AnnouncementStatus.DRAFT: "Utkast",
-    AnnouncementStatus.PUBLISHED: "Publisert",
-    AnnouncementStatus.WITHDRAWN: "Trukket tilbake",
+    AnnouncementStatus.DRAFT: N_("Utkast"),
+    AnnouncementStatus.PUBLISHED: N_("Publisert"),
+    AnnouncementStatus.WITHDRAWN: N_("Trukket tilbake"),
+}
+# The list's filter, by the value in the address; «Alle» shows every state.
+FILTER_LABELS = {
+    "": N_("Alle"),
+    "utkast": STATE_LABELS[AnnouncementStatus.DRAFT],
+    "publisert": STATE_LABELS[AnnouncementStatus.PUBLISHED],
+    "trukket": STATE_LABELS[AnnouncementStatus.WITHDRAWN],
 }
 FILTERS = {
     "utkast": AnnouncementStatus.DRAFT,
     "publisert": AnnouncementStatus.PUBLISHED,
     "trukket": AnnouncementStatus.WITHDRAWN,
 }
-SUMMARY_NOTE = "Noe må rettes før kunngjøringen kan lagres."
+SUMMARY_NOTE = N_("Noe må rettes før kunngjøringen kan lagres.")
 
 
 class AnnouncementMissing(FormError):
     """An announcement id that is not a number, or names no announcement."""
 
-    title = "Fant ikke kunngjøringen"
+    title = N_("Fant ikke kunngjøringen")
 
     def __init__(self) -> None:
-        super().__init__(404, "Kunngjøringen finnes ikke. Kanskje er den slettet.")
+        super().__init__(404, N_("Kunngjøringen finnes ikke. Kanskje er den slettet."))
 
 
 class NotNow(FormError):
     """An action the announcement's state does not allow (delete a published one, say)."""
 
-    title = "Det går ikke"
+    title = N_("Det går ikke")
 
     def __init__(self, message: str) -> None:
         super().__init__(409, message)
@@ -107,31 +121,35 @@ def preview_of(title: str, body: str, link: str | None) -> Preview:
     return Preview(title, link, service.body_html(body), "\n".join(lines))
 
 
-def state_of(a: Announcement, now: datetime) -> tuple[str, str]:
-    """The state label and badge class: a published announcement may yet have to begin,
-    or have ended."""
+def state_of(a: Announcement, now: datetime, language: str) -> tuple[str, str]:
+    """The state label (in `language`) and badge class: a published announcement may yet
+    have to begin, or have ended."""
     if a.status == AnnouncementStatus.PUBLISHED:
         if a.publish_from > now:
-            return "Publisert, venter", "scheduled"
+            return translate(language, "Publisert, venter"), "scheduled"
         if a.publish_until is not None and a.publish_until <= now:
-            return "Utløpt", "expired"
-    return STATE_LABELS[a.status], a.status.value
+            return translate(language, "Utløpt"), "expired"
+    return translate(language, STATE_LABELS[a.status]), a.status.value
 
 
-def targeting(a: Announcement, labels: Mapping[str, str]) -> dict[str, str]:
-    """Who an announcement goes to, in words: topics (`labels`: the topic labels),
-    roles, municipalities."""
-    roles = {role.value: label for role, label in ROLE_LABELS.items()}
+def targeting(a: Announcement, labels: Mapping[str, str], language: str) -> dict[str, str]:
+    """Who an announcement goes to, in words (in `language`): topics (`labels`: the topic
+    labels, as the sources file writes them), roles, municipalities."""
+    roles: dict[str, str] = {role.value: label for role, label in role_labels(language).items()}
     names = {m.number: m.name for m in municipalities()}
     places = [names.get(n, n) for n in a.municipalities or ()]
+    shown = ", ".join(places[:5])
+    if len(places) > 5:
+        shown = translate(language, "%(places)s og %(more)s til") % {
+            "places": shown,
+            "more": len(places) - 5,
+        }
     return {
-        "topics": ", ".join(labels.get(t, t) for t in a.topics or ()) or "Alle temaer",
-        "roles": ", ".join(roles.get(r, r) for r in a.roles or ()) or "Alle roller",
-        "municipalities": (
-            ", ".join(places[:5]) + (f" og {len(places) - 5} til" if len(places) > 5 else "")
-            if places
-            else "Alle kommuner"
-        ),
+        "topics": ", ".join(labels.get(t, t) for t in a.topics or ())
+        or translate(language, "Alle temaer"),
+        "roles": ", ".join(roles.get(r, r) for r in a.roles or ())
+        or translate(language, "Alle roller"),
+        "municipalities": shown or translate(language, "Alle kommuner"),
     }
 
 
@@ -160,6 +178,8 @@ def form_page(
     stored: Mapping[str, object] | None = None,
     status: int = 200,
 ) -> Response:
+    language = page_language(request)
+    notes = {name: in_language(language, note) for name, note in (errors or {}).items()}
     return admin_page(
         request,
         "announcement_form.html",
@@ -167,14 +187,14 @@ def form_page(
         status=status,
         section=SECTION,
         values=values,
-        errors=dict(errors or {}),
-        summary_note=(errors or {}).get("version", SUMMARY_NOTE),
+        errors=notes,
+        summary_note=notes.get("version", translate(language, SUMMARY_NOTE)),
         announcement=announcement,
         version=version if version is not None else (announcement.version if announcement else 0),
         preview=preview,
         stored=stored,
         topics=topics(session),
-        roles=ROLE_LABELS,
+        roles=role_labels(language),
         action=f"{BASE}/{announcement.id}/rediger" if announcement else f"{BASE}/ny",
     )
 
@@ -189,8 +209,9 @@ def list_page(
     status = FILTERS.get(tilstand)
     now = utcnow()
     labels = topic_labels(session)
+    language = page_language(request)
     rows = [
-        {"a": a, "state": state_of(a, now), "targeting": targeting(a, labels)}
+        {"a": a, "state": state_of(a, now, language), "targeting": targeting(a, labels, language)}
         for a in service.list_all(session, status)
     ]
     return admin_page(
@@ -201,12 +222,7 @@ def list_page(
         messages=MESSAGES,
         rows=rows,
         chosen=tilstand if status is not None else "",
-        filters={
-            "": "Alle",
-            "utkast": "Utkast",
-            "publisert": "Publisert",
-            "trukket": "Trukket tilbake",
-        },
+        filters={value: translate(language, label) for value, label in FILTER_LABELS.items()},
     )
 
 
@@ -267,6 +283,7 @@ def create(
 def show(request: Request, session: DbSession, editor: SignedIn, id_text: str) -> Response:
     a = existing(session, id_text)
     creator = session.get(Editor, a.created_by_id) if a.created_by_id else None
+    language = page_language(request)
     return admin_page(
         request,
         "announcement.html",
@@ -274,8 +291,8 @@ def show(request: Request, session: DbSession, editor: SignedIn, id_text: str) -
         section=SECTION,
         messages=MESSAGES,
         a=a,
-        state=state_of(a, utcnow()),
-        targeting=targeting(a, topic_labels(session)),
+        state=state_of(a, utcnow(), language),
+        targeting=targeting(a, topic_labels(session), language),
         preview=preview_of(a.title, a.body, a.link),
         heading=translate("nb", "Fra redaksjonen"),
         creator=creator.email if creator else "",

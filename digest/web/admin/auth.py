@@ -10,22 +10,25 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from digest.core.i18n import N_, translate, translate_plural
 from digest.editors import accounts, audit, signins
 from digest.editors.accounts import SignInRefused
 from digest.web.admin.common import (
     PREFIX,
     SignedIn,
     cookie_name,
+    in_language,
     safe_next,
     see_other,
     session_token,
 )
 from digest.web.common import DbSession, page
 from digest.web.forms import PostedForm, client_key, field
+from digest.web.language import page_language
 
 router = APIRouter(prefix=PREFIX)
 
-SIGNED_OUT = {"ute": "Du er logget ut.", "utlopt": "Økten var utløpt. Logg inn igjen."}
+SIGNED_OUT = {"ute": N_("Du er logget ut."), "utlopt": N_("Økten var utløpt. Logg inn igjen.")}
 
 
 @router.get("/logg-inn")
@@ -35,7 +38,7 @@ def sign_in_form(request: Request, neste: str = "", melding: str = "") -> Respon
         "admin/sign_in.html",
         values={"email": ""},
         next_path=safe_next(neste),
-        flash=SIGNED_OUT.get(melding, ""),
+        flash=in_language(page_language(request), SIGNED_OUT.get(melding, "")),
     )
 
 
@@ -46,25 +49,27 @@ def sign_in(request: Request, session: DbSession, form: PostedForm) -> Response:
     password = field(form, "password", accounts.MAX_PASSWORD + 1)
     next_path = safe_next(field(form, "neste", 500))
     client = client_key(request)
+    language = page_language(request)
     # Counted, and committed, before anything is checked: tries sent in parallel each see
     # those before them, so a burst gets no more password checks than the limit.
     attempt = signins.count_attempt(session, settings, email, client)
     session.commit()
     if signins.over_limit(session, settings, email, client):
         signins.log_failure(email, client)
-        return _refused(
-            request,
-            email,
-            next_path,
-            429,
-            f"For mange mislykkede forsøk. Vent {settings.sign_in_window_minutes} minutter "
-            "og prøv igjen.",
+        minutes = settings.sign_in_window_minutes
+        wait = translate_plural(
+            language,
+            "For mange mislykkede forsøk. Vent %(minutes)s minutt og prøv igjen.",
+            "For mange mislykkede forsøk. Vent %(minutes)s minutter og prøv igjen.",
+            minutes,
         )
+        return _refused(request, email, next_path, 429, wait % {"minutes": minutes})
     try:
         editor = accounts.verify(session, email, password)
     except SignInRefused:
         signins.log_failure(email, client)
-        return _refused(request, email, next_path, 400, "Feil e-postadresse eller passord.")
+        wrong = translate(language, "Feil e-postadresse eller passord.")
+        return _refused(request, email, next_path, 400, wrong)
     signins.forgive(session, attempt, editor.email)
     old = session_token(request)
     if old:

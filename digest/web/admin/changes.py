@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from digest.core.i18n import N_, translate, translator
 from digest.core.models import ChangeReview, Editor
 from digest.delivery import review
 from digest.delivery.review import NotWaiting, ReviewError, Revision, UnknownChange
@@ -28,45 +29,40 @@ from digest.web.admin.common import (
 )
 from digest.web.common import DbSession, topics
 from digest.web.forms import Form, FormError, PostedForm, field
+from digest.web.language import page_language
 from subscribers.base import utcnow
 
 router = APIRouter(prefix=PREFIX)
 
 LIST = f"{PREFIX}/endringer"
 
-STATES = {
-    ChangeReview.AUTO: "Sendes",
-    ChangeReview.WAITING: "Venter på godkjenning",
-    ChangeReview.APPROVED: "Godkjent",
-    ChangeReview.HIDDEN: "Skjult",
-}
-KINDS = {"new": "Ny", "updated": "Endret"}
+KINDS = {"new": N_("Ny"), "updated": N_("Endret")}
 MESSAGES = {
-    "skjult": "Endringen er skjult og kommer ikke med i noen sammendrag.",
-    "vist": "Endringen vises igjen.",
-    "godkjent": "Endringen er godkjent og kommer med i neste sammendrag.",
-    "notat": "Notatet er lagret.",
-    "tittel": "Tittelen er lagret.",
-    "uendret": "Ingenting ble endret.",
+    "skjult": N_("Endringen er skjult og kommer ikke med i noen sammendrag."),
+    "vist": N_("Endringen vises igjen."),
+    "godkjent": N_("Endringen er godkjent og kommer med i neste sammendrag."),
+    "notat": N_("Notatet er lagret."),
+    "tittel": N_("Tittelen er lagret."),
+    "uendret": N_("Ingenting ble endret."),
 }
 FIELD_LIMITS = {"note": review.NOTE_MAX, "title": review.TITLE_MAX}
 
 
 class ChangeNotFound(FormError):
-    title = "Fant ikke endringen"
+    title = N_("Fant ikke endringen")
 
     def __init__(self) -> None:
-        super().__init__(404, "Endringen finnes ikke. Den kan være slettet sammen med kilden.")
+        super().__init__(404, N_("Endringen finnes ikke. Den kan være slettet sammen med kilden."))
 
 
 class NotApprovable(FormError):
-    title = "Kan ikke godkjennes"
+    title = N_("Kan ikke godkjennes")
 
     def __init__(self, state: ChangeReview) -> None:
         reason = (
-            "Endringen er skjult. Vis den igjen før du godkjenner den."
+            N_("Endringen er skjult. Vis den igjen før du godkjenner den.")
             if state is ChangeReview.HIDDEN
-            else "Endringen venter ikke på godkjenning: kilden sender endringene sine uten."
+            else N_("Endringen venter ikke på godkjenning: kilden sender endringene sine uten.")
         )
         super().__init__(409, reason)
 
@@ -102,6 +98,27 @@ def _query_string(query: dict[str, str]) -> str:
 
 def _choice(value: str, allowed: set[str]) -> str:
     return value if value in allowed else ""
+
+
+def state_labels(language: str) -> dict[ChangeReview, str]:
+    """Each review state as the pages name it, in `language`."""
+    messages = translator(language)
+    return {
+        # «Sendes» names a run's state on the operators' pages too; here it is a change
+        # that goes out without review, hence a context of its own.
+        ChangeReview.AUTO: messages.pgettext("change review state", "Sendes"),
+        ChangeReview.WAITING: messages.gettext("Venter på godkjenning"),
+        ChangeReview.APPROVED: messages.gettext("Godkjent"),
+        ChangeReview.HIDDEN: messages.gettext("Skjult"),
+    }
+
+
+def _labels(language: str) -> dict[str, Any]:
+    """The review states and kinds of change, as the pages name them in `language`."""
+    return {
+        "states": state_labels(language),
+        "kinds": {kind: translate(language, label) for kind, label in KINDS.items()},
+    }
 
 
 @router.get("/endringer")
@@ -142,13 +159,12 @@ def change_list(
         back=LIST + _query_string({**query, "side": str(found.page)} if found.page > 1 else query),
         sources=sources,
         topics=topic_list,
-        states=STATES,
-        kinds=KINDS,
         waiting=review.waiting_count(session),
+        **_labels(page_language(request)),
     )
 
 
-def _change_context(session: DbSession, change_id: int) -> dict[str, Any]:
+def _change_context(session: DbSession, change_id: int, language: str) -> dict[str, Any]:
     try:
         row = review.get_row(session, change_id)
     except UnknownChange:
@@ -156,8 +172,7 @@ def _change_context(session: DbSession, change_id: int) -> dict[str, Any]:
     return {
         "section": "changes",
         "row": row,
-        "states": STATES,
-        "kinds": KINDS,
+        **_labels(language),
         "limits": FIELD_LIMITS,
         "values": {"note": row.editor_note, "title": row.corrected_title or ""},
         "errors": {},
@@ -166,7 +181,7 @@ def _change_context(session: DbSession, change_id: int) -> dict[str, Any]:
 
 @router.get("/endringer/{change_id}")
 def change_page(request: Request, session: DbSession, editor: SignedIn, change_id: str) -> Response:
-    context = _change_context(session, _change_id(change_id))
+    context = _change_context(session, _change_id(change_id), page_language(request))
     return admin_page(request, "change.html", editor, messages=MESSAGES, **context)
 
 
@@ -220,9 +235,10 @@ def _text_action(
     except ReviewError as exc:
         # Returned, not raised (nothing was changed): the page needs the signed-in
         # editor, whom a rollback would leave unreadable.
-        context = _change_context(session, number)
+        language = page_language(request)
+        context = _change_context(session, number, language)
         context["values"][name] = typed
-        context["errors"] = {name: _note_for(exc)}
+        context["errors"] = {name: _note_for(exc, language)}
         return admin_page(request, "change.html", editor, status=400, **context)
     action = "change_note" if name == "note" else "change_title"
     done = _audited(session, editor, action, revision)
@@ -230,12 +246,14 @@ def _text_action(
     return see_other(f"{LIST}/{number}", key)
 
 
-def _note_for(error: ReviewError) -> str:
+def _note_for(error: ReviewError, language: str) -> str:
     if error.field == "note":
-        return f"Notatet kan ha høyst {review.NOTE_MAX} tegn, på én linje."
+        note = translate(language, "Notatet kan ha høyst %(limit)s tegn, på én linje.")
+        return note % {"limit": review.NOTE_MAX}
     if error.field == "title":
-        return f"Tittelen kan ha høyst {review.TITLE_MAX} tegn, på én linje."
-    return "Noe i skjemaet ble ikke forstått."
+        note = translate(language, "Tittelen kan ha høyst %(limit)s tegn, på én linje.")
+        return note % {"limit": review.TITLE_MAX}
+    return translate(language, "Noe i skjemaet ble ikke forstått.")
 
 
 @router.post("/endringer/{change_id}/notat")

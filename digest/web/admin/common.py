@@ -2,6 +2,8 @@
 
 A request's editor comes from the session cookie (`SignedIn`); without a live session the
 browser is sent to the sign-in page, and a disabled editor's session is gone at once.
+Pages are in the request's language; texts made before it is known (notices, notes, an
+error's title and message) are bokmål messages, translated where the page shows them.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from digest.core.errors import DigestError
+from digest.core.i18n import N_, translate
 from digest.core.models import Editor
+from digest.delivery.announcement_checks import Note
 from digest.editors import signins
 from digest.web.common import DbSession, page
 from digest.web.forms import FormError
+from digest.web.language import page_language
 
 PREFIX = "/redaksjon"
 MAX_ID = 2**31 - 1  # ids are INTEGER columns (32 bits on PostgreSQL)
@@ -52,18 +57,20 @@ class SignInNeeded(DigestError):
 class NotAllowed(FormError):
     """An editor asking for an admin's page or action."""
 
-    title = "Ikke tilgang"
+    title = N_("Ikke tilgang")
 
     def __init__(self) -> None:
-        super().__init__(403, "Denne siden er bare for administratorer.")
+        super().__init__(403, N_("Denne siden er bare for administratorer."))
 
 
 class NotFound(FormError):
     """An id in an editors' page address that names nothing (or is not an id at all)."""
 
-    title = "Fant ikke siden"
+    title = N_("Fant ikke siden")
 
-    def __init__(self, message: str = "Det du ser etter finnes ikke, eller er slettet.") -> None:
+    def __init__(
+        self, message: str = N_("Det du ser etter finnes ikke, eller er slettet.")
+    ) -> None:
         super().__init__(404, message)
 
 
@@ -133,6 +140,16 @@ def safe_next(value: str, base: str = PREFIX) -> str:
     return base
 
 
+def in_language(language: str, text: str) -> str:
+    """A text made before the page's language was known, in that language: a `Note` with
+    its values, else a bokmål message (a text that is none stays as it is)."""
+    if not text:
+        return ""  # gettext's "" is the catalogue's header
+    if isinstance(text, Note):
+        return text.in_language(language)
+    return translate(language, text)
+
+
 def admin_page(
     request: Request,
     name: str,
@@ -145,10 +162,12 @@ def admin_page(
     """An editors' page (`templates/web/admin/<name>`) with who is signed in and the menu;
     templates show times as `{{ moment | local_time(tz) }}`.
 
-    A page reached by `see_other(url, "key")` shows `messages[key]` as its notice: only
-    our own texts, never anything from the query string itself.
+    A page reached by `see_other(url, "key")` shows `messages[key]` as its notice (a bokmål
+    message, in the page's language): only our own texts, never anything from the query
+    string itself.
     """
     shown = (messages or {}).get(request.query_params.get("melding", ""), "")
+    shown = in_language(page_language(request), shown)
     tz = request.app.state.settings.tz
     return page(
         request, f"admin/{name}", status=status, editor=editor, flash=shown, tz=tz, **context

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from digest.core.i18n import N_, translate
 from digest.core.models import Editor
 from digest.core.settings import Settings
 from digest.delivery import review
@@ -25,12 +26,13 @@ from digest.editors import audit
 from digest.mail.mailer import SendError
 from digest.mail.pool import send_pool
 from digest.mail.wire import wire_of
-from digest.web.admin.common import PREFIX, SignedIn, admin_page, see_other
+from digest.web.admin.common import PREFIX, SignedIn, admin_page, in_language, see_other
 from digest.web.common import DbSession, choice_lists
 from digest.web.errors import note
 from digest.web.forms import Form, PostedForm, chosen_from
 from digest.web.forms import field as form_field
 from digest.web.guards import SECURITY_HEADERS
+from digest.web.language import page_language
 from subscribers.addresses import InvalidAddress
 from subscribers.base import utcnow
 from subscribers.errors import SubscriberError
@@ -40,8 +42,9 @@ from subscribers.people import find_by_email
 router = APIRouter(prefix=PREFIX)
 
 PAGE = f"{PREFIX}/forhandsvisning"
-MESSAGES = {"sendt": "Testen er sendt til adressen din, merket [TEST] i emnefeltet."}
-NO_SUBSCRIBER = "Fant ingen abonnent med denne adressen."
+MESSAGES = {"sendt": N_("Testen er sendt til adressen din, merket [TEST] i emnefeltet.")}
+NO_SUBSCRIBER = N_("Fant ingen abonnent med denne adressen.")
+NOT_ACTIVE = N_("Abonnenten er ikke aktiv og får ingen sammendrag.")
 # The mail in the frame (srcdoc, sandboxed: no scripts, no origin) takes this page's
 # policy, and its styles are inline, as mail styles must be: this page alone allows
 # inline styles, which our autoescaped templates give nobody else a way to write.
@@ -55,7 +58,7 @@ class Chosen:
     """Whose digest to show, as the form said it (to show again and to post back)."""
 
     values: dict[str, Any] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # bokmål messages, by field
     subscriber: Subscriber | None = None
     profile: SampleProfile | None = None
 
@@ -119,7 +122,7 @@ def _upcoming(
     """The next digest of whoever was chosen, or why there is none to show."""
     if chosen.subscriber is not None:
         if chosen.subscriber.status != Status.ACTIVE:
-            return None, "Abonnenten er ikke aktiv og får ingen sammendrag."
+            return None, NOT_ACTIVE
         return next_digest(session, settings, chosen.subscriber, utcnow()), ""
     if chosen.profile is not None:
         return next_digest(session, settings, chosen.profile, utcnow()), ""
@@ -131,10 +134,14 @@ def preview_page(request: Request, session: DbSession, editor: SignedIn) -> Resp
     settings = request.app.state.settings
     chosen = _chosen(session, _form_of(request))
     upcoming, why_none = _upcoming(session, settings, chosen)
+    language = page_language(request)
     if chosen.subscriber is not None:
         # A look at one person's choices and mail: the log says who looked, and when.
         audit.record(session, editor, "preview_subscriber", "subscriber", chosen.subscriber.id)
-    context: dict[str, Any] = {"upcoming": upcoming, "why_none": why_none}
+    context: dict[str, Any] = {
+        "upcoming": upcoming,
+        "why_none": in_language(language, why_none),
+    }
     response = admin_page(
         request,
         "preview.html",
@@ -144,10 +151,10 @@ def preview_page(request: Request, session: DbSession, editor: SignedIn) -> Resp
         messages=MESSAGES,
         chosen=chosen,
         values=chosen.values,
-        errors=chosen.errors,
+        errors={name: in_language(language, note) for name, note in chosen.errors.items()},
         waiting_count=review.waiting_count(session),
         **context,
-        **choice_lists(session),
+        **choice_lists(session, language),
     )
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
     return response
@@ -194,6 +201,8 @@ def _who(chosen: Chosen) -> str:
 def _send_failed(
     request: Request, session: DbSession, editor: Editor, chosen: Chosen, reason: str
 ) -> Response:
+    language = page_language(request)
+    failed = translate(language, "Testen kunne ikke sendes: %(reason)s") % {"reason": reason}
     return admin_page(
         request,
         "preview.html",
@@ -203,9 +212,9 @@ def _send_failed(
         chosen=chosen,
         values=chosen.values,
         errors={},
-        send_error=f"Testen kunne ikke sendes: {reason}",
+        send_error=failed,
         upcoming=None,
         why_none="",
         waiting_count=review.waiting_count(session),
-        **choice_lists(session),
+        **choice_lists(session, language),
     )

@@ -4,7 +4,8 @@ exactly as `digest.web.forms.posted_form` checks an urlencoded one.
 A body whose declared length is over the limit is refused with 413 before a byte of it is
 read; the bytes are counted while reading too, since a client may not declare a length
 (chunked) or declare a false one. Only then is the body parsed, at most one file and a few
-fields, so the parser never sees more than the limit.
+fields, so the parser never sees more than the limit. Its errors' texts are bokmål
+messages, shown in the page's language (`digest.web.admin.common.in_language`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from digest.core.i18n import N_
 from digest.web.forms import Form, FormError, check_csrf, read_body
 
 # A roster of 2 MB (`subscribers.ROSTER_LIMIT`) carried back compressed and in base64 is at
@@ -26,10 +28,10 @@ MAX_FIELDS = 10
 
 
 class TooLarge(FormError):
-    title = "For stor fil"
+    title = N_("For stor fil")
 
     def __init__(self) -> None:
-        super().__init__(413, "Filen er for stor. Del den opp i flere filer og prøv igjen.")
+        super().__init__(413, N_("Filen er for stor. Del den opp i flere filer og prøv igjen."))
 
 
 @dataclass(slots=True)
@@ -50,7 +52,7 @@ async def posted_upload(request: Request) -> Upload:
     body = await read_body(request, MAX_UPLOAD_BYTES, TooLarge())
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
-        raise FormError(400, "Skjemaet ble ikke sendt som et filopplastingsskjema.")
+        raise FormError(400, N_("Skjemaet ble ikke sendt som et filopplastingsskjema."))
     parser = MultiPartParser(
         request.headers,
         _once(body),
@@ -62,7 +64,7 @@ async def posted_upload(request: Request) -> Upload:
         parsed = await parser.parse()
     except MultiPartException:
         raise FormError(
-            400, "Skjemaet kunne ikke leses. Last siden på nytt og prøv igjen."
+            400, N_("Skjemaet kunne ikke leses. Last siden på nytt og prøv igjen.")
         ) from None
     upload = Upload()
     try:
