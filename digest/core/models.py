@@ -219,6 +219,9 @@ class Change(Base):
     reviewed_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("editors.id", ondelete="SET NULL")
     )
+    # When an editor last hid or showed it, or set its note or title (approval sets
+    # `reviewed_at`): what the feeds' Last-Modified follows.
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def shown_title(self) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.errors import DigestError
 from digest.core.models import Change, ChangeKind, ChangeReview, Editor, Item, Source
+from subscribers.base import utcnow
 from subscribers.text import clean_line
 
 NOTE_MAX = 200
@@ -211,8 +212,13 @@ def _snapshot(change: Change, fields: Sequence[str]) -> dict[str, object]:
 
 
 def _revised(change: Change, before: dict[str, object], fields: Sequence[str]) -> Revision | None:
+    """What the action changed, or None; a change is stamped `edited_at` when it was
+    changed, so that what shows it (the feeds' Last-Modified) knows when."""
     after = _snapshot(change, fields)
-    return None if after == before else Revision(change.id, before, after)
+    if after == before:
+        return None
+    change.edited_at = utcnow()
+    return Revision(change.id, before, after)
 
 
 def hide(session: Session, change_id: int) -> Revision | None:

@@ -40,8 +40,8 @@ class BadLink(WatchError):
 def canonical_url(url: str) -> str:
     """The URL an article is known by: no fragment, no tracking parameters, lower-case host.
 
-    Raises BadLink for a URL that cannot be parsed (a port that is not a
-    number, an unclosed IPv6 bracket), whose host is none a name or an address can be
+    Raises BadLink for a URL that is not http or https, that cannot be parsed (a port
+    that is not a number, an unclosed IPv6 bracket), whose host is none a name or an address can be
     («exa mple.org»), has no host, or is too long to store.
     """
     try:
@@ -50,6 +50,10 @@ def canonical_url(url: str) -> str:
     except (ValueError, UnicodeError) as exc:
         raise BadLink(url, exc) from None
     scheme = parts.scheme.lower()
+    # Only web addresses: an article's link is shown and followed, and «javascript://host/
+    # %0Aalert(1)» parses with a host like any other.
+    if scheme not in ("http", "https"):
+        raise BadLink(url, f"the scheme {scheme!r} is not http or https")
     host = _host(url, parts.netloc, (parts.hostname or "").lower())
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"

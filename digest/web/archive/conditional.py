@@ -1,6 +1,7 @@
 """Conditional GET for the feeds and the snippet: a strong ETag (a hash of the body, so it
 changes whenever what is shown changes: a new change, an edited title or note, a hidden
-one), Last-Modified from the newest row, and 304 with no body when the client has it."""
+one), Last-Modified from the latest time that changed what is shown (the caller's), and
+304 with no body when the client has it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ def _matches(header: str, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header[:4000].split(","))
 
 
+def settled(last_modified: datetime | None, now: datetime) -> datetime | None:
+    """`last_modified` if its second is over, else None: an edit later in the same second
+    would leave an HTTP date (whole seconds) unmoved, so none is given or trusted then."""
+    if last_modified is None:
+        return None
+    second = last_modified.astimezone(UTC).replace(microsecond=0)
+    return last_modified if second < now.astimezone(UTC).replace(microsecond=0) else None
+
+
 def _unchanged_since(header: str, last_modified: datetime | None) -> bool:
     if last_modified is None:
         return False
@@ -38,6 +48,8 @@ def _unchanged_since(header: str, last_modified: datetime | None) -> bool:
         return False
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
+    if since > datetime.now(UTC):  # a date in the future is invalid (RFC 9110, 13.1.3)
+        return False
     return last_modified.replace(microsecond=0) <= since
 
 
@@ -60,6 +72,7 @@ def cached_response(
 ) -> Response:
     """`body` for anyone to cache a few minutes and fetch from any origin, or a 304."""
     etag = etag_of(body)
+    last_modified = settled(last_modified, datetime.now(UTC))
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={MAX_AGE}",

@@ -23,6 +23,7 @@ from digest.core.topics import topic_labels
 from digest.web.archive import queries
 from digest.web.archive.conditional import cached_response
 from digest.web.archive.params import topics_of
+from digest.web.archive.text import shown_text
 from digest.web.archive.views import period_text, run_title
 from digest.web.common import DbSession
 
@@ -42,9 +43,17 @@ def xml_text(value: str | None) -> str:
     return _NOT_XML.sub("", value or "")
 
 
+def asked_language(request: Request) -> str:
+    """The language `?lang=` asked for (the first valid one, as every page reads it), or
+    "" when none was: links then carry no `lang`."""
+    if getattr(request.state, "language_asked", False):
+        return i18n.language_or_default(getattr(request.state, "language", None))
+    return ""
+
+
 def feed_language(request: Request) -> str:
     """Only `?lang=` chooses a feed's language: a feed reader's cookies and headers do not."""
-    return i18n.language_or_default(request.query_params.get("lang"))
+    return asked_language(request) or i18n.language_or_default(None)
 
 
 def _feed(request: Request, title: str, page_url: str, language: str) -> FeedGenerator:
@@ -83,7 +92,7 @@ def archive_feed(request: Request, session: DbSession) -> Response:
     topics = topics_of(request.query_params, topic_labels(session))
     runs, _ = queries.sent_runs(session, queries.RunFilter(topics=topics), limit=LATEST_RUNS)
     base = request.app.state.settings.base_url
-    shown_language = language if "lang" in request.query_params else ""
+    shown_language = asked_language(request)
     title = translate(language, "Veiledervarsel: arkiv over utsendte oversikter")
     feed = _feed(request, title, PREFIX, language)
     newest: datetime | None = None
@@ -105,16 +114,26 @@ def archive_feed(request: Request, session: DbSession) -> Response:
     return _answer(request, feed, newest)
 
 
+def latest_time(changes: list[queries.FeedChange], edited: datetime | None) -> datetime | None:
+    """The Last-Modified of a list of `changes`: the newest one's release, or the last
+    edit of the changes in scope (`queries.last_edited`) if later."""
+    times = [t for t in (changes[0].released_at if changes else None, edited) if t is not None]
+    return max(times, default=None)
+
+
 def _changes_feed(
-    request: Request, feed: FeedGenerator, changes: list[queries.FeedChange], language: str
+    request: Request,
+    feed: FeedGenerator,
+    changes: list[queries.FeedChange],
+    language: str,
+    edited: datetime | None,
 ) -> Response:
-    newest: datetime | None = None
     for change in changes:
-        newest = max(newest or change.released_at, change.released_at)
         entry = feed.add_entry(order="append")
         entry.id(_tag(request, change.released_at, f"endring/{change.change_id}"))
         entry.title(xml_text(change.title))
-        entry.link(href=xml_text(change.url), rel="alternate", type="text/html")
+        if change.url:  # only an http(s) address (see `text.shown_link`) is a link
+            entry.link(href=change.url, rel="alternate", type="text/html")
         entry.updated(change.released_at)
         entry.published(change.published_at or change.released_at)
         entry.author(name=xml_text(change.source_name))
@@ -129,7 +148,9 @@ def _changes_feed(
         summary = xml_text("\n\n".join(p for p in parts if p))
         if summary:
             entry.summary(summary)
-    return _answer(request, feed, newest)
+        if not change.url:  # Atom wants content in an entry with no link
+            entry.content(summary or xml_text(change.title), type="text")
+    return _answer(request, feed, latest_time(changes, edited))
 
 
 @router.get("/endringer/tema/{topic}.atom")
@@ -139,11 +160,13 @@ def topic_feed(topic: str, request: Request, session: DbSession) -> Response:
     if topic not in labels:
         return _not_found(language, i18n.N_("Fant ikke dette temaet."))
     title = translate(language, "Veiledervarsel: nytt og endret om %(topic)s") % {
-        "topic": labels[topic]
+        "topic": shown_text(labels[topic])
     }
     feed = _feed(request, title, f"{PREFIX}?tema={topic}", language)
-    changes = queries.latest_changes(session, queries.source_ids(session, [topic]), LATEST)
-    return _changes_feed(request, feed, changes, language)
+    sources = queries.source_ids(session, [topic])
+    changes = queries.latest_changes(session, sources, LATEST)
+    edited = queries.last_edited(session, sources)
+    return _changes_feed(request, feed, changes, language, edited)
 
 
 @router.get("/endringer/kilde/{key}.atom")
@@ -153,8 +176,9 @@ def source_feed(key: str, request: Request, session: DbSession) -> Response:
     if source is None:
         return _not_found(language, i18n.N_("Fant ikke denne kilden."))
     title = translate(language, "Veiledervarsel: nytt og endret hos %(source)s") % {
-        "source": source.name
+        "source": shown_text(source.name)
     }
     feed = _feed(request, title, PREFIX, language)
     changes = queries.latest_changes(session, [source.id], LATEST)
-    return _changes_feed(request, feed, changes, language)
+    edited = queries.last_edited(session, [source.id])
+    return _changes_feed(request, feed, changes, language, edited)

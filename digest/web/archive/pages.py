@@ -22,6 +22,7 @@ from digest.core.roles import audiences_for
 from digest.core.topics import topic_labels
 from digest.mail.render import announcement_html
 from digest.web.archive import queries
+from digest.web.archive.feeds import asked_language
 from digest.web.archive.params import (
     FREQUENCY_PARAM,
     MAX_SEARCH,
@@ -70,7 +71,7 @@ def not_found(request: Request) -> HTMLResponse:
     )
 
 
-def _page_url(path: str, query: ArchiveQuery, number: int) -> str:
+def _page_url(path: str, query: ArchiveQuery, number: int, asked: str) -> str:
     pairs = [(TOPIC_PARAM, t) for t in query.topics]
     if query.frequency is not None and path == PREFIX:
         pairs.append((FREQUENCY_PARAM, SLUGS[query.frequency]))
@@ -78,6 +79,8 @@ def _page_url(path: str, query: ArchiveQuery, number: int) -> str:
         pairs.append((SEARCH_PARAM, query.search))
     if number > 1:
         pairs.append((PAGE_PARAM, str(number)))
+    if asked:  # kept for a browser that refuses the cookie
+        pairs.append(("lang", asked))
     return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
@@ -89,7 +92,7 @@ def _listing(request: Request, session: DbSession, frequency: Frequency | None) 
         return _refused(request, error)
     if frequency is not None:
         query = replace(query, frequency=frequency)
-    language = page_language(request)
+    language, asked = page_language(request), asked_language(request)
     settings = request.app.state.settings
     wanted = queries.RunFilter(query.frequency, query.topics, query.search)
     runs, total = queries.sent_runs(
@@ -109,13 +112,13 @@ def _listing(request: Request, session: DbSession, frequency: Frequency | None) 
         frequencies={SLUGS[f]: label for f, label in frequency_labels(language).items()},
         topics=topics(session),
         query=query,
-        entries=entries(session, runs, query.topics, settings.tz, language),
+        entries=entries(session, runs, query.topics, settings.tz, language, asked),
         total=total,
         page_number=query.page,
         pages=pages,
-        previous_url=_page_url(path, query, query.page - 1) if query.page > 1 else "",
-        next_url=_page_url(path, query, query.page + 1) if query.page < pages else "",
-        feed_url=path_with(f"{PREFIX}/feed.atom", query.topics),
+        previous_url=_page_url(path, query, query.page - 1, asked) if query.page > 1 else "",
+        next_url=_page_url(path, query, query.page + 1, asked) if query.page < pages else "",
+        feed_url=path_with(f"{PREFIX}/feed.atom", query.topics, asked),
         embed_topic=embed_topic,
         embed_label=labels.get(embed_topic, ""),
         base_url=settings.base_url.rstrip("/"),

@@ -26,6 +26,7 @@ from digest.core.roles import covers_topics
 from digest.delivery.announcements import as_view
 from digest.delivery.sendable import SENDABLE, released_at, sendable_between
 from digest.mail.compose import AnnouncementView
+from digest.web.archive.text import shown_link, shown_text
 from subscribers.models import Frequency
 
 
@@ -162,7 +163,8 @@ def carried(session: Session, run_ids: Sequence[int]) -> dict[int, list[Announce
 
 @dataclass(frozen=True, slots=True)
 class FeedChange:
-    """A sendable change as the feeds and the snippet show it."""
+    """A sendable change as the feeds and the snippet show it: its text without control or
+    bidi characters, and its `url` "" unless http or https."""
 
     change_id: int
     kind: str
@@ -188,22 +190,35 @@ def latest_changes(session: Session, sources: Sequence[int], limit: int) -> list
         .order_by(released.desc(), Change.id.desc())
         .limit(limit)
     ).all()
+    # Cleaned here, once, for the feeds and the snippet alike (see `text`).
     return [
         FeedChange(
             c.id,
             str(c.kind),
-            c.shown_title,
-            c.url,
-            c.summary_text,
-            c.note,
-            c.editor_note,
+            shown_text(c.shown_title),
+            shown_link(c.url),
+            shown_text(c.summary_text),
+            shown_text(c.note),
+            shown_text(c.editor_note),
             c.published_at,
             at,
             key,
-            name,
+            shown_text(name),
         )
         for c, at, key, name in rows
     ]
+
+
+def last_edited(session: Session, sources: Sequence[int]) -> datetime | None:
+    """When an editor last changed a change of `sources` (hid or showed it, noted it,
+    corrected its title, approved it), hidden ones included: a list or feed of them may
+    show something else since, with no newer change."""
+    edited, reviewed = session.execute(
+        select(func.max(Change.edited_at), func.max(Change.reviewed_at))
+        .join(Item, Item.id == Change.item_id)
+        .where(Item.source_id.in_(sources))
+    ).one()
+    return max((t for t in (edited, reviewed) if t is not None), default=None)
 
 
 def source_of(session: Session, key: str) -> Source | None:

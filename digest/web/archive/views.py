@@ -4,7 +4,7 @@ from the changes as delivery loads them and the announcements the run carried.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from urllib.parse import urlencode
 
@@ -16,8 +16,9 @@ from digest.core.i18n import N_
 from digest.core.models import DigestRun
 from digest.core.periods import Period
 from digest.delivery.digests import changes_in
-from digest.mail.compose import AnnouncementView, Digest, Recipient, compose
+from digest.mail.compose import AnnouncementView, Digest, Recipient, SourceGroup, compose
 from digest.web.archive import queries
+from digest.web.archive.text import shown_link, shown_text
 from subscribers.models import Frequency, Language
 
 TITLES = {
@@ -83,7 +84,38 @@ def run_digest(
     period = Period(run.frequency, run.period_start, run.period_end)
     if announcements is None:
         announcements = queries.carried(session, [run.id])
-    return compose(recipient, changes_in(session, period), announcements.get(run.id, []), period)
+    digest = compose(recipient, changes_in(session, period), announcements.get(run.id, []), period)
+    return shown_digest(digest)
+
+
+def shown_digest(digest: Digest) -> Digest:
+    """`digest` as a page shows it: the sites' and editors' text cleaned and only http(s)
+    links kept (composed first, so that it holds what the mail held)."""
+    return replace(
+        digest,
+        announcements=tuple(
+            replace(a, title=shown_text(a.title), link=shown_link(a.link) or None)
+            for a in digest.announcements
+        ),
+        groups=tuple(
+            SourceGroup(
+                shown_text(group.name),
+                tuple(
+                    replace(
+                        item,
+                        title=shown_text(item.title),
+                        url=shown_link(item.url),
+                        summary=shown_text(item.summary),
+                        note=shown_text(item.note),
+                        editor_note=shown_text(item.editor_note),
+                        also_at=tuple(shown_text(name) for name in item.also_at),
+                    )
+                    for item in group.items
+                ),
+            )
+            for group in digest.groups
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +131,22 @@ class RunEntry:
     sent_on: datetime
 
 
-def path_with(path: str, topics: tuple[str, ...]) -> str:
-    """`path` narrowed to `topics`, as the mails' links narrow it."""
-    return f"{path}?{urlencode([(TOPIC_PARAM, t) for t in topics])}" if topics else path
+def path_with(path: str, topics: tuple[str, ...], language: str = "") -> str:
+    """`path` narrowed to `topics`, as the mails' links narrow it, in `language` if asked."""
+    pairs = [(TOPIC_PARAM, t) for t in topics] + ([("lang", language)] if language else [])
+    return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
 def entries(
-    session: Session, runs: list[DigestRun], topics: tuple[str, ...], tz: tzinfo, language: str
+    session: Session,
+    runs: list[DigestRun],
+    topics: tuple[str, ...],
+    tz: tzinfo,
+    language: str,
+    asked: str = "",
 ) -> list[RunEntry]:
-    """The listing's rows: each run's title, period, address and what a reader of
-    `topics` (all when none) got in it."""
+    """The listing's rows: each run's title, period, address (with `lang` when `asked`)
+    and what a reader of `topics` (all when none) got in it."""
     carried = queries.carried(session, [r.id for r in runs])
     rows = []
     for run in runs:
@@ -117,7 +155,7 @@ def entries(
             RunEntry(
                 run_title(run, tz, language),
                 period_text(run, tz, language),
-                path_with(archive_path(run.frequency, run.period_start), topics),
+                path_with(archive_path(run.frequency, run.period_start), topics, asked),
                 digest.new_count,
                 digest.item_count - digest.new_count,
                 len(digest.announcements),
