@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 
 from digest.core.archive_links import archive_path
 from digest.core.db import session_scope
-from digest.core.models import Change, Source
+from digest.core.models import Announcement, Change, DigestRun, Source
 from digest.core.settings import Settings
 from digest.delivery import review
 from digest.watch.urls import BadLink, canonical_url
@@ -105,6 +105,38 @@ def test_showing_a_hidden_change_again_moves_last_modified(
     with session_scope(settings.database_url) as session:
         assert review.unhide(session, number) is not None
     assert client.get(FEED, headers={"If-Modified-Since": modified}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/arkiv/feed.atom?tema=vold", "/arkiv/feed.atom"])
+def test_the_archive_feeds_last_modified_moves_when_an_editor_hides_a_change(
+    client: httpx.Client, settings: Settings, world: World, path: str
+) -> None:
+    with session_scope(settings.database_url) as session:  # the world made an hour ago
+        for announcement in session.scalars(select(Announcement)):
+            if announcement.updated_at is not None:
+                announcement.updated_at -= timedelta(hours=1)
+        for run in session.scalars(select(DigestRun)):
+            run.first_sent_at = run.first_sent_at and run.first_sent_at - timedelta(hours=1)
+        for change in session.scalars(select(Change)):
+            change.edited_at = change.edited_at and change.edited_at - timedelta(hours=1)
+            change.reviewed_at = change.reviewed_at and change.reviewed_at - timedelta(hours=1)
+    modified = client.get(path).headers["last-modified"]
+    assert client.get(path, headers={"If-Modified-Since": modified}).status_code == 304
+    with session_scope(settings.database_url) as session:
+        hidden = [
+            _change_id(settings, title)
+            for title in (
+                "Ny veileder om vold i nære relasjoner",
+                "Økonomisk vold: endret kapittel",
+            )
+        ]
+        for number in hidden:
+            assert review.hide(session, number) is not None
+    for number in hidden:
+        _settle(settings, number)  # past the current second, so Last-Modified is sent
+    answer = client.get(path, headers={"If-Modified-Since": modified})
+    assert answer.status_code == 200
+    assert parsedate_to_datetime(answer.headers["last-modified"]) > parsedate_to_datetime(modified)
 
 
 @pytest.mark.parametrize("path", [FEED, SNIPPET, "/arkiv/feed.atom"])

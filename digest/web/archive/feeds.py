@@ -111,7 +111,10 @@ def archive_feed(request: Request, session: DbSession) -> Response:
         entry.summary(
             translate(language, "Perioden %(period)s.") % {"period": period_text(run, tz, language)}
         )
-    return _answer(request, feed, newest)
+    # Which runs are listed follows the editors too (a hidden change can leave a topic's
+    # run with nothing to show; a withdrawn announcement leaves its run's list).
+    edited = queries.archive_edited(session, topics)
+    return _answer(request, feed, max((t for t in (newest, edited) if t), default=None))
 
 
 def latest_time(changes: list[queries.FeedChange], edited: datetime | None) -> datetime | None:

@@ -221,6 +221,15 @@ def last_edited(session: Session, sources: Sequence[int]) -> datetime | None:
     return max((t for t in (edited, reviewed) if t is not None), default=None)
 
 
+def archive_edited(session: Session, topics: Collection[str]) -> datetime | None:
+    """When an editor last changed what decides the archive's list: a change of the
+    topics' sources (all sources without topics), or an announcement."""
+    sources = source_ids(session, topics) if topics else list(session.scalars(select(Source.id)))
+    announced = session.scalar(select(func.max(Announcement.updated_at)))
+    times = (last_edited(session, sources), announced)
+    return max((t for t in times if t is not None), default=None)
+
+
 def source_of(session: Session, key: str) -> Source | None:
     """The source with `key`, compared in Python: a hostile key never reaches SQL."""
     keys: dict[str, int] = {k: i for k, i in session.execute(select(Source.key, Source.id))}
