@@ -154,8 +154,9 @@ def digest_template(
     letterhead: Letterhead = DEFAULT_LETTERHEAD,
 ) -> MailTemplate:
     """The digest rendered for anyone with its content, from a bounded cache: the
-    recipient's language, frequency, topics and audiences (with their role) count, not
-    who they are; and the letterhead, which the frame shows and links with."""
+    recipient's language, frequency, topics and audiences count, and their role and
+    municipality where the archive link names them (below), not who they are; and the
+    letterhead, which the frame shows and links with."""
     recipient = digest.recipient
     # The role and municipality count only where they change what the archive's copy
     # shows (its link names them then): the role for a reader narrowed to it or with an
