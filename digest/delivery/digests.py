@@ -240,6 +240,7 @@ class Shared:
     changes: list[ChangeView]
     announcements: list[AnnouncementView]
     topic_labels: dict[str, str]
+    letterhead: Letterhead
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +305,7 @@ class Chunk:
             changes_in(session, period),
             published_at(session, period.end),
             topic_labels(session),
+            Letterhead.of(self.settings),
         )
         failed: dict[int, str] = {}  # the reason, by delivery
         live: dict[int, int] = {}  # delivery by subscriber
@@ -423,7 +425,7 @@ class Chunk:
             self.settings.tz,
             SERVICE_NAME,
             self._shared().topic_labels,
-            Letterhead.of(self.settings),
+            self._shared().letterhead,
         )
         mail_envelope = envelope(
             self.settings,

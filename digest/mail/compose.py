@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from digest.core.models import ChangeKind
 from digest.core.periods import Period
-from digest.core.roles import shares_audience
+from digest.core.roles import covers_topics, shares_audience
 from subscribers.models import Frequency, Language, Subscriber
 
 
@@ -76,8 +76,7 @@ class Recipient:
     audiences: tuple[str, ...] = ()
 
     def wants(self, topics: Iterable[str]) -> bool:
-        topics = set(topics)
-        return not self.topics or not topics or bool(set(self.topics) & topics)
+        return covers_topics(self.topics, topics)
 
     def reads(self, source_audiences: Iterable[str]) -> bool:
         """Is a source written for `source_audiences` for this reader? Yes when they are

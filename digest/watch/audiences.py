@@ -82,11 +82,6 @@ def sync_labels(session: Session, model: type[Labelled], labels: Mapping[str, st
     session.flush()
 
 
-def sync_audiences(session: Session, audiences: Mapping[str, str]) -> None:
-    """Make the Audience rows match the file's `[audiences]`, in its order."""
-    sync_labels(session, Audience, audiences)
-
-
 def sync_roles(session: Session, roles: Mapping[str, tuple[str, ...]]) -> None:
     """Make the RoleAudiences rows match the file's `[roles]`; a role the file no longer
     lists loses its row, and with it any narrowing."""

@@ -23,11 +23,10 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Source, SourceStatus, Topic
+from digest.core.models import Audience, Source, SourceStatus, Topic
 from digest.watch.audiences import (
     audience_problems,
     read_roles,
-    sync_audiences,
     sync_labels,
     sync_roles,
 )
@@ -290,7 +289,7 @@ def sync_sources(session: Session, catalogue: Catalogue) -> SyncReport:
     removed source is disabled, keeping its state, a removed topic, audience or role is
     deleted."""
     sync_topics(session, catalogue.topics)
-    sync_audiences(session, catalogue.audiences)
+    sync_labels(session, Audience, catalogue.audiences)
     sync_roles(session, catalogue.roles)
     report = SyncReport()
     existing = {s.key: s for s in session.scalars(select(Source))}

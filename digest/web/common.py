@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from digest.core import i18n
 from digest.core.db import session_scope
 from digest.core.paths import templates_dir
-from digest.core.roles import role_audiences, sources_by_role
+from digest.core.roles import enabled_sources, matching_sources, role_audiences
 from digest.core.topics import topic_labels, topic_sources
 from digest.web import csrf as csrf_tokens
 from digest.web.language import page_language, switch_links
@@ -98,11 +98,11 @@ def role_resources(
     """For each role the sources file narrows, the resources a reader of it gets with «only
     what is made for my role» and `chosen_topics` (none: all). A role not here (none in
     the file, or an empty list) is not narrowed: its reader gets everything."""
-    narrowed = {role for role, keys in role_audiences(session).items() if keys}
+    sources = enabled_sources(session)
     return {
-        role: _resources([source.name for source in found])
-        for role, found in sources_by_role(session, chosen_topics).items()
-        if role in narrowed
+        role: _resources([s.name for s in matching_sources(sources, keys, chosen_topics)])
+        for role, keys in role_audiences(session).items()
+        if keys
     }
 
 

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Mapping
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digest.core.db import DatabaseUnavailable
@@ -77,12 +78,12 @@ def expired_link(request: Request, language: str | None = None) -> HTMLResponse:
     )
 
 
-def unknown_address(request: Request, exc: Exception) -> Response:
+async def unknown_address(request: Request, exc: Exception) -> Response:
     """An address with no page (404) or a method a page does not take (405), as a page in
     the reader's language rather than the framework's JSON; other HTTP errors as before."""
-    if not isinstance(exc, StarletteHTTPException) or exc.status_code not in (404, 405):
-        assert isinstance(exc, StarletteHTTPException)
-        return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    assert isinstance(exc, StarletteHTTPException)  # the only kind it is registered for
+    if exc.status_code not in (404, 405):
+        return await http_exception_handler(request, exc)  # FastAPI's own, as before
     language = page_language(request)
     if exc.status_code == 404:
         title, message = (

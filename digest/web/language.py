@@ -10,13 +10,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digest.core.i18n import LANGUAGES, language_or_default, negotiate
+from digest.core.i18n import DEFAULT, LANGUAGES, language_or_default, negotiate
+from subscribers.models import LANGUAGE_LABELS, Language
 
 COOKIE = "lang"
 PARAM = "lang"
 REMEMBER_SECONDS = 365 * 24 * 3600
-# Each language named in itself, as the switch shows it.
-NAMES = {"nb": "Bokmål", "nn": "Nynorsk", "en": "English"}
 
 
 # How much of a query the language and the switch read: a long query's first fields count,
@@ -62,9 +61,14 @@ class PageLanguage:
         # the standard library cannot read does not lose this one.
         cookie = cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(COOKIE)
         remembered = cookie if cookie in LANGUAGES else None
-        header = negotiate(headers.get(b"accept-language", b"").decode("latin-1"))
         state = scope.setdefault("state", {})
-        state["language"] = asked or remembered or header or language_or_default(None)
+        # The header is read only when neither the address nor the cookie decided.
+        state["language"] = (
+            asked
+            or remembered
+            or negotiate(headers.get(b"accept-language", b"").decode("latin-1"))
+            or DEFAULT
+        )
         state["language_asked"] = asked is not None
 
         async def send_with_cookie(message: Message) -> None:
@@ -103,7 +107,7 @@ def switch_links(request: Request, current: str) -> list[dict[str, object]]:
         links.append(
             {
                 "code": code,
-                "name": NAMES[code],
+                "name": LANGUAGE_LABELS[Language(code)],
                 "url": f"{request.url.path}?{query}",
                 "current": code == current,
             }

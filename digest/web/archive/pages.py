@@ -37,9 +37,9 @@ from digest.web.archive.params import (
     topics_of,
 )
 from digest.web.archive.views import entries, path_with, period_text, reader, run_digest, run_title
-from digest.web.common import DbSession, frequency_labels, page, topics
+from digest.web.common import DbSession, frequency_labels, page, role_labels, topics
 from digest.web.language import page_language
-from subscribers.models import ROLE_LABELS, Frequency
+from subscribers.models import Frequency
 
 router = APIRouter()
 
@@ -173,7 +173,7 @@ def run_page(slug: str, key: str, request: Request, session: DbSession) -> HTMLR
         chosen_labels=[labels[t] for t in chosen],
         role=role,
         narrowed=narrowed,
-        roles={r.value: translate(language, label) for r, label in ROLE_LABELS.items()},
+        roles=role_labels(language),
         frequency_path=f"{PREFIX}/{slug}",
         frequency_label=frequency_labels(language)[run.frequency],
         whole_url=request.url.path,

@@ -68,7 +68,7 @@ def public_announcements(session: Session, topics: Collection[str]) -> list[int]
     return sorted(
         i
         for i, keys, roles, places in rows
-        if not roles and not places and (not topics or not keys or set(keys) & set(topics))
+        if not roles and not places and covers_topics(topics, keys or ())
     )
 
 
@@ -224,7 +224,7 @@ def last_edited(session: Session, sources: Sequence[int]) -> datetime | None:
 def archive_edited(session: Session, topics: Collection[str]) -> datetime | None:
     """When an editor last changed what decides the archive's list: a change of the
     topics' sources (all sources without topics), or an announcement."""
-    sources = source_ids(session, topics) if topics else list(session.scalars(select(Source.id)))
+    sources = source_ids(session, topics)  # every source when no topics
     announced = session.scalar(select(func.max(Announcement.updated_at)))
     times = (last_edited(session, sources), announced)
     return max((t for t in times if t is not None), default=None)
